@@ -1,0 +1,3 @@
+from loreweave.cli import main
+
+main()

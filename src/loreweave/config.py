@@ -1,0 +1,229 @@
+"""Settings: one object, from defaults < TOML file < environment (prefix ``LOREWEAVE_``).
+
+The three groups of the original plan keep their names (``DUAL_QUEUE_CONFIG``, ``LLM_CONFIG``,
+``COMPOSITE_DOCUMENT_CONFIG``); nested values are set with ``__`` in the environment, e.g.
+``LOREWEAVE_DUAL_QUEUE_CONFIG__NOTE_UPDATE_QUEUE__BATCH_SIZE=8``.  Provider secrets are read
+only from the environment (``MISTRAL_API_KEY``, ``OPENAI_API_KEY``) and never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from loreweave.errors import ConfigurationError
+
+ENV_PREFIX = "LOREWEAVE_"
+CONFIG_FILE_ENV = "LOREWEAVE_CONFIG"
+SECRET_ENV = ("MISTRAL_API_KEY", "OPENAI_API_KEY")
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class QueueConfig(_Group):
+    """One queue of the dual-queue system."""
+
+    max_retries: int = Field(3, ge=0, le=100)
+    retry_delay: float = Field(60.0, ge=0, description="seconds; doubles with each retry")
+    batch_size: int = Field(5, ge=1, le=100)
+    concurrent_workers: int = Field(2, ge=1, le=256)
+    lease_seconds: float = Field(300.0, gt=0, description="how long a claim holds a task")
+
+
+class NoteUpdateQueueConfig(QueueConfig):
+    pass
+
+
+class EntityCreationQueueConfig(QueueConfig):
+    batch_size: int = Field(3, ge=1, le=100)
+    concurrent_workers: int = Field(1, ge=1, le=256)
+
+
+class DualQueueConfig(_Group):
+    note_update_queue: NoteUpdateQueueConfig = NoteUpdateQueueConfig()
+    entity_creation_queue: EntityCreationQueueConfig = EntityCreationQueueConfig()
+
+
+class LLMConfig(_Group):
+    analysis_model: str = "mistral-large-latest"
+    rewrite_model: str = "mistral-large-latest"
+    creation_model: str = "mistral-large-latest"
+    chat_model: str = "mistral-large-latest"
+    embedding_model: str = "mistral-embed"
+    temperature_analysis: float = Field(0.3, ge=0, le=2)
+    temperature_rewrite: float = Field(0.7, ge=0, le=2)
+    temperature_creation: float = Field(0.5, ge=0, le=2)
+    temperature_chat: float = Field(0.7, ge=0, le=2)
+
+
+class CompositeDocumentConfig(_Group):
+    base_lore_prefix: str = "[Base Lore]"
+    session_notes_prefix: str = "[Session-Specific Notes]"
+    separator: str = "\n\n"
+
+
+class ProviderConfig(_Group):
+    """Resilience around every LLM and embedding provider."""
+
+    timeout: float = Field(60.0, gt=0, description="seconds per request")
+    max_attempts: int = Field(4, ge=1, le=20)
+    backoff_initial: float = Field(1.0, ge=0)
+    backoff_max: float = Field(30.0, ge=0)
+    requests_per_second: float = Field(5.0, gt=0)
+    tokens_per_minute: int = Field(500_000, gt=0)
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything configurable about loreweave, validated at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    database_url: str = "sqlite:///loreweave.db"
+    queue_backend: Literal["local", "celery"] = "local"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    index_dir: Path = Path("loreweave-index")
+    llm_provider: Literal["mistral", "openai", "scripted"] = "mistral"
+    embedding_provider: Literal["mistral", "openai", "local"] = "local"
+    mistral_server_url: str | None = None
+    openai_base_url: str | None = None
+    scripted_cassette: Path | None = None
+    api_keys: Annotated[list[SecretStr], NoDecode] = []
+    cors_origins: Annotated[list[str], NoDecode] = []
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    dual_queue_config: DualQueueConfig = DualQueueConfig()
+    llm_config: LLMConfig = LLMConfig()
+    composite_document_config: CompositeDocumentConfig = CompositeDocumentConfig()
+    provider_config: ProviderConfig = ProviderConfig()
+
+    # Secrets: environment only (see _reject_file_secrets), never in repr().
+    mistral_api_key: SecretStr | None = Field(None, validation_alias="MISTRAL_API_KEY")
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+
+    _api_keys_split = field_validator("api_keys", "cors_origins", mode="before")(_split_commas)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL: {exc}") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError("only sqlite:// and postgresql:// URLs are supported")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "memory://")):
+            raise ValueError("the broker must be a redis:// or rediss:// URL")
+        return value
+
+    @field_validator("mistral_server_url", "openai_base_url")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments (the TOML file's content, or a caller's) < environment.
+        return env_settings, init_settings
+
+
+def _known_env_names(model: type[BaseModel], prefix: str) -> set[str]:
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        if field.validation_alias is not None:
+            continue
+        key = f"{prefix}{name.upper()}"
+        names.add(key)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names |= _known_env_names(annotation, key + "__")
+    return names
+
+
+def _check_environment(environ: dict[str, str]) -> None:
+    known = _known_env_names(Settings, ENV_PREFIX) | {CONFIG_FILE_ENV}
+    for key in sorted(environ):
+        if key.upper().startswith(ENV_PREFIX) and key.upper() not in known:
+            raise ConfigurationError(f"unknown configuration key in the environment: {key}")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"configuration file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"cannot read configuration file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"configuration file {path} is not valid TOML: {exc}") from None
+    for key in data:
+        if key.upper() in SECRET_ENV or key.lower() in ("mistral_api_key", "openai_api_key"):
+            raise ConfigurationError(
+                f"{path}: secrets are read from the environment only; remove '{key}'"
+            )
+    return data
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    first = exc.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "settings"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown configuration key"
+    return f"{location}: {message} ({source})"
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Build the settings from the environment and an optional TOML file.
+
+    ``config_file`` defaults to ``$LOREWEAVE_CONFIG`` when set.  Raises
+    :class:`ConfigurationError` with one readable line naming the culprit.
+    """
+    _check_environment(dict(os.environ))
+    env_file = os.environ.get(CONFIG_FILE_ENV)
+    path = config_file or (Path(env_file) if env_file else None)
+    file_values = _read_toml(path) if path else {}
+    source = f"file {path} or environment" if path else "environment"
+    try:
+        return Settings(**file_values)
+    except ValidationError as exc:
+        raise ConfigurationError(f"invalid configuration: {_describe(exc, source)}") from None

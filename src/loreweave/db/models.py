@@ -1,0 +1,330 @@
+"""The relational schema: the database is the truth (DESIGN §2).
+
+Worlds hold lore entries and chat sessions; a session holds turns and one note per entry it has
+touched; every rewrite of a note keeps the previous text as a revision.  The two task tables are
+the queues' truth (DESIGN §3), and ``entity_vectors`` holds every embedding FAISS caches.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+    false,
+)
+from sqlalchemy import text as sql_text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python, on every database (SQLite keeps
+    no zone: it stores the UTC wall time and gets the zone back here)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        uuid.UUID: Uuid(),
+        dict[str, Any]: JSON(),
+        list[str]: JSON(),
+    }
+
+
+class TaskStatus(enum.StrEnum):
+    """Life of a queued task: pending → processing → done | pending (retry) | failed."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class TurnStatus(enum.StrEnum):
+    """Life of a turn's analysis (the spec's ``processing_status``)."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Timestamped:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class World(Timestamped, Base):
+    __tablename__ = "worlds"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+
+    entries: Mapped[list[LoreEntry]] = relationship(
+        back_populates="world", cascade="all, delete-orphan", passive_deletes=True
+    )
+    sessions: Mapped[list[ChatSession]] = relationship(
+        back_populates="world", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class LoreEntry(Timestamped, Base):
+    """Canonical, static truth about one entity; shared by every session of its world.
+
+    An entry created by the pipeline is ``is_dynamically_generated`` and carries the session that
+    created it in ``origin_session_id``: it is visible to that session only, until promoted.
+    """
+
+    __tablename__ = "lore_entries"
+    __table_args__ = (Index("ix_lore_entries_world_origin", "world_id", "origin_session_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    world_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("worlds.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(200))
+    entity_type: Mapped[str] = mapped_column(String(50), default="Other")
+    content: Mapped[str] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(default=list)
+    aliases: Mapped[list[str]] = mapped_column(default=list)
+    is_dynamically_generated: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    origin_session_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("chat_sessions.id", ondelete="CASCADE"), default=None
+    )
+    # Fields of imported formats that loreweave does not interpret, kept for a faithful export.
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    world: Mapped[World] = relationship(back_populates="entries")
+
+
+class ChatSession(Timestamped, Base):
+    __tablename__ = "chat_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    world_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("worlds.id", ondelete="CASCADE"), index=True
+    )
+    title: Mapped[str] = mapped_column(String(200), default="")
+
+    world: Mapped[World] = relationship(back_populates="sessions")
+
+
+class ChatTurn(Base):
+    """One exchange.  Its pending ``processing_status`` is the analysis job: written in the same
+    transaction as the turn (a transactional outbox), it cannot be lost."""
+
+    __tablename__ = "chat_turns"
+    __table_args__ = (
+        UniqueConstraint("session_id", "turn_index"),
+        Index("ix_chat_turns_claim", "processing_status", "next_attempt_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("chat_sessions.id", ondelete="CASCADE")
+    )
+    turn_index: Mapped[int] = mapped_column(Integer)
+    user_message: Mapped[str] = mapped_column(Text)
+    assistant_message: Mapped[str] = mapped_column(Text)
+    used_entry_ids: Mapped[list[str]] = mapped_column(default=list)
+    processing_status: Mapped[str] = mapped_column(
+        String(20), default=TurnStatus.PENDING, server_default=TurnStatus.PENDING.value
+    )
+    last_processed_at: Mapped[datetime | None] = mapped_column(default=None)
+    processing_errors: Mapped[str | None] = mapped_column(Text, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=sql_text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+    worker_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SessionNote(Timestamped, Base):
+    """Session-specific, evolving truth about one entry: the game master's notepad."""
+
+    __tablename__ = "session_notes"
+    __table_args__ = (UniqueConstraint("session_id", "lore_entry_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("chat_sessions.id", ondelete="CASCADE")
+    )
+    lore_entry_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("lore_entries.id", ondelete="CASCADE"), index=True
+    )
+    note_content: Mapped[str] = mapped_column(Text)
+    last_updated_turn: Mapped[int | None] = mapped_column(Integer, default=None)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=sql_text("1"))
+
+
+class SessionNoteRevision(Base):
+    """The text a note had before one of its rewrites: backup, audit trail, rollback source."""
+
+    __tablename__ = "session_note_revisions"
+    __table_args__ = (UniqueConstraint("note_id", "version"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    note_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("session_notes.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    note_content: Mapped[str] = mapped_column(Text)
+    last_updated_turn: Mapped[int | None] = mapped_column(Integer, default=None)
+    reason: Mapped[str] = mapped_column(String(20), default="rewrite")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class _TaskColumns:
+    """Columns shared by both task tables: the spec's, plus leases and back-off."""
+
+    status: Mapped[str] = mapped_column(String(20), default=TaskStatus.PENDING)
+    turn_index: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(default=None)
+    retry_count: Mapped[int] = mapped_column(Integer, default=0, server_default=sql_text("0"))
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+    worker_id: Mapped[str | None] = mapped_column(String(100), default=None)
+
+
+class NoteUpdateTask(_TaskColumns, Base):
+    __tablename__ = "note_update_tasks"
+    __table_args__ = (
+        Index("ix_note_update_tasks_claim", "status", "next_attempt_at"),
+        Index("ix_note_update_tasks_key", "session_id", "lore_entry_id", "status", "turn_index"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    lore_entry_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("lore_entries.id", ondelete="CASCADE")
+    )
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("chat_sessions.id", ondelete="CASCADE")
+    )
+    update_summary: Mapped[str] = mapped_column(Text)
+    # The note version this event was folded into: an event is applied exactly once.
+    applied_version: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class EntityCreationTask(_TaskColumns, Base):
+    __tablename__ = "entity_creation_tasks"
+    __table_args__ = (
+        Index("ix_entity_creation_tasks_claim", "status", "next_attempt_at"),
+        Index("ix_entity_creation_tasks_session", "session_id", "turn_index"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    entity_type: Mapped[str] = mapped_column(String(50))
+    creation_summary: Mapped[str] = mapped_column(Text)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("chat_sessions.id", ondelete="CASCADE")
+    )
+    created_lore_entry_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("lore_entries.id", ondelete="SET NULL"), default=None
+    )
+    # "created" a new entry, or "merged" into an existing one as a note update.
+    outcome: Mapped[str | None] = mapped_column(String(20), default=None)
+
+
+class EntityVector(Base):
+    """The embedding of one document: an entry's base document (``session_id`` NULL, world tier)
+    or its composite document in one session (session overlay).
+
+    ``version`` grows with every write across the whole table (see :class:`SyncCounter`), so a
+    process holding FAISS caches applies exactly the rows newer than what it has seen.  Deleting
+    keeps a tombstone (``is_deleted``) so caches learn about it the same way.
+    """
+
+    __tablename__ = "entity_vectors"
+    __table_args__ = (
+        Index(
+            "uq_entity_vectors_base",
+            "lore_entry_id",
+            unique=True,
+            sqlite_where=sql_text("session_id IS NULL"),
+            postgresql_where=sql_text("session_id IS NULL"),
+        ),
+        Index(
+            "uq_entity_vectors_overlay",
+            "lore_entry_id",
+            "session_id",
+            unique=True,
+            sqlite_where=sql_text("session_id IS NOT NULL"),
+            postgresql_where=sql_text("session_id IS NOT NULL"),
+        ),
+        Index("ix_entity_vectors_world_version", "world_id", "version"),
+        Index("ix_entity_vectors_session_version", "session_id", "version"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    world_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("worlds.id", ondelete="CASCADE"))
+    lore_entry_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("lore_entries.id", ondelete="CASCADE")
+    )
+    session_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("chat_sessions.id", ondelete="CASCADE"), default=None
+    )
+    text: Mapped[str] = mapped_column(Text)
+    text_hash: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    dim: Mapped[int] = mapped_column(Integer)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    version: Mapped[int] = mapped_column(BigInteger)
+    is_deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SyncCounter(Base):
+    """Named monotonic counters.  Incrementing one locks its row until commit, so the versions
+    that commit are handed out in commit order: a reader never skips a version."""
+
+    __tablename__ = "sync_counters"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

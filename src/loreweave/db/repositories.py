@@ -1,0 +1,171 @@
+"""Repositories: the queries the services need, each in one place, over one SQLAlchemy session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Generic, TypeVar
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from loreweave.db.models import (
+    Base,
+    ChatSession,
+    ChatTurn,
+    LoreEntry,
+    SessionNote,
+    SessionNoteRevision,
+    World,
+)
+from loreweave.errors import NotFound
+
+M = TypeVar("M", bound=Base)
+
+
+class Repository(Generic[M]):
+    model: type[M]
+    kind: str
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, obj: M) -> M:
+        self.session.add(obj)
+        self.session.flush()
+        return obj
+
+    def get(self, key: uuid.UUID) -> M | None:
+        return self.session.get(self.model, key)
+
+    def require(self, key: uuid.UUID) -> M:
+        obj = self.get(key)
+        if obj is None:
+            raise NotFound(self.kind, key)
+        return obj
+
+    def delete(self, obj: M) -> None:
+        self.session.delete(obj)
+        self.session.flush()
+
+
+class WorldRepository(Repository[World]):
+    model = World
+    kind = "world"
+
+    def list(self) -> Sequence[World]:
+        return self.session.scalars(select(World).order_by(World.created_at)).all()
+
+
+def visible_in(session: ChatSession) -> ColumnElement[bool]:
+    """The filter for entries a chat session may see: its world's lore, minus other sessions'
+    dynamically created entries."""
+    return and_(
+        LoreEntry.world_id == session.world_id,
+        or_(LoreEntry.origin_session_id.is_(None), LoreEntry.origin_session_id == session.id),
+    )
+
+
+class LoreEntryRepository(Repository[LoreEntry]):
+    model = LoreEntry
+    kind = "lore entry"
+
+    def in_world(self, world_id: uuid.UUID) -> Sequence[LoreEntry]:
+        query = select(LoreEntry).where(LoreEntry.world_id == world_id)
+        return self.session.scalars(query.order_by(LoreEntry.created_at, LoreEntry.id)).all()
+
+    def visible_to(self, session: ChatSession) -> Sequence[LoreEntry]:
+        query = select(LoreEntry).where(visible_in(session))
+        return self.session.scalars(query.order_by(LoreEntry.created_at, LoreEntry.id)).all()
+
+    def require_visible(self, entry_id: uuid.UUID, session: ChatSession) -> LoreEntry:
+        """The entry, if ``session`` may see it; otherwise NotFound (never another world's)."""
+        query = select(LoreEntry).where(LoreEntry.id == entry_id, visible_in(session))
+        entry = self.session.scalars(query).one_or_none()
+        if entry is None:
+            raise NotFound(self.kind, entry_id)
+        return entry
+
+
+class ChatSessionRepository(Repository[ChatSession]):
+    model = ChatSession
+    kind = "session"
+
+    def in_world(self, world_id: uuid.UUID) -> Sequence[ChatSession]:
+        query = select(ChatSession).where(ChatSession.world_id == world_id)
+        return self.session.scalars(query.order_by(ChatSession.created_at)).all()
+
+
+class ChatTurnRepository(Repository[ChatTurn]):
+    model = ChatTurn
+    kind = "turn"
+
+    def next_index(self, session_id: uuid.UUID) -> int:
+        query = select(func.max(ChatTurn.turn_index)).where(ChatTurn.session_id == session_id)
+        last = self.session.scalar(query)
+        return 0 if last is None else last + 1
+
+    def recent(
+        self, session_id: uuid.UUID, limit: int, before: int | None = None
+    ) -> list[ChatTurn]:
+        """Up to ``limit`` turns of a session, oldest first, ending before turn ``before``."""
+        query = select(ChatTurn).where(ChatTurn.session_id == session_id)
+        if before is not None:
+            query = query.where(ChatTurn.turn_index < before)
+        query = query.order_by(ChatTurn.turn_index.desc()).limit(limit)
+        return list(reversed(self.session.scalars(query).all()))
+
+
+class SessionNoteRepository(Repository[SessionNote]):
+    model = SessionNote
+    kind = "session note"
+
+    def for_entry(self, session_id: uuid.UUID, entry_id: uuid.UUID) -> SessionNote | None:
+        query = select(SessionNote).where(
+            SessionNote.session_id == session_id, SessionNote.lore_entry_id == entry_id
+        )
+        return self.session.scalars(query).one_or_none()
+
+    def in_session(self, session_id: uuid.UUID) -> Sequence[SessionNote]:
+        query = select(SessionNote).where(SessionNote.session_id == session_id)
+        return self.session.scalars(query.order_by(SessionNote.created_at)).all()
+
+    def write(
+        self,
+        session_id: uuid.UUID,
+        entry_id: uuid.UUID,
+        content: str,
+        *,
+        turn: int | None,
+        reason: str = "rewrite",
+    ) -> SessionNote:
+        """Create or replace a note; the text it replaces is kept as a revision."""
+        note = self.for_entry(session_id, entry_id)
+        if note is None:
+            return self.add(
+                SessionNote(
+                    session_id=session_id,
+                    lore_entry_id=entry_id,
+                    note_content=content,
+                    last_updated_turn=turn,
+                    version=1,
+                )
+            )
+        self.session.add(
+            SessionNoteRevision(
+                note_id=note.id,
+                version=note.version,
+                note_content=note.note_content,
+                last_updated_turn=note.last_updated_turn,
+                reason=reason,
+            )
+        )
+        note.note_content = content
+        note.last_updated_turn = turn
+        note.version += 1
+        self.session.flush()
+        return note
+
+    def revisions(self, note_id: uuid.UUID) -> Sequence[SessionNoteRevision]:
+        query = select(SessionNoteRevision).where(SessionNoteRevision.note_id == note_id)
+        return self.session.scalars(query.order_by(SessionNoteRevision.version)).all()

@@ -1,0 +1,59 @@
+"""The exception tree of loreweave.
+
+Every error the library raises on purpose derives from :class:`LoreweaveError`; foreign errors
+(SQLAlchemy, provider SDKs, HTTP clients) are translated at the boundary with ``raise ... from``.
+The command line and the HTTP API turn these into one readable line or a 4xx answer.
+
+    LoreweaveError
+    ├── ConfigurationError          bad setting, unknown key, malformed value
+    ├── DatabaseError
+    │   ├── DatabaseUnavailable     cannot connect
+    │   └── SchemaOutOfDate         database behind the code's migrations
+    ├── NotFound                    an id that does not exist (or is not visible)
+    ├── Conflict                    a uniqueness or state conflict
+    └── InvalidInput                input that fails validation
+"""
+
+from __future__ import annotations
+
+
+class LoreweaveError(Exception):
+    """Base of every error loreweave raises on purpose."""
+
+
+class ConfigurationError(LoreweaveError):
+    """A setting is unknown, malformed or inconsistent."""
+
+
+class DatabaseError(LoreweaveError):
+    """The database cannot be used as configured."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database server cannot be reached or refused the connection."""
+
+
+class SchemaOutOfDate(DatabaseError):
+    """The database schema is behind (or ahead of) the migrations this code knows."""
+
+    def __init__(self, message: str, *, current: str | None, expected: str) -> None:
+        super().__init__(message)
+        self.current = current
+        self.expected = expected
+
+
+class NotFound(LoreweaveError):
+    """An object does not exist, or is not visible from where it was asked for."""
+
+    def __init__(self, kind: str, key: object) -> None:
+        super().__init__(f"{kind} {key} not found")
+        self.kind = kind
+        self.key = key
+
+
+class Conflict(LoreweaveError):
+    """The request conflicts with the current state (a duplicate, a finished task...)."""
+
+
+class InvalidInput(LoreweaveError):
+    """Input that fails validation."""

@@ -1,0 +1,106 @@
+"""Shared fixtures: real databases.
+
+``database`` runs each test on SQLite and on PostgreSQL.  PostgreSQL comes from
+``TEST_POSTGRES_URL`` (default ``postgresql://127.0.0.1:5432/test``); each test run creates its own
+throw-away database on that server.  When the server is unreachable the PostgreSQL cases skip —
+except under ``CI=true``, where they fail: CI must exercise the real thing.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from loreweave.db import Database, migrate
+from loreweave.db.engine import normalise_url
+from loreweave.db.models import Base
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _unavailable(what: str, reason: object) -> None:
+    if IN_CI:
+        pytest.fail(f"{what} must be reachable under CI=true: {reason}")
+    pytest.skip(f"{what} unreachable: {reason}")
+
+
+class PostgresServer:
+    """Creates and drops throw-away databases on the configured server."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        self.admin = create_engine(self.url, isolation_level="AUTOCOMMIT")
+
+    def create(self) -> str:
+        name = f"lw_test_{uuid.uuid4().hex[:12]}"
+        with self.admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        return self.url.set(database=name).render_as_string(hide_password=False)
+
+    def drop(self, url: str) -> None:
+        name = make_url(url).database
+        with self.admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer(POSTGRES_URL)
+    try:
+        with server.admin.connect():
+            pass
+    except Exception as exc:
+        _unavailable("PostgreSQL", exc)
+    yield server
+    server.admin.dispose()
+
+
+@pytest.fixture
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of a new, empty database of the requested kind ('sqlite' or 'postgresql')."""
+    kind = getattr(request, "param", "sqlite")
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'loreweave.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    url = server.create()
+    yield url
+    server.drop(url)
+
+
+@pytest.fixture(scope="session")
+def _migrated_postgres(postgres_server: PostgresServer) -> Iterator[Database]:
+    url = postgres_server.create()
+    database = Database(url)
+    migrate.upgrade(database.engine)
+    yield database
+    database.dispose()
+    postgres_server.drop(url)
+
+
+def _truncate(database: Database) -> None:
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    with database.engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+        connection.execute(text("INSERT INTO sync_counters (name, value) VALUES ('vectors', 0)"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated, empty database: SQLite in a temporary file, or PostgreSQL."""
+    if request.param == "sqlite":
+        db = Database(f"sqlite:///{tmp_path / 'loreweave.db'}")
+        db.ensure_schema()
+        yield db
+        db.dispose()
+        return
+    db = request.getfixturevalue("_migrated_postgres")
+    _truncate(db)
+    yield db

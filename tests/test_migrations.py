@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from loreweave.db import Database, migrate
+from loreweave.db.models import Base
+from loreweave.errors import SchemaOutOfDate
+
+BOTH = pytest.mark.parametrize(
+    "empty_database_url",
+    ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+    indirect=True,
+)
+TABLES = {table.name for table in Base.metadata.sorted_tables}
+
+
+@BOTH
+def test_migrations_go_up_and_down(empty_database_url: str) -> None:
+    database = Database(empty_database_url)
+    try:
+        assert migrate.current_revision(database.engine) is None
+        migrate.upgrade(database.engine)
+        assert migrate.current_revision(database.engine) == migrate.head_revision(database.engine)
+        assert set(inspect(database.engine).get_table_names()) >= TABLES
+
+        migrate.downgrade(database.engine, "base")
+        assert migrate.current_revision(database.engine) is None
+        assert not TABLES & set(inspect(database.engine).get_table_names())
+
+        migrate.upgrade(database.engine)
+        assert set(inspect(database.engine).get_table_names()) >= TABLES
+    finally:
+        database.dispose()
+
+
+@BOTH
+def test_migrations_match_the_models(empty_database_url: str) -> None:
+    """The schema the migrations build is exactly the ORM's: no forgotten migration."""
+    database = Database(empty_database_url)
+    try:
+        migrate.upgrade(database.engine)
+        with database.engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            differences = compare_metadata(context, Base.metadata)
+        assert differences == []
+    finally:
+        database.dispose()
+
+
+def test_embedded_sqlite_is_migrated_on_first_use(empty_database_url: str) -> None:
+    database = Database(empty_database_url)
+    database.ensure_schema()
+    assert migrate.current_revision(database.engine) == migrate.head_revision(database.engine)
+    database.ensure_schema()  # idempotent
+    database.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)
+def test_postgres_behind_is_refused_with_the_command_to_run(empty_database_url: str) -> None:
+    database = Database(empty_database_url)
+    try:
+        with pytest.raises(SchemaOutOfDate) as caught:
+            database.ensure_schema()
+        assert "loreweave db upgrade" in str(caught.value)
+        assert caught.value.current is None
+        assert not set(inspect(database.engine).get_table_names()) & TABLES
+        migrate.upgrade(database.engine)
+        database.ensure_schema()
+    finally:
+        database.dispose()

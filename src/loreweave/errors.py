@@ -11,7 +11,13 @@ The command line and the HTTP API turn these into one readable line or a 4xx ans
     │   └── SchemaOutOfDate         database behind the code's migrations
     ├── NotFound                    an id that does not exist (or is not visible)
     ├── Conflict                    a uniqueness or state conflict
-    └── InvalidInput                input that fails validation
+    ├── InvalidInput                input that fails validation
+    └── ProviderError               an LLM or embedding provider failed (.retriable)
+        ├── RateLimited             429 (.retry_after)            retriable
+        ├── ProviderUnavailable     5xx, connection, timeout      retriable
+        ├── AuthenticationFailed    401/403                       final
+        ├── RequestRejected         other 4xx                     final
+        └── InvalidResponse         unusable output, after repair final
 """
 
 from __future__ import annotations
@@ -57,3 +63,43 @@ class Conflict(LoreweaveError):
 
 class InvalidInput(LoreweaveError):
     """Input that fails validation."""
+
+
+class ProviderError(LoreweaveError):
+    """An LLM or embedding provider failed.  ``retriable`` tells the queue layer whether trying
+    the same request again later may succeed."""
+
+    retriable = False
+
+    def __init__(self, message: str, *, provider: str = "") -> None:
+        super().__init__(f"{provider}: {message}" if provider else message)
+        self.provider = provider
+
+
+class RateLimited(ProviderError):
+    """HTTP 429.  ``retry_after`` is the server's ``Retry-After`` in seconds, when it sent one."""
+
+    retriable = True
+
+    def __init__(self, message: str, *, provider: str = "", retry_after: float | None = None):
+        super().__init__(message, provider=provider)
+        self.retry_after = retry_after
+
+
+class ProviderUnavailable(ProviderError):
+    """A 5xx answer, a connection failure or a timeout."""
+
+    retriable = True
+
+
+class AuthenticationFailed(ProviderError):
+    """HTTP 401/403: a missing or wrong API key.  Never retried."""
+
+
+class RequestRejected(ProviderError):
+    """Any other 4xx: the request itself is wrong.  Never retried."""
+
+
+class InvalidResponse(ProviderError):
+    """The answer could not be used: not the JSON asked for, even after one repair request; an
+    empty or runaway text; or a request a scripted cassette cannot answer."""

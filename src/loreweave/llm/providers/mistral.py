@@ -1,0 +1,127 @@
+"""Mistral, through the official ``mistralai`` SDK (the ``mistral`` extra): chat and embeddings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
+
+import httpx2
+import numpy as np
+from mistralai.client import Mistral
+from mistralai.client import errors as mistral_errors
+
+from loreweave.errors import InvalidResponse, ProviderError, ProviderUnavailable, RequestRejected
+from loreweave.llm.providers.http_errors import batches, error_for_status
+from loreweave.llm.types import ChatRequest, ChatResponse, Matrix, Usage, normalise_rows
+
+PROVIDER = "mistral"
+T = TypeVar("T")
+
+# mistral-embed: at most 16,384 tokens a request; stay well inside it.
+EMBED_MAX_ITEMS = 128
+EMBED_MAX_TOKENS = 8_000
+EMBED_DIMS = {"mistral-embed": 1024}
+
+
+def _call(fn: Callable[[], T]) -> T:
+    """Run an SDK call, translating its errors into loreweave's."""
+    try:
+        return fn()
+    except mistral_errors.HTTPValidationError as exc:
+        raise RequestRejected(f"HTTP 422: {exc.body[:300]}", provider=PROVIDER) from exc
+    except mistral_errors.ResponseValidationError as exc:
+        raise InvalidResponse(f"malformed response: {exc}", provider=PROVIDER) from exc
+    except mistral_errors.SDKError as exc:
+        raise error_for_status(
+            exc.status_code, exc.body, provider=PROVIDER, headers=dict(exc.headers)
+        ) from exc
+    except mistral_errors.NoResponseError as exc:
+        raise ProviderUnavailable("no response", provider=PROVIDER) from exc
+    except httpx2.TimeoutException as exc:
+        raise ProviderUnavailable("request timed out", provider=PROVIDER) from exc
+    except httpx2.TransportError as exc:
+        raise ProviderUnavailable(f"connection failed: {exc}", provider=PROVIDER) from exc
+    except ProviderError:
+        raise
+    except ValueError as exc:  # a body that is not JSON at all
+        raise InvalidResponse(f"malformed response: {exc}", provider=PROVIDER) from exc
+
+
+def _client(api_key: str, server_url: str | None, timeout: float) -> Mistral:
+    return Mistral(api_key=api_key, server_url=server_url, timeout_ms=int(timeout * 1000))
+
+
+class MistralChatModel:
+    provider = PROVIDER
+
+    def __init__(self, api_key: str, *, server_url: str | None = None, timeout: float = 60.0):
+        self._client = _client(api_key, server_url, timeout)
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        options: dict[str, Any] = {}
+        if request.json_schema is not None:
+            options["response_format"] = {"type": "json_object"}
+        if request.max_tokens is not None:
+            options["max_tokens"] = request.max_tokens
+        started = time.perf_counter()
+        result = _call(
+            lambda: self._client.chat.complete(
+                model=request.model,
+                messages=cast(
+                    Any, [{"role": m.role, "content": m.content} for m in request.messages]
+                ),
+                temperature=request.temperature,
+                **options,
+            )
+        )
+        if not result.choices or result.choices[0].message is None:
+            raise InvalidResponse("a completion without a message", provider=PROVIDER)
+        content = result.choices[0].message.content
+        if not isinstance(content, str):
+            content = "".join(getattr(chunk, "text", "") for chunk in content or [])
+        return ChatResponse(
+            text=content,
+            model=result.model,
+            usage=Usage(result.usage.prompt_tokens or 0, result.usage.completion_tokens or 0),
+            latency=time.perf_counter() - started,
+        )
+
+
+class MistralEmbedder:
+    provider = PROVIDER
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        model: str = "mistral-embed",
+        server_url: str | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        self._client = _client(api_key, server_url, timeout)
+        self.model_name = model
+        self._dim = EMBED_DIMS.get(model)
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self.embed(["dimension probe"]).shape[1])
+        return self._dim
+
+    def embed(self, texts: Sequence[str]) -> Matrix:
+        if not texts:
+            return np.zeros((0, self._dim or 0), dtype=np.float32)
+        rows: list[list[float]] = []
+        for batch in batches(texts, EMBED_MAX_ITEMS, EMBED_MAX_TOKENS):
+            rows.extend(self._embed_batch(batch))
+        matrix = normalise_rows(rows)
+        self._dim = matrix.shape[1]
+        return matrix
+
+    def _embed_batch(self, batch: list[str]) -> list[list[float]]:
+        result = _call(lambda: self._client.embeddings.create(model=self.model_name, inputs=batch))
+        data = sorted(result.data, key=lambda item: item.index or 0)
+        if len(data) != len(batch) or any(not item.embedding for item in data):
+            raise InvalidResponse("embeddings missing from the response", provider=PROVIDER)
+        return [list(item.embedding or []) for item in data]

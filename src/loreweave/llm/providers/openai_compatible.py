@@ -1,0 +1,120 @@
+"""Any OpenAI-compatible server (OpenAI, Ollama, vLLM, llama.cpp server, LM Studio), through the
+official ``openai`` SDK (the ``openai`` extra): chat and embeddings.  ``base_url`` includes ``/v1``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import openai
+
+from loreweave.errors import InvalidResponse, ProviderUnavailable
+from loreweave.llm.providers.http_errors import batches, error_for_status
+from loreweave.llm.types import ChatRequest, ChatResponse, Matrix, Usage, normalise_rows
+
+PROVIDER = "openai"
+T = TypeVar("T")
+
+EMBED_MAX_ITEMS = 128
+EMBED_MAX_TOKENS = 8_000
+
+
+def _call(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except openai.APITimeoutError as exc:
+        raise ProviderUnavailable("request timed out", provider=PROVIDER) from exc
+    except openai.APIConnectionError as exc:
+        raise ProviderUnavailable(f"connection failed: {exc}", provider=PROVIDER) from exc
+    except openai.APIStatusError as exc:
+        raise error_for_status(
+            exc.status_code,
+            exc.response.text,
+            provider=PROVIDER,
+            headers=dict(exc.response.headers),
+        ) from exc
+    except (openai.APIResponseValidationError, ValueError) as exc:
+        raise InvalidResponse(f"malformed response: {exc}", provider=PROVIDER) from exc
+
+
+def _client(api_key: str | None, base_url: str | None, timeout: float) -> openai.OpenAI:
+    # The SDK's own retries are off: resilience lives in one place (loreweave.llm.resilience).
+    return openai.OpenAI(
+        api_key=api_key or "not-needed", base_url=base_url, timeout=timeout, max_retries=0
+    )
+
+
+class OpenAIChatModel:
+    provider = PROVIDER
+
+    def __init__(
+        self, api_key: str | None, *, base_url: str | None = None, timeout: float = 60.0
+    ) -> None:
+        self._client = _client(api_key, base_url, timeout)
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        options: dict[str, Any] = {}
+        if request.json_schema is not None:
+            options["response_format"] = {"type": "json_object"}
+        if request.max_tokens is not None:
+            options["max_tokens"] = request.max_tokens
+        started = time.perf_counter()
+        result = _call(
+            lambda: self._client.chat.completions.create(
+                model=request.model,
+                messages=[{"role": m.role, "content": m.content} for m in request.messages],  # type: ignore[misc]
+                temperature=request.temperature,
+                **options,
+            )
+        )
+        if not result.choices:
+            raise InvalidResponse("a completion without choices", provider=PROVIDER)
+        usage = result.usage
+        return ChatResponse(
+            text=result.choices[0].message.content or "",
+            model=result.model,
+            usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage(),
+            latency=time.perf_counter() - started,
+        )
+
+
+class OpenAIEmbedder:
+    provider = PROVIDER
+
+    def __init__(
+        self,
+        api_key: str | None,
+        *,
+        model: str,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        self._client = _client(api_key, base_url, timeout)
+        self.model_name = model
+        self._dim: int | None = None
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self.embed(["dimension probe"]).shape[1])
+        return self._dim
+
+    def embed(self, texts: Sequence[str]) -> Matrix:
+        if not texts:
+            return np.zeros((0, self._dim or 0), dtype=np.float32)
+        rows: list[list[float]] = []
+        for batch in batches(texts, EMBED_MAX_ITEMS, EMBED_MAX_TOKENS):
+            rows.extend(self._embed_batch(batch))
+        matrix = normalise_rows(rows)
+        self._dim = matrix.shape[1]
+        return matrix
+
+    def _embed_batch(self, batch: list[str]) -> list[list[float]]:
+        result = _call(lambda: self._client.embeddings.create(model=self.model_name, input=batch))
+        data = sorted(result.data, key=lambda item: item.index)
+        if len(data) != len(batch) or any(not item.embedding for item in data):
+            raise InvalidResponse("embeddings missing from the response", provider=PROVIDER)
+        return [list(item.embedding) for item in data]

@@ -1,0 +1,66 @@
+"""A token-bucket rate limit per provider: requests per second and tokens per minute.
+
+Callers reserve capacity up front (the balance may go negative) and then sleep outside the lock
+for as long as their reservation is ahead of the refill, so concurrent callers are served in
+arrival order and never exceed the rate.  One limiter is shared by every worker of a process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+
+class _Bucket:
+    def __init__(self, rate: float, capacity: float, now: float) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self.level = capacity
+        self.stamp = now
+
+    def reserve(self, amount: float, now: float) -> float:
+        """Take ``amount`` and return how long to wait before it is covered."""
+        self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+        self.stamp = now
+        self.level -= min(amount, self.capacity)
+        return 0.0 if self.level >= 0 else -self.level / self.rate
+
+    def refund(self, amount: float) -> None:
+        self.level = min(self.capacity, self.level + amount)
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        requests_per_second: float,
+        tokens_per_minute: float,
+        *,
+        burst: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if requests_per_second <= 0 or tokens_per_minute <= 0:
+            raise ValueError("rates must be positive")
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        now = clock()
+        self._requests = _Bucket(
+            requests_per_second, burst if burst is not None else max(1.0, requests_per_second), now
+        )
+        self._tokens = _Bucket(tokens_per_minute / 60.0, tokens_per_minute, now)
+
+    def acquire(self, tokens: int = 1) -> float:
+        """Wait until one request of ``tokens`` estimated tokens may go; return the wait."""
+        with self._lock:
+            now = self._clock()
+            wait = max(self._requests.reserve(1, now), self._tokens.reserve(tokens, now))
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+    def settle(self, estimated: int, actual: int) -> None:
+        """Correct a reservation once the real token count is known."""
+        with self._lock:
+            self._tokens.refund(estimated - actual)

@@ -1,0 +1,138 @@
+"""Build the configured providers, each registered here by name and wrapped once in resilience.
+
+One :class:`Providers` per process (the composition root builds it): its rate limits and call
+statistics are shared by every worker thread of that process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from loreweave.config import Settings
+from loreweave.errors import ConfigurationError
+from loreweave.llm.ratelimit import RateLimiter
+from loreweave.llm.resilience import (
+    CallStats,
+    Resilience,
+    ResilientChatModel,
+    ResilientEmbedder,
+    RetryPolicy,
+)
+from loreweave.llm.types import ChatModel, Embedder
+
+
+def _secret(settings: Settings, name: str) -> str | None:
+    value = settings.mistral_api_key if name == "MISTRAL_API_KEY" else settings.openai_api_key
+    return value.get_secret_value() if value is not None else None
+
+
+def _require_mistral_key(settings: Settings, what: str) -> str:
+    key = _secret(settings, "MISTRAL_API_KEY")
+    if not key:
+        raise ConfigurationError(
+            f"{what}=mistral needs MISTRAL_API_KEY in the environment (or choose another provider)"
+        )
+    return key
+
+
+def _mistral_chat(settings: Settings) -> ChatModel:
+    from loreweave.llm.providers.mistral import MistralChatModel
+
+    return MistralChatModel(
+        _require_mistral_key(settings, "LOREWEAVE_LLM_PROVIDER"),
+        server_url=settings.mistral_server_url,
+        timeout=settings.provider_config.timeout,
+    )
+
+
+def _openai_chat(settings: Settings) -> ChatModel:
+    from loreweave.llm.providers.openai_compatible import OpenAIChatModel
+
+    return OpenAIChatModel(
+        _secret(settings, "OPENAI_API_KEY"),
+        base_url=settings.openai_base_url,
+        timeout=settings.provider_config.timeout,
+    )
+
+
+def _scripted_chat(settings: Settings) -> ChatModel:
+    from loreweave.llm.providers.scripted import ScriptedChatModel
+
+    if settings.scripted_cassette is None:
+        raise ConfigurationError(
+            "LOREWEAVE_LLM_PROVIDER=scripted needs LOREWEAVE_SCRIPTED_CASSETTE (a cassette file)"
+        )
+    return ScriptedChatModel.from_file(settings.scripted_cassette)
+
+
+def _mistral_embedder(settings: Settings) -> Embedder:
+    from loreweave.llm.providers.mistral import MistralEmbedder
+
+    return MistralEmbedder(
+        _require_mistral_key(settings, "LOREWEAVE_EMBEDDING_PROVIDER"),
+        model=settings.llm_config.embedding_model,
+        server_url=settings.mistral_server_url,
+        timeout=settings.provider_config.timeout,
+    )
+
+
+def _openai_embedder(settings: Settings) -> Embedder:
+    from loreweave.llm.providers.openai_compatible import OpenAIEmbedder
+
+    return OpenAIEmbedder(
+        _secret(settings, "OPENAI_API_KEY"),
+        model=settings.llm_config.embedding_model,
+        base_url=settings.openai_base_url,
+        timeout=settings.provider_config.timeout,
+    )
+
+
+def _local_embedder(settings: Settings) -> Embedder:
+    from loreweave.llm.providers.local import LocalEmbedder
+
+    return LocalEmbedder()
+
+
+CHAT_PROVIDERS: dict[str, Callable[[Settings], ChatModel]] = {
+    "mistral": _mistral_chat,
+    "openai": _openai_chat,
+    "scripted": _scripted_chat,
+}
+EMBEDDING_PROVIDERS: dict[str, Callable[[Settings], Embedder]] = {
+    "mistral": _mistral_embedder,
+    "openai": _openai_embedder,
+    "local": _local_embedder,
+}
+# Providers in this process need no rate limit or retries.
+IN_PROCESS = {"scripted", "local"}
+
+
+@dataclass
+class Providers:
+    """The chat model and embedder of this process, resilience included."""
+
+    chat: ChatModel
+    embedder: Embedder
+    stats: CallStats = field(default_factory=CallStats)
+
+
+def build_providers(settings: Settings, *, stats: CallStats | None = None) -> Providers:
+    stats = stats or CallStats()
+    config = settings.provider_config
+    policy = RetryPolicy(config.max_attempts, config.backoff_initial, config.backoff_max)
+    resiliences: dict[str, Resilience] = {}
+
+    def resilience(provider: str) -> Resilience:
+        if provider not in resiliences:
+            limiter = RateLimiter(config.requests_per_second, config.tokens_per_minute)
+            resiliences[provider] = Resilience(policy, limiter, stats=stats)
+        return resiliences[provider]
+
+    chat = CHAT_PROVIDERS[settings.llm_provider](settings)
+    if settings.llm_provider not in IN_PROCESS:
+        chat = ResilientChatModel(chat, resilience(settings.llm_provider))
+    embedder = EMBEDDING_PROVIDERS[settings.embedding_provider](settings)
+    if settings.embedding_provider not in IN_PROCESS:
+        embedder = ResilientEmbedder(embedder, resilience(settings.embedding_provider))
+    return Providers(chat=chat, embedder=embedder, stats=stats)

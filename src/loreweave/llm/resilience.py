@@ -1,0 +1,179 @@
+"""Resilience, in one place around every provider (DESIGN §4).
+
+Each attempt passes the process's rate limit; retriable errors (429, 5xx, connection failures,
+timeouts) are retried with exponential back-off and jitter, a 429's ``Retry-After`` is honoured;
+anything else fails at once.  Calls are logged by prompt name and counted in :class:`CallStats`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_exponential, wait_random
+
+from loreweave.errors import ProviderError, RateLimited
+from loreweave.llm.ratelimit import RateLimiter
+from loreweave.llm.types import (
+    ChatModel,
+    ChatRequest,
+    ChatResponse,
+    Embedder,
+    Matrix,
+    estimate_tokens,
+)
+
+log = logging.getLogger("loreweave.llm")
+T = TypeVar("T")
+
+MAX_RETRY_AFTER = 300.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 4
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
+
+
+class CallStats:
+    """Counters of provider calls, by (provider, prompt): calls, errors, retries, tokens."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: Counter[tuple[str, str, str]] = Counter()
+
+    def add(self, provider: str, prompt: str, what: str, amount: int = 1) -> None:
+        with self._lock:
+            self.counts[(provider, prompt, what)] += amount
+
+    def snapshot(self) -> dict[tuple[str, str, str], int]:
+        with self._lock:
+            return dict(self.counts)
+
+
+def _is_retriable(exc: BaseException) -> bool:
+    return isinstance(exc, ProviderError) and exc.retriable
+
+
+class Resilience:
+    """Rate limit + retries + accounting, shared by the wrappers of one provider."""
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        limiter: RateLimiter,
+        *,
+        stats: CallStats | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.policy = policy
+        self.limiter = limiter
+        self.stats = stats or CallStats()
+        self._sleep = sleep
+        # initial · 2^(attempt-1), capped, plus up to ``initial`` seconds of jitter
+        self._backoff = wait_exponential(
+            multiplier=policy.backoff_initial, max=policy.backoff_max
+        ) + wait_random(0, policy.backoff_initial)
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            return min(max(exc.retry_after, 0.0), MAX_RETRY_AFTER)
+        return float(self._backoff(state))
+
+    def call(self, fn: Callable[[], T], *, provider: str, prompt: str, tokens: int) -> T:
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            wait = state.next_action.sleep if state.next_action else 0.0
+            self.stats.add(provider, prompt, "retries")
+            log.warning(
+                "%s %s attempt %d failed (%s); retrying in %.2fs",
+                provider,
+                prompt,
+                state.attempt_number,
+                exc,
+                wait,
+            )
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.policy.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(_is_retriable),
+            sleep=self._sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+        def attempt() -> T:
+            self.limiter.acquire(tokens)
+            self.stats.add(provider, prompt, "calls")
+            try:
+                return fn()
+            except ProviderError:
+                self.stats.add(provider, prompt, "errors")
+                raise
+
+        return retrying(attempt)
+
+
+class ResilientChatModel:
+    """A :class:`ChatModel` wrapped with :class:`Resilience`."""
+
+    def __init__(self, inner: ChatModel, resilience: Resilience) -> None:
+        self.inner = inner
+        self.provider = inner.provider
+        self.resilience = resilience
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        estimate = estimate_tokens(request.text()) + (request.max_tokens or 500)
+        started = time.perf_counter()
+        response = self.resilience.call(
+            lambda: self.inner.complete(request),
+            provider=self.provider,
+            prompt=request.prompt,
+            tokens=estimate,
+        )
+        actual = response.usage.total_tokens or estimate
+        self.resilience.limiter.settle(estimate, actual)
+        stats = self.resilience.stats
+        stats.add(self.provider, request.prompt, "prompt_tokens", response.usage.prompt_tokens)
+        stats.add(
+            self.provider, request.prompt, "completion_tokens", response.usage.completion_tokens
+        )
+        log.debug(
+            "%s %s model=%s tokens=%d/%d in %.3fs",
+            self.provider,
+            request.prompt,
+            response.model,
+            response.usage.prompt_tokens,
+            response.usage.completion_tokens,
+            time.perf_counter() - started,
+        )
+        return response
+
+
+class ResilientEmbedder:
+    """An :class:`Embedder` wrapped with :class:`Resilience`."""
+
+    def __init__(self, inner: Embedder, resilience: Resilience) -> None:
+        self.inner = inner
+        self.provider = inner.provider
+        self.model_name = inner.model_name
+        self.resilience = resilience
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def embed(self, texts: Sequence[str]) -> Matrix:
+        tokens = sum(estimate_tokens(text) for text in texts)
+        return self.resilience.call(
+            lambda: self.inner.embed(texts), provider=self.provider, prompt="embed", tokens=tokens
+        )

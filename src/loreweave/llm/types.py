@@ -1,0 +1,91 @@
+"""The provider contracts: :class:`ChatModel` and :class:`Embedder`, and what they exchange."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+Role = Literal["system", "user", "assistant"]
+Matrix = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion.  ``prompt`` names the template it came from (analysis, rewrite,
+    creation, chat, repair…): for logs, metrics, and for a scripted cassette to match on."""
+
+    messages: tuple[Message, ...]
+    model: str
+    temperature: float
+    prompt: str = "chat"
+    json_schema: dict[str, Any] | None = None
+    max_tokens: int | None = None
+
+    def text(self) -> str:
+        return "\n".join(message.content for message in self.messages)
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class ChatResponse:
+    text: str
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    latency: float = 0.0
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """A chat completion provider: one method."""
+
+    provider: str
+
+    def complete(self, request: ChatRequest) -> ChatResponse: ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Texts in, a float32 matrix out: one L2-normalised row per text, ``dim`` columns."""
+
+    provider: str
+    model_name: str
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> Matrix: ...
+
+
+def normalise_rows(matrix: npt.ArrayLike) -> Matrix:
+    """float32, each row scaled to unit length (a zero row stays zero)."""
+    array = np.asarray(matrix, dtype=np.float32)
+    if array.ndim != 2:
+        raise ValueError("expected a 2-D matrix")
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    out: Matrix = np.zeros_like(array)
+    np.divide(array, norms, out=out, where=norms > 0)
+    return out
+
+
+def estimate_tokens(text: str) -> int:
+    """A provider-independent token estimate (about four characters a token)."""
+    return max(1, len(text) // 4)

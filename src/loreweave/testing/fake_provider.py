@@ -1,0 +1,258 @@
+"""A real HTTP server on 127.0.0.1 answering ``/v1/chat/completions`` and ``/v1/embeddings``
+as the Mistral and OpenAI APIs do, so the real SDKs can be tested and benchmarked offline.
+
+Scriptable per test: queue :class:`FakeReply` objects (content, status, headers, delay, a raw
+malformed body) for the next requests, or set a default ``chat_handler``, ``latency`` with jitter,
+an ``api_key`` to require, and a ``requests_per_second`` limit answered with 429 + Retry-After.
+Every request is recorded in :attr:`FakeProviderServer.requests`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from loreweave.testing.hashing_embedder import hash_embedding
+
+ChatHandler = Callable[[dict[str, Any]], str]
+
+
+@dataclass
+class FakeReply:
+    """One scripted answer.  ``content`` is the assistant text of a chat completion; ``body``
+    replaces the whole response body (e.g. malformed JSON); ``delay`` is seconds to wait."""
+
+    content: str | None = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
+    delay: float = 0.0
+    path: str | None = None  # only for this path ("/v1/chat/completions", "/v1/embeddings")
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    headers: dict[str, str]
+    json: dict[str, Any]
+    at: float
+
+
+def _default_chat(body: dict[str, Any]) -> str:
+    return "OK"
+
+
+class FakeProviderServer:
+    def __init__(
+        self,
+        *,
+        chat_handler: ChatHandler = _default_chat,
+        embedding_dim: int = 64,
+        latency: float = 0.0,
+        embedding_latency: float = 0.0,
+        jitter: float = 0.0,
+        api_key: str | None = None,
+        requests_per_second: float | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.chat_handler = chat_handler
+        self.embedding_dim = embedding_dim
+        self.latency = latency
+        self.embedding_latency = embedding_latency
+        self.jitter = jitter
+        self.api_key = api_key
+        self.requests_per_second = requests_per_second
+        self.requests: list[RecordedRequest] = []
+        self._replies: deque[FakeReply] = deque()
+        self._lock = threading.Lock()
+        self._random = random.Random(seed)
+        self._next_slot = 0.0
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The host root, as Mistral's ``server_url`` wants it."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def openai_url(self) -> str:
+        """With ``/v1``, as the OpenAI SDK's ``base_url`` wants it."""
+        return f"{self.url}/v1"
+
+    def start(self) -> FakeProviderServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FakeProviderServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # -- scripting ---------------------------------------------------------------------------
+    def queue(self, *replies: FakeReply) -> None:
+        with self._lock:
+            self._replies.extend(replies)
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.path == path]
+
+    # -- serving -----------------------------------------------------------------------------
+    def _take_reply(self, path: str) -> FakeReply | None:
+        with self._lock:
+            for reply in self._replies:
+                if reply.path in (None, path):
+                    self._replies.remove(reply)
+                    return reply
+        return None
+
+    def _rate_limited(self) -> float | None:
+        """Seconds to wait if this request exceeds ``requests_per_second``."""
+        if not self.requests_per_second:
+            return None
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next_slot:
+                return self._next_slot - now
+            self._next_slot = now + 1.0 / self.requests_per_second
+            return None
+
+    def _sleep_latency(self, base: float) -> None:
+        if base <= 0:
+            return
+        with self._lock:
+            factor = 1.0 + self._random.uniform(-self.jitter, self.jitter)
+        time.sleep(max(0.0, base * factor))
+
+    def answer(
+        self, path: str, headers: dict[str, str], body: dict[str, Any]
+    ) -> tuple[int, dict[str, str], str]:
+        """Status, extra headers and body for one request."""
+        with self._lock:
+            self.requests.append(RecordedRequest(path, headers, body, time.monotonic()))
+        refused = self._gate(headers)
+        if refused is not None:
+            return refused
+        reply = self._take_reply(path)
+        if reply is not None:
+            time.sleep(reply.delay)
+            if reply.status != 200 or reply.body is not None:
+                fallback = json.dumps({"message": f"scripted {reply.status}"})
+                return reply.status, reply.headers, fallback if reply.body is None else reply.body
+        extra = reply.headers if reply else {}
+        if path.endswith("/chat/completions"):
+            self._sleep_latency(self.latency)
+            content = reply.content if reply and reply.content is not None else None
+            text = self.chat_handler(body) if content is None else content
+            return 200, extra, json.dumps(self._completion(body, text))
+        if path.endswith("/embeddings"):
+            self._sleep_latency(self.embedding_latency)
+            return 200, extra, json.dumps(self._embeddings(body))
+        return 404, {}, json.dumps({"message": f"no route {path}"})
+
+    def _gate(self, headers: dict[str, str]) -> tuple[int, dict[str, str], str] | None:
+        """A 401 for a wrong key, a 429 over the rate limit; None to let the request through."""
+        if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
+            return 401, {}, json.dumps({"message": "Unauthorized", "type": "invalid_api_key"})
+        wait = self._rate_limited()
+        if wait is not None:
+            message = json.dumps({"message": "Requests rate limit exceeded"})
+            return 429, {"Retry-After": f"{max(wait, 0.001):.3f}"}, message
+        return None
+
+    @staticmethod
+    def _completion(body: dict[str, Any], content: str) -> dict[str, Any]:
+        prompt_tokens = sum(len(str(m.get("content", ""))) // 4 for m in body.get("messages", []))
+        completion_tokens = max(1, len(content) // 4)
+        return {
+            "id": f"cmpl-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "tool_calls": None},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+    def _embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+        inputs = body.get("input", body.get("inputs", []))
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        tokens = sum(len(text) // 4 for text in inputs)
+        return {
+            "id": f"emb-{uuid.uuid4().hex[:12]}",
+            "object": "list",
+            "model": body.get("model", "fake-embed"),
+            "data": [
+                {
+                    "object": "embedding",
+                    "index": i,
+                    "embedding": hash_embedding(text, self.embedding_dim),
+                }
+                for i, text in enumerate(inputs)
+            ],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length) if length else b"{}"
+                try:
+                    body = json.loads(raw or b"{}")
+                except json.JSONDecodeError:
+                    body = {}
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                path = self.path.split("?")[0]
+                status, extra, text = server.answer(path, headers, body)
+                payload = text.encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    for key, value in extra.items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler

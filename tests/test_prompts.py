@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import pytest
+from jinja2 import UndefinedError
+
+from loreweave.llm.templates import render
+
+
+def test_rewrite_keeps_the_spec_wording() -> None:
+    text = render(
+        "rewrite",
+        title="Momo",
+        entity_type="Character",
+        lore_entry_content="A psychic girl.",
+        current_session_note="Momo trusts Kenta.",
+        events=["Developed new magical ability after intense training"],
+    )
+    assert text.startswith("You are a story continuity editor.")
+    assert "[Original Lore (Static)]: A psychic girl." in text
+    assert "[Current Session Note]: Momo trusts Kenta." in text
+    assert "[New Event]: Developed new magical ability after intense training" in text
+    assert "- Respond ONLY with the complete rewritten note" in text
+    assert text.endswith("New Session Note:")
+
+
+def test_rewrite_folds_several_events_in_order() -> None:
+    text = render(
+        "rewrite",
+        title="Momo",
+        entity_type="Character",
+        lore_entry_content="A psychic girl.",
+        current_session_note="",
+        events=["first thing", "second thing"],
+    )
+    assert "[Current Session Note]: (none yet)" in text
+    assert text.index("1. first thing") < text.index("2. second thing")
+
+
+def test_creation_keeps_the_spec_wording() -> None:
+    text = render("creation", entity_type="Character", creation_summary="Kenta appears.")
+    assert text.startswith("You are a world-building assistant.")
+    assert "[Creation Summary]: Kenta appears." in text
+    assert '"title": "Kenta"' in text
+    assert text.endswith("Response:")
+
+
+def test_analysis_lists_each_entity_on_its_own_line() -> None:
+    entities = [
+        {"ref": "E1", "entity_type": "Character", "title": "Momo Ayase", "aliases": ["Momo"]},
+        {"ref": "E2", "entity_type": "Location", "title": "Shrine", "aliases": []},
+    ]
+    text = render(
+        "analysis",
+        entities=entities,
+        history=[{"user": "hi", "assistant": "hello"}],
+        user_message="Kenta arrives",
+        assistant_message="A stranger with a katana steps in.",
+    )
+    lines = text.splitlines()
+    assert "E1 | Character | Momo Ayase (also: Momo)" in lines
+    assert "E2 | Location | Shrine" in lines
+    assert "User: Kenta arrives" in lines
+    assert '"updates"' in text and '"creations"' in text
+
+
+def test_missing_variables_fail_loudly() -> None:
+    with pytest.raises(UndefinedError):
+        render("creation", entity_type="Character")
+    with pytest.raises(ValueError, match="unknown prompt"):
+        render("nonsense")

@@ -1,0 +1,250 @@
+"""The real Mistral and OpenAI SDKs against a local server that answers as those APIs do."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from loreweave.errors import (
+    AuthenticationFailed,
+    InvalidResponse,
+    ProviderUnavailable,
+    RateLimited,
+    RequestRejected,
+)
+from loreweave.llm.ratelimit import RateLimiter
+from loreweave.llm.resilience import Resilience, ResilientChatModel, ResilientEmbedder, RetryPolicy
+from loreweave.llm.schemas import AnalysisResult
+from loreweave.llm.structured import complete_structured
+from loreweave.llm.types import ChatModel, ChatRequest, Embedder, Message, normalise_rows
+from loreweave.testing import FakeProviderServer, FakeReply, hash_embedding
+
+CHAT = "/v1/chat/completions"
+EMBED = "/v1/embeddings"
+KEY = "test-key"
+
+
+class SleepRecorder:
+    """Stands in for time.sleep in the retry loop: records each wait and returns at once."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+@pytest.fixture
+def server() -> Iterator[FakeProviderServer]:
+    with FakeProviderServer(api_key=KEY, embedding_dim=32) as running:
+        yield running
+
+
+def make_chat(
+    provider: str, server: FakeProviderServer, *, key: str = KEY, timeout: float = 5.0
+) -> ChatModel:
+    if provider == "mistral":
+        from loreweave.llm.providers.mistral import MistralChatModel
+
+        return MistralChatModel(key, server_url=server.url, timeout=timeout)
+    from loreweave.llm.providers.openai_compatible import OpenAIChatModel
+
+    return OpenAIChatModel(key, base_url=server.openai_url, timeout=timeout)
+
+
+def make_embedder(provider: str, server: FakeProviderServer) -> Embedder:
+    if provider == "mistral":
+        from loreweave.llm.providers.mistral import MistralEmbedder
+
+        return MistralEmbedder(KEY, model="mistral-embed", server_url=server.url)
+    from loreweave.llm.providers.openai_compatible import OpenAIEmbedder
+
+    return OpenAIEmbedder(KEY, model="text-embedding-3-small", base_url=server.openai_url)
+
+
+def resilient(model: ChatModel, sleep: SleepRecorder, attempts: int = 4) -> ResilientChatModel:
+    limiter = RateLimiter(1000, 10_000_000)
+    return ResilientChatModel(
+        model, Resilience(RetryPolicy(attempts, 0.5, 4.0), limiter, sleep=sleep)
+    )
+
+
+def request(prompt: str = "chat", text: str = "Hello there") -> ChatRequest:
+    return ChatRequest(
+        messages=(Message("system", "You narrate."), Message("user", text)),
+        model="mistral-large-latest",
+        temperature=0.3,
+        prompt=prompt,
+    )
+
+
+PROVIDERS = pytest.mark.parametrize("provider", ["mistral", "openai"])
+
+
+@PROVIDERS
+def test_chat_success(provider: str, server: FakeProviderServer) -> None:
+    server.queue(FakeReply(content="The tavern falls silent."))
+    response = make_chat(provider, server).complete(request())
+    assert response.text == "The tavern falls silent."
+    assert response.model == "mistral-large-latest"
+    assert response.usage.completion_tokens > 0 and response.usage.prompt_tokens > 0
+    sent = server.requests_to(CHAT)[0]
+    assert sent.headers["authorization"] == f"Bearer {KEY}"
+    assert sent.json["temperature"] == 0.3
+    assert [m["role"] for m in sent.json["messages"]] == ["system", "user"]
+    assert "response_format" not in sent.json or sent.json["response_format"] is None
+
+
+@PROVIDERS
+def test_json_mode_is_requested_for_structured_output(
+    provider: str, server: FakeProviderServer
+) -> None:
+    server.queue(FakeReply(content='{"updates": [], "creations": []}'))
+    result = complete_structured(make_chat(provider, server), request("analysis"), AnalysisResult)
+    assert result == AnalysisResult()
+    assert server.requests_to(CHAT)[0].json["response_format"] == {"type": "json_object"}
+
+
+@PROVIDERS
+def test_429_retry_after_is_honoured(provider: str, server: FakeProviderServer) -> None:
+    server.queue(FakeReply(status=429, headers={"Retry-After": "2.5"}), FakeReply(content="done"))
+    sleep = SleepRecorder()
+    response = resilient(make_chat(provider, server), sleep).complete(request())
+    assert response.text == "done"
+    assert sleep.waits == [2.5]
+    assert len(server.requests_to(CHAT)) == 2
+
+
+@PROVIDERS
+def test_5xx_then_success_backs_off(provider: str, server: FakeProviderServer) -> None:
+    server.queue(FakeReply(status=503), FakeReply(status=500), FakeReply(content="recovered"))
+    sleep = SleepRecorder()
+    model = resilient(make_chat(provider, server), sleep)
+    assert model.complete(request()).text == "recovered"
+    assert len(sleep.waits) == 2
+    # exponential back-off with jitter: 0.5 s then 1 s, each plus up to 0.5 s of jitter
+    assert 0.5 <= sleep.waits[0] <= 1.0
+    assert 1.0 <= sleep.waits[1] <= 1.5
+    stats = model.resilience.stats.snapshot()
+    assert stats[(provider, "chat", "calls")] == 3
+    assert stats[(provider, "chat", "errors")] == 2
+
+
+@PROVIDERS
+def test_timeout_is_retried_then_reported(provider: str, server: FakeProviderServer) -> None:
+    server.queue(FakeReply(content="late", delay=1.5), FakeReply(content="late", delay=1.5))
+    sleep = SleepRecorder()
+    model = resilient(make_chat(provider, server, timeout=0.3), sleep, attempts=2)
+    with pytest.raises(ProviderUnavailable, match="timed out"):
+        model.complete(request())
+    assert len(server.requests_to(CHAT)) == 2
+    assert len(sleep.waits) == 1
+
+
+@PROVIDERS
+def test_connection_refused_is_unavailable(provider: str) -> None:
+    server = FakeProviderServer()
+    server.stop()  # the port is closed: nothing listens
+    with pytest.raises(ProviderUnavailable):
+        make_chat(provider, server, timeout=2).complete(request())
+
+
+@PROVIDERS
+def test_authentication_error_is_not_retried(provider: str, server: FakeProviderServer) -> None:
+    sleep = SleepRecorder()
+    with pytest.raises(AuthenticationFailed, match="401"):
+        resilient(make_chat(provider, server, key="wrong"), sleep).complete(request())
+    assert len(server.requests_to(CHAT)) == 1
+    assert sleep.waits == []
+
+
+@PROVIDERS
+def test_other_4xx_is_not_retried(provider: str, server: FakeProviderServer) -> None:
+    server.queue(FakeReply(status=400, body='{"message": "bad temperature"}'))
+    sleep = SleepRecorder()
+    with pytest.raises(RequestRejected, match="bad temperature"):
+        resilient(make_chat(provider, server), sleep).complete(request())
+    assert len(server.requests_to(CHAT)) == 1
+
+
+@PROVIDERS
+def test_malformed_http_body_is_an_invalid_response(
+    provider: str, server: FakeProviderServer
+) -> None:
+    server.queue(FakeReply(body="{this is not json"))
+    with pytest.raises(InvalidResponse):
+        make_chat(provider, server).complete(request())
+
+
+@PROVIDERS
+def test_malformed_json_output_then_successful_repair(
+    provider: str, server: FakeProviderServer
+) -> None:
+    server.queue(
+        FakeReply(content='Sure! Here it is: {"updates": [{"lore_entry_id": "E1"}]}'),
+        FakeReply(
+            content='```json\n{"updates": [{"lore_entry_id": "E1", "update_summary": "Hurt"}]}\n```'
+        ),
+    )
+    result = complete_structured(make_chat(provider, server), request("analysis"), AnalysisResult)
+    assert result.updates[0].lore_entry_id == "E1"
+    assert result.updates[0].update_summary == "Hurt"
+    repair = server.requests_to(CHAT)[1].json["messages"]
+    assert repair[-2]["role"] == "assistant"
+    assert "update_summary" in repair[-1]["content"]  # the validation error is quoted
+
+
+@PROVIDERS
+def test_rate_limit_holds_under_concurrent_callers(
+    provider: str, server: FakeProviderServer
+) -> None:
+    limiter = RateLimiter(requests_per_second=20, tokens_per_minute=10_000_000, burst=1)
+    model = ResilientChatModel(make_chat(provider, server), Resilience(RetryPolicy(1), limiter))
+    calls = 12
+    threads = [threading.Thread(target=model.complete, args=(request(),)) for _ in range(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stamps = sorted(r.at for r in server.requests_to(CHAT))
+    assert len(stamps) == calls
+    # 12 requests at 20/s with no burst cannot span less than 11 intervals of 50 ms
+    assert stamps[-1] - stamps[0] >= (calls - 1) / 20 * 0.9
+
+
+@PROVIDERS
+def test_embeddings_are_batched_normalised_and_in_order(
+    provider: str, server: FakeProviderServer
+) -> None:
+    texts = [f"entity number {i} with a katana" if i % 2 else f"tavern {i}" for i in range(300)]
+    embedder = make_embedder(provider, server)
+    matrix = embedder.embed(texts)
+    assert matrix.shape == (300, 32) and matrix.dtype == np.float32
+    assert np.allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-5)
+    expected = normalise_rows([hash_embedding(t, 32) for t in texts])
+    assert np.allclose(matrix, expected, atol=1e-5)
+    sizes = [len(r.json.get("input") or r.json.get("inputs")) for r in server.requests_to(EMBED)]
+    assert sizes == [128, 128, 44]
+    assert embedder.dim == 32
+
+
+@PROVIDERS
+def test_resilient_embedder_retries(provider: str, server: FakeProviderServer) -> None:
+    server.queue(FakeReply(status=502, path=EMBED))
+    sleep = SleepRecorder()
+    embedder = ResilientEmbedder(
+        make_embedder(provider, server),
+        Resilience(RetryPolicy(3, 0.1, 1.0), RateLimiter(100, 1_000_000), sleep=sleep),
+    )
+    assert embedder.embed(["one", "two"]).shape == (2, 32)
+    assert len(sleep.waits) == 1
+
+
+def test_rate_limited_error_carries_retry_after() -> None:
+    from loreweave.llm.providers.http_errors import error_for_status
+
+    error = error_for_status(429, "slow down", provider="mistral", headers={"retry-after": "7"})
+    assert isinstance(error, RateLimited) and error.retry_after == 7.0 and error.retriable

@@ -246,3 +246,12 @@ def test_one_base_vector_and_one_overlay_vector_per_session(database: Database) 
     with database.uow() as uow:
         ids = uow.session.scalars(select(EntityVector.id)).all()
         assert len(ids) == 2 and all(isinstance(i, int) for i in ids)
+
+
+def test_a_read_only_unit_of_work_does_not_block_writers(database: Database) -> None:
+    _, session_id, entry_id = _world_with_session(database)
+    with database.uow(read_only=True) as reader:
+        assert reader.entries.require(entry_id).title == "Momo Ayase"
+        with database.uow() as writer:  # would wait for the lock if the reader held it
+            writer.notes.write(session_id, entry_id, "written meanwhile", turn=0)
+            writer.commit()

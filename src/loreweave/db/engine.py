@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from loreweave.db import migrate
-from loreweave.db.uow import UnitOfWork
+from loreweave.db.uow import READ_ONLY, UnitOfWork
 from loreweave.errors import ConfigurationError, DatabaseUnavailable, SchemaOutOfDate
 
 
@@ -43,7 +43,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def create_db_engine(url: str | URL, **kwargs: Any) -> Engine:
@@ -79,8 +80,10 @@ class Database:
     def session(self) -> Session:
         return self.sessionmaker()
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.sessionmaker)
+    def uow(self, *, read_only: bool = False) -> UnitOfWork:
+        """A unit of work.  ``read_only`` ones never take SQLite's write lock (they may still
+        read while a writer works), and must not write."""
+        return UnitOfWork(self.sessionmaker, read_only=read_only)
 
     def check_connection(self) -> None:
         try:

@@ -304,9 +304,8 @@ class EntityVector(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     world_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("worlds.id", ondelete="CASCADE"))
-    lore_entry_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("lore_entries.id", ondelete="CASCADE")
-    )
+    # No foreign key: a deleted entry's vector stays as a tombstone, so caches learn of it.
+    lore_entry_id: Mapped[uuid.UUID] = mapped_column(Uuid())
     session_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("chat_sessions.id", ondelete="CASCADE"), default=None
     )

@@ -15,6 +15,9 @@ from loreweave.db.repositories import (
     WorldRepository,
 )
 
+# An execution option: the SQLite engine begins such transactions DEFERRED, not IMMEDIATE.
+READ_ONLY = "loreweave_read_only"
+
 
 class UnitOfWork:
     """``with UnitOfWork(factory) as uow: ...; uow.commit()`` — leaving without commit rolls back.
@@ -29,11 +32,14 @@ class UnitOfWork:
     turns: ChatTurnRepository
     notes: SessionNoteRepository
 
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+    def __init__(self, session_factory: sessionmaker[Session], *, read_only: bool = False) -> None:
         self._factory = session_factory
+        self.read_only = read_only
 
     def __enter__(self) -> Self:
         self.session = self._factory()
+        if self.read_only:
+            self.session.connection(execution_options={READ_ONLY: True})
         self.worlds = WorldRepository(self.session)
         self.entries = LoreEntryRepository(self.session)
         self.sessions = ChatSessionRepository(self.session)
@@ -47,10 +53,8 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            self.session.rollback()
-        finally:
-            self.session.close()
+        # close() rolls back whatever was not committed, and leaves loaded objects readable
+        self.session.close()
 
     def commit(self) -> None:
         self.session.commit()

@@ -175,12 +175,6 @@ def upgrade() -> None:
         sa.Column("is_deleted", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["lore_entry_id"],
-            ["lore_entries.id"],
-            name=op.f("fk_entity_vectors_lore_entry_id_lore_entries"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
             ["session_id"],
             ["chat_sessions.id"],
             name=op.f("fk_entity_vectors_session_id_chat_sessions"),

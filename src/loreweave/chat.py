@@ -1,0 +1,140 @@
+"""The synchronous turn (DESIGN §1.1): retrieve → main prompt → main chat model → persist.
+
+The turn row is written with ``processing_status = 'pending'``: that row *is* the analysis job
+(a transactional outbox), so a crash after the reply can never lose the memory update.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from loreweave.config import LLMConfig
+from loreweave.db.engine import Database
+from loreweave.db.models import ChatTurn
+from loreweave.errors import Conflict, InvalidInput
+from loreweave.llm.templates import render
+from loreweave.llm.types import ChatModel, ChatRequest, Message
+from loreweave.vectors.retrieval import RetrievedEntry, Retriever
+
+log = logging.getLogger("loreweave.chat")
+
+MAX_MESSAGE_LENGTH = 8_000
+INSERT_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    turn_id: uuid.UUID
+    turn_index: int
+    reply: str
+    used_entries: list[RetrievedEntry]
+    overhead_seconds: float  # everything but the main LLM call
+
+
+@dataclass(frozen=True)
+class PreparedTurn:
+    request: ChatRequest
+    used_entries: list[RetrievedEntry]
+
+
+class ChatService:
+    def __init__(
+        self,
+        database: Database,
+        chat_model: ChatModel,
+        retriever: Retriever,
+        llm_config: LLMConfig,
+        *,
+        history_turns: int = 6,
+        k: int = 5,
+        on_turn_committed: Callable[[uuid.UUID], None] | None = None,
+    ) -> None:
+        self.database = database
+        self.chat_model = chat_model
+        self.retriever = retriever
+        self.llm_config = llm_config
+        self.history_turns = history_turns
+        self.k = k
+        self.on_turn_committed = on_turn_committed
+
+    @staticmethod
+    def validate(message: str) -> str:
+        message = message.strip()
+        if not message:
+            raise InvalidInput("the message is empty")
+        if len(message) > MAX_MESSAGE_LENGTH:
+            raise InvalidInput(f"the message is longer than {MAX_MESSAGE_LENGTH} characters")
+        return message
+
+    def prepare(self, session_id: uuid.UUID, message: str) -> PreparedTurn:
+        """Retrieval and the main prompt: the work before the main LLM call."""
+        used = self.retriever.search(session_id, message, self.k)
+        with self.database.uow(read_only=True) as uow:
+            session = uow.sessions.require(session_id)
+            world = uow.worlds.require(session.world_id)
+            history = uow.turns.recent(session_id, self.history_turns)
+        system = render(
+            "chat",
+            world_name=world.name,
+            world_description=world.description,
+            documents=[
+                {"title": e.title, "entity_type": e.entity_type, "text": e.text} for e in used
+            ],
+        )
+        messages = [Message("system", system)]
+        for turn in history:
+            messages += [
+                Message("user", turn.user_message),
+                Message("assistant", turn.assistant_message),
+            ]
+        messages.append(Message("user", message))
+        request = ChatRequest(
+            tuple(messages),
+            self.llm_config.chat_model,
+            self.llm_config.temperature_chat,
+            prompt="chat",
+        )
+        return PreparedTurn(request, used)
+
+    def persist(
+        self, session_id: uuid.UUID, message: str, reply: str, used: list[RetrievedEntry]
+    ) -> ChatTurn:
+        """Write the turn and its analysis job in one transaction."""
+        for _ in range(INSERT_ATTEMPTS):
+            with self.database.uow() as uow:
+                turn = ChatTurn(
+                    session_id=session_id,
+                    turn_index=uow.turns.next_index(session_id),
+                    user_message=message,
+                    assistant_message=reply,
+                    used_entry_ids=[str(e.lore_entry_id) for e in used],
+                )
+                uow.session.add(turn)
+                try:
+                    uow.commit()
+                except IntegrityError:
+                    continue  # another turn of this session took the index: take the next
+                if self.on_turn_committed is not None:
+                    self.on_turn_committed(session_id)
+                return turn
+        raise Conflict(
+            f"could not record a turn in session {session_id}: too many concurrent turns"
+        )
+
+    def turn(self, session_id: uuid.UUID, message: str) -> TurnResult:
+        message = self.validate(message)
+        started = time.perf_counter()
+        prepared = self.prepare(session_id, message)
+        prepared_at = time.perf_counter()
+        response = self.chat_model.complete(prepared.request)
+        answered_at = time.perf_counter()
+        turn = self.persist(session_id, message, response.text, prepared.used_entries)
+        overhead = (prepared_at - started) + (time.perf_counter() - answered_at)
+        log.debug("turn %d of %s: overhead %.1f ms", turn.turn_index, session_id, overhead * 1e3)
+        return TurnResult(turn.id, turn.turn_index, response.text, prepared.used_entries, overhead)

@@ -1,0 +1,1 @@
+"""The core: composite documents, analysis, note rewrites and entity creation."""

@@ -1,0 +1,213 @@
+"""CompositeVectorService: keeps every entity's vector rows equal to its composite documents.
+
+Two ways in.  Workers that already know the new text call :meth:`embed` before their write
+transaction and :meth:`write` inside it, so a note, its revision, its task status and its vector
+commit together.  Everything else (a lore edit, a promotion, a repair) calls :meth:`sync_entry`
+after its commit: it reads, embeds what changed, and writes only if the texts are still current.
+A text whose hash is unchanged is never embedded again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import select
+
+from loreweave.config import CompositeDocumentConfig
+from loreweave.db.engine import Database
+from loreweave.db.models import EntityVector, LoreEntry, SessionNote
+from loreweave.db.uow import UnitOfWork
+from loreweave.llm.types import Embedder, Matrix
+from loreweave.memory.composite import CompositeDocument, DocumentKey, documents_for
+from loreweave.vectors.store import VectorStore
+
+log = logging.getLogger("loreweave.vectors")
+
+SYNC_ATTEMPTS = 3
+
+
+@dataclass
+class VerifyReport:
+    documents: int = 0
+    missing: list[DocumentKey] = field(default_factory=list)
+    stale: list[DocumentKey] = field(default_factory=list)
+    orphans: list[DocumentKey] = field(default_factory=list)
+    other_model: int = 0
+    repaired: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.stale or self.orphans or self.other_model)
+
+
+class CompositeVectorService:
+    def __init__(
+        self, database: Database, embedder: Embedder, config: CompositeDocumentConfig
+    ) -> None:
+        self.database = database
+        self.embedder = embedder
+        self.config = config
+
+    # -- documents -----------------------------------------------------------------------------
+    def documents(
+        self, uow: UnitOfWork, entry: LoreEntry, session_id: uuid.UUID | None = None
+    ) -> list[CompositeDocument]:
+        """The documents ``entry`` should have (only the ``session_id`` view, when given)."""
+        query = select(SessionNote).where(SessionNote.lore_entry_id == entry.id)
+        if session_id is not None:
+            query = query.where(SessionNote.session_id == session_id)
+        documents = documents_for(entry, list(uow.session.scalars(query)), self.config)
+        if session_id is None:
+            return documents
+        return [d for d in documents if d.key.session_id in (session_id, None)]
+
+    def document(
+        self, uow: UnitOfWork, entry: LoreEntry, session_id: uuid.UUID
+    ) -> CompositeDocument:
+        """The composite document of ``entry`` as ``session_id`` sees it."""
+        note = uow.notes.for_entry(session_id, entry.id)
+        documents = documents_for(entry, [note] if note else [], self.config)
+        preferred = [d for d in documents if d.key.session_id == session_id]
+        return (preferred or documents)[0]
+
+    # -- embedding and writing -----------------------------------------------------------------
+    def embed(self, documents: Sequence[CompositeDocument]) -> Matrix:
+        return self.embedder.embed([d.text for d in documents])
+
+    def write(
+        self, uow: UnitOfWork, documents: Sequence[CompositeDocument], matrix: Matrix
+    ) -> None:
+        store = VectorStore(uow.session)
+        for document, row in zip(documents, matrix, strict=True):
+            store.write(document, row, self.embedder.model_name)
+
+    def _changed(
+        self, uow: UnitOfWork, documents: list[CompositeDocument]
+    ) -> list[CompositeDocument]:
+        store = VectorStore(uow.session)
+        changed = []
+        for document in documents:
+            row = store.get(document.key)
+            if (
+                row is None
+                or row.is_deleted
+                or row.text_hash != document.hash
+                or row.model != self.embedder.model_name
+            ):
+                changed.append(document)
+        return changed
+
+    def sync_entry(self, entry_id: uuid.UUID, session_id: uuid.UUID | None = None) -> int:
+        """Bring the vector rows of one entry (or of its view in one session) up to date; a
+        deleted entry's rows become tombstones.  Returns how many documents were embedded."""
+        embedded = 0
+        for _ in range(SYNC_ATTEMPTS):
+            with self.database.uow(read_only=True) as uow:
+                entry = uow.entries.get(entry_id)
+                wanted = self.documents(uow, entry, session_id) if entry else []
+                changed = self._changed(uow, wanted)
+            matrix = self.embed(changed) if changed else np.zeros((0, 0), dtype=np.float32)
+            with self.database.uow() as uow:
+                entry = uow.entries.get(entry_id)
+                current = {
+                    d.key: d for d in (self.documents(uow, entry, session_id) if entry else [])
+                }
+                fresh = [
+                    (d, v) for d, v in zip(changed, matrix, strict=True) if current.get(d.key) == d
+                ]
+                if fresh:
+                    self.write(uow, [d for d, _ in fresh], np.stack([v for _, v in fresh]))
+                self._tombstone_extra(uow, entry_id, session_id, set(current))
+                uow.commit()
+            embedded += len(fresh)
+            if len(fresh) == len(changed):
+                return embedded
+            log.info("entry %s changed while it was being embedded; syncing again", entry_id)
+        return embedded
+
+    @staticmethod
+    def _tombstone_extra(
+        uow: UnitOfWork,
+        entry_id: uuid.UUID,
+        session_id: uuid.UUID | None,
+        keep: set[DocumentKey],
+    ) -> None:
+        store = VectorStore(uow.session)
+        for row in store.for_entry(entry_id):
+            key = DocumentKey(row.lore_entry_id, row.session_id)
+            in_scope = session_id is None or row.session_id in (session_id, None)
+            if in_scope and key not in keep:
+                store.tombstone(row)
+
+    # -- verify and rebuild --------------------------------------------------------------------
+    def _all_entry_ids(self) -> list[uuid.UUID]:
+        with self.database.uow(read_only=True) as uow:
+            entries = set(uow.session.scalars(select(LoreEntry.id)))
+            vectors = set(
+                uow.session.scalars(
+                    select(EntityVector.lore_entry_id).where(EntityVector.is_deleted.is_(False))
+                )
+            )
+        return sorted(entries | vectors, key=str)
+
+    def verify(self, *, repair: bool = False) -> VerifyReport:
+        """Compare every vector row with the documents the database says should exist."""
+        report = VerifyReport()
+        for entry_id in self._all_entry_ids():
+            with self.database.uow(read_only=True) as uow:
+                entry = uow.entries.get(entry_id)
+                wanted = {d.key: d for d in (self.documents(uow, entry) if entry else [])}
+                rows = {
+                    DocumentKey(r.lore_entry_id, r.session_id): r
+                    for r in VectorStore(uow.session).for_entry(entry_id)
+                    if not r.is_deleted
+                }
+            report.documents += len(wanted)
+            broken = False
+            for key, document in wanted.items():
+                row = rows.get(key)
+                if row is None:
+                    report.missing.append(key)
+                elif row.model != self.embedder.model_name:
+                    report.other_model += 1
+                elif row.text_hash != document.hash:
+                    report.stale.append(key)
+                else:
+                    continue
+                broken = True
+            orphans = [key for key in rows if key not in wanted]
+            report.orphans.extend(orphans)
+            if repair and (broken or orphans):
+                self.sync_entry(entry_id)
+                report.repaired += 1
+        return report
+
+    def rebuild(
+        self, *, batch_size: int = 64, progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Re-embed every document with the current embedder (e.g. after a model change)."""
+        with self.database.uow() as uow:
+            entry_ids = list(uow.session.scalars(select(LoreEntry.id).order_by(LoreEntry.id)))
+        done = 0
+        for start in range(0, len(entry_ids), batch_size):
+            chunk = entry_ids[start : start + batch_size]
+            with self.database.uow() as uow:
+                documents = [
+                    d
+                    for entry_id in chunk
+                    if (entry := uow.entries.get(entry_id)) is not None
+                    for d in self.documents(uow, entry)
+                ]
+            matrix = self.embed(documents) if documents else None
+            with self.database.uow() as uow:
+                if matrix is not None:
+                    self.write(uow, documents, matrix)
+                uow.commit()
+            done += len(chunk)
+            if progress:
+                progress(done, len(entry_ids))
+        return done

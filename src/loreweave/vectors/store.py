@@ -1,0 +1,86 @@
+"""Vector rows in the database: the truth that every process's FAISS caches follow."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import numpy as np
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from loreweave.db.models import EntityVector, SyncCounter
+from loreweave.llm.types import Matrix
+from loreweave.memory.composite import CompositeDocument, DocumentKey
+
+COUNTER = "vectors"
+
+
+def next_version(session: Session) -> int:
+    """The next vector version.  The counter row stays locked until commit, so versions become
+    visible in the order they were handed out: a cache that has seen version N never misses an
+    older one committed later."""
+    statement = (
+        update(SyncCounter)
+        .where(SyncCounter.name == COUNTER)
+        .values(value=SyncCounter.value + 1)
+        .returning(SyncCounter.value)
+    )
+    return int(session.execute(statement).scalar_one())
+
+
+def _where_key(key: DocumentKey) -> list[object]:
+    session_clause = (
+        EntityVector.session_id.is_(None)
+        if key.session_id is None
+        else EntityVector.session_id == key.session_id
+    )
+    return [EntityVector.lore_entry_id == key.lore_entry_id, session_clause]
+
+
+class VectorStore:
+    """Reads and writes ``entity_vectors`` inside the caller's transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, key: DocumentKey) -> EntityVector | None:
+        return self.session.scalars(select(EntityVector).where(*_where_key(key))).one_or_none()  # type: ignore[arg-type]
+
+    def for_entry(self, entry_id: uuid.UUID) -> Sequence[EntityVector]:
+        query = select(EntityVector).where(EntityVector.lore_entry_id == entry_id)
+        return self.session.scalars(query).all()
+
+    def write(self, document: CompositeDocument, embedding: Matrix, model: str) -> EntityVector:
+        """Insert or replace the vector of ``document`` with a new version."""
+        vector = np.ascontiguousarray(embedding, dtype=np.float32).reshape(-1)
+        version = next_version(self.session)
+        row = self.get(document.key)
+        if row is None:
+            row = EntityVector(
+                world_id=document.world_id,
+                lore_entry_id=document.key.lore_entry_id,
+                session_id=document.key.session_id,
+            )
+            self.session.add(row)
+        row.text = document.text
+        row.text_hash = document.hash
+        row.model = model
+        row.dim = int(vector.shape[0])
+        row.embedding = vector.tobytes()
+        row.is_deleted = False
+        row.version = version
+        self.session.flush()
+        return row
+
+    def tombstone(self, row: EntityVector) -> None:
+        """Mark a vector deleted (caches drop it when they see the new version)."""
+        if not row.is_deleted:
+            version = next_version(self.session)
+            row.is_deleted = True
+            row.version = version
+            self.session.flush()
+
+
+def decode(row_embedding: bytes, dim: int) -> Matrix:
+    return np.frombuffer(row_embedding, dtype=np.float32).reshape(1, dim)

@@ -87,6 +87,22 @@ class ProviderConfig(_Group):
     tokens_per_minute: int = Field(500_000, gt=0)
 
 
+class PipelineConfig(_Group):
+    """The memory pipeline around the two queues: analysis limits, polling, sweeping."""
+
+    analysis_workers: int = Field(1, ge=1, le=64)
+    analysis_max_retries: int = Field(3, ge=1, le=100)
+    analysis_retry_delay: float = Field(60.0, ge=0)
+    analysis_lease_seconds: float = Field(300.0, gt=0)
+    analysis_history_turns: int = Field(3, ge=0, le=50)
+    analysis_max_entities: int = Field(200, ge=1, le=5000)
+    max_updates_per_turn: int = Field(10, ge=0, le=100)
+    max_creations_per_turn: int = Field(5, ge=0, le=100)
+    max_summary_chars: int = Field(1000, ge=50, le=20_000)
+    poll_interval: float = Field(1.0, gt=0, description="seconds an idle worker waits")
+    sweep_interval: float = Field(5.0, gt=0)
+
+
 def _split_commas(value: Any) -> Any:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
@@ -121,6 +137,7 @@ class Settings(BaseSettings):
     llm_config: LLMConfig = LLMConfig()
     composite_document_config: CompositeDocumentConfig = CompositeDocumentConfig()
     provider_config: ProviderConfig = ProviderConfig()
+    pipeline_config: PipelineConfig = PipelineConfig()
 
     # Secrets: environment only (see _reject_file_secrets), never in repr().
     mistral_api_key: SecretStr | None = Field(None, validation_alias="MISTRAL_API_KEY")

@@ -1,0 +1,101 @@
+"""The composition root: settings in, a wired loreweave out.  Nothing else builds engines,
+providers or workers; no work happens at import time."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from loreweave.chat import ChatService
+from loreweave.config import Settings
+from loreweave.db.engine import Database
+from loreweave.llm.registry import Providers, build_providers
+from loreweave.memory.analysis import AnalysisService
+from loreweave.memory.creation import EntityCreationWorker
+from loreweave.memory.pipeline import Pipeline
+from loreweave.memory.rewrite import NoteRewriteWorker
+from loreweave.queue.local import LocalWorkers
+from loreweave.queue.notify import EventNotifier, Notifier
+from loreweave.vectors.cache import IndexCache
+from loreweave.vectors.retrieval import Retriever
+from loreweave.vectors.service import CompositeVectorService
+
+log = logging.getLogger("loreweave")
+
+
+@dataclass
+class Loreweave:
+    """Everything one process needs, built once."""
+
+    settings: Settings
+    database: Database
+    providers: Providers
+    notifier: Notifier
+    vectors: CompositeVectorService
+    cache: IndexCache
+    retriever: Retriever
+    chat: ChatService
+    pipeline: Pipeline
+    workers: LocalWorkers | None = field(default=None)
+
+    def start_local_workers(self) -> LocalWorkers:
+        if not isinstance(self.notifier, EventNotifier):
+            raise RuntimeError("local workers need the local queue backend")
+        if self.workers is None:
+            self.workers = LocalWorkers(self.pipeline, self.notifier, self.settings)
+            self.workers.start()
+        return self.workers
+
+    def close(self) -> None:
+        if self.workers is not None:
+            self.workers.stop()
+            self.workers = None
+        self.cache.persist()
+        self.database.dispose()
+
+
+def build_notifier(settings: Settings) -> Notifier:
+    if settings.queue_backend == "celery":
+        from loreweave.queue.celery_app import CeleryNotifier
+
+        notifier: Notifier = CeleryNotifier(settings)
+        return notifier
+    return EventNotifier()
+
+
+def build(
+    settings: Settings,
+    *,
+    providers: Providers | None = None,
+    notifier: Notifier | None = None,
+    database: Database | None = None,
+) -> Loreweave:
+    database = database or Database(settings.database_url)
+    database.ensure_schema()
+    providers = providers or build_providers(settings)
+    notifier = notifier or build_notifier(settings)
+    embedder, chat_model = providers.embedder, providers.chat
+    vectors = CompositeVectorService(database, embedder, settings.composite_document_config)
+    cache = IndexCache(dim=embedder.dim, model=embedder.model_name, index_dir=settings.index_dir)
+    retriever = Retriever(database, embedder, cache, vectors)
+    llm = settings.llm_config
+    queues = settings.dual_queue_config
+    chat = ChatService(
+        database,
+        chat_model,
+        retriever,
+        llm,
+        on_turn_committed=lambda _session_id: notifier.notify("analysis"),
+    )
+    pipeline = Pipeline(
+        database,
+        AnalysisService(database, chat_model, llm, settings.pipeline_config, notifier),
+        NoteRewriteWorker(database, chat_model, vectors, llm, queues.note_update_queue, notifier),
+        EntityCreationWorker(
+            database, chat_model, vectors, llm, queues.entity_creation_queue, notifier
+        ),
+        notifier,
+    )
+    return Loreweave(
+        settings, database, providers, notifier, vectors, cache, retriever, chat, pipeline
+    )

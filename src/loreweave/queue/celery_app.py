@@ -1,0 +1,104 @@
+"""The Celery backend: Redis carries "queue X has work" messages; the task rows stay the truth.
+
+One Celery queue per kind (``analysis``, ``note_updates``, ``entity_creations``); each message
+runs the same job code as the local backend — claim from the database, process, repeat while
+work is ready — so a lost or duplicated message is harmless.  ``loreweave worker --backend celery``
+starts one Celery worker per queue (its concurrency from ``concurrent_workers``) and runs the
+sweeper, which re-announces ready work, e.g. once Redis is back after an outage.
+
+Also usable directly: ``celery -A loreweave.queue.celery_app worker -Q note_updates -c 2``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import TYPE_CHECKING, Any
+
+from celery import Celery
+
+from loreweave.config import Settings, load_settings
+from loreweave.queue.notify import QUEUES, QueueName
+
+if TYPE_CHECKING:
+    from loreweave.bootstrap import Loreweave
+
+log = logging.getLogger("loreweave.queue")
+
+TASK_NAME = "loreweave.run_queue"
+MAX_JOBS_PER_MESSAGE = 50
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("loreweave", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue="analysis",
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=2,
+        broker_transport_options={"socket_connect_timeout": 2, "socket_timeout": 5},
+        worker_hijack_root_logger=False,
+    )
+    app.task(name=TASK_NAME, bind=False)(run_queue)
+    return app
+
+
+_container: Loreweave | None = None
+_container_lock = threading.Lock()
+
+
+def container() -> Loreweave:
+    """This worker process's loreweave, built on first use (after Celery forked)."""
+    global _container
+    with _container_lock:
+        if _container is None:
+            from loreweave.bootstrap import build
+
+            settings = load_settings()
+            _container = build(settings, notifier=CeleryNotifier(settings))
+        return _container
+
+
+def run_queue(queue: str, max_jobs: int = MAX_JOBS_PER_MESSAGE) -> int:
+    """The one Celery task: run jobs of ``queue`` while some are ready (at most ``max_jobs``)."""
+    known: dict[str, QueueName] = {name: name for name in QUEUES}
+    if queue not in known:
+        raise ValueError(f"unknown queue {queue!r}")
+    runner = container().pipeline.runner(known[queue])
+    worker_id = f"celery:{socket.gethostname()}:{os.getpid()}:{queue}"
+    done = 0
+    while done < max_jobs and runner(worker_id):
+        done += 1
+    return done
+
+
+class CeleryNotifier:
+    """Publishes "this queue has work".  If the broker is down the work simply waits in the
+    database: the sweeper announces it again later."""
+
+    def __init__(self, settings: Settings, app: Celery | None = None) -> None:
+        self.app = app or make_celery(settings)
+
+    def notify(self, queue: QueueName) -> None:
+        try:
+            self.app.send_task(TASK_NAME, args=[queue], queue=queue, retry=False)
+        except Exception as exc:  # kombu / redis connection errors of many kinds
+            log.warning("broker unreachable (%s); %s work waits in the database", exc, queue)
+
+
+_app: Celery | None = None
+
+
+def __getattr__(name: str) -> Any:
+    # ``celery -A loreweave.queue.celery_app`` looks up ``app``: built on demand, not at import.
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = make_celery(load_settings())
+        return _app
+    raise AttributeError(name)

@@ -1,0 +1,31 @@
+"""How a backend is told that a queue has work.  A lost notice is harmless: workers also poll,
+and the sweeper re-announces ready work."""
+
+from __future__ import annotations
+
+import threading
+from typing import Literal, Protocol
+
+QueueName = Literal["analysis", "note_updates", "entity_creations"]
+QUEUES: tuple[QueueName, ...] = ("analysis", "note_updates", "entity_creations")
+
+
+class Notifier(Protocol):
+    def notify(self, queue: QueueName) -> None: ...
+
+
+class NullNotifier:
+    """For processes that only write (a CLI import, tests driving workers by hand)."""
+
+    def notify(self, queue: QueueName) -> None:
+        return None
+
+
+class EventNotifier:
+    """In-process: wakes the local worker threads of a queue."""
+
+    def __init__(self) -> None:
+        self.events: dict[QueueName, threading.Event] = {q: threading.Event() for q in QUEUES}
+
+    def notify(self, queue: QueueName) -> None:
+        self.events[queue].set()

@@ -1,0 +1,115 @@
+"""Helpers for the pipeline tests: a wired loreweave on a test database, and waiting for it."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from loreweave.bootstrap import Loreweave, build
+from loreweave.config import Settings
+from loreweave.db import Database
+from loreweave.db.models import (
+    ChatSession,
+    ChatTurn,
+    EntityCreationTask,
+    LoreEntry,
+    NoteUpdateTask,
+    World,
+)
+from loreweave.llm.registry import Providers
+from loreweave.llm.types import ChatModel, ChatRequest, ChatResponse
+from loreweave.queue.notify import Notifier
+from loreweave.testing import HashingEmbedder
+
+
+def make_app(
+    database: Database,
+    tmp_path: Path,
+    model: ChatModel,
+    *,
+    notifier: Notifier | None = None,
+    **overrides: object,
+) -> Loreweave:
+    settings = Settings(index_dir=tmp_path / "index", **overrides)  # type: ignore[arg-type]
+    providers = Providers(chat=model, embedder=HashingEmbedder(64))
+    return build(settings, providers=providers, notifier=notifier, database=database)
+
+
+def make_world(
+    database: Database, *titles: tuple[str, str, str]
+) -> tuple[uuid.UUID, uuid.UUID, dict[str, uuid.UUID]]:
+    """A world with entries (title, type, content) and one session."""
+    with database.uow() as uow:
+        world = uow.worlds.add(World(name="Eldoria"))
+        session = uow.sessions.add(ChatSession(world_id=world.id, title="run"))
+        ids = {
+            title: uow.entries.add(
+                LoreEntry(world_id=world.id, title=title, entity_type=kind, content=content)
+            ).id
+            for title, kind, content in titles
+        }
+        uow.commit()
+    return world.id, session.id, ids
+
+
+def unfinished(database: Database) -> int:
+    with database.uow(read_only=True) as uow:
+        count = 0
+        for model, column in (
+            (NoteUpdateTask, NoteUpdateTask.status),
+            (EntityCreationTask, EntityCreationTask.status),
+            (ChatTurn, ChatTurn.processing_status),
+        ):
+            count += int(
+                uow.session.scalar(
+                    select(func.count())
+                    .select_from(model)
+                    .where(column.in_(["pending", "processing"]))
+                )
+                or 0
+            )
+        return count
+
+
+def wait_until_idle(database: Database, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while unfinished(database):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{unfinished(database)} jobs still unfinished after {timeout}s")
+        time.sleep(0.05)
+
+
+_NOTE = re.compile(r"^\[Current Session Note\]: (.*)$", re.M)
+_ONE = re.compile(r"^\[New Event\]: (.*)$", re.M)
+_MANY = re.compile(r"^\d+\. (.*)$", re.M)
+
+
+class AppendingRewriter:
+    """A ChatModel whose rewrite appends the events to the note, joined by ' | ': the final note
+    then shows which events were applied, how often and in which order."""
+
+    provider = "appending"
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.rewrites = 0
+        self._lock = threading.Lock()
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        text = request.messages[-1].content
+        assert request.prompt == "rewrite", request.prompt
+        with self._lock:
+            self.rewrites += 1
+        time.sleep(self.delay)
+        current = _NOTE.search(text)
+        note = current.group(1) if current else ""
+        note = "" if note == "(none yet)" else note
+        events = [m.group(1) for m in _ONE.finditer(text)] or [
+            m.group(1) for m in _MANY.finditer(text)
+        ]
+        return ChatResponse(" | ".join([*([note] if note else []), *events]), request.model)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def story_model() -> ScriptedChatModel:
             "creations": [
                 {
                     "entity_type": "character",
-                    "creation_summary": "A stranger named Kenta with a katana appeared at the shrine.",
+                    "creation_summary": "A stranger, Kenta, with a katana appeared at the shrine.",
                 }
             ],
         },
@@ -235,7 +236,7 @@ def test_200_events_20_entities_4_workers_each_applied_once_in_order(
             assert note is not None
             assert note.note_content.split(" | ") == [f"{title}#{turn}" for turn in range(10)]
             history = [r.note_content for r in uow.notes.revisions(note.id)] + [note.note_content]
-            for earlier, later in zip(history, history[1:], strict=False):
+            for earlier, later in itertools.pairwise(history):
                 assert later.startswith(earlier + " | ")  # each version adds, never repeats
             tasks = uow.session.scalars(
                 select(NoteUpdateTask)
@@ -326,7 +327,7 @@ def test_a_hallucinated_or_foreign_id_is_never_applied(database: Database, tmp_p
     model = ScriptedChatModel()
     model.add("Done.", prompt="chat", repeat=True)
     _, other_session, other_ids = make_world(database, ("Secret", "Item", "Another world's relic."))
-    _, session_id, ids = make_world(database, ("Momo", "Character", "A girl."))
+    _, session_id, _ids = make_world(database, ("Momo", "Character", "A girl."))
     model.add(
         json.dumps(
             {

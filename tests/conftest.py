@@ -104,3 +104,27 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
     db = request.getfixturevalue("_migrated_postgres")
     _truncate(db)
     yield db
+
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A Redis database of its own for this test (15 of the configured server), emptied."""
+    import redis
+
+    url = make_url(REDIS_URL.replace("redis://", "redis+x://")).set(database="15")
+    test_url = url.render_as_string(hide_password=False).replace("redis+x://", "redis://")
+    client = redis.Redis.from_url(test_url)
+    try:
+        client.flushdb()
+    except Exception as exc:
+        _unavailable("Redis", exc)
+    finally:
+        client.close()
+    return test_url
+
+
+def database_url(database: Database) -> str:
+    return database.engine.url.render_as_string(hide_password=False)

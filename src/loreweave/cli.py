@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import uuid
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +14,9 @@ from rich.console import Console
 from loreweave import __version__
 from loreweave.config import Settings, load_settings
 from loreweave.db import Database, migrate
-from loreweave.errors import ConfigurationError, LoreweaveError
+from loreweave.errors import ConfigurationError, InvalidInput, LoreweaveError
+from loreweave.queue.status import TaskKind
+from loreweave.vectors.service import CompositeVectorService
 
 app = typer.Typer(
     name="loreweave",
@@ -24,6 +27,12 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+tasks_app = typer.Typer(help="The dual queues' tasks: list and retry.", no_args_is_help=True)
+app.add_typer(tasks_app, name="tasks")
+index_app = typer.Typer(
+    help="Vector rows and FAISS caches: verify and rebuild.", no_args_is_help=True
+)
+app.add_typer(index_app, name="index")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -104,6 +113,145 @@ def db_current(ctx: typer.Context) -> None:
     head = migrate.head_revision(database.engine)
     state = "up to date" if current == head else "behind: run `loreweave db upgrade`"
     console.print(f"database {database.url}: revision {current or 'none'} (head {head}, {state})")
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.getLogger().setLevel(settings.log_level)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+        )
+
+
+@app.command()
+def worker(
+    ctx: typer.Context,
+    backend: Annotated[
+        str | None,
+        typer.Option(help="local (threads here) or celery; default: LOREWEAVE_QUEUE_BACKEND."),
+    ] = None,
+) -> None:
+    """Run the memory pipeline's workers until interrupted (Ctrl-C)."""
+    settings = _state(ctx).settings
+    if backend is not None:
+        if backend not in ("local", "celery"):
+            raise ConfigurationError(f"--backend must be local or celery, not {backend!r}")
+        settings = settings.model_copy(update={"queue_backend": backend})
+    _configure_logging(settings)
+    from loreweave.queue.runner import run_workers
+
+    run_workers(settings, console, _state(ctx).config_file)
+
+
+@tasks_app.command("list")
+def tasks_list(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Option(help="note_updates or entity_creations")] = "note_updates",
+    status: Annotated[str | None, typer.Option(help="pending, processing, done, failed")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """List recent tasks of one queue."""
+    from rich.table import Table
+
+    from loreweave.queue.status import list_tasks
+
+    kind_ = _task_kind(kind)
+    database = _database(ctx)
+    database.ensure_schema()
+    with database.uow(read_only=True) as uow:
+        rows = list_tasks(uow.session, kind_, status, limit)
+    table = Table("id", "status", "turn", "retries", "summary", "error")
+    for row in rows:
+        summary = row.get("update_summary") or row.get("creation_summary") or ""
+        table.add_row(
+            row["id"],
+            row["status"],
+            str(row["turn_index"]),
+            str(row["retry_count"]),
+            summary[:60],
+            (row["error_message"] or "")[:60],
+        )
+    console.print(table)
+
+
+@tasks_app.command("retry")
+def tasks_retry(
+    ctx: typer.Context,
+    task_id: Annotated[str, typer.Argument(help="The id of a failed task.")],
+    kind: Annotated[str, typer.Option(help="note_updates or entity_creations")] = "note_updates",
+) -> None:
+    """Make a failed task pending again."""
+    from loreweave.queue.status import retry
+
+    kind_ = _task_kind(kind)
+    database = _database(ctx)
+    database.ensure_schema()
+    with database.uow() as uow:
+        retry(uow.session, kind_, _uuid(task_id))
+        uow.commit()
+    console.print(f"task {task_id} is pending again")
+
+
+@index_app.command("verify")
+def index_verify(
+    ctx: typer.Context,
+    repair: Annotated[bool, typer.Option("--repair", help="Re-embed what is wrong.")] = False,
+) -> None:
+    """Compare every vector row with the documents the database says should exist."""
+    vectors = _vector_service(ctx)
+    report = vectors.verify(repair=repair)
+    console.print(
+        f"{report.documents} documents: {len(report.missing)} missing, {len(report.stale)} "
+        f"stale, {len(report.orphans)} orphaned, {report.other_model} of another model"
+        + (f"; {report.repaired} entries repaired" if repair else "")
+    )
+    if not report.ok and not repair:
+        raise typer.Exit(1)
+
+
+@index_app.command("rebuild")
+def index_rebuild(ctx: typer.Context) -> None:
+    """Re-embed every document with the configured embedder and drop the FAISS caches."""
+    from rich.progress import Progress
+
+    from loreweave.vectors.cache import IndexCache
+
+    vectors = _vector_service(ctx)
+    settings = _state(ctx).settings
+    with Progress(console=console) as progress:
+        task = progress.add_task("embedding", total=None)
+        done = vectors.rebuild(
+            progress=lambda current, total: progress.update(task, completed=current, total=total)
+        )
+    embedder = vectors.embedder
+    IndexCache(dim=embedder.dim, model=embedder.model_name, index_dir=settings.index_dir).drop()
+    console.print(f"re-embedded {done} entries; FAISS caches will be rebuilt on first search")
+
+
+def _vector_service(ctx: typer.Context) -> CompositeVectorService:
+    from loreweave.llm.registry import build_embedder
+
+    settings = _state(ctx).settings
+    database = _database(ctx)
+    database.ensure_schema()
+    return CompositeVectorService(
+        database, build_embedder(settings), settings.composite_document_config
+    )
+
+
+def _task_kind(kind: str) -> TaskKind:
+    if kind == "note_updates":
+        return "note_updates"
+    if kind == "entity_creations":
+        return "entity_creations"
+    raise InvalidInput(f"--kind must be note_updates or entity_creations, not {kind!r}")
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidInput(f"not a task id: {value!r}") from None
 
 
 def main() -> None:

@@ -117,22 +117,35 @@ class Providers:
     stats: CallStats = field(default_factory=CallStats)
 
 
+class _Resiliences:
+    """One Resilience (rate limit + retries) per provider name, shared by chat and embeddings."""
+
+    def __init__(self, settings: Settings, stats: CallStats) -> None:
+        config = settings.provider_config
+        self.policy = RetryPolicy(config.max_attempts, config.backoff_initial, config.backoff_max)
+        self.config = config
+        self.stats = stats
+        self.by_provider: dict[str, Resilience] = {}
+
+    def __call__(self, provider: str) -> Resilience:
+        if provider not in self.by_provider:
+            limiter = RateLimiter(self.config.requests_per_second, self.config.tokens_per_minute)
+            self.by_provider[provider] = Resilience(self.policy, limiter, stats=self.stats)
+        return self.by_provider[provider]
+
+
+def build_embedder(settings: Settings, resilience: _Resiliences | None = None) -> Embedder:
+    embedder = EMBEDDING_PROVIDERS[settings.embedding_provider](settings)
+    if settings.embedding_provider in IN_PROCESS:
+        return embedder
+    resilience = resilience or _Resiliences(settings, CallStats())
+    return ResilientEmbedder(embedder, resilience(settings.embedding_provider))
+
+
 def build_providers(settings: Settings, *, stats: CallStats | None = None) -> Providers:
     stats = stats or CallStats()
-    config = settings.provider_config
-    policy = RetryPolicy(config.max_attempts, config.backoff_initial, config.backoff_max)
-    resiliences: dict[str, Resilience] = {}
-
-    def resilience(provider: str) -> Resilience:
-        if provider not in resiliences:
-            limiter = RateLimiter(config.requests_per_second, config.tokens_per_minute)
-            resiliences[provider] = Resilience(policy, limiter, stats=stats)
-        return resiliences[provider]
-
+    resilience = _Resiliences(settings, stats)
     chat = CHAT_PROVIDERS[settings.llm_provider](settings)
     if settings.llm_provider not in IN_PROCESS:
         chat = ResilientChatModel(chat, resilience(settings.llm_provider))
-    embedder = EMBEDDING_PROVIDERS[settings.embedding_provider](settings)
-    if settings.embedding_provider not in IN_PROCESS:
-        embedder = ResilientEmbedder(embedder, resilience(settings.embedding_provider))
-    return Providers(chat=chat, embedder=embedder, stats=stats)
+    return Providers(chat=chat, embedder=build_embedder(settings, resilience), stats=stats)

@@ -120,6 +120,11 @@ class ScriptedChatModel:
         with self._lock:
             self._pending.append(interaction)
 
+    def cassette(self) -> Cassette:
+        """The interactions not used up yet, as a cassette (to hand to another process)."""
+        with self._lock:
+            return Cassette(chat=list(self._pending))
+
     def calls_for(self, prompt: str) -> list[ChatRequest]:
         with self._lock:
             return [call for call in self.calls if call.prompt == prompt]

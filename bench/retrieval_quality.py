@@ -24,8 +24,8 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from common import save
 
+from common import save
 from loreweave.config import CompositeDocumentConfig, Settings
 from loreweave.llm.providers.local import LocalEmbedder
 from loreweave.memory.composite import composite_text
@@ -33,12 +33,45 @@ from loreweave.memory.composite import composite_text
 SYLLABLES = ["ka", "ren", "to", "mi", "sha", "lo", "vek", "ar", "un", "dra", "zel", "i", "bo", "th"]
 TRADES = ["blacksmith", "herbalist", "sailor", "scribe", "hunter", "bard", "merchant", "guard"]
 TRAITS = ["quiet", "boastful", "kind", "suspicious", "cheerful", "stern", "curious", "greedy"]
-PLACES = ["Oakridge", "Saltmere", "Duskvale", "Ironhold", "Willowmere", "Stonebridge", "Frostpeak",
-          "Emberfall", "Mistwood", "Goldcrest", "Ravenholm", "Sunspire", "Thornwick", "Brightwater",
-          "Ashford", "Highmoor", "Coldharbour", "Redcliff", "Deepwell", "Fairhaven"]
-ITEMS = ["a silver compass", "a cracked lantern", "an iron key", "a jade amulet", "a bone flute",
-         "a crimson cloak", "a rusted sword", "a map of the stars", "a glass eye", "a copper bell",
-         "a black feather", "a golden thimble", "a wooden mask", "a dragon scale", "a moonstone ring"]
+PLACES = [
+    "Oakridge",
+    "Saltmere",
+    "Duskvale",
+    "Ironhold",
+    "Willowmere",
+    "Stonebridge",
+    "Frostpeak",
+    "Emberfall",
+    "Mistwood",
+    "Goldcrest",
+    "Ravenholm",
+    "Sunspire",
+    "Thornwick",
+    "Brightwater",
+    "Ashford",
+    "Highmoor",
+    "Coldharbour",
+    "Redcliff",
+    "Deepwell",
+    "Fairhaven",
+]
+ITEMS = [
+    "a silver compass",
+    "a cracked lantern",
+    "an iron key",
+    "a jade amulet",
+    "a bone flute",
+    "a crimson cloak",
+    "a rusted sword",
+    "a map of the stars",
+    "a glass eye",
+    "a copper bell",
+    "a black feather",
+    "a golden thimble",
+    "a wooden mask",
+    "a dragon scale",
+    "a moonstone ring",
+]
 
 
 def name(rng: random.Random, used: set[str]) -> str:
@@ -54,10 +87,15 @@ def generate(characters: int, sessions: int, changed: int, seed: int = 7):  # ty
     used: set[str] = set()
     world = []
     for _ in range(characters):
-        world.append({
-            "name": name(rng, used), "trade": rng.choice(TRADES), "trait": rng.choice(TRAITS),
-            "home": rng.choice(PLACES), "item": rng.choice(ITEMS),
-        })
+        world.append(
+            {
+                "name": name(rng, used),
+                "trade": rng.choice(TRADES),
+                "trait": rng.choice(TRAITS),
+                "home": rng.choice(PLACES),
+                "item": rng.choice(ITEMS),
+            }
+        )
     for person in world:
         person["lore"] = (
             f"{person['name']} is a {person['trait']} {person['trade']} from {person['home']} "
@@ -68,7 +106,9 @@ def generate(characters: int, sessions: int, changed: int, seed: int = 7):  # ty
         notes, queries = {}, []
         places = rng.sample(PLACES, k=min(changed, len(PLACES)))
         items = rng.sample(ITEMS, k=min(changed, len(ITEMS)))
-        for index, target in enumerate(rng.sample(range(characters), k=min(changed, len(places), len(items)))):
+        for index, target in enumerate(
+            rng.sample(range(characters), k=min(changed, len(places), len(items)))
+        ):
             person = world[target]
             new_place, new_item = places[index], items[index]
             notes[target] = (
@@ -88,7 +128,11 @@ def recall(ranked: list[list[int]], hits, k: int) -> float:  # type: ignore[no-u
 def evaluate(world, runs, embedder: LocalEmbedder) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
     config = CompositeDocumentConfig()
     lore_vectors = embedder.embed([p["lore"] for p in world])
-    results: dict[str, list[tuple[list[int], list[int], int]]] = {"composite": [], "option_a": [], "base_only": []}
+    results: dict[str, list[tuple[list[int], list[int], int]]] = {
+        "composite": [],
+        "option_a": [],
+        "base_only": [],
+    }
     for run in runs:
         targets = sorted(run["notes"])
         composite = lore_vectors.copy()
@@ -108,15 +152,22 @@ def evaluate(world, runs, embedder: LocalEmbedder) -> dict[str, dict[str, float]
         figures[method] = {}
         for k in (1, 5):
             if method == "option_a":
-                complete = np.mean([
-                    target in order[:k] and (len(world) + sorted_index(owner, target, len(world))) in order[:k]
-                    for order, owner, target in rows
-                ])
-                either = np.mean([target in {owner[i] for i in order[:k]} for order, owner, target in rows])
+                complete = np.mean(
+                    [
+                        target in order[:k]
+                        and (len(world) + sorted_index(owner, target, len(world))) in order[:k]
+                        for order, owner, target in rows
+                    ]
+                )
+                either = np.mean(
+                    [target in {owner[i] for i in order[:k]} for order, owner, target in rows]
+                )
                 figures[method][f"recall@{k}"] = float(complete)
                 figures[method][f"recall@{k}_either_document"] = float(either)
             else:
-                figures[method][f"recall@{k}"] = float(np.mean([target in order[:k] for order, _, target in rows]))
+                figures[method][f"recall@{k}"] = float(
+                    np.mean([target in order[:k] for order, _, target in rows])
+                )
     return figures
 
 
@@ -133,23 +184,39 @@ def keyword_activation(world, embedder: LocalEmbedder) -> dict[str, float]:  # t
     from loreweave.vectors.retrieval import Retriever
 
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(database_url=f"sqlite:///{Path(tmp) / 'q.db'}", index_dir=Path(tmp) / "i")
+        settings = Settings(
+            database_url=f"sqlite:///{Path(tmp) / 'q.db'}", index_dir=Path(tmp) / "i"
+        )
         app = build(settings, providers=Providers(chat=ScriptedChatModel(), embedder=embedder))
         ids: list[uuid.UUID] = []
         with app.database.uow() as uow:
             w = uow.worlds.add(World(name="eval"))
             session = uow.sessions.add(ChatSession(world_id=w.id))
             for person in world:
-                ids.append(uow.entries.add(LoreEntry(world_id=w.id, title=person["name"], entity_type="Character", content=person["lore"])).id)
+                ids.append(
+                    uow.entries.add(
+                        LoreEntry(
+                            world_id=w.id,
+                            title=person["name"],
+                            entity_type="Character",
+                            content=person["lore"],
+                        )
+                    ).id
+                )
             uow.commit()
         for entry_id in ids:
             app.vectors.sync_entry(entry_id)
-        queries = [(f"I ask around the market about {p['name']}.", ids[i]) for i, p in enumerate(world)]
+        queries = [
+            (f"I ask around the market about {p['name']}.", ids[i]) for i, p in enumerate(world)
+        ]
         figures = {}
         for label, keywords in (("with_keywords", True), ("vector_only", False)):
             retriever = Retriever(app.database, embedder, app.cache, app.vectors, keywords=keywords)
             for k in (1, 5):
-                found = [target in [h.lore_entry_id for h in retriever.search(session.id, q, k)][:k] for q, target in queries]
+                found = [
+                    target in [h.lore_entry_id for h in retriever.search(session.id, q, k)][:k]
+                    for q, target in queries
+                ]
                 figures[f"{label}_recall@{k}"] = float(np.mean(found))
         app.close()
     return figures
@@ -184,7 +251,11 @@ def main() -> None:
         f"| vector + keyword activation | {keywords['with_keywords_recall@1']:.0%} | {keywords['with_keywords_recall@5']:.0%} |",
         f"| vector only | {keywords['vector_only_recall@1']:.0%} | {keywords['vector_only_recall@5']:.0%} |",
     ]
-    save("retrieval_quality", {"args": vars(args), "state_queries": figures, "keyword_activation": keywords}, "\n".join(lines))
+    save(
+        "retrieval_quality",
+        {"args": vars(args), "state_queries": figures, "keyword_activation": keywords},
+        "\n".join(lines),
+    )
 
 
 if __name__ == "__main__":

@@ -23,9 +23,9 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from common import percentile, save
 from sqlalchemy import insert, update
 
+from common import percentile, save
 from loreweave.bootstrap import build
 from loreweave.config import Settings
 from loreweave.db.models import ChatSession, EntityVector, LoreEntry, SyncCounter, World, utcnow
@@ -36,7 +36,7 @@ from loreweave.memory.composite import DocumentKey, text_hash
 from loreweave.vectors.tier import VectorTier
 
 DIM = 384
-WORDS = "ancient river crown storm harbour blade shrine fox ember tower marsh guild".split()
+WORDS = ["ancient", "river", "crown", "storm", "harbour", "blade", "shrine", "fox", "ember", "tower", "marsh", "guild"]
 
 
 def rss_mb() -> float:
@@ -49,7 +49,9 @@ def unit_vectors(count: int, rng: np.random.Generator) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def populate(app, entries: int, notes: int, rng: np.random.Generator) -> tuple[uuid.UUID, uuid.UUID]:  # type: ignore[no-untyped-def]
+def populate(
+    app, entries: int, notes: int, rng: np.random.Generator
+) -> tuple[uuid.UUID, uuid.UUID]:  # type: ignore[no-untyped-def]
     now = utcnow()
     with app.database.uow() as uow:
         world = uow.worlds.add(World(name="Bench world"))
@@ -64,10 +66,17 @@ def populate(app, entries: int, notes: int, rng: np.random.Generator) -> tuple[u
                 insert(LoreEntry),
                 [
                     {
-                        "id": ids[i], "world_id": world.id, "title": f"{WORDS[i % 12].title()} {i}",
-                        "entity_type": "Character", "content": f"Entity {i}: {WORDS[i % 12]} {WORDS[(i * 7) % 12]}.",
-                        "tags": [], "aliases": [], "extra": {}, "is_dynamically_generated": False,
-                        "created_at": now, "updated_at": now,
+                        "id": ids[i],
+                        "world_id": world.id,
+                        "title": f"{WORDS[i % 12].title()} {i}",
+                        "entity_type": "Character",
+                        "content": f"Entity {i}: {WORDS[i % 12]} {WORDS[(i * 7) % 12]}.",
+                        "tags": [],
+                        "aliases": [],
+                        "extra": {},
+                        "is_dynamically_generated": False,
+                        "created_at": now,
+                        "updated_at": now,
                     }
                     for i in chunk
                 ],
@@ -76,9 +85,16 @@ def populate(app, entries: int, notes: int, rng: np.random.Generator) -> tuple[u
                 insert(EntityVector),
                 [
                     {
-                        "world_id": world.id, "lore_entry_id": ids[i], "session_id": None,
-                        "text": f"[Base Lore]\nEntity {i}", "text_hash": text_hash(str(i)), "model": MODEL_NAME,
-                        "dim": DIM, "embedding": vectors[i].tobytes(), "version": i + 1, "is_deleted": False,
+                        "world_id": world.id,
+                        "lore_entry_id": ids[i],
+                        "session_id": None,
+                        "text": f"[Base Lore]\nEntity {i}",
+                        "text_hash": text_hash(str(i)),
+                        "model": MODEL_NAME,
+                        "dim": DIM,
+                        "embedding": vectors[i].tobytes(),
+                        "version": i + 1,
+                        "is_deleted": False,
                         "updated_at": now,
                     }
                     for i in chunk
@@ -99,7 +115,9 @@ def overhead_at(size: int, turns: int, embedder: LocalEmbedder) -> dict[str, flo
     with tempfile.TemporaryDirectory() as tmp:
         chat = ScriptedChatModel()
         chat.add("The story goes on.", prompt="chat", repeat=True)
-        settings = Settings(database_url=f"sqlite:///{Path(tmp) / 'bench.db'}", index_dir=Path(tmp) / "index")
+        settings = Settings(
+            database_url=f"sqlite:///{Path(tmp) / 'bench.db'}", index_dir=Path(tmp) / "index"
+        )
         app = build(settings, providers=Providers(chat=chat, embedder=embedder))
         world_id, session_id = populate(app, size, min(20, size), rng)
         started = time.perf_counter()
@@ -108,7 +126,9 @@ def overhead_at(size: int, turns: int, embedder: LocalEmbedder) -> dict[str, flo
         tier_mb = len(app.cache.world_tier(world_id)) * (DIM * 4) / 2**20
         overheads = []
         for i in range(turns):
-            result = app.chat.turn(session_id, f"We walk past the {WORDS[i % 12]} and the {WORDS[(i * 5) % 12]}.")
+            result = app.chat.turn(
+                session_id, f"We walk past the {WORDS[i % 12]} and the {WORDS[(i * 5) % 12]}."
+            )
             overheads.append(result.overhead_seconds)
         # the sync step: nothing new, then 100 rows written by another process
         with app.database.uow(read_only=True) as uow:
@@ -118,13 +138,19 @@ def overhead_at(size: int, turns: int, embedder: LocalEmbedder) -> dict[str, flo
             idle_sync = (time.perf_counter() - began) / 20
         fresh = unit_vectors(100, rng)
         with app.database.uow() as uow:
-            from loreweave.vectors.store import VectorStore
             from loreweave.memory.composite import CompositeDocument
+            from loreweave.vectors.store import VectorStore
 
             store = VectorStore(uow.session)
             for i in range(100):
-                entry = uow.entries.add(LoreEntry(world_id=world_id, title=f"New {i}", content=f"New entity {i}."))
-                store.write(CompositeDocument(DocumentKey(entry.id, None), world_id, f"new {i}"), fresh[i], MODEL_NAME)
+                entry = uow.entries.add(
+                    LoreEntry(world_id=world_id, title=f"New {i}", content=f"New entity {i}.")
+                )
+                store.write(
+                    CompositeDocument(DocumentKey(entry.id, None), world_id, f"new {i}"),
+                    fresh[i],
+                    MODEL_NAME,
+                )
             uow.commit()
         with app.database.uow(read_only=True) as uow:
             began = time.perf_counter()
@@ -225,7 +251,9 @@ def main() -> None:
         "|---|---|---|",
     ]
     for m in memory:
-        lines.append(f"| {m['sessions']} | {m['overlay_design_mb']:.0f} | {m['full_index_per_session_mb_extrapolated']:.0f} |")
+        lines.append(
+            f"| {m['sessions']} | {m['overlay_design_mb']:.0f} | {m['full_index_per_session_mb_extrapolated']:.0f} |"
+        )
     save("turn_overhead", {"overhead": rows, "index_memory": memory}, "\n".join(lines))
 
 

@@ -90,3 +90,24 @@ def test_bad_input(setup) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(NotFound):
         service.turn(uuid.uuid4(), "hello")
     assert model.calls == []
+
+
+def test_a_streamed_turn_is_recorded_when_complete(setup, database: Database) -> None:  # type: ignore[no-untyped-def]
+    service, model, session_id, _, _ = setup
+    model.add("Momo stares at her hands.", prompt="chat")
+    events = list(service.turn_stream(session_id, "Momo tries her powers."))
+    deltas = [e.text for e in events if e.kind == "delta"]
+    assert deltas == ["Momo", " stares", " at", " her", " hands."]
+    done = events[-1]
+    assert done.kind == "done" and done.result is not None
+    assert done.result.reply == "Momo stares at her hands." and done.result.turn_index == 0
+    with database.uow() as uow:
+        assert uow.turns.recent(session_id, 1)[0].assistant_message == "Momo stares at her hands."
+
+
+def test_a_streamed_turn_checks_input_before_streaming(setup) -> None:  # type: ignore[no-untyped-def]
+    service, _, _, _, _ = setup
+    with pytest.raises(NotFound):
+        service.turn_stream(uuid.uuid4(), "hello")
+    with pytest.raises(InvalidInput):
+        service.turn_stream(uuid.uuid4(), "")

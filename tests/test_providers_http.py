@@ -248,3 +248,24 @@ def test_rate_limited_error_carries_retry_after() -> None:
 
     error = error_for_status(429, "slow down", provider="mistral", headers={"retry-after": "7"})
     assert isinstance(error, RateLimited) and error.retry_after == 7.0 and error.retriable
+
+
+@PROVIDERS
+def test_streaming_through_the_real_sdk(provider: str, server: FakeProviderServer) -> None:
+    server.queue(FakeReply(content="The tavern falls silent at once."))
+    model = make_chat(provider, server)
+    chunks = list(model.stream(request()))  # type: ignore[attr-defined]
+    assert len(chunks) == 6
+    assert "".join(chunks) == "The tavern falls silent at once."
+    assert server.requests_to(CHAT)[0].json["stream"] is True
+
+
+@PROVIDERS
+def test_streaming_retries_before_the_first_chunk(
+    provider: str, server: FakeProviderServer
+) -> None:
+    server.queue(FakeReply(status=503), FakeReply(content="Back again."))
+    sleep = SleepRecorder()
+    chunks = list(resilient(make_chat(provider, server), sleep).stream(request()))
+    assert "".join(chunks) == "Back again."
+    assert len(sleep.waits) == 1

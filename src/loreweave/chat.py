@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 from sqlalchemy.exc import IntegrityError
 
@@ -19,7 +20,7 @@ from loreweave.db.engine import Database
 from loreweave.db.models import ChatTurn
 from loreweave.errors import Conflict, InvalidInput
 from loreweave.llm.templates import render
-from loreweave.llm.types import ChatModel, ChatRequest, Message
+from loreweave.llm.types import ChatModel, ChatRequest, Message, StreamingChatModel
 from loreweave.vectors.retrieval import RetrievedEntry, Retriever
 
 log = logging.getLogger("loreweave.chat")
@@ -35,6 +36,15 @@ class TurnResult:
     reply: str
     used_entries: list[RetrievedEntry]
     overhead_seconds: float  # everything but the main LLM call
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """A piece of a streamed reply (``delta``), then the recorded turn (``done``)."""
+
+    kind: Literal["delta", "done"]
+    text: str = ""
+    result: TurnResult | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,33 @@ class ChatService:
         raise Conflict(
             f"could not record a turn in session {session_id}: too many concurrent turns"
         )
+
+    def turn_stream(self, session_id: uuid.UUID, message: str) -> Iterator[StreamEvent]:
+        """Like :meth:`turn`, handing out the reply as it is generated.  Bad input and unknown
+        sessions raise here, before the stream starts; the turn is recorded once it is complete."""
+        message = self.validate(message)
+        started = time.perf_counter()
+        prepared = self.prepare(session_id, message)
+        prepared_at = time.perf_counter()
+
+        def events() -> Iterator[StreamEvent]:
+            model = self.chat_model
+            if isinstance(model, StreamingChatModel):
+                chunks: Iterator[str] = model.stream(prepared.request)
+            else:
+                chunks = iter([model.complete(prepared.request).text])
+            parts = []
+            for chunk in chunks:
+                parts.append(chunk)
+                yield StreamEvent("delta", chunk)
+            answered_at = time.perf_counter()
+            reply = "".join(parts)
+            turn = self.persist(session_id, message, reply, prepared.used_entries)
+            overhead = (prepared_at - started) + (time.perf_counter() - answered_at)
+            result = TurnResult(turn.id, turn.turn_index, reply, prepared.used_entries, overhead)
+            yield StreamEvent("done", result=result)
+
+        return events()
 
     def turn(self, session_id: uuid.UUID, message: str) -> TurnResult:
         message = self.validate(message)

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -26,6 +26,7 @@ from loreweave.llm.types import (
     ChatResponse,
     Embedder,
     Matrix,
+    StreamingChatModel,
     estimate_tokens,
 )
 
@@ -157,6 +158,26 @@ class ResilientChatModel:
             time.perf_counter() - started,
         )
         return response
+
+    def stream(self, request: ChatRequest) -> Iterator[str]:
+        """Stream with the same rate limit and retries, up to the first chunk; an error after
+        text has been handed out cannot be retried and propagates."""
+        inner = self.inner
+        if not isinstance(inner, StreamingChatModel):
+            yield self.complete(request).text
+            return
+
+        def start() -> tuple[str, Iterator[str]]:
+            iterator = inner.stream(request)
+            return next(iterator, ""), iterator
+
+        estimate = estimate_tokens(request.text()) + (request.max_tokens or 500)
+        first, rest = self.resilience.call(
+            start, provider=self.provider, prompt=request.prompt, tokens=estimate
+        )
+        if first:
+            yield first
+        yield from rest
 
 
 class ResilientEmbedder:

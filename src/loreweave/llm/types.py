@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -60,6 +60,13 @@ class ChatModel(Protocol):
     provider: str
 
     def complete(self, request: ChatRequest) -> ChatResponse: ...
+
+
+@runtime_checkable
+class StreamingChatModel(ChatModel, Protocol):
+    """A chat model that can also hand out its reply as it is generated."""
+
+    def stream(self, request: ChatRequest) -> Iterator[str]: ...
 
 
 @runtime_checkable

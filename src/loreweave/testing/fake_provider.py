@@ -165,6 +165,8 @@ class FakeProviderServer:
             self._sleep_latency(self.latency)
             content = reply.content if reply and reply.content is not None else None
             text = self.chat_handler(body) if content is None else content
+            if body.get("stream"):
+                return 200, {**extra, "Content-Type": "text/event-stream"}, self._sse(body, text)
             return 200, extra, json.dumps(self._completion(body, text))
         if path.endswith("/embeddings"):
             self._sleep_latency(self.embedding_latency)
@@ -203,6 +205,29 @@ class FakeProviderServer:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
+
+    @staticmethod
+    def _sse(body: dict[str, Any], content: str) -> str:
+        """The reply as server-sent events of ``chat.completion.chunk`` objects, word by word."""
+        ident = f"cmpl-{uuid.uuid4().hex[:12]}"
+        words = content.split(" ")
+        pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
+        events = []
+        for index, piece in enumerate(pieces):
+            delta = {"role": "assistant", "content": piece} if index == 0 else {"content": piece}
+            last = index == len(pieces) - 1
+            chunk = {
+                "id": ident,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": body.get("model", "fake"),
+                "choices": [
+                    {"index": 0, "delta": delta, "finish_reason": "stop" if last else None}
+                ],
+            }
+            events.append(f"data: {json.dumps(chunk)}\n\n")
+        events.append("data: [DONE]\n\n")
+        return "".join(events)
 
     def _embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
         inputs = body.get("input", body.get("inputs", []))
@@ -243,7 +268,8 @@ class FakeProviderServer:
                 payload = text.encode()
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    if "Content-Type" not in extra:
+                        self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
                     for key, value in extra.items():
                         self.send_header(key, value)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
 import httpx2
@@ -86,6 +86,26 @@ class MistralChatModel:
             usage=Usage(result.usage.prompt_tokens or 0, result.usage.completion_tokens or 0),
             latency=time.perf_counter() - started,
         )
+
+    def stream(self, request: ChatRequest) -> Iterator[str]:
+        events = _call(
+            lambda: self._client.chat.stream(
+                model=request.model,
+                messages=cast(
+                    Any, [{"role": m.role, "content": m.content} for m in request.messages]
+                ),
+                temperature=request.temperature,
+            )
+        )
+        iterator = iter(events)
+        while True:
+            event = _call(lambda: next(iterator, None))
+            if event is None:
+                return
+            choices = event.data.choices
+            content = choices[0].delta.content if choices else None
+            if isinstance(content, str) and content:
+                yield content
 
 
 class MistralEmbedder:

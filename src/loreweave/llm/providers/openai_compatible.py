@@ -5,7 +5,7 @@ official ``openai`` SDK (the ``openai`` extra): chat and embeddings.  ``base_url
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -79,6 +79,23 @@ class OpenAIChatModel:
             usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage(),
             latency=time.perf_counter() - started,
         )
+
+    def stream(self, request: ChatRequest) -> Iterator[str]:
+        chunks = _call(
+            lambda: self._client.chat.completions.create(
+                model=request.model,
+                messages=[{"role": m.role, "content": m.content} for m in request.messages],  # type: ignore[misc]
+                temperature=request.temperature,
+                stream=True,
+            )
+        )
+        iterator: Iterator[Any] = iter(chunks)
+        while True:
+            chunk = _call(lambda: next(iterator, None))
+            if chunk is None:
+                return
+            if chunk.choices and chunk.choices[0].delta.content:
+                yield chunk.choices[0].delta.content
 
 
 class OpenAIEmbedder:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -128,6 +129,12 @@ class ScriptedChatModel:
     def calls_for(self, prompt: str) -> list[ChatRequest]:
         with self._lock:
             return [call for call in self.calls if call.prompt == prompt]
+
+    def stream(self, request: ChatRequest) -> Iterator[str]:
+        """The scripted reply, a word at a time."""
+        words = self.complete(request).text.split(" ")
+        for index, word in enumerate(words):
+            yield word if index == 0 else " " + word
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         text = request.text()

@@ -36,7 +36,20 @@ from loreweave.memory.composite import DocumentKey, text_hash
 from loreweave.vectors.tier import VectorTier
 
 DIM = 384
-WORDS = ["ancient", "river", "crown", "storm", "harbour", "blade", "shrine", "fox", "ember", "tower", "marsh", "guild"]
+WORDS = [
+    "ancient",
+    "river",
+    "crown",
+    "storm",
+    "harbour",
+    "blade",
+    "shrine",
+    "fox",
+    "ember",
+    "tower",
+    "marsh",
+    "guild",
+]
 
 
 def rss_mb() -> float:

@@ -16,6 +16,7 @@ from loreweave.memory.analysis import AnalysisService
 from loreweave.memory.creation import EntityCreationWorker
 from loreweave.memory.pipeline import Pipeline
 from loreweave.memory.rewrite import NoteRewriteWorker
+from loreweave.metrics import Metrics
 from loreweave.queue.local import LocalWorkers
 from loreweave.queue.notify import EventNotifier, Notifier
 from loreweave.vectors.cache import IndexCache
@@ -38,6 +39,7 @@ class Loreweave:
     retriever: Retriever
     chat: ChatService
     pipeline: Pipeline
+    metrics: Metrics
     workers: LocalWorkers | None = field(default=None)
 
     def start_local_workers(self) -> LocalWorkers:
@@ -101,6 +103,7 @@ def build(
         ),
         notifier,
     )
+    metrics = Metrics(database, providers.stats)
     return Loreweave(
-        settings, database, providers, notifier, vectors, cache, retriever, chat, pipeline
+        settings, database, providers, notifier, vectors, cache, retriever, chat, pipeline, metrics
     )

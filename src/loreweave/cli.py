@@ -143,6 +143,33 @@ def worker(
     run_workers(settings, console, _state(ctx).config_file)
 
 
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[
+        bool, typer.Option(help="Run the local backend's worker threads in this process.")
+    ] = True,
+) -> None:
+    """Serve the HTTP API and the browser UI (http://HOST:PORT/)."""
+    import uvicorn
+
+    from loreweave.api import create_app
+    from loreweave.bootstrap import build
+
+    settings = _state(ctx).settings
+    _configure_logging(settings)
+    lw = build(settings)
+    local = settings.queue_backend == "local" and workers
+    app_ = create_app(lw, start_workers=local)
+    console.print(
+        f"loreweave on http://{host}:{port}/ — database {lw.database.url}, queue "
+        f"{settings.queue_backend}{' (workers in this process)' if local else ''}"
+    )
+    uvicorn.run(app_, host=host, port=port, log_level=settings.log_level.lower())
+
+
 @tasks_app.command("list")
 def tasks_list(
     ctx: typer.Context,

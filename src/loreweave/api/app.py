@@ -1,0 +1,89 @@
+"""The FastAPI application: routers, authentication, CORS, errors as 4xx, and the UI."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from loreweave import __version__
+from loreweave.api.deps import require_api_key
+from loreweave.api.routes import lore, queue, sessions, system, worlds
+from loreweave.bootstrap import Loreweave
+from loreweave.errors import (
+    Conflict,
+    DatabaseUnavailable,
+    InvalidInput,
+    LoreweaveError,
+    NotFound,
+    ProviderError,
+)
+
+log = logging.getLogger("loreweave.api")
+WEB = Path(__file__).parent.parent / "web"
+
+STATUS = (
+    (NotFound, 404),
+    (Conflict, 409),
+    (InvalidInput, 422),
+    (DatabaseUnavailable, 503),
+    (ProviderError, 502),
+)
+
+
+def _error_status(exc: LoreweaveError) -> int:
+    return next((code for kind, code in STATUS if isinstance(exc, kind)), 400)
+
+
+def create_app(lw: Loreweave, *, start_workers: bool = False) -> FastAPI:
+    """The service around one loreweave container; with ``start_workers`` the local backend's
+    worker threads run inside it."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if start_workers:
+            lw.start_local_workers()
+        yield
+        lw.close()
+
+    app = FastAPI(
+        title="loreweave",
+        version=__version__,
+        description="A living world memory for AI storytelling and roleplay chat apps.",
+        lifespan=lifespan,
+    )
+    app.state.loreweave = lw
+
+    @app.exception_handler(LoreweaveError)
+    async def loreweave_error(_request: Request, exc: LoreweaveError) -> JSONResponse:
+        code = _error_status(exc)
+        if code >= 500:
+            log.warning("%s answered %d: %s", _request.url.path, code, exc)
+        return JSONResponse({"detail": str(exc)}, status_code=code)
+
+    if lw.settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=lw.settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    protected = [Depends(require_api_key)]
+    for router in (
+        worlds.router,
+        lore.router,
+        sessions.router,
+        queue.router,
+        system.metrics_router,
+    ):
+        app.include_router(router, dependencies=protected)
+    app.include_router(system.router)
+    if WEB.is_dir():
+        app.mount("/", StaticFiles(directory=WEB, html=True), name="ui")
+    return app

@@ -1,0 +1,163 @@
+"""A chat session: its turns (plain or streamed), notes, revisions, rollbacks and retrieval."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from loreweave.api.deps import LW, Lore
+from loreweave.api.schemas import (
+    CompositeOut,
+    NoteOut,
+    RevisionOut,
+    RollbackIn,
+    SearchHit,
+    SessionOut,
+    TurnIn,
+    TurnOut,
+    TurnView,
+    UsedEntry,
+)
+from loreweave.chat import StreamEvent, TurnResult
+from loreweave.errors import NotFound
+
+router = APIRouter(tags=["sessions"])
+
+
+def _turn_out(result: TurnResult) -> TurnOut:
+    return TurnOut(
+        turn_index=result.turn_index,
+        reply=result.reply,
+        used_entries=[
+            UsedEntry(
+                lore_entry_id=e.lore_entry_id,
+                title=e.title,
+                entity_type=e.entity_type,
+                score=e.score,
+                via=e.via,
+            )
+            for e in result.used_entries
+        ],
+    )
+
+
+@router.get("/api/sessions/{session_id}")
+def get_session(session_id: uuid.UUID, lw: LW) -> SessionOut:
+    with lw.database.uow(read_only=True) as uow:
+        return SessionOut.model_validate(uow.sessions.require(session_id))
+
+
+@router.post("/api/sessions/{session_id}/turns", response_model=TurnOut)
+def play_turn(
+    session_id: uuid.UUID, body: TurnIn, lw: LW, stream: bool = False
+) -> TurnOut | StreamingResponse:
+    """Play one turn.  ``?stream=true`` answers with server-sent events: ``delta`` events with
+    pieces of the reply, then one ``done`` event with the recorded turn."""
+    if not stream:
+        result = lw.chat.turn(session_id, body.message)
+        lw.metrics.observe_turn(result.overhead_seconds)
+        return _turn_out(result)
+    events = lw.chat.turn_stream(session_id, body.message)  # raises 404/422 before streaming
+
+    def sse(events: Iterator[StreamEvent]) -> Iterator[str]:
+        for event in events:
+            if event.kind == "delta":
+                yield f"event: delta\ndata: {json.dumps({'text': event.text})}\n\n"
+            elif event.result is not None:
+                lw.metrics.observe_turn(event.result.overhead_seconds)
+                payload = _turn_out(event.result).model_dump_json()
+                yield f"event: done\ndata: {payload}\n\n"
+
+    return StreamingResponse(sse(events), media_type="text/event-stream")
+
+
+@router.get("/api/sessions/{session_id}/turns")
+def list_turns(
+    session_id: uuid.UUID, lw: LW, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[TurnView]:
+    with lw.database.uow(read_only=True) as uow:
+        uow.sessions.require(session_id)
+        return [TurnView.model_validate(t) for t in uow.turns.recent(session_id, limit)]
+
+
+@router.get("/api/sessions/{session_id}/notes")
+def list_notes(session_id: uuid.UUID, lw: LW) -> list[NoteOut]:
+    with lw.database.uow(read_only=True) as uow:
+        uow.sessions.require(session_id)
+        notes = []
+        for note in uow.notes.in_session(session_id):
+            entry = uow.entries.require(note.lore_entry_id)
+            notes.append(
+                NoteOut(
+                    lore_entry_id=entry.id,
+                    title=entry.title,
+                    note_content=note.note_content,
+                    version=note.version,
+                    last_updated_turn=note.last_updated_turn,
+                    updated_at=note.updated_at,
+                )
+            )
+        return notes
+
+
+@router.get("/api/sessions/{session_id}/notes/{lore_entry_id}/revisions")
+def list_revisions(session_id: uuid.UUID, lore_entry_id: uuid.UUID, lw: LW) -> list[RevisionOut]:
+    with lw.database.uow(read_only=True) as uow:
+        note = uow.notes.for_entry(session_id, lore_entry_id)
+        if note is None:
+            raise NotFound("session note", f"{session_id}/{lore_entry_id}")
+        return [RevisionOut.model_validate(r) for r in uow.notes.revisions(note.id)]
+
+
+@router.post("/api/sessions/{session_id}/notes/{lore_entry_id}/rollback")
+def rollback_note(
+    session_id: uuid.UUID, lore_entry_id: uuid.UUID, body: RollbackIn, lore: Lore, lw: LW
+) -> NoteOut:
+    note = lore.rollback_note(session_id, lore_entry_id, body.version)
+    entry = lore.get(lore_entry_id)
+    return NoteOut(
+        lore_entry_id=lore_entry_id,
+        title=entry.title,
+        note_content=note.note_content,
+        version=note.version,
+        last_updated_turn=note.last_updated_turn,
+        updated_at=note.updated_at,
+    )
+
+
+@router.get("/api/sessions/{session_id}/search")
+def search(
+    session_id: uuid.UUID,
+    lw: LW,
+    q: Annotated[str, Query(min_length=1, max_length=2_000)],
+    k: Annotated[int, Query(ge=1, le=50)] = 5,
+) -> list[SearchHit]:
+    return [
+        SearchHit(
+            lore_entry_id=hit.lore_entry_id,
+            title=hit.title,
+            entity_type=hit.entity_type,
+            score=hit.score,
+            via=hit.via,
+            text=hit.text,
+        )
+        for hit in lw.retriever.search(session_id, q, k)
+    ]
+
+
+@router.get("/api/composite-documents/{lore_entry_id}/{session_id}")
+def composite_document(lore_entry_id: uuid.UUID, session_id: uuid.UUID, lw: LW) -> CompositeOut:
+    """The entity as this session sees it (404 if the session cannot see it)."""
+    with lw.database.uow(read_only=True) as uow:
+        session = uow.sessions.require(session_id)
+        entry = uow.entries.require_visible(lore_entry_id, session)
+        document = lw.vectors.document(uow, entry, session.id)
+        note = uow.notes.for_entry(session.id, entry.id)
+    return CompositeOut(
+        lore_entry_id=entry.id, session_id=session.id, text=document.text, has_note=note is not None
+    )

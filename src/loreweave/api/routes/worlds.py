@@ -1,0 +1,70 @@
+"""Worlds, their lore entries and their sessions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from loreweave.api.deps import LW, Lore
+from loreweave.api.schemas import EntryIn, EntryOut, SessionIn, SessionOut, WorldIn, WorldOut
+from loreweave.db.models import ChatSession, World
+from loreweave.lore import EntryFilter
+
+router = APIRouter(prefix="/api/worlds", tags=["worlds"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_world(body: WorldIn, lw: LW) -> WorldOut:
+    with lw.database.uow() as uow:
+        world = uow.worlds.add(World(name=body.name, description=body.description))
+        uow.commit()
+    return WorldOut.model_validate(world)
+
+
+@router.get("")
+def list_worlds(lw: LW) -> list[WorldOut]:
+    with lw.database.uow(read_only=True) as uow:
+        return [WorldOut.model_validate(w) for w in uow.worlds.list()]
+
+
+@router.get("/{world_id}")
+def get_world(world_id: uuid.UUID, lw: LW) -> WorldOut:
+    with lw.database.uow(read_only=True) as uow:
+        return WorldOut.model_validate(uow.worlds.require(world_id))
+
+
+@router.post("/{world_id}/lore-entries", status_code=status.HTTP_201_CREATED)
+def create_entry(world_id: uuid.UUID, body: EntryIn, lore: Lore) -> EntryOut:
+    return EntryOut.model_validate(lore.create(world_id, **body.model_dump()))
+
+
+@router.get("/{world_id}/lore-entries")
+def list_entries(
+    world_id: uuid.UUID,
+    lore: Lore,
+    type: Annotated[str | None, Query(max_length=50)] = None,
+    tag: Annotated[str | None, Query(max_length=100)] = None,
+    dynamic: bool | None = None,
+    text: Annotated[str | None, Query(max_length=200)] = None,
+    session_id: uuid.UUID | None = None,
+) -> list[EntryOut]:
+    where = EntryFilter(type, tag, dynamic, text, session_id)
+    return [EntryOut.model_validate(e) for e in lore.list(world_id, where)]
+
+
+@router.post("/{world_id}/sessions", status_code=status.HTTP_201_CREATED)
+def create_session(world_id: uuid.UUID, body: SessionIn, lw: LW) -> SessionOut:
+    with lw.database.uow() as uow:
+        uow.worlds.require(world_id)
+        session = uow.sessions.add(ChatSession(world_id=world_id, title=body.title))
+        uow.commit()
+    return SessionOut.model_validate(session)
+
+
+@router.get("/{world_id}/sessions")
+def list_sessions(world_id: uuid.UUID, lw: LW) -> list[SessionOut]:
+    with lw.database.uow(read_only=True) as uow:
+        uow.worlds.require(world_id)
+        return [SessionOut.model_validate(s) for s in uow.sessions.in_world(world_id)]

@@ -1,0 +1,146 @@
+"""Request and response bodies of the HTTP API: every input validated at the edge."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Kind = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Content = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Labels = Annotated[list[Label], Field(max_length=50)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class WorldIn(_In):
+    name: Name
+    description: Annotated[str, StringConstraints(max_length=5_000)] = ""
+
+
+class WorldOut(_Out):
+    id: uuid.UUID
+    name: str
+    description: str
+    created_at: datetime
+
+
+class EntryIn(_In):
+    title: Name
+    entity_type: Kind = "Other"
+    content: Content
+    tags: Labels = []
+    aliases: Labels = []
+
+
+class EntryPatch(_In):
+    title: Name | None = None
+    entity_type: Kind | None = None
+    content: Content | None = None
+    tags: Labels | None = None
+    aliases: Labels | None = None
+
+
+class EntryOut(_Out):
+    id: uuid.UUID
+    world_id: uuid.UUID
+    title: str
+    entity_type: str
+    content: str
+    tags: list[str]
+    aliases: list[str]
+    is_dynamically_generated: bool
+    origin_session_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SessionIn(_In):
+    title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
+
+
+class SessionOut(_Out):
+    id: uuid.UUID
+    world_id: uuid.UUID
+    title: str
+    created_at: datetime
+
+
+class TurnIn(_In):
+    message: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=8_000)
+    ]
+
+
+class UsedEntry(BaseModel):
+    lore_entry_id: uuid.UUID
+    title: str
+    entity_type: str
+    score: float | None
+    via: str
+
+
+class TurnOut(BaseModel):
+    turn_index: int
+    reply: str
+    used_entries: list[UsedEntry]
+
+
+class TurnView(_Out):
+    turn_index: int
+    user_message: str
+    assistant_message: str
+    used_entry_ids: list[str]
+    processing_status: str
+    processing_errors: str | None
+    created_at: datetime
+
+
+class NoteOut(BaseModel):
+    lore_entry_id: uuid.UUID
+    title: str
+    note_content: str
+    version: int
+    last_updated_turn: int | None
+    updated_at: datetime
+
+
+class RevisionOut(_Out):
+    version: int
+    note_content: str
+    last_updated_turn: int | None
+    reason: str
+    created_at: datetime
+
+
+class RollbackIn(_In):
+    version: Annotated[int, Field(ge=1)]
+
+
+class SearchHit(BaseModel):
+    lore_entry_id: uuid.UUID
+    title: str
+    entity_type: str
+    score: float | None
+    via: str
+    text: str
+
+
+class CompositeOut(BaseModel):
+    lore_entry_id: uuid.UUID
+    session_id: uuid.UUID
+    text: str
+    has_note: bool
+
+
+QueueStatus = dict[str, Any]

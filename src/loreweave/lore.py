@@ -1,0 +1,131 @@
+"""Lore use cases shared by the HTTP API, the command line and the importers: create, edit,
+delete and promote entries, and roll a note back.  Each commits its own unit of work, then
+brings the entry's vectors up to date."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from loreweave.db.engine import Database
+from loreweave.db.models import LoreEntry, SessionNote
+from loreweave.errors import Conflict, InvalidInput, NotFound
+from loreweave.vectors.service import CompositeVectorService
+from loreweave.vectors.store import VectorStore
+
+EDITABLE = ("title", "entity_type", "content", "tags", "aliases")
+
+
+@dataclass(frozen=True)
+class EntryFilter:
+    entity_type: str | None = None
+    tag: str | None = None
+    dynamic: bool | None = None
+    text: str | None = None
+    session_id: uuid.UUID | None = None  # include this session's created entries
+
+
+class LoreService:
+    def __init__(self, database: Database, vectors: CompositeVectorService) -> None:
+        self.database = database
+        self.vectors = vectors
+
+    def create(self, world_id: uuid.UUID, **fields: Any) -> LoreEntry:
+        with self.database.uow() as uow:
+            uow.worlds.require(world_id)
+            entry = uow.entries.add(LoreEntry(world_id=world_id, **fields))
+            uow.commit()
+        self.vectors.sync_entry(entry.id)
+        return entry
+
+    def list(self, world_id: uuid.UUID, where: EntryFilter) -> Sequence[LoreEntry]:
+        with self.database.uow(read_only=True) as uow:
+            uow.worlds.require(world_id)
+            query = select(LoreEntry).where(LoreEntry.world_id == world_id)
+            if where.session_id is None:
+                query = query.where(LoreEntry.origin_session_id.is_(None))
+            else:
+                query = query.where(
+                    or_(
+                        LoreEntry.origin_session_id.is_(None),
+                        LoreEntry.origin_session_id == where.session_id,
+                    )
+                )
+            if where.entity_type:
+                query = query.where(LoreEntry.entity_type == where.entity_type)
+            if where.dynamic is not None:
+                query = query.where(LoreEntry.is_dynamically_generated.is_(where.dynamic))
+            if where.text:
+                pattern = f"%{where.text}%"
+                query = query.where(
+                    or_(LoreEntry.title.ilike(pattern), LoreEntry.content.ilike(pattern))
+                )
+            entries = uow.session.scalars(query.order_by(LoreEntry.title, LoreEntry.id)).all()
+        if where.tag:
+            entries = [e for e in entries if where.tag in (e.tags or [])]
+        return entries
+
+    def get(self, entry_id: uuid.UUID) -> LoreEntry:
+        with self.database.uow(read_only=True) as uow:
+            return uow.entries.require(entry_id)
+
+    def update(self, entry_id: uuid.UUID, changes: dict[str, Any]) -> LoreEntry:
+        unknown = set(changes) - set(EDITABLE)
+        if unknown:
+            raise InvalidInput(f"cannot change {', '.join(sorted(unknown))}")
+        with self.database.uow() as uow:
+            entry = uow.entries.require(entry_id)
+            for key, value in changes.items():
+                setattr(entry, key, value)
+            uow.commit()
+        self.vectors.sync_entry(entry_id)
+        return entry
+
+    def delete(self, entry_id: uuid.UUID) -> None:
+        """Delete an entry and its notes; its vectors become tombstones in the same commit."""
+        with self.database.uow() as uow:
+            entry = uow.entries.require(entry_id)
+            store = VectorStore(uow.session)
+            for row in store.for_entry(entry_id):
+                store.tombstone(row)
+            uow.entries.delete(entry)
+            uow.commit()
+
+    def promote(self, entry_id: uuid.UUID) -> LoreEntry:
+        """A session-created entry becomes lore of the whole world."""
+        with self.database.uow() as uow:
+            entry = uow.entries.require(entry_id)
+            if entry.origin_session_id is None:
+                raise Conflict(f"lore entry {entry_id} is already world lore")
+            entry.origin_session_id = None
+            uow.commit()
+        self.vectors.sync_entry(entry_id)
+        return entry
+
+    def rollback_note(
+        self, session_id: uuid.UUID, entry_id: uuid.UUID, version: int
+    ) -> SessionNote:
+        """Make an earlier version of a note current again (as a new version), and re-embed."""
+        with self.database.uow() as uow:
+            note = uow.notes.for_entry(session_id, entry_id)
+            if note is None:
+                raise NotFound("session note", f"{session_id}/{entry_id}")
+            if version == note.version:
+                raise Conflict(f"version {version} is already the current note")
+            old = next((r for r in uow.notes.revisions(note.id) if r.version == version), None)
+            if old is None:
+                raise NotFound("note version", version)
+            note = uow.notes.write(
+                session_id,
+                entry_id,
+                old.note_content,
+                turn=old.last_updated_turn,
+                reason="rollback",
+            )
+            uow.commit()
+        self.vectors.sync_entry(entry_id, session_id)
+        return note

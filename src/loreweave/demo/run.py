@@ -1,0 +1,177 @@
+"""``loreweave demo``: play the bundled story on the embedded default and show the memory at work.
+
+With ``MISTRAL_API_KEY`` set the LLM is Mistral; otherwise (or with ``LOREWEAVE_LLM_PROVIDER=
+scripted``) the bundled cassette answers, offline.  Everything else is the embedded default: the
+configured SQLite file, local worker threads, FAISS and the local embedder.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from sqlalchemy import select
+
+from loreweave.bootstrap import Loreweave, build
+from loreweave.config import Settings
+from loreweave.db.models import (
+    ChatSession,
+    EntityCreationTask,
+    LoreEntry,
+    NoteUpdateTask,
+    TaskStatus,
+    TurnStatus,
+    World,
+)
+from loreweave.lore import LoreService
+
+WAIT_SECONDS = 300.0
+
+
+def bundled(name: str) -> Path:
+    return Path(str(resources.files("loreweave.demo").joinpath(name)))
+
+
+def demo_settings(settings: Settings, console: Console) -> Settings:
+    """The embedded default, with the bundled cassette when no Mistral key is set."""
+    changes: dict[str, Any] = {"queue_backend": "local"}
+    if settings.llm_provider == "mistral" and settings.mistral_api_key is None:
+        changes.update(llm_provider="scripted", scripted_cassette=bundled("cassette.json"))
+        console.print(
+            "[yellow]No MISTRAL_API_KEY set: the LLM is the bundled scripted cassette "
+            "(offline). Set MISTRAL_API_KEY to play the story with Mistral.[/]"
+        )
+    elif settings.llm_provider == "scripted" and settings.scripted_cassette is None:
+        changes["scripted_cassette"] = bundled("cassette.json")
+        console.print("[yellow]LLM: the bundled scripted cassette (offline).[/]")
+    else:
+        console.print(f"LLM: {settings.llm_provider}")
+    return settings.model_copy(update=changes)
+
+
+@dataclass
+class Watch:
+    """What has been reported already."""
+
+    tasks: set[uuid.UUID] = field(default_factory=set)
+    turns: set[int] = field(default_factory=set)
+
+
+def setup(lw: Loreweave, story: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID]:
+    lore = LoreService(lw.database, lw.vectors)
+    with lw.database.uow() as uow:
+        world = uow.worlds.add(World(**story["world"]))
+        session = uow.sessions.add(ChatSession(world_id=world.id, title="Demo"))
+        uow.commit()
+    for entry in story["entries"]:
+        lore.create(world.id, **entry)
+    return world.id, session.id
+
+
+def report(lw: Loreweave, session_id: uuid.UUID, watch: Watch, console: Console) -> int:
+    """Print what finished since last time; return how many jobs are still unfinished."""
+    unfinished = 0
+    with lw.database.uow(read_only=True) as uow:
+        for turn in uow.turns.recent(session_id, 1000):
+            if turn.processing_status in (TurnStatus.PENDING, TurnStatus.PROCESSING):
+                unfinished += 1
+            elif turn.turn_index not in watch.turns:
+                watch.turns.add(turn.turn_index)
+                for line in (turn.processing_errors or "").splitlines():
+                    console.print(f"   [red]✗ rejected[/] {line}")
+        tasks: list[NoteUpdateTask | EntityCreationTask] = [
+            *uow.session.scalars(
+                select(NoteUpdateTask).where(NoteUpdateTask.session_id == session_id)
+            ),
+            *uow.session.scalars(
+                select(EntityCreationTask).where(EntityCreationTask.session_id == session_id)
+            ),
+        ]
+        for task in sorted(tasks, key=lambda t: t.processed_at or t.created_at):
+            if task.status in (TaskStatus.PENDING, TaskStatus.PROCESSING):
+                unfinished += 1
+            elif task.id not in watch.tasks:
+                watch.tasks.add(task.id)
+                console.print("   " + describe(uow, task))
+    return unfinished
+
+
+def describe(uow: Any, task: NoteUpdateTask | EntityCreationTask) -> str:
+    if task.status == TaskStatus.FAILED:
+        return f"[red]✗ failed[/] {task.error_message}"
+    if isinstance(task, NoteUpdateTask):
+        entry = uow.entries.get(task.lore_entry_id)
+        title = entry.title if entry else "?"
+        return (
+            f"[green]✓ note rewritten[/] {title} (v{task.applied_version}): {task.update_summary}"
+        )
+    entry = uow.entries.get(task.created_lore_entry_id) if task.created_lore_entry_id else None
+    title = entry.title if entry else "?"
+    if task.outcome == "merged":
+        return f"[cyan]↺ duplicate of {title}[/]: becomes a note update of the existing entry"
+    return f"[green]✓ new entity[/] {title} ({task.entity_type}, visible to this session)"
+
+
+def wait(lw: Loreweave, session_id: uuid.UUID, watch: Watch, console: Console) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while report(lw, session_id, watch, console):
+        if time.monotonic() > deadline:
+            console.print("[red]the workers did not finish in time; see `loreweave tasks list`[/]")
+            return
+        time.sleep(0.1)
+
+
+def summary(lw: Loreweave, world_id: uuid.UUID, session_id: uuid.UUID, console: Console) -> None:
+    notes = Table("entity", "version", "session note", title="Session notes", show_lines=True)
+    with lw.database.uow(read_only=True) as uow:
+        for note in uow.notes.in_session(session_id):
+            entry = uow.entries.require(note.lore_entry_id)
+            notes.add_row(entry.title, str(note.version), note.note_content)
+        created = uow.session.scalars(
+            select(LoreEntry).where(LoreEntry.origin_session_id == session_id)
+        ).all()
+        turns = len(uow.turns.recent(session_id, 1000))
+    console.print(notes)
+    for entry in created:
+        console.print(Panel(entry.content, title=f"created: {entry.title} ({entry.entity_type})"))
+    calls = sum(v for (_, _, what), v in lw.providers.stats.snapshot().items() if what == "calls")
+    scripted_calls = len(getattr(lw.providers.chat, "calls", []))
+    console.print(
+        f"{turns} turns, {len(created)} entities created, "
+        f"{calls or scripted_calls} LLM calls. Database: {lw.database.url} "
+        f"(world {world_id}, session {session_id})."
+    )
+
+
+def run_demo(settings: Settings, console: Console) -> None:
+    settings = demo_settings(settings, console)
+    story = json.loads(bundled("story.json").read_text(encoding="utf-8"))
+    lw = build(settings)
+    try:
+        lw.start_local_workers()
+        world_id, session_id = setup(lw, story)
+        console.print(Panel(story["world"]["description"], title=story["world"]["name"]))
+        watch = Watch()
+        for index, message in enumerate(story["turns"]):
+            console.rule(f"turn {index}")
+            console.print(f"[bold]You:[/] {message}")
+            result = lw.chat.turn(session_id, message)
+            console.print(Panel(result.reply, title="Narrator"))
+            used = ", ".join(f"{e.title} ({e.via})" for e in result.used_entries) or "none"
+            console.print(
+                f"   [dim]entities in the prompt: {used}; overhead "
+                f"{result.overhead_seconds * 1000:.0f} ms[/]"
+            )
+            wait(lw, session_id, watch, console)
+        console.rule("the world's memory now")
+        summary(lw, world_id, session_id, console)
+    finally:
+        lw.close()

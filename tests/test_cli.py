@@ -140,7 +140,7 @@ def test_tasks_list_and_retry(tmp_path: Path) -> None:
     again = run("tasks", "retry", task_id, cwd=tmp_path)
     assert again.returncode == 1 and "only failed tasks" in again.stderr
     bad = run("tasks", "retry", "not-a-uuid", cwd=tmp_path)
-    assert bad.returncode == 1 and "not a task id" in bad.stderr
+    assert bad.returncode == 1 and "not an id" in bad.stderr
 
 
 def test_index_verify_and_rebuild(tmp_path: Path) -> None:

@@ -152,6 +152,66 @@ def demo(ctx: typer.Context) -> None:
     run_demo(settings, console)
 
 
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="World Info JSON, character card (JSON or PNG).")],
+    world: Annotated[str | None, typer.Option(help="Import into this world (its id).")] = None,
+    new_world: Annotated[
+        str | None, typer.Option(help="Create a world of this name and import into it.")
+    ] = None,
+) -> None:
+    """Import a lorebook; a bad file imports nothing."""
+    from loreweave.db.models import World
+    from loreweave.interop.files import read_entries
+    from loreweave.lore import LoreService
+
+    if (world is None) == (new_world is None):
+        raise InvalidInput("give exactly one of --world ID or --new-world NAME")
+    kind, entries = read_entries(file)
+    if not entries:
+        raise InvalidInput(f"{file.name}: no entries to import")
+    vectors = _vector_service(ctx)
+    database = vectors.database
+    if new_world is not None:
+        with database.uow() as uow:
+            world_id = uow.worlds.add(World(name=new_world[:200])).id
+            uow.commit()
+    else:
+        world_id = _uuid(world or "")
+    created = LoreService(database, vectors).import_entries(world_id, entries)
+    console.print(f"imported {len(created)} entries from {kind} into world {world_id}")
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    world: Annotated[str, typer.Option(help="The world's id.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    session: Annotated[
+        str | None, typer.Option(help="Export this session's state: its entries and notes.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="worldinfo or character-book")] = "worldinfo",
+) -> None:
+    """Export a world's lore (or a session's state) as a lorebook."""
+    import json
+
+    from loreweave.interop.files import portable_entries, write_entries
+
+    if fmt not in ("worldinfo", "character-book"):
+        raise InvalidInput(f"--format must be worldinfo or character-book, not {fmt!r}")
+    vectors = _vector_service(ctx)
+    world_id = _uuid(world)
+    entries = portable_entries(
+        vectors.database, vectors, world_id, _uuid(session) if session else None
+    )
+    document = write_entries(
+        entries, "worldinfo" if fmt == "worldinfo" else "character-book", world
+    )
+    output.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    console.print(f"wrote {len(entries)} entries to {output}")
+
+
 @app.command()
 def serve(
     ctx: typer.Context,
@@ -287,7 +347,7 @@ def _uuid(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise InvalidInput(f"not a task id: {value!r}") from None
+        raise InvalidInput(f"not an id: {value!r}") from None
 
 
 def main() -> None:

@@ -42,6 +42,28 @@ class LoreService:
         self.vectors.sync_entry(entry.id)
         return entry
 
+    def import_entries(self, world_id: uuid.UUID, entries: Sequence[Any]) -> list[uuid.UUID]:
+        """Create many entries in one transaction (all or nothing), then embed them."""
+        with self.database.uow() as uow:
+            uow.worlds.require(world_id)
+            created = [
+                uow.entries.add(
+                    LoreEntry(
+                        world_id=world_id,
+                        title=e.title,
+                        entity_type=e.entity_type,
+                        content=e.content,
+                        tags=e.tags,
+                        aliases=e.aliases,
+                        extra=e.extra,
+                    )
+                ).id
+                for e in entries
+            ]
+            uow.commit()
+        self.vectors.sync_entries(created)
+        return created
+
     def list(self, world_id: uuid.UUID, where: EntryFilter) -> Sequence[LoreEntry]:
         with self.database.uow(read_only=True) as uow:
             uow.worlds.require(world_id)

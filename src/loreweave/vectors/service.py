@@ -104,29 +104,52 @@ class CompositeVectorService:
     def sync_entry(self, entry_id: uuid.UUID, session_id: uuid.UUID | None = None) -> int:
         """Bring the vector rows of one entry (or of its view in one session) up to date; a
         deleted entry's rows become tombstones.  Returns how many documents were embedded."""
+        return self.sync_entries([entry_id], session_id)
+
+    def sync_entries(
+        self,
+        entry_ids: Sequence[uuid.UUID],
+        session_id: uuid.UUID | None = None,
+        *,
+        batch: int = 64,
+    ) -> int:
+        """:meth:`sync_entry` for many entries, embedding up to ``batch`` documents a call."""
+        embedded = 0
+        for start in range(0, len(entry_ids), batch):
+            embedded += self._sync_chunk(list(entry_ids[start : start + batch]), session_id)
+        return embedded
+
+    def _wanted(
+        self, uow: UnitOfWork, entry_ids: list[uuid.UUID], session_id: uuid.UUID | None
+    ) -> dict[uuid.UUID, list[CompositeDocument]]:
+        wanted = {}
+        for entry_id in entry_ids:
+            entry = uow.entries.get(entry_id)
+            wanted[entry_id] = self.documents(uow, entry, session_id) if entry else []
+        return wanted
+
+    def _sync_chunk(self, entry_ids: list[uuid.UUID], session_id: uuid.UUID | None) -> int:
         embedded = 0
         for _ in range(SYNC_ATTEMPTS):
             with self.database.uow(read_only=True) as uow:
-                entry = uow.entries.get(entry_id)
-                wanted = self.documents(uow, entry, session_id) if entry else []
-                changed = self._changed(uow, wanted)
+                wanted = self._wanted(uow, entry_ids, session_id)
+                changed = self._changed(uow, [d for docs in wanted.values() for d in docs])
             matrix = self.embed(changed) if changed else np.zeros((0, 0), dtype=np.float32)
             with self.database.uow() as uow:
-                entry = uow.entries.get(entry_id)
-                current = {
-                    d.key: d for d in (self.documents(uow, entry, session_id) if entry else [])
-                }
+                now = self._wanted(uow, entry_ids, session_id)
+                current = {d.key: d for docs in now.values() for d in docs}
                 fresh = [
                     (d, v) for d, v in zip(changed, matrix, strict=True) if current.get(d.key) == d
                 ]
                 if fresh:
                     self.write(uow, [d for d, _ in fresh], np.stack([v for _, v in fresh]))
-                self._tombstone_extra(uow, entry_id, session_id, set(current))
+                for entry_id, docs in now.items():
+                    self._tombstone_extra(uow, entry_id, session_id, {d.key for d in docs})
                 uow.commit()
             embedded += len(fresh)
             if len(fresh) == len(changed):
                 return embedded
-            log.info("entry %s changed while it was being embedded; syncing again", entry_id)
+            log.info("entries changed while they were being embedded; syncing again")
         return embedded
 
     @staticmethod

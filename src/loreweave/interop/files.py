@@ -1,0 +1,93 @@
+"""Reading and writing lorebook files: the format is recognised from the content."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+from loreweave.db.engine import Database
+from loreweave.errors import InvalidInput
+from loreweave.interop import charcard, worldinfo
+from loreweave.interop.model import PortableEntry
+from loreweave.vectors.service import CompositeVectorService
+
+ExportFormat = Literal["worldinfo", "character-book"]
+MAX_FILE_BYTES = 20 * 2**20
+
+
+def read_entries(path: Path) -> tuple[str, list[PortableEntry]]:
+    """(format name, entries) of a World Info JSON, a character card JSON or PNG, or a bare
+    ``character_book`` JSON.  Raises InvalidInput naming the file and what is wrong."""
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise InvalidInput(f"{path}: larger than {MAX_FILE_BYTES // 2**20} MiB")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        if data.startswith(charcard.PNG_SIGNATURE):
+            return "character card (PNG)", charcard.parse(charcard.card_from_png(data))
+        try:
+            document = json.loads(data)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise InvalidInput(f"not JSON or a PNG card ({exc})") from None
+        return _parse_json(document)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{path.name}: {exc}") from None
+
+
+def _parse_json(document: Any) -> tuple[str, list[PortableEntry]]:
+    if not isinstance(document, dict):
+        raise InvalidInput("the JSON is not an object")
+    if str(document.get("spec", "")).startswith("chara_card") or "data" in document:
+        return "character card (JSON)", charcard.parse(document)
+    entries = document.get("entries")
+    if isinstance(entries, list) and all(isinstance(e, dict) and "keys" in e for e in entries):
+        return "character book", charcard.parse({"data": {"character_book": document}})
+    if "entries" in document:
+        return "SillyTavern World Info", worldinfo.parse(document)
+    raise InvalidInput("not a World Info file, a character card or a character book")
+
+
+def portable_entries(
+    database: Database,
+    vectors: CompositeVectorService,
+    world_id: uuid.UUID,
+    session_id: uuid.UUID | None,
+) -> list[PortableEntry]:
+    """A world's lore, or one session's view of it (its created entries; notes included)."""
+    with database.uow(read_only=True) as uow:
+        uow.worlds.require(world_id)
+        if session_id is None:
+            entries = [e for e in uow.entries.in_world(world_id) if e.origin_session_id is None]
+        else:
+            session = uow.sessions.require(session_id)
+            if session.world_id != world_id:
+                raise InvalidInput(f"session {session_id} is not in world {world_id}")
+            entries = list(uow.entries.visible_to(session))
+        out = []
+        for entry in entries:
+            content = (
+                vectors.document(uow, entry, session_id).text.split("\n", 1)[1]
+                if session_id is not None and uow.notes.for_entry(session_id, entry.id)
+                else entry.content
+            )
+            out.append(
+                PortableEntry(
+                    title=entry.title,
+                    content=content,
+                    entity_type=entry.entity_type,
+                    tags=list(entry.tags or []),
+                    aliases=list(entry.aliases or []),
+                    extra=dict(entry.extra or {}),
+                )
+            )
+        return out
+
+
+def write_entries(entries: list[PortableEntry], fmt: ExportFormat, name: str) -> dict[str, Any]:
+    if fmt == "worldinfo":
+        return worldinfo.build(entries)
+    return charcard.build_book(entries, name)

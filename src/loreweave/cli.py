@@ -152,6 +152,21 @@ def demo(ctx: typer.Context) -> None:
     run_demo(settings, console)
 
 
+@app.command()
+def chat(
+    ctx: typer.Context,
+    world: Annotated[str, typer.Option(help="The world's id.")],
+    session: Annotated[
+        str | None, typer.Option(help="Continue this session (default: new).")
+    ] = None,
+) -> None:
+    """Play a session in the terminal; the workers update the memory as you go."""
+    from loreweave.terminal import run_chat
+
+    settings = _state(ctx).settings
+    run_chat(settings, console, _uuid(world), _uuid(session) if session else None)
+
+
 @app.command("import")
 def import_(
     ctx: typer.Context,

@@ -33,15 +33,19 @@ def _queue_figures(db: Session, model: Any, status: Any, finished: Any) -> dict[
     for value, count in db.execute(select(status, func.count()).group_by(status)):
         counts[str(value)] = int(count)
     oldest = db.scalar(select(func.min(model.created_at)).where(status == TaskStatus.PENDING.value))
-    done_last_minute = db.scalar(
-        select(func.count())
-        .select_from(model)
-        .where(status == TaskStatus.DONE.value, finished >= now - timedelta(minutes=1))
-    )
+    recent = db.execute(
+        select(model.created_at, finished).where(
+            status == TaskStatus.DONE.value, finished >= now - timedelta(minutes=1)
+        )
+    ).all()
+    latencies = [(end - start).total_seconds() for start, end in recent if end is not None]
     return {
         "counts": counts,
         "oldest_pending_seconds": (now - oldest).total_seconds() if oldest else None,
-        "done_last_minute": int(done_last_minute or 0),
+        "done_last_minute": len(recent),
+        "mean_latency_last_minute_seconds": (
+            sum(latencies) / len(latencies) if latencies else None
+        ),
     }
 
 

@@ -1,0 +1,242 @@
+// loreweave's browser UI: plain ES modules against the HTTP API, no build step.
+const $ = (selector) => document.querySelector(selector);
+const state = { world: null, session: null, entries: [], entry: null, notesTimer: null, queueTimer: null };
+
+const apiKey = $("#api-key");
+apiKey.value = localStorage.getItem("loreweave-key") || "";
+apiKey.addEventListener("change", () => { localStorage.setItem("loreweave-key", apiKey.value); refreshWorlds(); });
+
+async function api(path, options = {}) {
+  const headers = { "Content-Type": "application/json", ...(options.headers || {}) };
+  if (apiKey.value) headers.Authorization = `Bearer ${apiKey.value}`;
+  const response = await fetch(path, { ...options, headers });
+  if (!response.ok) {
+    let detail = response.statusText;
+    try { const body = await response.json(); detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail); } catch { /* not JSON */ }
+    showError(`${response.status}: ${detail}`);
+    throw new Error(detail);
+  }
+  hideError();
+  return response.status === 204 ? null : response.json();
+}
+
+function showError(text) { const box = $("#error"); box.textContent = text; box.hidden = false; }
+function hideError() { $("#error").hidden = true; }
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(child ?? ""));
+  return node;
+}
+const list = (text) => text.split(",").map((part) => part.trim()).filter(Boolean);
+
+// -- views ------------------------------------------------------------------------------------
+document.querySelectorAll("nav button").forEach((button) => button.addEventListener("click", () => {
+  document.querySelectorAll("nav button").forEach((b) => b.classList.toggle("active", b === button));
+  document.querySelectorAll(".view").forEach((v) => { v.hidden = v.id !== `view-${button.dataset.view}`; });
+  if (button.dataset.view === "queues") refreshQueues();
+}));
+
+// -- worlds -------------------------------------------------------------------------------------
+async function refreshWorlds(select) {
+  const worlds = await api("/api/worlds");
+  const box = $("#world-select");
+  box.replaceChildren(...worlds.map((w) => el("option", { value: w.id }, w.name)));
+  state.world = select || state.world || worlds[0]?.id || null;
+  if (state.world) box.value = state.world;
+  await Promise.all([refreshEntries(), refreshSessions()]);
+}
+$("#world-select").addEventListener("change", (event) => { state.world = event.target.value; state.session = null; refreshEntries(); refreshSessions(); });
+$("#new-world").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const world = await api("/api/worlds", { method: "POST", body: JSON.stringify({ name: event.target.name.value }) });
+  event.target.reset();
+  await refreshWorlds(world.id);
+});
+
+// -- lore manager ---------------------------------------------------------------------------------
+async function refreshEntries() {
+  if (!state.world) { $("#entry-list").replaceChildren(); return; }
+  const params = new URLSearchParams();
+  const text = $("#entry-search").value.trim();
+  if (text) params.set("text", text);
+  if ($("#entry-type").value) params.set("type", $("#entry-type").value);
+  if (state.session) params.set("session_id", state.session);
+  state.entries = await api(`/api/worlds/${state.world}/lore-entries?${params}`);
+  const types = [...new Set(state.entries.map((e) => e.entity_type))].sort();
+  const current = $("#entry-type").value;
+  $("#entry-type").replaceChildren(el("option", { value: "" }, "all types"), ...types.map((t) => el("option", { value: t }, t)));
+  $("#entry-type").value = current;
+  $("#entry-list").replaceChildren(...state.entries.map((entry) => el("li", { onclick: () => editEntry(entry), "data-testid": "entry" },
+    entry.title, el("span", { class: "badge" }, entry.entity_type),
+    entry.is_dynamically_generated ? el("span", { class: "badge dynamic" }, entry.origin_session_id ? "created in session" : "generated") : "",
+    el("div", { class: "muted" }, entry.content.slice(0, 120)))));
+}
+$("#entry-search").addEventListener("input", () => refreshEntries());
+$("#entry-type").addEventListener("change", () => refreshEntries());
+
+function editEntry(entry) {
+  state.entry = entry;
+  const form = $("#entry-form");
+  $("#entry-form-title").textContent = entry ? `Edit ${entry.title}` : "New lore entry";
+  form.title.value = entry?.title || "";
+  form.entity_type.value = entry?.entity_type || "Character";
+  form.content.value = entry?.content || "";
+  form.tags.value = (entry?.tags || []).join(", ");
+  form.aliases.value = (entry?.aliases || []).join(", ");
+  $("#entry-promote").hidden = !entry?.origin_session_id;
+  $("#entry-delete").hidden = !entry;
+}
+$("#entry-new").addEventListener("click", () => editEntry(null));
+$("#entry-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const body = { title: form.title.value, entity_type: form.entity_type.value || "Other", content: form.content.value, tags: list(form.tags.value), aliases: list(form.aliases.value) };
+  const saved = state.entry
+    ? await api(`/api/lore-entries/${state.entry.id}`, { method: "PATCH", body: JSON.stringify(body) })
+    : await api(`/api/worlds/${state.world}/lore-entries`, { method: "POST", body: JSON.stringify(body) });
+  editEntry(saved);
+  await refreshEntries();
+});
+$("#entry-promote").addEventListener("click", async () => { editEntry(await api(`/api/lore-entries/${state.entry.id}/promote`, { method: "POST" })); refreshEntries(); });
+$("#entry-delete").addEventListener("click", async () => {
+  if (!confirm(`Delete ${state.entry.title}?`)) return;
+  await api(`/api/lore-entries/${state.entry.id}`, { method: "DELETE" });
+  editEntry(null); refreshEntries();
+});
+
+// -- sessions ------------------------------------------------------------------------------------
+async function refreshSessions() {
+  if (!state.world) return;
+  const sessions = await api(`/api/worlds/${state.world}/sessions`);
+  $("#session-select").replaceChildren(...sessions.map((s, i) => el("option", { value: s.id }, s.title || `Session ${i + 1}`)));
+  state.session = state.session || sessions[0]?.id || null;
+  if (state.session) $("#session-select").value = state.session;
+  await refreshTurns(); await refreshNotes();
+}
+$("#session-select").addEventListener("change", (event) => { state.session = event.target.value; refreshTurns(); refreshNotes(); refreshEntries(); });
+$("#new-session").addEventListener("click", async () => {
+  const session = await api(`/api/worlds/${state.world}/sessions`, { method: "POST", body: JSON.stringify({ title: `Session ${new Date().toLocaleString()}` }) });
+  state.session = session.id; await refreshSessions();
+});
+
+const title = (id) => state.entries.find((e) => e.id === id)?.title || id.slice(0, 8);
+function turnItem(turn) {
+  const used = turn.used_entry_ids.map((id) => el("span", { class: "badge" }, title(id)));
+  const errors = turn.processing_errors ? el("div", { class: "muted" }, `rejected: ${turn.processing_errors}`) : "";
+  return el("li", { "data-testid": "turn" }, el("div", { class: "user" }, `You: ${turn.user_message}`),
+    el("div", { class: "reply" }, turn.assistant_message),
+    el("div", { class: "muted" }, `memory: ${turn.processing_status} · entities used: `, ...used), errors);
+}
+async function refreshTurns() {
+  if (!state.session) { $("#turns").replaceChildren(); return; }
+  const turns = await api(`/api/sessions/${state.session}/turns`);
+  $("#turns").replaceChildren(...turns.map(turnItem));
+}
+$("#turn-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (!state.session) { showError("create a session first"); return; }
+  const message = event.target.message.value;
+  event.target.reset();
+  state.streaming = true;
+  const reply = el("div", { class: "reply" });
+  $("#turns").append(el("li", {}, el("div", { class: "user" }, `You: ${message}`), reply));
+  const headers = { "Content-Type": "application/json" };
+  if (apiKey.value) headers.Authorization = `Bearer ${apiKey.value}`;
+  const response = await fetch(`/api/sessions/${state.session}/turns?stream=true`, { method: "POST", headers, body: JSON.stringify({ message }) });
+  if (!response.ok) {
+    state.streaming = false;
+    const body = await response.json().catch(() => ({}));
+    showError(`${response.status}: ${JSON.stringify(body.detail)}`);
+    return;
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut); buffer = buffer.slice(cut + 2);
+      const kind = block.match(/^event: (\w+)/m)?.[1];
+      const data = JSON.parse(block.match(/^data: (.*)$/m)?.[1] || "{}");
+      if (kind === "delta") reply.textContent += data.text;
+    }
+  }
+  state.streaming = false;
+  await refreshTurns();
+});
+
+// -- notes, history, rollback ----------------------------------------------------------------------
+async function refreshNotes() {
+  if (!state.session) { $("#notes").replaceChildren(); return; }
+  const notes = await api(`/api/sessions/${state.session}/notes`);
+  $("#notes").replaceChildren(...notes.map((note) => el("li", { onclick: () => showHistory(note), "data-testid": "note" },
+    el("strong", {}, note.title), el("span", { class: "badge" }, `v${note.version}`),
+    el("div", { class: "note" }, note.note_content))));
+}
+function diff(before, after) {
+  const a = before.split(/(\s+)/), b = after.split(/(\s+)/);
+  const table = Array.from({ length: a.length + 1 }, () => new Array(b.length + 1).fill(0));
+  for (let i = a.length - 1; i >= 0; i--) for (let j = b.length - 1; j >= 0; j--)
+    table[i][j] = a[i] === b[j] ? table[i + 1][j + 1] + 1 : Math.max(table[i + 1][j], table[i][j + 1]);
+  const out = []; let i = 0, j = 0;
+  while (i < a.length || j < b.length) {
+    if (i < a.length && j < b.length && a[i] === b[j]) { out.push(document.createTextNode(a[i])); i++; j++; }
+    else if (j < b.length && (i >= a.length || table[i][j + 1] >= table[i + 1][j])) out.push(el("ins", {}, b[j++]));
+    else out.push(el("del", {}, a[i++]));
+  }
+  return out;
+}
+async function showHistory(note) {
+  const revisions = await api(`/api/sessions/${state.session}/notes/${note.lore_entry_id}/revisions`);
+  const versions = [...revisions.map((r) => ({ version: r.version, text: r.note_content, reason: r.reason })), { version: note.version, text: note.note_content, reason: "current" }];
+  $("#history-title").textContent = `History of ${note.title}`;
+  $("#history-list").replaceChildren(...versions.map((v, index) => el("li", { "data-testid": "revision" },
+    el("strong", {}, `v${v.version}`), el("span", { class: "muted" }, ` ${v.reason} `),
+    v.reason === "current" ? "" : el("button", { class: "secondary", "data-testid": `rollback-${v.version}`, onclick: async () => {
+      await api(`/api/sessions/${state.session}/notes/${note.lore_entry_id}/rollback`, { method: "POST", body: JSON.stringify({ version: v.version }) });
+      await refreshNotes();
+      const fresh = (await api(`/api/sessions/${state.session}/notes`)).find((n) => n.lore_entry_id === note.lore_entry_id);
+      showHistory(fresh);
+    } }, "Roll back to this"),
+    el("div", { class: "note" }, ...(index === 0 ? [v.text] : diff(versions[index - 1].text, v.text))))));
+  $("#history").hidden = false;
+}
+
+// -- queues --------------------------------------------------------------------------------------
+async function refreshQueues() {
+  if ($("#view-queues").hidden) return;
+  const status = await api("/api/dual-queue/status");
+  const card = (name, label) => {
+    const q = status[name];
+    const rows = Object.entries(q.counts).flatMap(([k, v]) => [el("dt", {}, k), el("dd", { "data-testid": `${name}-${k}` }, String(v))]);
+    rows.push(el("dt", {}, "done last minute"), el("dd", {}, String(q.done_last_minute)));
+    const latency = q.mean_latency_last_minute_seconds;
+    rows.push(el("dt", {}, "mean latency (last minute)"), el("dd", {}, latency == null ? "—" : `${latency.toFixed(1)} s`));
+    rows.push(el("dt", {}, "oldest pending"), el("dd", {}, q.oldest_pending_seconds == null ? "—" : `${q.oldest_pending_seconds.toFixed(1)} s`));
+    return el("div", { class: "card" }, el("h3", {}, label), el("dl", {}, ...rows));
+  };
+  $("#queue-cards").replaceChildren(card("analysis", "Analysis"), card("note_updates", "Note updates"), card("entity_creations", "Entity creations"));
+  const failed = [...status.note_updates.failed, ...status.entity_creations.failed];
+  $("#failed tbody").replaceChildren(...failed.map((task) => el("tr", {},
+    el("td", {}, task.kind), el("td", {}, task.update_summary || task.creation_summary), el("td", {}, task.error_message || ""),
+    el("td", {}, el("button", { onclick: async () => {
+      const kind = task.kind === "note_update" ? "retry-note-update" : "retry-entity-creation";
+      await api(`/api/dual-queue/${kind}/${task.id}`, { method: "POST" }); refreshQueues();
+    } }, "Retry")))));
+}
+
+state.notesTimer = setInterval(() => {
+  if ($("#view-session").hidden) return;
+  refreshNotes();
+  if (!state.streaming) refreshTurns();
+}, 1500);
+state.queueTimer = setInterval(refreshQueues, 2000);
+refreshWorlds().catch(() => {});

@@ -1,0 +1,135 @@
+"""The browser UI in headless Chromium (Debian's), driven by Playwright, against a real server:
+create a world → add an entry → play turns → the note appears live → roll it back.
+Screenshots are kept in tests/artifacts/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from loreweave.api import create_app
+from loreweave.db import Database
+from loreweave.llm.providers.scripted import ScriptedChatModel
+
+from .pipeline_support import make_app
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("Debian's chromium must be installed under CI=true")
+        pytest.skip("chromium not installed")
+    database = Database(f"sqlite:///{tmp_path / 'ui.db'}")
+    model = ScriptedChatModel()
+    model.add("The bell rings out over the hill.", prompt="chat", repeat=True)
+    model.add(
+        {"updates": [{"lore_entry_id": "E1", "update_summary": "Momo rang the bell."}]},
+        prompt="analysis",
+        contains=["Latest Turn]:\nUser: first"],
+    )
+    model.add(
+        {"updates": [{"lore_entry_id": "E1", "update_summary": "Momo cracked the bell."}]},
+        prompt="analysis",
+        contains=["Latest Turn]:\nUser: second"],
+    )
+    model.add(
+        "Momo can ring the bell with her mind.",
+        prompt="rewrite",
+        contains=["[New Event]: Momo rang"],
+    )
+    model.add(
+        "Momo rang the bell so hard with her mind that it cracked.",
+        prompt="rewrite",
+        contains=["[New Event]: Momo cracked"],
+    )
+    lw = make_app(database, tmp_path, model, pipeline_config={"poll_interval": 0.05})
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(lw, start_workers=True), host="127.0.0.1", port=port, log_level="warning"
+    )
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not uv.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/"
+    uv.should_exit = True
+    thread.join(20)
+
+
+def test_world_entry_turns_live_note_and_rollback(server: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.goto(server)
+        page.get_by_test_id("new-world-name").fill("Eldoria")
+        page.get_by_test_id("create-world").click()
+        expect(page.get_by_test_id("world-select")).to_contain_text("Eldoria")
+
+        page.get_by_test_id("entry-title").fill("Momo")
+        page.get_by_test_id("entry-content").fill("Momo is a psychic schoolgirl.")
+        page.get_by_test_id("save-entry").click()
+        expect(page.get_by_test_id("entry-list")).to_contain_text("Momo")
+        page.screenshot(path=str(ARTIFACTS / "ui-1-lore.png"))
+
+        page.get_by_role("button", name="Session", exact=True).click()
+        page.get_by_test_id("new-session").click()
+        page.get_by_test_id("message").fill("first: Momo rings the bell")
+        page.get_by_test_id("send").click()
+        expect(page.get_by_test_id("turns")).to_contain_text("The bell rings out over the hill.")
+        expect(page.get_by_test_id("notes")).to_contain_text(
+            "Momo can ring the bell with her mind.", timeout=20_000
+        )
+
+        page.get_by_test_id("message").fill("second: she strikes harder")
+        page.get_by_test_id("send").click()
+        expect(page.get_by_test_id("notes")).to_contain_text("it cracked", timeout=20_000)
+        expect(page.get_by_test_id("turns")).to_contain_text("entities used: Momo")
+        page.screenshot(path=str(ARTIFACTS / "ui-2-session.png"))
+
+        page.get_by_test_id("note").first.click()
+        expect(page.get_by_test_id("history")).to_contain_text("v1")
+        expect(page.locator("#history-list ins").first).to_be_visible()  # the diff
+        page.screenshot(path=str(ARTIFACTS / "ui-3-history.png"))
+        page.get_by_test_id("rollback-1").click()
+        expect(page.get_by_test_id("notes")).to_contain_text("v3")
+        expect(page.get_by_test_id("notes")).to_contain_text(
+            "Momo can ring the bell with her mind."
+        )
+
+        page.get_by_role("button", name="Queues", exact=True).click()
+        expect(page.get_by_test_id("note_updates-done")).to_have_text("2")
+        page.screenshot(path=str(ARTIFACTS / "ui-4-queues.png"))
+        browser.close()

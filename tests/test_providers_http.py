@@ -244,7 +244,7 @@ def test_resilient_embedder_retries(provider: str, server: FakeProviderServer) -
 
 
 def test_rate_limited_error_carries_retry_after() -> None:
-    from loreweave.llm.providers.http_errors import error_for_status
+    from loreweave.llm.providers.common import error_for_status
 
     error = error_for_status(429, "slow down", provider="mistral", headers={"retry-after": "7"})
     assert isinstance(error, RateLimited) and error.retry_after == 7.0 and error.retriable

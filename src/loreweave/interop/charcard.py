@@ -12,11 +12,19 @@ import zlib
 from typing import Any
 
 from loreweave.errors import InvalidInput
-from loreweave.interop.model import PortableEntry, require, strings, unique
+from loreweave.interop.model import (
+    KeyFields,
+    PortableEntry,
+    entry_from,
+    keys_for,
+    require,
+    strings,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SOURCE = "character_book"
 CARD = "character_card"
+FIELDS = KeyFields(keys="keys", secondary="secondary_keys", labels=("name", "comment"))
 
 
 def png_text_chunks(data: bytes) -> dict[str, bytes]:
@@ -102,28 +110,16 @@ def parse(card: dict[str, Any]) -> list[PortableEntry]:
     require(isinstance(book, dict), "character_book", "must be an object")
     raw = book.get("entries")
     require(isinstance(raw, list), "character_book.entries", "must be a list")
-    for index, item in enumerate(raw):
-        where = f"character_book.entries.{index}"
-        require(isinstance(item, dict), where, "must be an object")
-        content = item.get("content")
-        require(
-            isinstance(content, str) and content.strip() != "",
-            f"{where}.content",
-            "missing or empty",
+    entries += [
+        entry_from(
+            item,
+            f"character_book.entries.{index}",
+            FIELDS,
+            f"Entry {index}",
+            {SOURCE: {"book_name": book.get("name"), **item}},
         )
-        keys = strings(item.get("keys", []), f"{where}.keys")
-        secondary = strings(item.get("secondary_keys", []), f"{where}.secondary_keys")
-        label = item.get("name") or item.get("comment") or ""
-        require(isinstance(label, str), f"{where}.comment", "must be a string")
-        title = label.strip() or (keys[0] if keys else f"Entry {index}")
-        entries.append(
-            PortableEntry(
-                title=title[:200],
-                content=content,
-                aliases=unique(keys + secondary, exclude=title),
-                extra={SOURCE: {"book_name": book.get("name"), **item}},
-            )
-        )
+        for index, item in enumerate(raw)
+    ]
     return entries
 
 
@@ -132,14 +128,10 @@ def build_book(entries: list[PortableEntry], name: str) -> dict[str, Any]:
     items = []
     for index, entry in enumerate(entries):
         original = {k: v for k, v in entry.extra.get(SOURCE, {}).items() if k != "book_name"}
-        keys = original.get("keys", [])
-        secondary = original.get("secondary_keys", [])
-        imported = unique([*keys, *secondary], exclude=entry.title)
-        if [a.lower() for a in imported] != [a.lower() for a in entry.aliases]:
-            keys, secondary = unique([entry.title, *entry.aliases]), []
+        keys, secondary = keys_for(entry, original, FIELDS)
         item = {
             "id": index,
-            "keys": keys or [entry.title],
+            "keys": keys,
             "secondary_keys": secondary,
             "comment": entry.title,
             "content": entry.content,

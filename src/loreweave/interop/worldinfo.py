@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from loreweave.interop.model import PortableEntry, require, strings, unique
+from loreweave.interop.model import KeyFields, PortableEntry, entry_from, keys_for, require
 
 SOURCE = "sillytavern_world_info"
+FIELDS = KeyFields(keys="key", secondary="keysecondary", labels=("comment",))
 
 
 def parse(data: Any) -> list[PortableEntry]:
@@ -16,30 +17,10 @@ def parse(data: Any) -> list[PortableEntry]:
     raw = data["entries"]
     items = list(raw.items()) if isinstance(raw, dict) else list(enumerate(raw))
     require(isinstance(raw, dict | list), "entries", "must be an object or a list")
-    entries = []
-    for uid, item in items:
-        where = f"entries.{uid}"
-        require(isinstance(item, dict), where, "must be an object")
-        content = item.get("content")
-        require(
-            isinstance(content, str) and content.strip() != "",
-            f"{where}.content",
-            "missing or empty",
-        )
-        keys = strings(item.get("key", []), f"{where}.key")
-        secondary = strings(item.get("keysecondary", []), f"{where}.keysecondary")
-        comment = item.get("comment") or ""
-        require(isinstance(comment, str), f"{where}.comment", "must be a string")
-        title = comment.strip() or (keys[0] if keys else f"Entry {uid}")
-        entries.append(
-            PortableEntry(
-                title=title[:200],
-                content=content,
-                aliases=unique(keys + secondary, exclude=title),
-                extra={SOURCE: {"uid": uid, **item}},
-            )
-        )
-    return entries
+    return [
+        entry_from(item, f"entries.{uid}", FIELDS, f"Entry {uid}", {SOURCE: {"uid": uid, **item}})
+        for uid, item in items
+    ]
 
 
 def build(entries: list[PortableEntry]) -> dict[str, Any]:
@@ -48,14 +29,10 @@ def build(entries: list[PortableEntry]) -> dict[str, Any]:
     for index, entry in enumerate(entries):
         original = dict(entry.extra.get(SOURCE, {}))
         uid = original.pop("uid", index)
-        keys = original.get("key", [])
-        secondary = original.get("keysecondary", [])
-        imported_aliases = unique([*keys, *secondary], exclude=entry.title)
-        if [a.lower() for a in imported_aliases] != [a.lower() for a in entry.aliases]:
-            keys, secondary = unique([entry.title, *entry.aliases]), []
+        keys, secondary = keys_for(entry, original, FIELDS)
         item = {
             "uid": uid if isinstance(uid, int) else index,
-            "key": keys or [entry.title],
+            "key": keys,
             "keysecondary": secondary,
             "comment": original.get("comment", entry.title) or entry.title,
             "content": entry.content,

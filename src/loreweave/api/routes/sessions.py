@@ -24,6 +24,7 @@ from loreweave.api.schemas import (
     UsedEntry,
 )
 from loreweave.chat import StreamEvent, TurnResult
+from loreweave.db.models import SessionNote
 from loreweave.errors import NotFound
 
 router = APIRouter(tags=["sessions"])
@@ -43,6 +44,17 @@ def _turn_out(result: TurnResult) -> TurnOut:
             )
             for e in result.used_entries
         ],
+    )
+
+
+def _note_out(note: SessionNote, title: str) -> NoteOut:
+    return NoteOut(
+        lore_entry_id=note.lore_entry_id,
+        title=title,
+        note_content=note.note_content,
+        version=note.version,
+        last_updated_turn=note.last_updated_turn,
+        updated_at=note.updated_at,
     )
 
 
@@ -89,20 +101,10 @@ def list_turns(
 def list_notes(session_id: uuid.UUID, lw: LW) -> list[NoteOut]:
     with lw.database.uow(read_only=True) as uow:
         uow.sessions.require(session_id)
-        notes = []
-        for note in uow.notes.in_session(session_id):
-            entry = uow.entries.require(note.lore_entry_id)
-            notes.append(
-                NoteOut(
-                    lore_entry_id=entry.id,
-                    title=entry.title,
-                    note_content=note.note_content,
-                    version=note.version,
-                    last_updated_turn=note.last_updated_turn,
-                    updated_at=note.updated_at,
-                )
-            )
-        return notes
+        return [
+            _note_out(note, uow.entries.require(note.lore_entry_id).title)
+            for note in uow.notes.in_session(session_id)
+        ]
 
 
 @router.get("/api/sessions/{session_id}/notes/{lore_entry_id}/revisions")
@@ -116,18 +118,10 @@ def list_revisions(session_id: uuid.UUID, lore_entry_id: uuid.UUID, lw: LW) -> l
 
 @router.post("/api/sessions/{session_id}/notes/{lore_entry_id}/rollback")
 def rollback_note(
-    session_id: uuid.UUID, lore_entry_id: uuid.UUID, body: RollbackIn, lore: Lore, lw: LW
+    session_id: uuid.UUID, lore_entry_id: uuid.UUID, body: RollbackIn, lore: Lore
 ) -> NoteOut:
     note = lore.rollback_note(session_id, lore_entry_id, body.version)
-    entry = lore.get(lore_entry_id)
-    return NoteOut(
-        lore_entry_id=lore_entry_id,
-        title=entry.title,
-        note_content=note.note_content,
-        version=note.version,
-        last_updated_turn=note.last_updated_turn,
-        updated_at=note.updated_at,
-    )
+    return _note_out(note, lore.get(lore_entry_id).title)
 
 
 @router.get("/api/sessions/{session_id}/search")

@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 
 import httpx2
-import numpy as np
 from mistralai.client import Mistral
 from mistralai.client import errors as mistral_errors
 
 from loreweave.errors import InvalidResponse, ProviderError, ProviderUnavailable, RequestRejected
-from loreweave.llm.providers.http_errors import batches, error_for_status
-from loreweave.llm.types import ChatRequest, ChatResponse, Matrix, Usage, normalise_rows
+from loreweave.llm.providers.common import BatchingEmbedder, error_for_status
+from loreweave.llm.types import ChatRequest, ChatResponse, Usage
 
 PROVIDER = "mistral"
 T = TypeVar("T")
 
-# mistral-embed: at most 16,384 tokens a request; stay well inside it.
-EMBED_MAX_ITEMS = 128
-EMBED_MAX_TOKENS = 8_000
 EMBED_DIMS = {"mistral-embed": 1024}
 
 
@@ -108,7 +104,7 @@ class MistralChatModel:
                 yield content
 
 
-class MistralEmbedder:
+class MistralEmbedder(BatchingEmbedder):
     provider = PROVIDER
 
     def __init__(
@@ -122,22 +118,6 @@ class MistralEmbedder:
         self._client = _client(api_key, server_url, timeout)
         self.model_name = model
         self._dim = EMBED_DIMS.get(model)
-
-    @property
-    def dim(self) -> int:
-        if self._dim is None:
-            self._dim = int(self.embed(["dimension probe"]).shape[1])
-        return self._dim
-
-    def embed(self, texts: Sequence[str]) -> Matrix:
-        if not texts:
-            return np.zeros((0, self._dim or 0), dtype=np.float32)
-        rows: list[list[float]] = []
-        for batch in batches(texts, EMBED_MAX_ITEMS, EMBED_MAX_TOKENS):
-            rows.extend(self._embed_batch(batch))
-        matrix = normalise_rows(rows)
-        self._dim = matrix.shape[1]
-        return matrix
 
     def _embed_batch(self, batch: list[str]) -> list[list[float]]:
         result = _call(lambda: self._client.embeddings.create(model=self.model_name, inputs=batch))

@@ -5,21 +5,17 @@ official ``openai`` SDK (the ``openai`` extra): chat and embeddings.  ``base_url
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-import numpy as np
 import openai
 
 from loreweave.errors import InvalidResponse, ProviderUnavailable
-from loreweave.llm.providers.http_errors import batches, error_for_status
-from loreweave.llm.types import ChatRequest, ChatResponse, Matrix, Usage, normalise_rows
+from loreweave.llm.providers.common import BatchingEmbedder, error_for_status
+from loreweave.llm.types import ChatRequest, ChatResponse, Usage
 
 PROVIDER = "openai"
 T = TypeVar("T")
-
-EMBED_MAX_ITEMS = 128
-EMBED_MAX_TOKENS = 8_000
 
 
 def _call(fn: Callable[[], T]) -> T:
@@ -98,7 +94,7 @@ class OpenAIChatModel:
                 yield chunk.choices[0].delta.content
 
 
-class OpenAIEmbedder:
+class OpenAIEmbedder(BatchingEmbedder):
     provider = PROVIDER
 
     def __init__(
@@ -112,22 +108,6 @@ class OpenAIEmbedder:
         self._client = _client(api_key, base_url, timeout)
         self.model_name = model
         self._dim: int | None = None
-
-    @property
-    def dim(self) -> int:
-        if self._dim is None:
-            self._dim = int(self.embed(["dimension probe"]).shape[1])
-        return self._dim
-
-    def embed(self, texts: Sequence[str]) -> Matrix:
-        if not texts:
-            return np.zeros((0, self._dim or 0), dtype=np.float32)
-        rows: list[list[float]] = []
-        for batch in batches(texts, EMBED_MAX_ITEMS, EMBED_MAX_TOKENS):
-            rows.extend(self._embed_batch(batch))
-        matrix = normalise_rows(rows)
-        self._dim = matrix.shape[1]
-        return matrix
 
     def _embed_batch(self, batch: list[str]) -> list[list[float]]:
         result = _call(lambda: self._client.embeddings.create(model=self.model_name, input=batch))

@@ -1,10 +1,13 @@
-"""What the HTTP providers share: status codes to typed errors, ``Retry-After``, batching."""
+"""What the HTTP providers share: status codes to typed errors, ``Retry-After``, and batched
+embedding requests."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+
+import numpy as np
 
 from loreweave.errors import (
     AuthenticationFailed,
@@ -13,7 +16,7 @@ from loreweave.errors import (
     RateLimited,
     RequestRejected,
 )
-from loreweave.llm.types import estimate_tokens
+from loreweave.llm.types import Matrix, estimate_tokens, normalise_rows
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
@@ -61,3 +64,34 @@ def batches(texts: Sequence[str], max_items: int, max_tokens: int) -> Iterator[l
         tokens += cost
     if batch:
         yield batch
+
+
+class BatchingEmbedder:
+    """Embeds texts in requests of at most ``max_items`` texts and about ``max_tokens`` tokens;
+    subclasses send one request (``_embed_batch``).  The dimension is learnt from the first
+    answer unless known in advance."""
+
+    provider: str
+    model_name: str
+    max_items = 128
+    max_tokens = 8_000  # mistral-embed takes 16,384 tokens a request: stay well inside
+    _dim: int | None = None
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self.embed(["dimension probe"]).shape[1])
+        return self._dim
+
+    def embed(self, texts: Sequence[str]) -> Matrix:
+        if not texts:
+            return np.zeros((0, self._dim or 0), dtype=np.float32)
+        rows: list[list[float]] = []
+        for batch in batches(texts, self.max_items, self.max_tokens):
+            rows.extend(self._embed_batch(batch))
+        matrix = normalise_rows(rows)
+        self._dim = matrix.shape[1]
+        return matrix
+
+    def _embed_batch(self, batch: list[str]) -> list[list[float]]:
+        raise NotImplementedError

@@ -49,6 +49,7 @@ class CreationJob:
     entity_type: str
     summary: str
     turn_index: int
+    attempt: int
 
 
 def find_duplicate(uow: UnitOfWork, session: ChatSession, title: str) -> LoreEntry | None:
@@ -87,7 +88,14 @@ class EntityCreationWorker:
                 self.queue_config.batch_size,
             )
             jobs = [
-                CreationJob(t.id, t.session_id, t.entity_type, t.creation_summary, t.turn_index)
+                CreationJob(
+                    t.id,
+                    t.session_id,
+                    t.entity_type,
+                    t.creation_summary,
+                    t.turn_index,
+                    t.retry_count + 1,
+                )
                 for t in tasks
             ]
             uow.commit()
@@ -101,12 +109,15 @@ class EntityCreationWorker:
             outcome = self._process(job, worker_id)
         except LoreweaveError as exc:
             self._fail(job, worker_id, exc)
-            log.warning("entity creation task=%s failed: %s", job.task_id, exc)
+            log.warning(
+                "entity creation task=%s attempt=%d failed: %s", job.task_id, job.attempt, exc
+            )
             return
         log.info(
-            "entity creation task=%s session=%s: %s in %.2fs",
+            "entity creation task=%s session=%s attempt=%d: %s in %.2fs",
             job.task_id,
             job.session_id,
+            job.attempt,
             outcome,
             time.perf_counter() - started,
         )

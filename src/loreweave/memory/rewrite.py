@@ -36,6 +36,14 @@ class Batch:
     lore_entry_id: uuid.UUID
     events: list[str]
     last_turn: int
+    attempt: int  # 1 for a first try
+
+    def describe(self) -> str:
+        ids = ",".join(str(i)[:8] for i in self.task_ids)
+        return (
+            f"tasks={ids} key=({self.session_id}, {self.lore_entry_id}) "
+            f"events={len(self.task_ids)} attempt={self.attempt}"
+        )
 
 
 def clean_rewrite(text: str, *, before: str, lore: str, events: list[str]) -> str:
@@ -85,6 +93,7 @@ class NoteRewriteWorker:
                 tasks[0].lore_entry_id,
                 [t.update_summary for t in tasks],
                 max(t.turn_index for t in tasks),
+                max(t.retry_count for t in tasks) + 1,
             )
             uow.commit()
         return batch
@@ -98,21 +107,10 @@ class NoteRewriteWorker:
             outcome = self._process(batch, worker_id)
         except LoreweaveError as exc:
             self._fail(batch, worker_id, exc)
-            log.warning(
-                "note rewrite key=(%s, %s) events=%d failed: %s",
-                batch.session_id,
-                batch.lore_entry_id,
-                len(batch.task_ids),
-                exc,
-            )
+            log.warning("note rewrite %s failed: %s", batch.describe(), exc)
             return True
         log.info(
-            "note rewrite key=(%s, %s) events=%d: %s in %.2fs",
-            batch.session_id,
-            batch.lore_entry_id,
-            len(batch.task_ids),
-            outcome,
-            time.perf_counter() - started,
+            "note rewrite %s: %s in %.2fs", batch.describe(), outcome, time.perf_counter() - started
         )
         self.notifier.notify("note_updates")  # later events of this key may be waiting
         return True

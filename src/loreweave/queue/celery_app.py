@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery
@@ -78,17 +79,38 @@ def run_queue(queue: str, max_jobs: int = MAX_JOBS_PER_MESSAGE) -> int:
 
 
 class CeleryNotifier:
-    """Publishes "this queue has work".  If the broker is down the work simply waits in the
-    database: the sweeper announces it again later."""
+    """Publishes "this queue has work" from a background thread, so a turn never waits on the
+    broker.  If the broker is down the work simply waits in the database: the notice is dropped
+    and the sweeper announces the work again later."""
+
+    RETRY_PAUSE = 1.0
 
     def __init__(self, settings: Settings, app: Celery | None = None) -> None:
         self.app = app or make_celery(settings)
+        self._wanted: set[str] = set()
+        self._lock = threading.Condition()
+        self._thread = threading.Thread(target=self._publish, daemon=True, name="loreweave-notify")
+        self._thread.start()
 
     def notify(self, queue: QueueName) -> None:
-        try:
-            self.app.send_task(TASK_NAME, args=[queue], queue=queue, retry=False)
-        except Exception as exc:  # kombu / redis connection errors of many kinds
-            log.warning("broker unreachable (%s); %s work waits in the database", exc, queue)
+        with self._lock:
+            self._wanted.add(queue)  # several notices of one queue fold into one message
+            self._lock.notify()
+
+    def _publish(self) -> None:
+        while True:
+            with self._lock:
+                while not self._wanted:
+                    self._lock.wait()
+                queues, self._wanted = sorted(self._wanted), set()
+            for queue in queues:
+                try:
+                    self.app.send_task(TASK_NAME, args=[queue], queue=queue, retry=False)
+                except Exception as exc:  # kombu / redis connection errors of many kinds
+                    log.warning(
+                        "broker unreachable (%s); %s work waits in the database", exc, queue
+                    )
+                    time.sleep(self.RETRY_PAUSE)
 
 
 _app: Celery | None = None

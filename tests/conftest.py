@@ -36,7 +36,7 @@ class PostgresServer:
 
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
-        self.admin = create_engine(self.url, isolation_level="AUTOCOMMIT")
+        self.admin = create_engine(self.url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
 
     def create(self) -> str:
         name = f"lw_test_{uuid.uuid4().hex[:12]}"

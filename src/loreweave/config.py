@@ -132,6 +132,7 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[SecretStr], NoDecode] = []
     cors_origins: Annotated[list[str], NoDecode] = []
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    http_threads: int = Field(256, ge=1, le=4096, description="turns the API serves at once")
 
     dual_queue_config: DualQueueConfig = DualQueueConfig()
     llm_config: LLMConfig = LLMConfig()

@@ -18,6 +18,7 @@ The command line and the HTTP API turn these into one readable line or a 4xx ans
         ├── AuthenticationFailed    401/403                       final
         ├── RequestRejected         other 4xx                     final
         └── InvalidResponse         unusable output, after repair final
+            └── MalformedResponse   a body that is not the API's JSON retriable
 """
 
 from __future__ import annotations
@@ -103,3 +104,10 @@ class RequestRejected(ProviderError):
 class InvalidResponse(ProviderError):
     """The answer could not be used: not the JSON asked for, even after one repair request; an
     empty or runaway text; or a request a scripted cassette cannot answer."""
+
+
+class MalformedResponse(InvalidResponse):
+    """The HTTP body was not the API's JSON at all (cut off, garbled): a transport glitch,
+    worth another try."""
+
+    retriable = True

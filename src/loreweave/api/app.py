@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from anyio import to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -47,6 +48,8 @@ def create_app(lw: Loreweave, *, start_workers: bool = False) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Turns block on the LLM in worker threads: anyio's default of 40 would queue the 41st.
+        to_thread.current_default_thread_limiter().total_tokens = lw.settings.http_threads
         if start_workers:
             lw.start_local_workers()
         yield

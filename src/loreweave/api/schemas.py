@@ -94,6 +94,7 @@ class TurnOut(BaseModel):
     turn_index: int
     reply: str
     used_entries: list[UsedEntry]
+    overhead_ms: float  # the service's own time: everything but the main LLM call
 
 
 class TurnView(_Out):

@@ -191,7 +191,10 @@ class ResilientEmbedder:
 
     @property
     def dim(self) -> int:
-        return self.inner.dim
+        # an unknown dimension is learnt by embedding a probe: a provider call like any other
+        return self.resilience.call(
+            lambda: self.inner.dim, provider=self.provider, prompt="embed", tokens=1
+        )
 
     def embed(self, texts: Sequence[str]) -> Matrix:
         tokens = sum(estimate_tokens(text) for text in texts)

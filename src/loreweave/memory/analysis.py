@@ -224,9 +224,9 @@ class AnalysisService:
             row.locked_until = None
             uow.commit()
         if plan.updates:
-            self.notifier.notify("note_updates")
+            self.notifier.notify("note_updates", len(plan.updates))
         if plan.creations:
-            self.notifier.notify("entity_creations")
+            self.notifier.notify("entity_creations", len(plan.creations))
         self.notifier.notify("analysis")  # the session's next turn may now be ready
         return True
 

@@ -51,7 +51,7 @@ class Pipeline:
             ready = claims.ready_counts(uow.session)
         for queue in QUEUES:
             if ready[queue]:
-                self.notifier.notify(queue)
+                self.notifier.notify(queue, ready[queue])
         return ready
 
     def drain(self, worker_id: str = "drain", *, max_jobs: int = 100_000) -> int:

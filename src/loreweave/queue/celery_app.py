@@ -84,17 +84,21 @@ class CeleryNotifier:
     and the sweeper announces the work again later."""
 
     RETRY_PAUSE = 1.0
+    MAX_MESSAGES = 32  # per queue and notice: enough to wake every worker process of a queue
 
     def __init__(self, settings: Settings, app: Celery | None = None) -> None:
         self.app = app or make_celery(settings)
-        self._wanted: set[str] = set()
+        self._wanted: dict[str, int] = {}
         self._lock = threading.Condition()
         self._thread = threading.Thread(target=self._publish, daemon=True, name="loreweave-notify")
         self._thread.start()
 
-    def notify(self, queue: QueueName) -> None:
+    def notify(self, queue: QueueName, count: int = 1) -> None:
+        """One message per job that may be ready (a message runs one worker's loop), capped;
+        notices not yet sent fold together."""
         with self._lock:
-            self._wanted.add(queue)  # several notices of one queue fold into one message
+            wanted = self._wanted.get(queue, 0) + max(1, count)
+            self._wanted[queue] = min(self.MAX_MESSAGES, wanted)
             self._lock.notify()
 
     def _publish(self) -> None:
@@ -102,10 +106,11 @@ class CeleryNotifier:
             with self._lock:
                 while not self._wanted:
                     self._lock.wait()
-                queues, self._wanted = sorted(self._wanted), set()
-            for queue in queues:
+                wanted, self._wanted = self._wanted, {}
+            for queue, count in sorted(wanted.items()):
                 try:
-                    self.app.send_task(TASK_NAME, args=[queue], queue=queue, retry=False)
+                    for _ in range(count):
+                        self.app.send_task(TASK_NAME, args=[queue], queue=queue, retry=False)
                 except Exception as exc:  # kombu / redis connection errors of many kinds
                     log.warning(
                         "broker unreachable (%s); %s work waits in the database", exc, queue

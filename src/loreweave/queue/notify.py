@@ -11,13 +11,14 @@ QUEUES: tuple[QueueName, ...] = ("analysis", "note_updates", "entity_creations")
 
 
 class Notifier(Protocol):
-    def notify(self, queue: QueueName) -> None: ...
+    def notify(self, queue: QueueName, count: int = 1) -> None:
+        """``count`` jobs of ``queue`` may be ready: wake up to that many workers."""
 
 
 class NullNotifier:
     """For processes that only write (a CLI import, tests driving workers by hand)."""
 
-    def notify(self, queue: QueueName) -> None:
+    def notify(self, queue: QueueName, count: int = 1) -> None:
         return None
 
 
@@ -27,5 +28,5 @@ class EventNotifier:
     def __init__(self) -> None:
         self.events: dict[QueueName, threading.Event] = {q: threading.Event() for q in QUEUES}
 
-    def notify(self, queue: QueueName) -> None:
-        self.events[queue].set()
+    def notify(self, queue: QueueName, count: int = 1) -> None:
+        self.events[queue].set()  # wakes every idle thread of the queue

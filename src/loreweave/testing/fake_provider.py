@@ -61,6 +61,8 @@ class FakeProviderServer:
         jitter: float = 0.0,
         api_key: str | None = None,
         requests_per_second: float | None = None,
+        faults: dict[str, float] | None = None,
+        fault_delay: float = 5.0,
         seed: int = 0,
     ) -> None:
         self.chat_handler = chat_handler
@@ -70,6 +72,11 @@ class FakeProviderServer:
         self.jitter = jitter
         self.api_key = api_key
         self.requests_per_second = requests_per_second
+        # probabilities of "5xx", "429", "malformed" (a broken body) and "timeout" (an answer
+        # after fault_delay seconds), drawn per request from a seeded generator
+        self.faults = dict(faults or {})
+        self.fault_delay = fault_delay
+        self.injected: dict[str, int] = {}
         self.requests: list[RecordedRequest] = []
         self._replies: deque[FakeReply] = deque()
         self._lock = threading.Lock()
@@ -151,7 +158,7 @@ class FakeProviderServer:
         """Status, extra headers and body for one request."""
         with self._lock:
             self.requests.append(RecordedRequest(path, headers, body, time.monotonic()))
-        refused = self._gate(headers)
+        refused = self._gate(headers) or self._fault()
         if refused is not None:
             return refused
         reply = self._take_reply(path)
@@ -172,6 +179,26 @@ class FakeProviderServer:
             self._sleep_latency(self.embedding_latency)
             return 200, extra, json.dumps(self._embeddings(body))
         return 404, {}, json.dumps({"message": f"no route {path}"})
+
+    def _fault(self) -> tuple[int, dict[str, str], str] | None:
+        if not self.faults:
+            return None
+        with self._lock:
+            draw = self._random.random()
+        for kind, probability in self.faults.items():
+            if draw < probability:
+                with self._lock:
+                    self.injected[kind] = self.injected.get(kind, 0) + 1
+                if kind == "5xx":
+                    return 503, {}, json.dumps({"message": "injected outage"})
+                if kind == "429":
+                    return 429, {"Retry-After": "0.05"}, json.dumps({"message": "injected 429"})
+                if kind == "malformed":
+                    return 200, {}, '{"id": "cmpl-x", "choices": [{"index": 0, "mess'
+                time.sleep(self.fault_delay)
+                return 503, {}, json.dumps({"message": "injected timeout (too late)"})
+            draw -= probability
+        return None
 
     def _gate(self, headers: dict[str, str]) -> tuple[int, dict[str, str], str] | None:
         """A 401 for a wrong key, a 429 over the rate limit; None to let the request through."""

@@ -34,6 +34,7 @@ def _turn_out(result: TurnResult) -> TurnOut:
     return TurnOut(
         turn_index=result.turn_index,
         reply=result.reply,
+        overhead_ms=result.overhead_seconds * 1000,
         used_entries=[
             UsedEntry(
                 lore_entry_id=e.lore_entry_id,

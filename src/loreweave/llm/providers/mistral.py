@@ -10,7 +10,13 @@ import httpx2
 from mistralai.client import Mistral
 from mistralai.client import errors as mistral_errors
 
-from loreweave.errors import InvalidResponse, ProviderError, ProviderUnavailable, RequestRejected
+from loreweave.errors import (
+    InvalidResponse,
+    MalformedResponse,
+    ProviderError,
+    ProviderUnavailable,
+    RequestRejected,
+)
 from loreweave.llm.providers.common import BatchingEmbedder, error_for_status
 from loreweave.llm.types import ChatRequest, ChatResponse, Usage
 
@@ -27,7 +33,7 @@ def _call(fn: Callable[[], T]) -> T:
     except mistral_errors.HTTPValidationError as exc:
         raise RequestRejected(f"HTTP 422: {exc.body[:300]}", provider=PROVIDER) from exc
     except mistral_errors.ResponseValidationError as exc:
-        raise InvalidResponse(f"malformed response: {exc}", provider=PROVIDER) from exc
+        raise MalformedResponse(f"malformed response: {exc}", provider=PROVIDER) from exc
     except mistral_errors.SDKError as exc:
         raise error_for_status(
             exc.status_code, exc.body, provider=PROVIDER, headers=dict(exc.headers)
@@ -41,7 +47,7 @@ def _call(fn: Callable[[], T]) -> T:
     except ProviderError:
         raise
     except ValueError as exc:  # a body that is not JSON at all
-        raise InvalidResponse(f"malformed response: {exc}", provider=PROVIDER) from exc
+        raise MalformedResponse(f"malformed response: {exc}", provider=PROVIDER) from exc
 
 
 def _client(api_key: str, server_url: str | None, timeout: float) -> Mistral:

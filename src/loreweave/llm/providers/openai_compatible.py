@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import openai
 
-from loreweave.errors import InvalidResponse, ProviderUnavailable
+from loreweave.errors import InvalidResponse, MalformedResponse, ProviderUnavailable
 from loreweave.llm.providers.common import BatchingEmbedder, error_for_status
 from loreweave.llm.types import ChatRequest, ChatResponse, Usage
 
@@ -33,7 +33,7 @@ def _call(fn: Callable[[], T]) -> T:
             headers=dict(exc.response.headers),
         ) from exc
     except (openai.APIResponseValidationError, ValueError) as exc:
-        raise InvalidResponse(f"malformed response: {exc}", provider=PROVIDER) from exc
+        raise MalformedResponse(f"malformed response: {exc}", provider=PROVIDER) from exc
 
 
 def _client(api_key: str | None, base_url: str | None, timeout: float) -> openai.OpenAI:

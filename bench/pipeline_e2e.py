@@ -234,10 +234,14 @@ def make_world(client: httpx.Client, sessions: int) -> list[str]:
     ]
 
 
-def play(url: str, sessions: list[str], turns: int) -> tuple[list[float], list[float], int]:
-    """Every session plays ``turns`` turns, sessions in parallel; (response s, overhead ms, errors)."""
+def play(
+    url: str, sessions: list[str], turns: int
+) -> tuple[list[float], list[float], int, dict[str, list[float]]]:
+    """Every session plays ``turns`` turns, sessions in parallel: response seconds, overhead ms,
+    errors, and the overhead's parts in ms."""
     times: list[float] = []
     overheads: list[float] = []
+    parts: dict[str, list[float]] = {}
     errors = [0]
     lock = threading.Lock()
     start = threading.Barrier(len(sessions))
@@ -256,6 +260,8 @@ def play(url: str, sessions: list[str], turns: int) -> tuple[list[float], list[f
                     if response.status_code == 200:
                         times.append(elapsed)
                         overheads.append(response.json()["overhead_ms"])
+                        for name, ms in response.json()["timings_ms"].items():
+                            parts.setdefault(name, []).append(ms)
                     else:
                         errors[0] += 1
 
@@ -264,7 +270,7 @@ def play(url: str, sessions: list[str], turns: int) -> tuple[list[float], list[f
         thread.start()
     for thread in threads:
         thread.join()
-    return times, overheads, errors[0]
+    return times, overheads, errors[0], parts
 
 
 def settle(client: httpx.Client, timeout: float) -> float | None:
@@ -357,7 +363,7 @@ def run_setup(
                     calls_before = len(provider.requests_to("/v1/chat/completions"))
                     began = time.monotonic()
                     busy_before, total_before = cpu_times()
-                    times, overheads, errors = play(service.url, ids, per)
+                    times, overheads, errors, parts = play(service.url, ids, per)
                     chat_seconds = time.monotonic() - began
                     busy_after, total_after = cpu_times()
                     settled = settle(client, SETTLE_TIMEOUT if count <= 100 else 0.0)
@@ -371,7 +377,9 @@ def run_setup(
                         "overhead_p50_ms": percentile(overheads, 0.5),
                         "overhead_p95_ms": percentile(overheads, 0.95),
                         "chat_phase_s": chat_seconds,
-                        "cpu_busy_during_chat": (busy_after - busy_before) / max(1, total_after - total_before),
+                        "cpu_busy_during_chat": (busy_after - busy_before)
+                        / max(1, total_after - total_before),
+                        "timings_p50_ms": {name: percentile(v, 0.5) for name, v in parts.items()},  # type: ignore[attr-defined]
                     }
                     if settled is not None:
                         total = chat_seconds + settled

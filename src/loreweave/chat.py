@@ -36,6 +36,7 @@ class TurnResult:
     reply: str
     used_entries: list[RetrievedEntry]
     overhead_seconds: float  # everything but the main LLM call
+    timings: dict[str, float]  # seconds: retrieval, prompt, llm, persist
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class StreamEvent:
 class PreparedTurn:
     request: ChatRequest
     used_entries: list[RetrievedEntry]
+    retrieval_seconds: float
 
 
 class ChatService:
@@ -84,7 +86,9 @@ class ChatService:
 
     def prepare(self, session_id: uuid.UUID, message: str) -> PreparedTurn:
         """Retrieval and the main prompt: the work before the main LLM call."""
+        started = time.perf_counter()
         used = self.retriever.search(session_id, message, self.k)
+        retrieved = time.perf_counter() - started
         with self.database.uow(read_only=True) as uow:
             session = uow.sessions.require(session_id)
             world = uow.worlds.require(session.world_id)
@@ -110,7 +114,7 @@ class ChatService:
             self.llm_config.temperature_chat,
             prompt="chat",
         )
-        return PreparedTurn(request, used)
+        return PreparedTurn(request, used, retrieved)
 
     def persist(
         self, session_id: uuid.UUID, message: str, reply: str, used: list[RetrievedEntry]
@@ -158,9 +162,10 @@ class ChatService:
             answered_at = time.perf_counter()
             reply = "".join(parts)
             turn = self.persist(session_id, message, reply, prepared.used_entries)
-            overhead = (prepared_at - started) + (time.perf_counter() - answered_at)
-            result = TurnResult(turn.id, turn.turn_index, reply, prepared.used_entries, overhead)
-            yield StreamEvent("done", result=result)
+            yield StreamEvent(
+                "done",
+                result=self._result(turn, reply, prepared, started, prepared_at, answered_at),
+            )
 
         return events()
 
@@ -172,6 +177,25 @@ class ChatService:
         response = self.chat_model.complete(prepared.request)
         answered_at = time.perf_counter()
         turn = self.persist(session_id, message, response.text, prepared.used_entries)
-        overhead = (prepared_at - started) + (time.perf_counter() - answered_at)
-        log.debug("turn %d of %s: overhead %.1f ms", turn.turn_index, session_id, overhead * 1e3)
-        return TurnResult(turn.id, turn.turn_index, response.text, prepared.used_entries, overhead)
+        result = self._result(turn, response.text, prepared, started, prepared_at, answered_at)
+        log.debug("turn %d of %s: %s", turn.turn_index, session_id, result.timings)
+        return result
+
+    @staticmethod
+    def _result(
+        turn: ChatTurn,
+        reply: str,
+        prepared: PreparedTurn,
+        started: float,
+        prepared_at: float,
+        answered_at: float,
+    ) -> TurnResult:
+        persisted = time.perf_counter() - answered_at
+        timings = {
+            "retrieval": prepared.retrieval_seconds,
+            "prompt": prepared_at - started - prepared.retrieval_seconds,
+            "llm": answered_at - prepared_at,
+            "persist": persisted,
+        }
+        overhead = (prepared_at - started) + persisted
+        return TurnResult(turn.id, turn.turn_index, reply, prepared.used_entries, overhead, timings)

@@ -95,6 +95,7 @@ class TurnOut(BaseModel):
     reply: str
     used_entries: list[UsedEntry]
     overhead_ms: float  # the service's own time: everything but the main LLM call
+    timings_ms: dict[str, float]  # retrieval, prompt, llm, persist
 
 
 class TurnView(_Out):

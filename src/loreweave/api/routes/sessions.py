@@ -35,6 +35,7 @@ def _turn_out(result: TurnResult) -> TurnOut:
         turn_index=result.turn_index,
         reply=result.reply,
         overhead_ms=result.overhead_seconds * 1000,
+        timings_ms={name: seconds * 1000 for name, seconds in result.timings.items()},
         used_entries=[
             UsedEntry(
                 lore_entry_id=e.lore_entry_id,

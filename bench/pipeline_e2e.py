@@ -336,13 +336,14 @@ def _utc(value: Any, engine: Any) -> Any:
 
 
 def run_setup(
-    setup: str, sessions: int, turns: int, updates: int, creations: int
+    setup: str, sessions: int, turns: int, updates: int, creations: int, provider_rps: float | None
 ) -> dict[str, Any]:
     result: dict[str, Any] = {"setup": setup}
     with (
         tempfile.TemporaryDirectory() as tmp,
         FakeProviderServer(
             chat_handler=llm_answers(updates, creations),
+            requests_per_second=provider_rps,
             latency=1.0,
             jitter=0.3,
             embedding_latency=0.2,
@@ -425,6 +426,15 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 )
                 + f" {p['errors']} |"
             )
+        lines += [
+            f"| {result['setup']} | {p['phase']}: p50 ms retrieval / prompt / LLM / persist | "
+            + " / ".join(
+                f"{p['timings_p50_ms'].get(k, 0):.0f}"
+                for k in ("retrieval", "prompt", "llm", "persist")
+            )
+            + " | | | | | | | | | |"
+            for p in result["phases"]
+        ]
         lines.append(
             f"| {result['setup']} | peak memory (service + workers) | {result['peak_memory_mb']:.0f} MB | | | | | | | | |"
         )
@@ -440,9 +450,16 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--updates", type=int, default=2)
     parser.add_argument("--creations", type=int, default=1)
+    parser.add_argument(
+        "--provider-rps",
+        type=float,
+        default=None,
+        help="the fake provider's own rate limit (429 with Retry-After beyond it)",
+    )
     args = parser.parse_args()
     results = [
-        run_setup(s, args.sessions, args.turns, args.updates, args.creations) for s in args.setup
+        run_setup(s, args.sessions, args.turns, args.updates, args.creations, args.provider_rps)
+        for s in args.setup
     ]
     save("pipeline_e2e", {"args": vars(args), "results": results}, table(results, args))
 

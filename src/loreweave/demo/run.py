@@ -11,8 +11,6 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -31,13 +29,10 @@ from loreweave.db.models import (
     TurnStatus,
     World,
 )
+from loreweave.demo import bundled
 from loreweave.lore import LoreService
 
 WAIT_SECONDS = 300.0
-
-
-def bundled(name: str) -> Path:
-    return Path(str(resources.files("loreweave.demo").joinpath(name)))
 
 
 def demo_settings(settings: Settings, console: Console) -> Settings:
@@ -50,7 +45,6 @@ def demo_settings(settings: Settings, console: Console) -> Settings:
             "(offline). Set MISTRAL_API_KEY to play the story with Mistral.[/]"
         )
     elif settings.llm_provider == "scripted" and settings.scripted_cassette is None:
-        changes["scripted_cassette"] = bundled("cassette.json")
         console.print("[yellow]LLM: the bundled scripted cassette (offline).[/]")
     else:
         console.print(f"LLM: {settings.llm_provider}")

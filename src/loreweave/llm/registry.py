@@ -60,9 +60,9 @@ def _scripted_chat(settings: Settings) -> ChatModel:
     from loreweave.llm.providers.scripted import ScriptedChatModel
 
     if settings.scripted_cassette is None:
-        raise ConfigurationError(
-            "LOREWEAVE_LLM_PROVIDER=scripted needs LOREWEAVE_SCRIPTED_CASSETTE (a cassette file)"
-        )
+        from loreweave.demo import bundled
+
+        return ScriptedChatModel.from_file(bundled("cassette.json"))
     return ScriptedChatModel.from_file(settings.scripted_cassette)
 
 

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from loreweave.config import LLMConfig, QueueConfig
-from loreweave.db.engine import Database
 from loreweave.db.models import (
     ChatSession,
     EntityCreationTask,
@@ -30,12 +28,11 @@ from loreweave.errors import LoreweaveError
 from loreweave.llm.schemas import CreatedEntity
 from loreweave.llm.structured import complete_structured
 from loreweave.llm.templates import render
-from loreweave.llm.types import ChatModel, ChatRequest, Matrix, Message
+from loreweave.llm.types import ChatRequest, Matrix, Message
 from loreweave.memory.composite import CompositeDocument, DocumentKey, composite_text
+from loreweave.memory.task_worker import TaskWorker
 from loreweave.queue import claims
-from loreweave.queue.notify import Notifier
 from loreweave.vectors.keywords import normalise_name
-from loreweave.vectors.service import CompositeVectorService
 
 log = logging.getLogger("loreweave.creation")
 
@@ -62,23 +59,7 @@ def find_duplicate(uow: UnitOfWork, session: ChatSession, title: str) -> LoreEnt
     return None
 
 
-class EntityCreationWorker:
-    def __init__(
-        self,
-        database: Database,
-        chat_model: ChatModel,
-        vectors: CompositeVectorService,
-        llm_config: LLMConfig,
-        queue_config: QueueConfig,
-        notifier: Notifier,
-    ) -> None:
-        self.database = database
-        self.chat_model = chat_model
-        self.vectors = vectors
-        self.llm_config = llm_config
-        self.queue_config = queue_config
-        self.notifier = notifier
-
+class EntityCreationWorker(TaskWorker):
     def run_once(self, worker_id: str) -> bool:
         with self.database.uow() as uow:
             tasks = claims.claim_creations(
@@ -108,7 +89,7 @@ class EntityCreationWorker:
         try:
             outcome = self._process(job, worker_id)
         except LoreweaveError as exc:
-            self._fail(job, worker_id, exc)
+            self.record_failure(EntityCreationTask, [job.task_id], worker_id, exc)
             log.warning(
                 "entity creation task=%s attempt=%d failed: %s", job.task_id, job.attempt, exc
             )
@@ -207,17 +188,3 @@ class EntityCreationWorker:
         if session is None:
             return uow.sessions.require(session_id)
         return session
-
-    def _fail(self, job: CreationJob, worker_id: str, exc: LoreweaveError) -> None:
-        with self.database.uow() as uow:
-            if not claims.still_owned(uow.session, EntityCreationTask, [job.task_id], worker_id):
-                return
-            claims.fail_tasks(
-                uow.session,
-                [uow.session.get_one(EntityCreationTask, job.task_id)],
-                str(exc),
-                retriable=not claims.is_final(exc),
-                max_retries=self.queue_config.max_retries,
-                retry_delay=self.queue_config.retry_delay,
-            )
-            uow.commit()

@@ -10,16 +10,13 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from loreweave.config import LLMConfig, QueueConfig
-from loreweave.db.engine import Database
 from loreweave.db.models import NoteUpdateTask, TaskStatus, utcnow
 from loreweave.errors import InvalidResponse, LoreweaveError
 from loreweave.llm.templates import render
-from loreweave.llm.types import ChatModel, ChatRequest, Matrix, Message
+from loreweave.llm.types import ChatRequest, Matrix, Message
 from loreweave.memory.composite import CompositeDocument, DocumentKey, composite_text
+from loreweave.memory.task_worker import TaskWorker
 from loreweave.queue import claims
-from loreweave.queue.notify import Notifier
-from loreweave.vectors.service import CompositeVectorService
 
 log = logging.getLogger("loreweave.rewrite")
 
@@ -60,23 +57,7 @@ def clean_rewrite(text: str, *, before: str, lore: str, events: list[str]) -> st
     return note
 
 
-class NoteRewriteWorker:
-    def __init__(
-        self,
-        database: Database,
-        chat_model: ChatModel,
-        vectors: CompositeVectorService,
-        llm_config: LLMConfig,
-        queue_config: QueueConfig,
-        notifier: Notifier,
-    ) -> None:
-        self.database = database
-        self.chat_model = chat_model
-        self.vectors = vectors
-        self.llm_config = llm_config
-        self.queue_config = queue_config
-        self.notifier = notifier
-
+class NoteRewriteWorker(TaskWorker):
     def claim(self, worker_id: str) -> Batch | None:
         with self.database.uow() as uow:
             tasks = claims.claim_note_updates(
@@ -106,7 +87,7 @@ class NoteRewriteWorker:
         try:
             outcome = self._process(batch, worker_id)
         except LoreweaveError as exc:
-            self._fail(batch, worker_id, exc)
+            self.record_failure(NoteUpdateTask, batch.task_ids, worker_id, exc)
             log.warning("note rewrite %s failed: %s", batch.describe(), exc)
             return True
         log.info(
@@ -180,18 +161,3 @@ class NoteRewriteWorker:
         if resync:
             self.vectors.sync_entry(batch.lore_entry_id, batch.session_id)
         return f"note version {version}"
-
-    def _fail(self, batch: Batch, worker_id: str, exc: LoreweaveError) -> None:
-        with self.database.uow() as uow:
-            if not claims.still_owned(uow.session, NoteUpdateTask, batch.task_ids, worker_id):
-                return
-            tasks = [uow.session.get_one(NoteUpdateTask, i) for i in batch.task_ids]
-            claims.fail_tasks(
-                uow.session,
-                tasks,
-                str(exc),
-                retriable=not claims.is_final(exc),
-                max_retries=self.queue_config.max_retries,
-                retry_delay=self.queue_config.retry_delay,
-            )
-            uow.commit()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from loreweave.errors import (
     RateLimited,
     RequestRejected,
 )
-from loreweave.llm.types import Matrix, estimate_tokens, normalise_rows
+from loreweave.llm.types import ChatRequest, Matrix, estimate_tokens, normalise_rows
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
@@ -49,6 +50,17 @@ def error_for_status(
     if status == 408 or status >= 500:
         return ProviderUnavailable(message, provider=provider)
     return RequestRejected(message, provider=provider)
+
+
+def completion_options(request: ChatRequest) -> dict[str, Any]:
+    """The optional chat-completion parameters both APIs name alike: JSON mode when a schema is
+    asked (the schema itself is described in the prompt), and ``max_tokens``."""
+    options: dict[str, Any] = {}
+    if request.json_schema is not None:
+        options["response_format"] = {"type": "json_object"}
+    if request.max_tokens is not None:
+        options["max_tokens"] = request.max_tokens
+    return options
 
 
 def batches(texts: Sequence[str], max_items: int, max_tokens: int) -> Iterator[list[str]]:

@@ -17,7 +17,11 @@ from loreweave.errors import (
     ProviderUnavailable,
     RequestRejected,
 )
-from loreweave.llm.providers.common import BatchingEmbedder, error_for_status
+from loreweave.llm.providers.common import (
+    BatchingEmbedder,
+    completion_options,
+    error_for_status,
+)
 from loreweave.llm.types import ChatRequest, ChatResponse, Usage
 
 PROVIDER = "mistral"
@@ -61,11 +65,7 @@ class MistralChatModel:
         self._client = _client(api_key, server_url, timeout)
 
     def complete(self, request: ChatRequest) -> ChatResponse:
-        options: dict[str, Any] = {}
-        if request.json_schema is not None:
-            options["response_format"] = {"type": "json_object"}
-        if request.max_tokens is not None:
-            options["max_tokens"] = request.max_tokens
+        options = completion_options(request)
         started = time.perf_counter()
         result = _call(
             lambda: self._client.chat.complete(

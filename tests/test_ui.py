@@ -69,6 +69,9 @@ def server(tmp_path: Path) -> Iterator[str]:
         prompt="rewrite",
         contains=["[New Event]: Momo cracked"],
     )
+    # the third turn's analysis is refused once (a 400: failed at once), then answers
+    model.add(prompt="analysis", error="rejected", contains=["Latest Turn]:\nUser: third"])
+    model.add({"updates": []}, prompt="analysis", contains=["Latest Turn]:\nUser: third"])
     lw = make_app(database, tmp_path, model, pipeline_config={"poll_interval": 0.05})
     port = free_port()
     config = uvicorn.Config(
@@ -129,7 +132,18 @@ def test_world_entry_turns_live_note_and_rollback(server: str) -> None:
             "Momo can ring the bell with her mind."
         )
 
+        page.get_by_test_id("message").fill("third: the bell falls silent")
+        page.get_by_test_id("send").click()
+        expect(page.get_by_test_id("turns")).to_contain_text("third: the bell falls silent")
+
         page.get_by_role("button", name="Queues", exact=True).click()
         expect(page.get_by_test_id("note_updates-done")).to_have_text("2")
+        failed = page.get_by_test_id("failed")
+        expect(failed).to_contain_text("analysis (turn 2)", timeout=20_000)
+        expect(failed).to_contain_text("400")
+        expect(failed.get_by_role("button", name="Skip")).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "ui-4-queues.png"))
+        failed.get_by_role("button", name="Retry").click()
+        expect(page.get_by_test_id("analysis-done")).to_have_text("3", timeout=20_000)
+        expect(failed).not_to_contain_text("analysis (turn 2)")
         browser.close()

@@ -14,11 +14,12 @@ from loreweave.db.engine import Database
 from loreweave.llm.registry import Providers, build_providers
 from loreweave.memory.analysis import AnalysisService
 from loreweave.memory.creation import EntityCreationWorker
-from loreweave.memory.pipeline import Pipeline
 from loreweave.memory.rewrite import NoteRewriteWorker
 from loreweave.metrics import Metrics
+from loreweave.queue.executor import Handler
 from loreweave.queue.local import LocalWorkers
-from loreweave.queue.notify import EventNotifier, Notifier
+from loreweave.queue.notify import EventNotifier, Notifier, QueueName
+from loreweave.queue.pipeline import Pipeline
 from loreweave.vectors.cache import IndexCache
 from loreweave.vectors.retrieval import Retriever
 from loreweave.vectors.service import CompositeVectorService
@@ -86,7 +87,6 @@ def build(
     cache = IndexCache(dim=embedder.dim, model=embedder.model_name, index_dir=settings.index_dir)
     retriever = Retriever(database, embedder, cache, vectors)
     llm = settings.llm_config
-    queues = settings.dual_queue_config
     chat = ChatService(
         database,
         chat_model,
@@ -94,15 +94,14 @@ def build(
         llm,
         on_turn_committed=lambda _session_id: notifier.notify("analysis"),
     )
-    pipeline = Pipeline(
-        database,
-        AnalysisService(database, chat_model, llm, settings.pipeline_config, notifier),
-        NoteRewriteWorker(database, chat_model, vectors, llm, queues.note_update_queue, notifier),
-        EntityCreationWorker(
-            database, chat_model, vectors, llm, queues.entity_creation_queue, notifier
-        ),
-        notifier,
-    )
+    uow = database.uow
+    analysis = AnalysisService(uow, chat_model, llm, settings.pipeline_config)
+    handlers: dict[QueueName, Handler] = {
+        "analysis": analysis.handle,
+        "note_updates": NoteRewriteWorker(uow, chat_model, vectors, llm).handle,
+        "entity_creations": EntityCreationWorker(uow, chat_model, vectors, llm).handle,
+    }
+    pipeline = Pipeline(uow, handlers, settings, notifier)
     metrics = Metrics(database, providers.stats)
     return Loreweave(
         settings, database, providers, notifier, vectors, cache, retriever, chat, pipeline, metrics

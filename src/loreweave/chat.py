@@ -13,12 +13,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy.exc import IntegrityError
-
 from loreweave.config import LLMConfig
 from loreweave.db.engine import Database
 from loreweave.db.models import ChatTurn
-from loreweave.errors import Conflict, InvalidInput
+from loreweave.errors import InvalidInput
 from loreweave.llm.templates import render
 from loreweave.llm.types import ChatModel, ChatRequest, Message, StreamingChatModel
 from loreweave.vectors.retrieval import RetrievedEntry, Retriever
@@ -26,7 +24,6 @@ from loreweave.vectors.retrieval import RetrievedEntry, Retriever
 log = logging.getLogger("loreweave.chat")
 
 MAX_MESSAGE_LENGTH = 8_000
-INSERT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -119,27 +116,23 @@ class ChatService:
     def persist(
         self, session_id: uuid.UUID, message: str, reply: str, used: list[RetrievedEntry]
     ) -> ChatTurn:
-        """Write the turn and its analysis job in one transaction."""
-        for _ in range(INSERT_ATTEMPTS):
-            with self.database.uow() as uow:
-                turn = ChatTurn(
-                    session_id=session_id,
-                    turn_index=uow.turns.next_index(session_id),
-                    user_message=message,
-                    assistant_message=reply,
-                    used_entry_ids=[str(e.lore_entry_id) for e in used],
-                )
-                uow.session.add(turn)
-                try:
-                    uow.commit()
-                except IntegrityError:
-                    continue  # another turn of this session took the index: take the next
-                if self.on_turn_committed is not None:
-                    self.on_turn_committed(session_id)
-                return turn
-        raise Conflict(
-            f"could not record a turn in session {session_id}: too many concurrent turns"
-        )
+        """Write the turn and its analysis job in one transaction.  The session's row is locked
+        while the next index is taken, so turns posted at once are numbered one after another
+        and every one is recorded."""
+        with self.database.uow() as uow:
+            uow.sessions.lock(session_id)
+            turn = ChatTurn(
+                session_id=session_id,
+                turn_index=uow.turns.next_index(session_id),
+                user_message=message,
+                assistant_message=reply,
+                used_entry_ids=[str(e.lore_entry_id) for e in used],
+            )
+            uow.session.add(turn)
+            uow.commit()
+        if self.on_turn_committed is not None:
+            self.on_turn_committed(session_id)
+        return turn
 
     def turn_stream(self, session_id: uuid.UUID, message: str) -> Iterator[StreamEvent]:
         """Like :meth:`turn`, handing out the reply as it is generated.  Bad input and unknown

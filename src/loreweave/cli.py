@@ -15,7 +15,6 @@ from loreweave import __version__
 from loreweave.config import Settings, load_settings
 from loreweave.db import Database, migrate
 from loreweave.errors import ConfigurationError, InvalidInput, LoreweaveError
-from loreweave.queue.status import TaskKind
 from loreweave.vectors.service import CompositeVectorService
 
 app = typer.Typer(
@@ -27,7 +26,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-tasks_app = typer.Typer(help="The dual queues' tasks: list and retry.", no_args_is_help=True)
+tasks_app = typer.Typer(help="The queues' jobs: list, retry and skip.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
 index_app = typer.Typer(
     help="Vector rows and FAISS caches: verify and rebuild.", no_args_is_help=True
@@ -257,50 +256,68 @@ def serve(
 @tasks_app.command("list")
 def tasks_list(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Option(help="note_updates or entity_creations")] = "note_updates",
-    status: Annotated[str | None, typer.Option(help="pending, processing, done, failed")] = None,
+    kind: Annotated[
+        str, typer.Option(help="analysis, note_updates or entity_creations")
+    ] = "note_updates",
+    status: Annotated[
+        str | None, typer.Option(help="pending, processing, done, failed, skipped")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
 ) -> None:
-    """List recent tasks of one queue."""
+    """List recent jobs of one queue (analysis jobs are listed by their turn's id)."""
     from rich.table import Table
 
-    from loreweave.queue.status import list_tasks
+    from loreweave.queue.status import list_jobs
 
-    kind_ = _task_kind(kind)
     database = _database(ctx)
     database.ensure_schema()
     with database.uow(read_only=True) as uow:
-        rows = list_tasks(uow.session, kind_, status, limit)
+        rows = list_jobs(uow.session, kind, status, limit)
     table = Table("id", "status", "turn", "retries", "summary", "error")
     for row in rows:
-        summary = row.get("update_summary") or row.get("creation_summary") or ""
         table.add_row(
             row["id"],
             row["status"],
             str(row["turn_index"]),
             str(row["retry_count"]),
-            summary[:60],
+            row["summary"][:60],
             (row["error_message"] or "")[:60],
         )
     console.print(table)
 
 
-@tasks_app.command("retry")
-def tasks_retry(
-    ctx: typer.Context,
-    task_id: Annotated[str, typer.Argument(help="The id of a failed task.")],
-    kind: Annotated[str, typer.Option(help="note_updates or entity_creations")] = "note_updates",
-) -> None:
-    """Make a failed task pending again."""
-    from loreweave.queue.status import retry
+def _act_on_job(ctx: typer.Context, job_id: str, action: str) -> None:
+    from loreweave.queue import jobs
 
-    kind_ = _task_kind(kind)
     database = _database(ctx)
     database.ensure_schema()
     with database.uow() as uow:
-        retry(uow.session, kind_, _uuid(task_id))
+        kind, _ = jobs.find(uow.session, _uuid(job_id))
+        if action == "retry":
+            jobs.retry(uow.session, kind, _uuid(job_id))
+        else:
+            jobs.skip(uow.session, kind, _uuid(job_id), by="loreweave tasks skip")
         uow.commit()
-    console.print(f"task {task_id} is pending again")
+    done = "is pending again" if action == "retry" else "was skipped; later jobs go ahead"
+    console.print(f"{kind.label} {job_id} {done}")
+
+
+@tasks_app.command("retry")
+def tasks_retry(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(help="A failed task's id, or a turn's id.")],
+) -> None:
+    """Make a failed job pending again (a task, or a turn's analysis)."""
+    _act_on_job(ctx, job_id, "retry")
+
+
+@tasks_app.command("skip")
+def tasks_skip(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(help="A failed task's id, or a turn's id.")],
+) -> None:
+    """Give up a failed job, recorded, so that the later jobs of its key go ahead."""
+    _act_on_job(ctx, job_id, "skip")
 
 
 @index_app.command("verify")
@@ -348,14 +365,6 @@ def _vector_service(ctx: typer.Context) -> CompositeVectorService:
     return CompositeVectorService(
         database, build_embedder(settings), settings.composite_document_config
     )
-
-
-def _task_kind(kind: str) -> TaskKind:
-    if kind == "note_updates":
-        return "note_updates"
-    if kind == "entity_creations":
-        return "entity_creations"
-    raise InvalidInput(f"--kind must be note_updates or entity_creations, not {kind!r}")
 
 
 def _uuid(value: str) -> uuid.UUID:

@@ -13,7 +13,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -53,9 +61,50 @@ class EntityCreationQueueConfig(QueueConfig):
     concurrent_workers: int = Field(1, ge=1, le=256)
 
 
+class AnalysisQueueConfig(QueueConfig):
+    """The analysis jobs (one per turn, in turn order per session)."""
+
+    batch_size: int = Field(1, ge=1, le=100)
+    concurrent_workers: int = Field(1, ge=1, le=256)
+
+
 class DualQueueConfig(_Group):
     note_update_queue: NoteUpdateQueueConfig = NoteUpdateQueueConfig()
     entity_creation_queue: EntityCreationQueueConfig = EntityCreationQueueConfig()
+    analysis_queue: AnalysisQueueConfig = AnalysisQueueConfig()
+
+
+# The analysis settings' earlier names (``pipeline_config.analysis_*``), still accepted.
+LEGACY_ANALYSIS_KEYS = {
+    "analysis_workers": "concurrent_workers",
+    "analysis_max_retries": "max_retries",
+    "analysis_retry_delay": "retry_delay",
+    "analysis_lease_seconds": "lease_seconds",
+}
+
+
+def _move_legacy_analysis_keys(data: Any) -> Any:
+    """``pipeline_config.analysis_workers`` etc. → ``dual_queue_config.analysis_queue.*``; a
+    value set under the new name wins."""
+    if not isinstance(data, dict):
+        return data
+    pipeline = data.get("pipeline_config")
+    if not isinstance(pipeline, dict) or not any(
+        k.lower() in LEGACY_ANALYSIS_KEYS for k in pipeline
+    ):
+        return data
+    pipeline = dict(pipeline)
+    moved = {
+        LEGACY_ANALYSIS_KEYS[key.lower()]: pipeline.pop(key)
+        for key in list(pipeline)
+        if key.lower() in LEGACY_ANALYSIS_KEYS
+    }
+    queues = data.get("dual_queue_config")
+    queues = dict(queues) if isinstance(queues, dict) else {}
+    analysis = queues.get("analysis_queue")
+    analysis = dict(analysis) if isinstance(analysis, dict) else {}
+    queues["analysis_queue"] = {**moved, **analysis}
+    return {**data, "pipeline_config": pipeline, "dual_queue_config": queues}
 
 
 class LLMConfig(_Group):
@@ -88,12 +137,8 @@ class ProviderConfig(_Group):
 
 
 class PipelineConfig(_Group):
-    """The memory pipeline around the two queues: analysis limits, polling, sweeping."""
+    """The memory pipeline around the queues: analysis limits, polling, sweeping."""
 
-    analysis_workers: int = Field(1, ge=1, le=64)
-    analysis_max_retries: int = Field(3, ge=1, le=100)
-    analysis_retry_delay: float = Field(60.0, ge=0)
-    analysis_lease_seconds: float = Field(300.0, gt=0)
     analysis_history_turns: int = Field(3, ge=0, le=50)
     analysis_max_entities: int = Field(200, ge=1, le=5000)
     max_updates_per_turn: int = Field(10, ge=0, le=100)
@@ -145,6 +190,11 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
 
     _api_keys_split = field_validator("api_keys", "cors_origins", mode="before")(_split_commas)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_names(cls, data: Any) -> Any:
+        return _move_legacy_analysis_keys(data)
 
     @field_validator("database_url")
     @classmethod
@@ -199,6 +249,7 @@ def _known_env_names(model: type[BaseModel], prefix: str) -> set[str]:
 
 def _check_environment(environ: dict[str, str]) -> None:
     known = _known_env_names(Settings, ENV_PREFIX) | {CONFIG_FILE_ENV}
+    known |= {f"{ENV_PREFIX}PIPELINE_CONFIG__{key.upper()}" for key in LEGACY_ANALYSIS_KEYS}
     for key in sorted(environ):
         if key.upper().startswith(ENV_PREFIX) and key.upper() not in known:
             raise ConfigurationError(f"unknown configuration key in the environment: {key}")

@@ -11,6 +11,8 @@ The command line and the HTTP API turn these into one readable line or a 4xx ans
     │   └── SchemaOutOfDate         database behind the code's migrations
     ├── NotFound                    an id that does not exist (or is not visible)
     ├── Conflict                    a uniqueness or state conflict
+    │   └── ConcurrentChange        a note changed under a rewrite, again and again
+    ├── LeaseLost                   a job's claim expired and went to another worker
     ├── InvalidInput                input that fails validation
     └── ProviderError               an LLM or embedding provider failed (.retriable)
         ├── RateLimited             429 (.retry_after)            retriable
@@ -60,6 +62,14 @@ class NotFound(LoreweaveError):
 
 class Conflict(LoreweaveError):
     """The request conflicts with the current state (a duplicate, a finished task...)."""
+
+
+class ConcurrentChange(Conflict):
+    """What a job read kept changing under it (compare-and-set lost every time): retriable."""
+
+
+class LeaseLost(LoreweaveError):
+    """A job's claim expired and it went to another worker: this worker's result is dropped."""
 
 
 class InvalidInput(LoreweaveError):

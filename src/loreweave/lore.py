@@ -128,6 +128,20 @@ class LoreService:
         self.vectors.sync_entry(entry_id)
         return entry
 
+    def edit_note(self, session_id: uuid.UUID, entry_id: uuid.UUID, content: str) -> SessionNote:
+        """A person rewrites a session's note of an entry the session can see."""
+        if not content.strip():
+            raise InvalidInput("the note is empty")
+        with self.database.uow() as uow:
+            session = uow.sessions.require(session_id)
+            uow.entries.require_visible(entry_id, session)
+            note = uow.notes.for_entry(session_id, entry_id)
+            turn = note.last_updated_turn if note else None
+            note = uow.notes.write(session_id, entry_id, content.strip(), turn=turn, reason="edit")
+            uow.commit()
+        self.vectors.sync_entry(entry_id, session_id)
+        return note
+
     def rollback_note(
         self, session_id: uuid.UUID, entry_id: uuid.UUID, version: int
     ) -> SessionNote:

@@ -12,8 +12,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from loreweave.db.engine import Database
-from loreweave.db.models import ChatTurn, EntityCreationTask, NoteUpdateTask, TaskStatus, utcnow
+from loreweave.db.models import TaskStatus, utcnow
 from loreweave.llm.resilience import CallStats
+from loreweave.queue.jobs import KINDS
 
 LATENCY_WINDOW = timedelta(minutes=5)
 
@@ -34,11 +35,9 @@ class _StateCollector(Collector):
         )
         since = utcnow() - LATENCY_WINDOW
         with self.database.uow(read_only=True) as uow:
-            for name, model in (
-                ("note_updates", NoteUpdateTask),
-                ("entity_creations", EntityCreationTask),
-            ):
-                counts = dict(
+            for name, kind in KINDS.items():
+                model = kind.model
+                counts: dict[str, int] = dict(
                     uow.session.execute(
                         select(model.status, func.count()).group_by(model.status)
                     ).all()
@@ -52,17 +51,7 @@ class _StateCollector(Collector):
                 ).all()
                 seconds = [(end - start).total_seconds() for start, end in done if end is not None]
                 if seconds:
-                    mean = sum(seconds) / len(seconds)
-                    latency.add_metric([name], mean)
-            turns = dict(
-                uow.session.execute(
-                    select(ChatTurn.processing_status, func.count()).group_by(
-                        ChatTurn.processing_status
-                    )
-                ).all()
-            )
-            for state in TaskStatus:
-                depth.add_metric(["analysis", state.value], float(turns.get(state.value, 0)))
+                    latency.add_metric([name], sum(seconds) / len(seconds))
         yield depth
         yield latency
         families = {

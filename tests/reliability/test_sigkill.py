@@ -44,6 +44,8 @@ def test_random_sigkills_lose_and_repeat_nothing(database: Database, tmp_path: P
             "LOREWEAVE_INDEX_DIR": str(tmp_path / "index"),
             "LOREWEAVE_DUAL_QUEUE_CONFIG__NOTE_UPDATE_QUEUE__LEASE_SECONDS": "1",
             "LOREWEAVE_DUAL_QUEUE_CONFIG__NOTE_UPDATE_QUEUE__BATCH_SIZE": "2",
+            # an expired lease is a failed attempt: allow more than the kills to come
+            "LOREWEAVE_DUAL_QUEUE_CONFIG__NOTE_UPDATE_QUEUE__MAX_RETRIES": str(TRIALS + 5),
             "LOREWEAVE_PIPELINE_CONFIG__POLL_INTERVAL": "0.05",
             "LOREWEAVE_PIPELINE_CONFIG__SWEEP_INTERVAL": "0.5",
         }
@@ -69,7 +71,13 @@ def test_random_sigkills_lose_and_repeat_nothing(database: Database, tmp_path: P
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait(10)
         assert kills_mid_call >= TRIALS // 2  # most kills landed while the worker was busy
-        app = make_app(database, tmp_path, _model(server), notifier=NullNotifier())
+        app = make_app(
+            database,
+            tmp_path,
+            _model(server),
+            notifier=NullNotifier(),
+            dual_queue_config={"note_update_queue": {"max_retries": TRIALS + 5}},
+        )
         deadline = time.monotonic() + 60
         while unfinished(database):
             assert time.monotonic() < deadline

@@ -15,31 +15,13 @@ from fastapi.staticfiles import StaticFiles
 
 from loreweave import __version__
 from loreweave.api.deps import require_api_key
+from loreweave.api.errors import error_status
 from loreweave.api.routes import lore, queue, sessions, system, worlds
 from loreweave.bootstrap import Loreweave
-from loreweave.errors import (
-    Conflict,
-    DatabaseUnavailable,
-    InvalidInput,
-    LoreweaveError,
-    NotFound,
-    ProviderError,
-)
+from loreweave.errors import LoreweaveError
 
 log = logging.getLogger("loreweave.api")
 WEB = Path(__file__).parent.parent / "web"
-
-STATUS = (
-    (NotFound, 404),
-    (Conflict, 409),
-    (InvalidInput, 422),
-    (DatabaseUnavailable, 503),
-    (ProviderError, 502),
-)
-
-
-def _error_status(exc: LoreweaveError) -> int:
-    return next((code for kind, code in STATUS if isinstance(exc, kind)), 400)
 
 
 def create_app(lw: Loreweave, *, start_workers: bool = False) -> FastAPI:
@@ -65,10 +47,10 @@ def create_app(lw: Loreweave, *, start_workers: bool = False) -> FastAPI:
 
     @app.exception_handler(LoreweaveError)
     async def loreweave_error(_request: Request, exc: LoreweaveError) -> JSONResponse:
-        code = _error_status(exc)
+        code, message = error_status(exc)
         if code >= 500:
             log.warning("%s answered %d: %s", _request.url.path, code, exc)
-        return JSONResponse({"detail": str(exc)}, status_code=code)
+        return JSONResponse({"detail": message}, status_code=code)
 
     if lw.settings.cors_origins:
         app.add_middleware(

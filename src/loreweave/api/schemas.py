@@ -129,6 +129,10 @@ class RollbackIn(_In):
     version: Annotated[int, Field(ge=1)]
 
 
+class NoteIn(_In):
+    note_content: Content
+
+
 class SearchHit(BaseModel):
     lore_entry_id: uuid.UUID
     title: str

@@ -31,7 +31,7 @@ from sqlalchemy import (
     false,
 )
 from sqlalchemy import text as sql_text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, synonym
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -78,21 +78,22 @@ class Base(DeclarativeBase):
 
 
 class TaskStatus(enum.StrEnum):
-    """Life of a queued task: pending → processing → done | pending (retry) | failed."""
+    """Life of every job (a turn's analysis, a note update, an entity creation):
+    pending → processing → done | pending (retry) | failed → pending (manual retry) | skipped.
+
+    ``failed`` is unfinished: it blocks the later jobs of its key until a person retries or
+    skips it.  ``done`` and ``skipped`` are finished."""
 
     PENDING = "pending"
     PROCESSING = "processing"
     DONE = "done"
     FAILED = "failed"
+    SKIPPED = "skipped"
 
 
-class TurnStatus(enum.StrEnum):
-    """Life of a turn's analysis (the spec's ``processing_status``)."""
-
-    PENDING = "pending"
-    PROCESSING = "processing"
-    DONE = "done"
-    FAILED = "failed"
+# A turn's analysis (the spec's ``processing_status``) lives the same life as a task.
+TurnStatus = TaskStatus
+UNFINISHED = (TaskStatus.PENDING.value, TaskStatus.PROCESSING.value, TaskStatus.FAILED.value)
 
 
 class Timestamped:
@@ -164,6 +165,7 @@ class ChatTurn(Base):
     __table_args__ = (
         UniqueConstraint("session_id", "turn_index"),
         Index("ix_chat_turns_claim", "processing_status", "next_attempt_at"),
+        Index("ix_chat_turns_session_status", "session_id", "processing_status", "turn_index"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -179,11 +181,17 @@ class ChatTurn(Base):
     )
     last_processed_at: Mapped[datetime | None] = mapped_column(default=None)
     processing_errors: Mapped[str | None] = mapped_column(Text, default=None)
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=sql_text("0"))
+    # failed attempts, as on the task tables
+    retry_count: Mapped[int] = mapped_column(Integer, default=0, server_default=sql_text("0"))
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     locked_until: Mapped[datetime | None] = mapped_column(default=None)
     worker_id: Mapped[str | None] = mapped_column(String(100), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    # The job life-cycle's names for the spec's columns (queue/jobs.py treats every job alike).
+    status: Mapped[str] = synonym("processing_status")
+    error_message: Mapped[str | None] = synonym("processing_errors")
+    processed_at: Mapped[datetime | None] = synonym("last_processed_at")
 
 
 class SessionNote(Timestamped, Base):
@@ -256,7 +264,7 @@ class EntityCreationTask(_TaskColumns, Base):
     __tablename__ = "entity_creation_tasks"
     __table_args__ = (
         Index("ix_entity_creation_tasks_claim", "status", "next_attempt_at"),
-        Index("ix_entity_creation_tasks_session", "session_id", "turn_index"),
+        Index("ix_entity_creation_tasks_session", "session_id", "status", "turn_index"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

@@ -66,6 +66,11 @@ def visible_in(session: ChatSession) -> ColumnElement[bool]:
     )
 
 
+def is_visible(entry: LoreEntry, session: ChatSession) -> bool:
+    """:func:`visible_in` for one loaded entry."""
+    return entry.world_id == session.world_id and entry.origin_session_id in (None, session.id)
+
+
 class LoreEntryRepository(Repository[LoreEntry]):
     model = LoreEntry
     kind = "lore entry"
@@ -90,6 +95,17 @@ class LoreEntryRepository(Repository[LoreEntry]):
 class ChatSessionRepository(Repository[ChatSession]):
     model = ChatSession
     kind = "session"
+
+    def lock(self, session_id: uuid.UUID) -> ChatSession:
+        """The session, its row locked until commit (PostgreSQL; SQLite's write transactions
+        are serial already): what serialises a session's turn numbering and creations."""
+        query = select(ChatSession).where(ChatSession.id == session_id)
+        if self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        session = self.session.scalars(query).one_or_none()
+        if session is None:
+            raise NotFound(self.kind, session_id)
+        return session
 
     def in_world(self, world_id: uuid.UUID) -> Sequence[ChatSession]:
         query = select(ChatSession).where(ChatSession.world_id == world_id)
@@ -120,10 +136,16 @@ class SessionNoteRepository(Repository[SessionNote]):
     model = SessionNote
     kind = "session note"
 
-    def for_entry(self, session_id: uuid.UUID, entry_id: uuid.UUID) -> SessionNote | None:
+    def for_entry(
+        self, session_id: uuid.UUID, entry_id: uuid.UUID, *, lock: bool = False
+    ) -> SessionNote | None:
+        """The note; with ``lock``, its row locked until commit (PostgreSQL), so a
+        read-compare-write of the note cannot interleave with another."""
         query = select(SessionNote).where(
             SessionNote.session_id == session_id, SessionNote.lore_entry_id == entry_id
         )
+        if lock and self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update().execution_options(populate_existing=True)
         return self.session.scalars(query).one_or_none()
 
     def in_session(self, session_id: uuid.UUID) -> Sequence[SessionNote]:
@@ -140,7 +162,7 @@ class SessionNoteRepository(Repository[SessionNote]):
         reason: str = "rewrite",
     ) -> SessionNote:
         """Create or replace a note; the text it replaces is kept as a revision."""
-        note = self.for_entry(session_id, entry_id)
+        note = self.for_entry(session_id, entry_id, lock=True)
         if note is None:
             return self.add(
                 SessionNote(

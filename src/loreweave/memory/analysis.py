@@ -9,35 +9,27 @@ turn's ``processing_errors``; it is never applied.
 
 from __future__ import annotations
 
-import logging
-import time
 import uuid
 from dataclasses import dataclass, field
 
 from sqlalchemy import desc, select
 
 from loreweave.config import LLMConfig, PipelineConfig
-from loreweave.db.engine import Database
 from loreweave.db.models import (
     ChatSession,
     ChatTurn,
     EntityCreationTask,
     LoreEntry,
     NoteUpdateTask,
-    TurnStatus,
-    utcnow,
 )
-from loreweave.db.repositories import visible_in
+from loreweave.db.repositories import is_visible, visible_in
 from loreweave.db.uow import UnitOfWork
-from loreweave.errors import LoreweaveError
 from loreweave.llm.schemas import AnalysisResult
 from loreweave.llm.structured import complete_structured
 from loreweave.llm.templates import render
 from loreweave.llm.types import ChatModel, ChatRequest, Message
-from loreweave.queue import claims
-from loreweave.queue.notify import Notifier
-
-log = logging.getLogger("loreweave.analysis")
+from loreweave.memory.ports import Job, Outcome, UnitOfWorkFactory
+from loreweave.queue.notify import QueueName
 
 
 @dataclass
@@ -49,14 +41,6 @@ class AnalysisPlan:
     rejected: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class TurnSnapshot:
-    id: uuid.UUID
-    session_id: uuid.UUID
-    turn_index: int
-    attempts: int
-
-
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
@@ -64,17 +48,15 @@ def _clip(text: str, limit: int) -> str:
 class AnalysisService:
     def __init__(
         self,
-        database: Database,
+        uow: UnitOfWorkFactory,
         chat_model: ChatModel,
         llm_config: LLMConfig,
         config: PipelineConfig,
-        notifier: Notifier,
     ) -> None:
-        self.database = database
+        self.uow = uow
         self.chat_model = chat_model
         self.llm_config = llm_config
         self.config = config
-        self.notifier = notifier
 
     # -- prompt ----------------------------------------------------------------------------------
     def _entities(self, uow: UnitOfWork, session: ChatSession, turn: ChatTurn) -> list[LoreEntry]:
@@ -88,17 +70,12 @@ class AnalysisService:
         shown = {e.id for e in entities}
         for raw in turn.used_entry_ids:
             entry = uow.entries.get(uuid.UUID(raw))
-            if (
-                entry is not None
-                and entry.id not in shown
-                and entry.world_id == session.world_id
-                and entry.origin_session_id in (None, session.id)
-            ):
+            if entry is not None and entry.id not in shown and is_visible(entry, session):
                 entities.append(entry)
         return sorted(entities, key=lambda e: (e.created_at, str(e.id)))
 
     def build_request(self, turn_id: uuid.UUID) -> tuple[ChatRequest, dict[str, uuid.UUID]]:
-        with self.database.uow(read_only=True) as uow:
+        with self.uow(read_only=True) as uow:
             turn = uow.turns.require(turn_id)
             session = uow.sessions.require(turn.session_id)
             entities = self._entities(uow, session, turn)
@@ -155,49 +132,24 @@ class AnalysisService:
         return plan
 
     # -- one job ---------------------------------------------------------------------------------
-    def claim(self, worker_id: str) -> TurnSnapshot | None:
-        with self.database.uow() as uow:
-            turn = claims.claim_turn(uow.session, worker_id, self.config.analysis_lease_seconds)
-            if turn is None:
-                return None
-            snapshot = TurnSnapshot(turn.id, turn.session_id, turn.turn_index, turn.attempts)
-            uow.commit()
-        return snapshot
-
-    def run_once(self, worker_id: str) -> bool:
-        """Claim and analyse one turn.  Returns False when there was nothing to do."""
-        turn = self.claim(worker_id)
-        if turn is None:
-            return False
-        started = time.perf_counter()
-        try:
-            request, refs = self.build_request(turn.id)
-            plan = self.validate(
-                complete_structured(self.chat_model, request, AnalysisResult), refs
-            )
-        except LoreweaveError as exc:
-            self._record_failure(turn, worker_id, exc)
-            return True
-        if self._apply(turn, worker_id, plan):
-            log.info(
-                "analysis turn=%d session=%s attempt=%d: %d updates, %d creations, %d rejected "
-                "in %.2fs",
-                turn.turn_index,
-                turn.session_id,
-                turn.attempts,
-                len(plan.updates),
-                len(plan.creations),
-                len(plan.rejected),
-                time.perf_counter() - started,
-            )
-        return True
-
-    def _apply(self, turn: TurnSnapshot, worker_id: str, plan: AnalysisPlan) -> bool:
-        with self.database.uow() as uow:
-            if not claims.still_owned(uow.session, ChatTurn, [turn.id], worker_id):
-                log.warning("analysis of turn %s lost its lease; its result is discarded", turn.id)
-                return False
+    def handle(self, job: Job[ChatTurn]) -> Outcome:
+        """Analyse one claimed turn and write its tasks, in the transaction that finishes it."""
+        turn = job.rows[0]
+        request, refs = self.build_request(turn.id)
+        plan = self.validate(complete_structured(self.chat_model, request, AnalysisResult), refs)
+        with job.finishing() as uow:
+            session = uow.sessions.require(turn.session_id)
+            updates = []
             for entry_id, summary in plan.updates:
+                entry = uow.entries.get(entry_id)
+                if entry is not None and is_visible(entry, session):
+                    updates.append((entry_id, summary))
+                else:
+                    plan.rejected.append(
+                        f"update for entry {entry_id} dropped: the entry was deleted or hidden "
+                        f"while the turn was analysed: {_clip(summary, 120)}"
+                    )
+            for entry_id, summary in updates:
                 uow.session.add(
                     NoteUpdateTask(
                         lore_entry_id=entry_id,
@@ -216,36 +168,15 @@ class AnalysisService:
                         turn_index=turn.turn_index,
                     )
                 )
-            row = uow.turns.require(turn.id)
-            row.processing_status = TurnStatus.DONE.value
-            row.processing_errors = "\n".join(plan.rejected) or None
-            row.last_processed_at = utcnow()
-            row.worker_id = None
-            row.locked_until = None
-            uow.commit()
-        if plan.updates:
-            self.notifier.notify("note_updates", len(plan.updates))
+                uow.session.flush()
+            uow.turns.require(turn.id).processing_errors = "\n".join(plan.rejected) or None
+        wake: dict[QueueName, int] = {}
+        if updates:
+            wake["note_updates"] = len(updates)
         if plan.creations:
-            self.notifier.notify("entity_creations", len(plan.creations))
-        self.notifier.notify("analysis")  # the session's next turn may now be ready
-        return True
-
-    def _record_failure(self, turn: TurnSnapshot, worker_id: str, exc: LoreweaveError) -> None:
-        retriable = not claims.is_final(exc)
-        with self.database.uow() as uow:
-            if not claims.still_owned(uow.session, ChatTurn, [turn.id], worker_id):
-                return
-            row = uow.turns.require(turn.id)
-            row.processing_errors = f"attempt {row.attempts}: {exc}"[:2000]
-            row.worker_id = None
-            row.locked_until = None
-            if row.attempts >= self.config.analysis_max_retries or not retriable:
-                row.processing_status = TurnStatus.FAILED.value
-                row.last_processed_at = utcnow()
-            else:
-                row.processing_status = TurnStatus.PENDING.value
-                row.next_attempt_at = utcnow() + claims.backoff(
-                    self.config.analysis_retry_delay, row.attempts
-                )
-            uow.commit()
-        log.warning("analysis turn=%d session=%s failed: %s", turn.turn_index, turn.session_id, exc)
+            wake["entity_creations"] = len(plan.creations)
+        summary = (
+            f"{len(updates)} updates, {len(plan.creations)} creations, "
+            f"{len(plan.rejected)} rejected"
+        )
+        return Outcome(summary, wake)

@@ -1,6 +1,6 @@
 """The in-process backend: worker threads inside ``loreweave serve`` or ``loreweave worker``.
 
-``concurrent_workers`` threads per queue (analysis: ``pipeline_config.analysis_workers``) loop
+``concurrent_workers`` threads per queue (``dual_queue_config.<queue>.concurrent_workers``) loop
 claim → process; an idle thread waits for a notice or ``poll_interval``; a sweeper thread
 re-queues expired leases every ``sweep_interval``.  Works on SQLite and PostgreSQL.
 """
@@ -13,8 +13,8 @@ import socket
 import threading
 
 from loreweave.config import Settings
-from loreweave.memory.pipeline import Pipeline
 from loreweave.queue.notify import EventNotifier, QueueName
+from loreweave.queue.pipeline import Pipeline
 
 log = logging.getLogger("loreweave.queue")
 
@@ -32,12 +32,7 @@ class LocalWorkers:
         self._threads: list[threading.Thread] = []
 
     def counts(self) -> dict[QueueName, int]:
-        queues = self.settings.dual_queue_config
-        return {
-            "analysis": self.settings.pipeline_config.analysis_workers,
-            "note_updates": queues.note_update_queue.concurrent_workers,
-            "entity_creations": queues.entity_creation_queue.concurrent_workers,
-        }
+        return self.pipeline.worker_counts()
 
     def start(self) -> None:
         for queue, count in self.counts().items():

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from loreweave.bootstrap import build
 from loreweave.config import Settings
+from loreweave.queue.jobs import KINDS
 from loreweave.queue.notify import QUEUES
 
 log = logging.getLogger("loreweave.queue")
@@ -66,12 +67,7 @@ def _start_celery_workers(
     env = dict(os.environ)
     if config_file is not None:
         env["LOREWEAVE_CONFIG"] = str(config_file)
-    queues = settings.dual_queue_config
-    concurrency = {
-        "analysis": settings.pipeline_config.analysis_workers,
-        "note_updates": queues.note_update_queue.concurrent_workers,
-        "entity_creations": queues.entity_creation_queue.concurrent_workers,
-    }
+    concurrency = {name: kind.settings(settings).concurrent_workers for name, kind in KINDS.items()}
     children = []
     for queue, count in concurrency.items():
         command = [

@@ -224,13 +224,17 @@ async function refreshQueues() {
     return el("div", { class: "card" }, el("h3", {}, label), el("dl", {}, ...rows));
   };
   $("#queue-cards").replaceChildren(card("analysis", "Analysis"), card("note_updates", "Note updates"), card("entity_creations", "Entity creations"));
-  const failed = [...status.note_updates.failed, ...status.entity_creations.failed];
-  $("#failed tbody").replaceChildren(...failed.map((task) => el("tr", {},
-    el("td", {}, task.kind), el("td", {}, task.update_summary || task.creation_summary), el("td", {}, task.error_message || ""),
-    el("td", {}, el("button", { onclick: async () => {
-      const kind = task.kind === "note_update" ? "retry-note-update" : "retry-entity-creation";
-      await api(`/api/dual-queue/${kind}/${task.id}`, { method: "POST" }); refreshQueues();
-    } }, "Retry")))));
+  // failed jobs block the later work of their key (an entity, or a session's analyses) until a
+  // person retries or skips them
+  const segment = { analysis: "analysis", note_update: "note-update", entity_creation: "entity-creation" };
+  const failed = [...status.analysis.failed, ...status.note_updates.failed, ...status.entity_creations.failed];
+  const act = (action, job) => el("button", {
+    class: action === "skip" ? "secondary" : "", "data-testid": `${action}-${job.id}`,
+    onclick: async () => { await api(`/api/dual-queue/${action}-${segment[job.kind]}/${job.id}`, { method: "POST" }); refreshQueues(); },
+  }, action === "skip" ? "Skip" : "Retry");
+  $("#failed tbody").replaceChildren(...failed.map((job) => el("tr", {},
+    el("td", {}, `${job.kind.replace("_", " ")} (turn ${job.turn_index})`), el("td", {}, job.summary || ""), el("td", {}, job.error_message || ""),
+    el("td", {}, act("retry", job), " ", act("skip", job)))));
 }
 
 state.notesTimer = setInterval(() => {

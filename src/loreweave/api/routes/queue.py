@@ -1,4 +1,5 @@
-"""The spec's dual-queue monitoring and retry endpoints."""
+"""The spec's dual-queue monitoring, and a person's retry or skip of a failed job of any kind
+(analysis jobs are addressed by their turn's id)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,22 @@ from fastapi import APIRouter
 
 from loreweave.api.deps import LW
 from loreweave.queue import status
+from loreweave.queue.notify import QUEUES, QueueName
 
 router = APIRouter(prefix="/api/dual-queue", tags=["dual-queue"])
+
+# path segment → queue, as the spec names the endpoints
+SEGMENTS: dict[str, QueueName] = {
+    "analysis": "analysis",
+    "note-update": "note_updates",
+    "entity-creation": "entity_creations",
+}
 
 
 @router.get("/status")
 def queue_status(lw: LW) -> dict[str, Any]:
-    """Both queues (and the analysis jobs): counts by status, oldest pending age, throughput
-    over the last minute, failed tasks with their errors; and the workers of this process."""
+    """The two queues and the analysis jobs: counts by status, oldest pending age, throughput
+    over the last minute, failed jobs with their errors; and the workers of this process."""
     with lw.database.uow(read_only=True) as uow:
         figures = status.queue_status(uow.session)
     figures["backend"] = lw.settings.queue_backend
@@ -28,29 +37,42 @@ def queue_status(lw: LW) -> dict[str, Any]:
 def note_updates(session_id: uuid.UUID, lw: LW) -> list[dict[str, Any]]:
     with lw.database.uow(read_only=True) as uow:
         uow.sessions.require(session_id)
-        return status.session_tasks(uow.session, "note_updates", session_id)
+        return status.session_jobs(uow.session, "note_updates", session_id)
 
 
 @router.get("/entity-creations/{session_id}")
 def entity_creations(session_id: uuid.UUID, lw: LW) -> list[dict[str, Any]]:
     with lw.database.uow(read_only=True) as uow:
         uow.sessions.require(session_id)
-        return status.session_tasks(uow.session, "entity_creations", session_id)
+        return status.session_jobs(uow.session, "entity_creations", session_id)
 
 
-@router.post("/retry-note-update/{task_id}")
-def retry_note_update(task_id: uuid.UUID, lw: LW) -> dict[str, Any]:
+def _act(lw: LW, action: str, queue: QueueName, job_id: uuid.UUID) -> dict[str, Any]:
     with lw.database.uow() as uow:
-        task = status.retry(uow.session, "note_updates", task_id)
+        if action == "retry":
+            job = status.retry(uow.session, queue, job_id)
+        else:
+            job = status.skip(uow.session, queue, job_id, by="the HTTP API")
         uow.commit()
-    lw.notifier.notify("note_updates")
-    return task
+    for name in QUEUES:  # a retried job is ready; a skipped one unblocks its key's next jobs
+        lw.notifier.notify(name)
+    return job
 
 
-@router.post("/retry-entity-creation/{task_id}")
-def retry_entity_creation(task_id: uuid.UUID, lw: LW) -> dict[str, Any]:
-    with lw.database.uow() as uow:
-        task = status.retry(uow.session, "entity_creations", task_id)
-        uow.commit()
-    lw.notifier.notify("entity_creations")
-    return task
+def _register(action: str, segment: str, queue: QueueName) -> None:
+    def endpoint(job_id: uuid.UUID, lw: LW) -> dict[str, Any]:
+        return _act(lw, action, queue, job_id)
+
+    what = "turn's analysis" if queue == "analysis" else segment.replace("-", " ") + " task"
+    endpoint.__name__ = f"{action}_{queue}"
+    endpoint.__doc__ = (
+        f"{'Make a failed' if action == 'retry' else 'Skip a failed'} {what} "
+        f"{'pending again' if action == 'retry' else '(recorded): later jobs of its key go ahead'}"
+        "; 404 for an unknown id, 409 unless it is failed."
+    )
+    router.post(f"/{action}-{segment}/{{job_id}}", name=endpoint.__name__)(endpoint)
+
+
+for _action in ("retry", "skip"):
+    for _segment, _queue in SEGMENTS.items():
+        _register(_action, _segment, _queue)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from typing import Annotated
@@ -11,8 +12,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from loreweave.api.deps import LW, Lore
+from loreweave.api.errors import error_status
 from loreweave.api.schemas import (
     CompositeOut,
+    NoteIn,
     NoteOut,
     RevisionOut,
     RollbackIn,
@@ -28,6 +31,7 @@ from loreweave.db.models import SessionNote
 from loreweave.errors import NotFound
 
 router = APIRouter(tags=["sessions"])
+log = logging.getLogger("loreweave.api")
 
 
 def _turn_out(result: TurnResult) -> TurnOut:
@@ -79,13 +83,20 @@ def play_turn(
     events = lw.chat.turn_stream(session_id, body.message)  # raises 404/422 before streaming
 
     def sse(events: Iterator[StreamEvent]) -> Iterator[str]:
-        for event in events:
-            if event.kind == "delta":
-                yield f"event: delta\ndata: {json.dumps({'text': event.text})}\n\n"
-            elif event.result is not None:
-                lw.metrics.observe_turn(event.result.overhead_seconds)
-                payload = _turn_out(event.result).model_dump_json()
-                yield f"event: done\ndata: {payload}\n\n"
+        try:
+            for event in events:
+                if event.kind == "delta":
+                    yield f"event: delta\ndata: {json.dumps({'text': event.text})}\n\n"
+                elif event.result is not None:
+                    lw.metrics.observe_turn(event.result.overhead_seconds)
+                    payload = _turn_out(event.result).model_dump_json()
+                    yield f"event: done\ndata: {payload}\n\n"
+        except Exception as exc:  # the headers are sent: the stream itself must say it failed
+            status, message = error_status(exc)
+            if status >= 500:
+                log.exception("streamed turn in session %s failed", session_id)
+            error = {"status": status, "detail": message}
+            yield f"event: error\ndata: {json.dumps(error)}\n\n"
 
     return StreamingResponse(sse(events), media_type="text/event-stream")
 
@@ -123,6 +134,16 @@ def rollback_note(
     session_id: uuid.UUID, lore_entry_id: uuid.UUID, body: RollbackIn, lore: Lore
 ) -> NoteOut:
     note = lore.rollback_note(session_id, lore_entry_id, body.version)
+    return _note_out(note, lore.get(lore_entry_id).title)
+
+
+@router.put("/api/sessions/{session_id}/notes/{lore_entry_id}")
+def edit_note(
+    session_id: uuid.UUID, lore_entry_id: uuid.UUID, body: NoteIn, lore: Lore
+) -> NoteOut:
+    """A person's edit of a note (a new version; the previous text kept as a revision).  A
+    rewrite already waiting on the LLM will rewrite over this text, never over the old one."""
+    note = lore.edit_note(session_id, lore_entry_id, body.note_content)
     return _note_out(note, lore.get(lore_entry_id).title)
 
 

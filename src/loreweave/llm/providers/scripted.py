@@ -12,8 +12,8 @@ A request takes the first unused interaction (in cassette order) whose ``prompt`
 prompt name (any, when omitted) and whose ``contains`` strings all appear in its messages;
 ``repeat`` interactions are never used up.  ``response`` is text, or JSON written as an object;
 ``error`` raises that provider error instead (``unavailable``, ``rate_limited``, ``invalid``,
-``authentication``).  A request that nothing answers is an :class:`InvalidResponse` naming it —
-never an invented answer.
+``authentication``, ``rejected``).  A request that nothing answers is an
+:class:`InvalidResponse` naming it — never an invented answer.
 """
 
 from __future__ import annotations
@@ -33,12 +33,13 @@ from loreweave.errors import (
     ProviderError,
     ProviderUnavailable,
     RateLimited,
+    RequestRejected,
 )
 from loreweave.llm.types import ChatRequest, ChatResponse, Usage, estimate_tokens
 
 PROVIDER = "scripted"
 
-ErrorKind = Literal["unavailable", "rate_limited", "invalid", "authentication"]
+ErrorKind = Literal["unavailable", "rate_limited", "invalid", "authentication", "rejected"]
 
 
 class Interaction(BaseModel):
@@ -70,6 +71,7 @@ class Interaction(BaseModel):
             "rate_limited": RateLimited("scripted 429", provider=PROVIDER, retry_after=0.0),
             "invalid": InvalidResponse("scripted invalid response", provider=PROVIDER),
             "authentication": AuthenticationFailed("scripted bad key", provider=PROVIDER),
+            "rejected": RequestRejected("scripted 400: bad request", provider=PROVIDER),
         }
         raise errors[self.error or "invalid"]
 

@@ -1,0 +1,129 @@
+"""Runs one job of a kind: claim it, hand it to the memory core's handler, then record the
+outcome — done (in the handler's own transaction), or a failed attempt.  Any exception counts:
+a provider error by its ``retriable`` flag, anything unexpected (a bug, a value the database
+refuses) as a retriable failed attempt, so poison work ends ``failed`` after ``max_retries``
+instead of circling through lease expiries."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from loreweave.config import QueueConfig
+from loreweave.db.uow import UnitOfWork
+from loreweave.errors import LeaseLost, LoreweaveError
+from loreweave.memory.ports import Outcome, UnitOfWorkFactory
+from loreweave.queue import jobs
+from loreweave.queue.notify import Notifier
+
+log = logging.getLogger("loreweave.queue")
+
+Handler = Callable[["ClaimedJob"], Outcome]
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """The :class:`~loreweave.memory.ports.Job` a handler receives."""
+
+    kind: jobs.JobKind
+    rows: Sequence[Any]
+    worker_id: str
+    uow: UnitOfWorkFactory
+
+    @property
+    def ids(self) -> list[uuid.UUID]:
+        return [row.id for row in self.rows]
+
+    @property
+    def attempt(self) -> int:
+        return max(int(row.retry_count) for row in self.rows) + 1
+
+    @contextmanager
+    def finishing(self) -> Iterator[UnitOfWork]:
+        with self.uow() as uow:
+            if not jobs.still_owned(uow.session, self.kind, self.ids, self.worker_id):
+                raise LeaseLost(f"{self.kind.label} {self.describe()} lost its lease")
+            jobs.complete([uow.session.get_one(self.kind.model, i) for i in self.ids])
+            yield uow
+            uow.commit()
+
+    def describe(self) -> str:
+        first = self.rows[0]
+        ids = ",".join(str(i)[:8] for i in self.ids)
+        return f"[{ids}] session={first.session_id} turn={first.turn_index} attempt={self.attempt}"
+
+
+class JobExecutor:
+    def __init__(
+        self,
+        kind: jobs.JobKind,
+        handler: Handler,
+        uow: UnitOfWorkFactory,
+        config: QueueConfig,
+        notifier: Notifier,
+    ) -> None:
+        self.kind = kind
+        self.handler = handler
+        self.uow = uow
+        self.config = config
+        self.notifier = notifier
+
+    def claim(self, worker_id: str) -> ClaimedJob | None:
+        with self.uow() as uow:
+            rows = jobs.claim(uow.session, self.kind, worker_id, self.config)
+            uow.commit()
+        return ClaimedJob(self.kind, rows, worker_id, self.uow) if rows else None
+
+    def run_once(self, worker_id: str) -> bool:
+        """Claim and process one job.  Returns False when none was ready."""
+        job = self.claim(worker_id)
+        if job is None:
+            return False
+        started = time.perf_counter()
+        try:
+            outcome = self.handler(job)
+        except LeaseLost as exc:
+            log.warning("%s; its result is discarded", exc)
+            return True
+        except LoreweaveError as exc:
+            self.record_failure(job, exc, retriable=not jobs.is_final(exc))
+            return True
+        except Exception as exc:  # a crash is a failed attempt too: poison work must end
+            log.exception("%s %s crashed", self.kind.label, job.describe())
+            self.record_failure(job, exc, retriable=True)
+            return True
+        log.info(
+            "%s %s: %s in %.2fs",
+            self.kind.label,
+            job.describe(),
+            outcome.summary,
+            time.perf_counter() - started,
+        )
+        self.notifier.notify(self.kind.name)  # the key's next job may be ready now
+        for queue, count in outcome.wake.items():
+            self.notifier.notify(queue, count)
+        return True
+
+    def record_failure(self, job: ClaimedJob, exc: BaseException, *, retriable: bool) -> None:
+        """Back to pending with back-off, or failed for good; only while the job is ours."""
+        error = str(exc) or type(exc).__name__
+        with self.uow() as uow:
+            if not jobs.still_owned(uow.session, self.kind, job.ids, job.worker_id):
+                return
+            rows = [uow.session.get_one(self.kind.model, i) for i in job.ids]
+            final = jobs.fail(rows, error, retriable=retriable, config=self.config)
+            uow.commit()
+        log.warning(
+            "%s %s failed%s: %s",
+            self.kind.label,
+            job.describe(),
+            " for good" if final else "; retried later",
+            error,
+        )
+        if not final:
+            self.notifier.notify(self.kind.name)

@@ -1,0 +1,380 @@
+"""One owner of the job life-cycle (DESIGN §3): a registry of job kinds, and claim, complete,
+fail, retry, skip and sweep written once for all of them.
+
+Every job row — a turn's analysis (``chat_turns``), a note update, an entity creation — has the
+same life: ``pending → processing → done``, back to ``pending`` with back-off after a failed
+attempt, ``failed`` after ``max_retries`` failed attempts (or at once for an error no retry can
+fix), and from ``failed`` a person retries it (``pending``) or skips it (``skipped``).  A claim
+holds a lease; an attempt that crashes or whose lease expires counts as a failed attempt.
+
+Order is kept per key, and a ``failed`` job blocks its key like an unfinished one:
+- analysis: turns of a session in turn order, and after the creations of its earlier turns
+  (the analysis must see the entities they created, and a creation merged as a duplicate
+  becomes a note update that must come before the next turn's updates);
+- note updates: per (session, entry) in (turn, creation) order;
+- entity creations: per session in (turn, creation) order.
+
+Candidates are read in ``next_attempt_at`` order along the claim index and checked against
+their key with the key indexes, so claiming stays flat as the backlog grows.  On PostgreSQL the
+candidate rows are locked ``FOR UPDATE SKIP LOCKED``; SQLite serialises writers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from loreweave.config import QueueConfig, Settings
+from loreweave.db.models import (
+    UNFINISHED,
+    ChatTurn,
+    EntityCreationTask,
+    NoteUpdateTask,
+    TaskStatus,
+    utcnow,
+)
+from loreweave.errors import (
+    AuthenticationFailed,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    RequestRejected,
+)
+from loreweave.queue.notify import QueueName
+
+T = TypeVar("T")
+ERROR_LIMIT = 2000
+
+
+class JobRow(Protocol):
+    """What every job table has (``chat_turns`` through synonyms)."""
+
+    id: uuid.UUID
+    session_id: uuid.UUID
+    turn_index: int
+    status: str
+    retry_count: int
+    error_message: str | None
+    processed_at: datetime | None
+    next_attempt_at: datetime
+    locked_until: datetime | None
+    worker_id: str | None
+    created_at: datetime
+
+
+Candidates = Callable[[Session, datetime, int], list[Any]]
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """One kind of job: its table, how the ready ones are found, and its settings."""
+
+    name: QueueName
+    model: type[Any]
+    label: str  # for messages: "note update task"
+    candidates: Candidates  # ready rows, heads of their keys, locked where it matters
+    settings: Callable[[Settings], QueueConfig]
+
+
+def _locking(db: Session, query: Select[T], model: Any) -> Select[T]:
+    if db.get_bind().dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True, of=model)
+    return query
+
+
+def _ready(model: Any, now: datetime) -> ColumnElement[bool]:
+    return and_(model.status == TaskStatus.PENDING.value, model.next_attempt_at <= now)
+
+
+def _earlier_creations_unfinished() -> ColumnElement[bool]:
+    """True while a creation of the turn's session and of an earlier turn is unfinished."""
+    creation = aliased(EntityCreationTask)
+    return exists().where(
+        creation.session_id == ChatTurn.session_id,
+        creation.status.in_(UNFINISHED),
+        creation.turn_index < ChatTurn.turn_index,
+    )
+
+
+# -- the candidates of each kind ------------------------------------------------------------------
+def _analysis_candidates(db: Session, now: datetime, limit: int) -> list[ChatTurn]:
+    earlier = aliased(ChatTurn)
+    query = (
+        select(ChatTurn)
+        .where(
+            _ready(ChatTurn, now),
+            ~exists().where(
+                earlier.session_id == ChatTurn.session_id,
+                earlier.processing_status.in_(UNFINISHED),
+                earlier.turn_index < ChatTurn.turn_index,
+            ),
+            ~_earlier_creations_unfinished(),
+        )
+        .order_by(ChatTurn.next_attempt_at)
+        .limit(1)
+    )
+    return list(db.scalars(_locking(db, query, ChatTurn)))
+
+
+def _same_key(other: Any) -> ColumnElement[bool]:
+    return and_(
+        other.session_id == NoteUpdateTask.session_id,
+        other.lore_entry_id == NoteUpdateTask.lore_entry_id,
+    )
+
+
+def _earlier(other: Any, model: Any) -> ColumnElement[bool]:
+    return or_(
+        other.turn_index < model.turn_index,
+        and_(other.turn_index == model.turn_index, other.created_at < model.created_at),
+    )
+
+
+def _note_candidates(db: Session, now: datetime, limit: int) -> list[NoteUpdateTask]:
+    """The head of one (session, entry) key, and the key's next events while they are ready:
+    one rewrite folds them (coalescing), in order."""
+    other = aliased(NoteUpdateTask)
+    head_query = (
+        select(NoteUpdateTask)
+        .where(
+            _ready(NoteUpdateTask, now),
+            ~exists().where(
+                _same_key(other), other.status.in_(UNFINISHED), _earlier(other, NoteUpdateTask)
+            ),
+            ~exists().where(_same_key(other), other.status == TaskStatus.PROCESSING.value),
+        )
+        .order_by(NoteUpdateTask.next_attempt_at)
+        .limit(1)
+    )
+    head = db.scalars(_locking(db, head_query, NoteUpdateTask)).first()
+    if head is None:
+        return []
+    batch = [head]
+    if limit > 1:
+        followers = (
+            select(NoteUpdateTask)
+            .where(
+                NoteUpdateTask.session_id == head.session_id,
+                NoteUpdateTask.lore_entry_id == head.lore_entry_id,
+                NoteUpdateTask.status.in_(UNFINISHED),
+                NoteUpdateTask.id != head.id,
+            )
+            .order_by(NoteUpdateTask.turn_index, NoteUpdateTask.created_at)
+            .limit(limit - 1)
+        )
+        for task in db.scalars(_locking(db, followers, NoteUpdateTask)):
+            if task.status != TaskStatus.PENDING.value or task.next_attempt_at > now:
+                break  # a later event never overtakes one that waits, backs off or failed
+            batch.append(task)
+    return batch
+
+
+def _creation_candidates(db: Session, now: datetime, limit: int) -> list[EntityCreationTask]:
+    other = aliased(EntityCreationTask)
+    query = (
+        select(EntityCreationTask)
+        .where(
+            _ready(EntityCreationTask, now),
+            ~exists().where(
+                other.session_id == EntityCreationTask.session_id,
+                other.status.in_(UNFINISHED),
+                _earlier(other, EntityCreationTask),
+            ),
+        )
+        .order_by(EntityCreationTask.next_attempt_at)
+        .limit(1)
+    )
+    return list(db.scalars(_locking(db, query, EntityCreationTask)))
+
+
+def _queues(settings: Settings) -> Any:
+    return settings.dual_queue_config
+
+
+KINDS: dict[QueueName, JobKind] = {
+    "analysis": JobKind(
+        "analysis",
+        ChatTurn,
+        "analysis job",
+        _analysis_candidates,
+        lambda s: _queues(s).analysis_queue,
+    ),
+    "note_updates": JobKind(
+        "note_updates",
+        NoteUpdateTask,
+        "note update task",
+        _note_candidates,
+        lambda s: _queues(s).note_update_queue,
+    ),
+    "entity_creations": JobKind(
+        "entity_creations",
+        EntityCreationTask,
+        "entity creation task",
+        _creation_candidates,
+        lambda s: _queues(s).entity_creation_queue,
+    ),
+}
+
+
+def kind_of(name: str) -> JobKind:
+    try:
+        return KINDS[name]  # type: ignore[index]
+    except KeyError:
+        names = ", ".join(KINDS)
+        raise InvalidInput(f"unknown queue {name!r}; one of {names}") from None
+
+
+# -- the life-cycle -------------------------------------------------------------------------------
+def claim(db: Session, kind: JobKind, worker_id: str, config: QueueConfig) -> list[Any]:
+    """Lease the next ready job(s) of ``kind`` to ``worker_id``; [] when none is ready."""
+    now = utcnow()
+    rows = kind.candidates(db, now, config.batch_size)
+    for row in rows:
+        row.status = TaskStatus.PROCESSING.value
+        row.worker_id = worker_id
+        row.locked_until = now + timedelta(seconds=config.lease_seconds)
+    db.flush()
+    return rows
+
+
+def still_owned(db: Session, kind: JobKind, ids: Sequence[uuid.UUID], worker_id: str) -> bool:
+    """True if every job in ``ids`` is still ``worker_id``'s (locks them on PostgreSQL)."""
+    model = kind.model
+    query = select(model.id).where(
+        model.id.in_(ids),
+        model.status == TaskStatus.PROCESSING.value,
+        model.worker_id == worker_id,
+    )
+    if db.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return len(db.scalars(query).all()) == len(ids)
+
+
+def complete(rows: Sequence[JobRow]) -> None:
+    now = utcnow()
+    for row in rows:
+        row.status = TaskStatus.DONE.value
+        row.processed_at = now
+        row.worker_id = None
+        row.locked_until = None
+        row.error_message = None
+
+
+def is_final(exc: BaseException) -> bool:
+    """Errors that another attempt cannot fix: a bad key, a rejected request, a vanished row.
+    Anything else (outages, rate limits, unusable LLM output, a crash) is worth another try."""
+    return isinstance(exc, (AuthenticationFailed, RequestRejected, NotFound, InvalidInput))
+
+
+def backoff(retry_delay: float, failures: int) -> timedelta:
+    return timedelta(seconds=retry_delay * 2 ** max(0, failures - 1))
+
+
+def fail(rows: Sequence[JobRow], error: str, *, retriable: bool, config: QueueConfig) -> bool:
+    """Record a failed attempt: back to pending with back-off, or ``failed`` once
+    ``max_retries`` attempts have failed (at once when not retriable).  True if failed."""
+    now = utcnow()
+    final = False
+    for row in rows:
+        row.retry_count += 1
+        row.error_message = f"attempt {row.retry_count}: {error}"[:ERROR_LIMIT]
+        row.worker_id = None
+        row.locked_until = None
+        if not retriable or row.retry_count >= config.max_retries:
+            row.status = TaskStatus.FAILED.value
+            row.processed_at = now
+            final = True
+        else:
+            row.status = TaskStatus.PENDING.value
+            row.next_attempt_at = now + backoff(config.retry_delay, row.retry_count)
+    return final
+
+
+def _require_failed(db: Session, kind: JobKind, job_id: uuid.UUID, action: str) -> Any:
+    row = db.get(kind.model, job_id)
+    if row is None:
+        raise NotFound(kind.label, job_id)
+    if row.status != TaskStatus.FAILED.value:
+        raise Conflict(f"{kind.label} {job_id} is {row.status}; only failed jobs can be {action}")
+    return row
+
+
+def retry(db: Session, kind: JobKind, job_id: uuid.UUID) -> Any:
+    """A person's retry: a failed job becomes pending now, with a fresh count."""
+    row = _require_failed(db, kind, job_id, "retried")
+    row.status = TaskStatus.PENDING.value
+    row.retry_count = 0
+    row.next_attempt_at = utcnow()
+    row.worker_id = None
+    row.locked_until = None
+    db.flush()
+    return row
+
+
+def skip(db: Session, kind: JobKind, job_id: uuid.UUID, by: str = "a person") -> Any:
+    """A person's skip: a failed job is given up, recorded, and stops blocking its key."""
+    row = _require_failed(db, kind, job_id, "skipped")
+    row.status = TaskStatus.SKIPPED.value
+    row.processed_at = utcnow()
+    row.error_message = f"skipped by {by}; last error: {row.error_message or '-'}"[:ERROR_LIMIT]
+    db.flush()
+    return row
+
+
+def sweep(db: Session, settings: Settings) -> int:
+    """Expired leases (a worker died or hung) count as failed attempts: back to pending, or
+    ``failed`` after ``max_retries``.  Returns how many jobs were swept."""
+    now = utcnow()
+    count = 0
+    for kind in KINDS.values():
+        model, config = kind.model, kind.settings(settings)
+        failed_for_good = model.retry_count + 1 >= config.max_retries
+        result = db.execute(
+            update(model)
+            .where(model.status == TaskStatus.PROCESSING.value, model.locked_until < now)
+            .values(
+                {
+                    model.status: case(
+                        (failed_for_good, TaskStatus.FAILED.value),
+                        else_=TaskStatus.PENDING.value,
+                    ),
+                    model.processed_at: case((failed_for_good, now), else_=None),
+                    model.retry_count: model.retry_count + 1,
+                    model.error_message: "lease expired: the worker stopped or hung before "
+                    "finishing",
+                    model.worker_id: None,
+                    model.locked_until: None,
+                    model.next_attempt_at: now,
+                }
+            )
+            .execution_options(synchronize_session=False)
+        )
+        count += int(getattr(result, "rowcount", 0) or 0)
+    return count
+
+
+def ready_counts(db: Session) -> dict[QueueName, int]:
+    """How many jobs of each queue are pending and due (to re-announce lost messages)."""
+    now = utcnow()
+    return {
+        name: int(
+            db.scalar(select(func.count()).select_from(kind.model).where(_ready(kind.model, now)))
+            or 0
+        )
+        for name, kind in KINDS.items()
+    }
+
+
+def find(db: Session, job_id: uuid.UUID) -> tuple[JobKind, Any]:
+    """The job with this id, whatever its kind (ids are UUIDs, unique across tables)."""
+    for kind in KINDS.values():
+        row = db.get(kind.model, job_id)
+        if row is not None:
+            return kind, row
+    raise NotFound("job", job_id)

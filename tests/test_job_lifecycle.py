@@ -1,0 +1,398 @@
+"""The seven ways the memory went wrong (issue: memory correctness), each reproduced, on SQLite
+and PostgreSQL: strict order per entity under failures, compare-and-set on notes, failed
+analyses that can be retried or skipped, concurrent turns, poison work, vanished entries."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from loreweave.api import create_app
+from loreweave.bootstrap import Loreweave
+from loreweave.db import Database
+from loreweave.db.models import ChatTurn, EntityCreationTask, NoteUpdateTask, TaskStatus, utcnow
+from loreweave.errors import ProviderUnavailable
+from loreweave.llm.providers.scripted import ScriptedChatModel
+from loreweave.llm.types import ChatRequest, ChatResponse
+from loreweave.lore import LoreService
+from loreweave.queue.notify import NullNotifier
+
+from .pipeline_support import AppendingRewriter, RoutedModel, make_app, make_world
+
+FAST_RETRIES = {"max_retries": 3, "retry_delay": 0, "batch_size": 1}
+
+
+class FailingOn(AppendingRewriter):
+    """Appends like :class:`AppendingRewriter`, but fails (retriably) on any event containing
+    one of ``self.failing``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing: set[str] = set()
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        if any(word in request.messages[-1].content for word in self.failing):
+            raise ProviderUnavailable("provider down for this event", provider="test")
+        return super().complete(request)
+
+
+def add_events(database: Database, session_id: uuid.UUID, entry_id: uuid.UUID, *turns: int) -> None:
+    with database.uow() as uow:
+        for turn in turns:
+            uow.session.add(
+                NoteUpdateTask(
+                    lore_entry_id=entry_id,
+                    session_id=session_id,
+                    update_summary=f"ev{turn}",
+                    turn_index=turn,
+                )
+            )
+            uow.session.flush()
+        uow.commit()
+
+
+def note_of(database: Database, session_id: uuid.UUID, entry_id: uuid.UUID) -> tuple[str, int]:
+    with database.uow(read_only=True) as uow:
+        note = uow.notes.for_entry(session_id, entry_id)
+        assert note is not None
+        return note.note_content, note.last_updated_turn or 0
+
+
+def client_for(lw: Loreweave) -> TestClient:
+    return TestClient(create_app(lw))
+
+
+# -- 1. a failed note update blocks its entity; a retry applies it in turn order -----------------
+def test_failed_update_blocks_later_events_until_retried(
+    database: Database, tmp_path: Path
+) -> None:
+    model = FailingOn()
+    lw = make_app(
+        database,
+        tmp_path,
+        model,
+        notifier=NullNotifier(),
+        dual_queue_config={"note_update_queue": FAST_RETRIES},
+    )
+    _, session_id, ids = make_world(database, ("Momo", "Character", "A girl."))
+    model.failing = {"ev1"}
+    add_events(database, session_id, ids["Momo"], 0, 1, 2, 3)
+    lw.pipeline.drain()
+    assert note_of(database, session_id, ids["Momo"]) == ("ev0", 0)  # ev2, ev3 wait for ev1
+    with database.uow(read_only=True) as uow:
+        failed = uow.session.scalars(
+            select(NoteUpdateTask).where(NoteUpdateTask.status == TaskStatus.FAILED.value)
+        ).one()
+    model.failing = set()
+    with client_for(lw) as client:
+        assert client.post(f"/api/dual-queue/retry-note-update/{failed.id}").status_code == 200
+    lw.pipeline.drain()
+    assert note_of(database, session_id, ids["Momo"]) == ("ev0 | ev1 | ev2 | ev3", 3)
+
+
+def test_a_skipped_update_lets_the_later_ones_go_ahead(database: Database, tmp_path: Path) -> None:
+    model = FailingOn()
+    lw = make_app(
+        database,
+        tmp_path,
+        model,
+        notifier=NullNotifier(),
+        dual_queue_config={"note_update_queue": FAST_RETRIES},
+    )
+    _, session_id, ids = make_world(database, ("Momo", "Character", "A girl."))
+    model.failing = {"ev1"}
+    add_events(database, session_id, ids["Momo"], 0, 1, 2)
+    lw.pipeline.drain()
+    with database.uow(read_only=True) as uow:
+        failed = uow.session.scalars(
+            select(NoteUpdateTask).where(NoteUpdateTask.status == TaskStatus.FAILED.value)
+        ).one()
+    with client_for(lw) as client:
+        pending = uow_first_pending(database)
+        assert client.post(f"/api/dual-queue/skip-note-update/{pending}").status_code == 409
+        skipped = client.post(f"/api/dual-queue/skip-note-update/{failed.id}")
+        assert skipped.status_code == 200 and skipped.json()["status"] == "skipped"
+        assert "skipped by the HTTP API" in skipped.json()["error_message"]
+        assert "provider down" in skipped.json()["error_message"]  # the last error is kept
+    lw.pipeline.drain()
+    assert note_of(database, session_id, ids["Momo"]) == ("ev0 | ev2", 2)
+
+
+def uow_first_pending(database: Database) -> uuid.UUID:
+    with database.uow(read_only=True) as uow:
+        return uow.session.scalars(
+            select(NoteUpdateTask.id).where(NoteUpdateTask.status == TaskStatus.PENDING.value)
+        ).first()  # type: ignore[return-value]
+
+
+# -- 2. a creation merged as a duplicate takes its turn's place -----------------------------------
+def test_a_merged_creation_keeps_its_turns_place(database: Database, tmp_path: Path) -> None:
+    scripted = ScriptedChatModel()
+    scripted.add("The story goes on.", prompt="chat", repeat=True)
+    scripted.add(
+        {"creations": [{"entity_type": "Character", "creation_summary": "a girl called Momo"}]},
+        prompt="analysis",
+        contains=["User: turn zero"],
+    )
+    scripted.add(
+        {"updates": [{"lore_entry_id": "E1", "update_summary": "ev1"}]},
+        prompt="analysis",
+        contains=["User: turn one"],
+    )
+    scripted.add(prompt="creation", error="unavailable")  # fails once, retried after back-off
+    scripted.add({"title": "Momo", "content": "A girl.", "tags": []}, prompt="creation")
+    model = RoutedModel(
+        chat=scripted, analysis=scripted, creation=scripted, rewrite=AppendingRewriter()
+    )
+    lw = make_app(
+        database,
+        tmp_path,
+        model,
+        notifier=NullNotifier(),
+        dual_queue_config={"entity_creation_queue": {"retry_delay": 0.3}},
+    )
+    _, session_id, ids = make_world(database, ("Momo", "Character", "A girl."))
+    lw.chat.turn(session_id, "turn zero")
+    lw.chat.turn(session_id, "turn one")
+    lw.pipeline.drain()  # the creation backs off
+    import time
+
+    time.sleep(0.4)
+    lw.pipeline.drain()
+    note, last_turn = note_of(database, session_id, ids["Momo"])
+    assert note.split(" | ") == ["a girl called Momo", "ev1"] and last_turn == 1
+    with database.uow(read_only=True) as uow:
+        creation = uow.session.scalars(select(EntityCreationTask)).one()
+        assert (creation.outcome, creation.retry_count) == ("merged", 1)
+
+
+# -- 3. compare-and-set: a rollback during a rewrite is never undone ------------------------------
+def test_a_rollback_during_a_rewrite_is_kept(database: Database, tmp_path: Path) -> None:
+    rewriter = AppendingRewriter()
+    model = RoutedModel(rewrite=rewriter)
+    lw = make_app(
+        database,
+        tmp_path,
+        model,
+        notifier=NullNotifier(),
+        dual_queue_config={"note_update_queue": FAST_RETRIES},
+    )
+    _, session_id, ids = make_world(database, ("Momo", "Character", "A girl."))
+    add_events(database, session_id, ids["Momo"], 0, 1)
+    lw.pipeline.drain()
+    assert note_of(database, session_id, ids["Momo"])[0] == "ev0 | ev1"
+    lore = LoreService(lw.database, lw.vectors)
+    model.hooks["rewrite"] = lambda _request: lore.rollback_note(session_id, ids["Momo"], 1)
+    add_events(database, session_id, ids["Momo"], 2)
+    lw.pipeline.drain()
+    with database.uow(read_only=True) as uow:
+        note = uow.notes.for_entry(session_id, ids["Momo"])
+        assert note is not None
+        assert (note.note_content, note.version) == ("ev0 | ev2", 4)
+        reasons = [r.reason for r in uow.notes.revisions(note.id)]
+        assert reasons == ["rewrite", "rollback", "rewrite"]
+    assert rewriter.rewrites == 4  # the rewrite over the rolled-back note was done again
+
+
+# -- 4. a failed analysis is listed, retried and skipped ------------------------------------------
+def test_failed_analyses_are_listed_retried_and_skipped(database: Database, tmp_path: Path) -> None:
+    scripted = ScriptedChatModel()
+    scripted.add("The story goes on.", prompt="chat", repeat=True)
+    scripted.add(prompt="analysis", error="rejected")  # 400: final at once
+    scripted.add(prompt="analysis", error="rejected")
+    scripted.add(
+        {"updates": [{"lore_entry_id": "E1", "update_summary": "Momo rang the bell."}]},
+        prompt="analysis",
+        contains=["User: first"],
+    )
+    scripted.add({"updates": []}, prompt="analysis", repeat=True)
+    model = RoutedModel(chat=scripted, analysis=scripted, rewrite=AppendingRewriter())
+    lw = make_app(database, tmp_path, model, notifier=NullNotifier())
+    _, session_id, ids = make_world(database, ("Momo", "Character", "A girl."))
+    first = lw.chat.turn(session_id, "first")
+    second = lw.chat.turn(session_id, "second")
+    lw.pipeline.drain()
+    with client_for(lw) as client:
+        status = client.get("/api/dual-queue/status").json()
+        assert status["analysis"]["counts"]["failed"] == 1
+        assert status["analysis"]["counts"]["pending"] == 1  # the second waits behind the first
+        [listed] = status["analysis"]["failed"]
+        assert listed["id"] == str(first.turn_id) and "400" in listed["error_message"]
+        retried = client.post(f"/api/dual-queue/retry-analysis/{first.turn_id}")
+        assert retried.status_code == 200 and retried.json()["status"] == "pending"
+        lw.pipeline.drain()  # fails again (the second scripted 400)
+        assert client.post(f"/api/dual-queue/retry-analysis/{first.turn_id}").status_code == 200
+        lw.pipeline.drain()
+        assert note_of(database, session_id, ids["Momo"])[0] == "Momo rang the bell."
+        assert client.post(f"/api/dual-queue/skip-analysis/{second.turn_id}").status_code == 409
+        assert client.post(f"/api/dual-queue/retry-analysis/{uuid.uuid4()}").status_code == 404
+    with database.uow(read_only=True) as uow:
+        turns = uow.turns.recent(session_id, 5)
+        assert [t.processing_status for t in turns] == ["done", "done"]
+
+
+# -- 5. concurrent turns: every one is recorded, streamed failures say so -------------------------
+class SlowChat:
+    provider = "slow"
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        import time
+
+        time.sleep(self.delay)
+        return ChatResponse("A reply.", request.model)
+
+
+def test_turns_posted_at_once_are_all_recorded(database: Database, tmp_path: Path) -> None:
+    lw = make_app(database, tmp_path, SlowChat(0.2), notifier=NullNotifier())
+    _, session_id, _ = make_world(database)
+    errors: list[BaseException] = []
+    indexes: list[int] = []
+    barrier = threading.Barrier(20)
+
+    def play(i: int) -> None:
+        barrier.wait()
+        try:
+            indexes.append(lw.chat.turn(session_id, f"message {i}").turn_index)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=play, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(indexes) == list(range(20))
+
+
+def test_a_streamed_turn_that_cannot_be_recorded_ends_with_an_error_event(
+    database: Database, tmp_path: Path
+) -> None:
+    scripted = ScriptedChatModel()
+    scripted.add("A reply that will not be kept.", prompt="chat")
+    model = RoutedModel(chat=scripted)
+    lw = make_app(database, tmp_path, model, notifier=NullNotifier())
+    _, session_id, _ = make_world(database)
+
+    def delete_session(_request: ChatRequest) -> None:
+        with database.uow() as uow:
+            uow.sessions.delete(uow.sessions.require(session_id))
+            uow.commit()
+
+    model.hooks["chat"] = delete_session
+    with client_for(lw) as client:
+        response = client.post(
+            f"/api/sessions/{session_id}/turns?stream=true", json={"message": "Hello."}
+        )
+    events = [block for block in response.text.split("\n\n") if block]
+    assert events[0].startswith("event: delta")
+    assert events[-1].startswith("event: error")
+    error = json.loads(events[-1].split("data: ", 1)[1])
+    assert error["status"] == 404 and "session" in error["detail"]
+
+
+# -- 6. poison work ends ---------------------------------------------------------------------------
+class Poison:
+    """A rewrite the database refuses (NUL on PostgreSQL), or a crash (SQLite accepts NUL)."""
+
+    provider = "poison"
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+        self.calls = 0
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        self.calls += 1
+        if self.dialect == "postgresql":
+            return ChatResponse("Momo \x00 glitched.", request.model)
+        raise ValueError("a bug in the rewrite")
+
+
+def test_poison_work_fails_after_max_retries(database: Database, tmp_path: Path) -> None:
+    model = Poison(database.dialect)
+    lw = make_app(
+        database,
+        tmp_path,
+        model,
+        notifier=NullNotifier(),
+        dual_queue_config={"note_update_queue": FAST_RETRIES},
+    )
+    _, session_id, ids = make_world(database, ("Momo", "Character", "A girl."))
+    add_events(database, session_id, ids["Momo"], 0)
+    lw.pipeline.drain()
+    with database.uow(read_only=True) as uow:
+        task = uow.session.scalars(select(NoteUpdateTask)).one()
+        assert (task.status, task.retry_count) == ("failed", 3)
+        assert task.error_message
+        assert uow.notes.for_entry(session_id, ids["Momo"]) is None
+    assert model.calls == 3
+
+
+def test_an_expired_lease_counts_as_a_failed_attempt(database: Database, tmp_path: Path) -> None:
+    lw = make_app(
+        database,
+        tmp_path,
+        AppendingRewriter(),
+        notifier=NullNotifier(),
+        dual_queue_config={"note_update_queue": FAST_RETRIES},
+    )
+    _, session_id, ids = make_world(database, ("Momo", "Character", "A girl."))
+    add_events(database, session_id, ids["Momo"], 0, 1)
+    lw.chat.persist(session_id, "Hello.", "Hi.", [])
+    expired = utcnow() - timedelta(seconds=1)
+    with database.uow() as uow:
+        for model in (NoteUpdateTask, ChatTurn):
+            uow.session.execute(
+                update(model).values(
+                    status="processing", worker_id="dead", locked_until=expired, retry_count=2
+                )
+            )
+        uow.commit()
+    lw.pipeline.sweep()
+    with database.uow(read_only=True) as uow:
+        tasks = uow.session.scalars(select(NoteUpdateTask)).all()
+        assert {(t.status, t.retry_count) for t in tasks} == {("failed", 3)}
+        assert all("lease expired" in (t.error_message or "") for t in tasks)
+        turn = uow.session.scalars(select(ChatTurn)).one()
+        assert (turn.processing_status, turn.retry_count) == ("failed", 3)
+
+
+# -- 7. an entry deleted while its turn is analysed ------------------------------------------------
+def test_an_entry_deleted_during_analysis_is_dropped_with_a_reason(
+    database: Database, tmp_path: Path
+) -> None:
+    scripted = ScriptedChatModel()
+    scripted.add("The story goes on.", prompt="chat", repeat=True)
+    scripted.add(
+        {
+            "updates": [
+                {"lore_entry_id": "E1", "update_summary": "Momo left."},
+                {"lore_entry_id": "E2", "update_summary": "The shrine burned."},
+            ]
+        },
+        prompt="analysis",
+    )
+    model = RoutedModel(chat=scripted, analysis=scripted, rewrite=AppendingRewriter())
+    lw = make_app(database, tmp_path, model, notifier=NullNotifier())
+    _, session_id, ids = make_world(
+        database, ("Momo", "Character", "A girl."), ("Shrine", "Location", "A shrine.")
+    )
+    lore = LoreService(lw.database, lw.vectors)
+    model.hooks["analysis"] = lambda _request: lore.delete(ids["Momo"])
+    lw.chat.turn(session_id, "Momo leaves; the shrine burns.")
+    lw.pipeline.drain()
+    with database.uow(read_only=True) as uow:
+        turn = uow.turns.recent(session_id, 1)[0]
+        assert turn.processing_status == "done"
+        assert "deleted" in (turn.processing_errors or "")
+        tasks = uow.session.scalars(select(NoteUpdateTask)).all()
+        assert [(t.lore_entry_id, t.status) for t in tasks] == [(ids["Shrine"], "done")]

@@ -1,43 +1,45 @@
 """PostgreSQL restarted in the middle of a run: the workers ride it out and every event is still
-applied exactly once.  (Redis going away mid-run: tests/test_worker_processes.py.)"""
+applied exactly once.  The cluster restarted is a private one of this test's (never the shared
+server of TEST_POSTGRES_URL).  (Redis going away mid-run: tests/test_worker_processes.py.)"""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from loreweave.db import Database
+from loreweave.db import Database, migrate
 from loreweave.db.models import NoteUpdateTask, TaskStatus
 from loreweave.testing import FakeProviderServer
 
 from ..pipeline_support import make_app, make_world, unfinished
+from ..private_services import PrivatePostgres
 from ..test_pipeline import insert_events
 from .story import SEPARATOR, story_llm
 
 
-def restart_postgres() -> None:
-    version = sorted(os.listdir("/etc/postgresql"))[-1]
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    try:
+        server = PrivatePostgres()
+        server.start()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"a private PostgreSQL cluster must start under CI=true: {exc}")
+        pytest.skip(f"cannot start a private PostgreSQL cluster: {exc}")
+    yield server
+    server.stop()
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
-def test_postgres_restart_mid_run(database: Database, tmp_path: Path) -> None:
-    if shutil.which("pg_ctlcluster") is None or not os.path.isdir("/etc/postgresql"):
-        if os.environ.get("CI") == "true":
-            pytest.fail("pg_ctlcluster must be available under CI=true")
-        pytest.skip("no local PostgreSQL cluster to restart")
+def test_postgres_restart_mid_run(private_postgres: PrivatePostgres, tmp_path: Path) -> None:
+    database = Database(private_postgres.url)
+    migrate.upgrade(database.engine)
     _, session_id, ids = make_world(
         database, *[(f"Person {i}", "Character", f"Person {i}.") for i in range(4)]
     )
@@ -51,7 +53,13 @@ def test_postgres_restart_mid_run(database: Database, tmp_path: Path) -> None:
             tmp_path,
             model,
             dual_queue_config={
-                "note_update_queue": {"lease_seconds": 2, "retry_delay": 0.1, "batch_size": 2}
+                # attempts that meet the restart fail; back-off outlasts it
+                "note_update_queue": {
+                    "lease_seconds": 2,
+                    "retry_delay": 0.5,
+                    "max_retries": 10,
+                    "batch_size": 2,
+                }
             },
             pipeline_config={"poll_interval": 0.05, "sweep_interval": 0.5},
         )
@@ -61,7 +69,7 @@ def test_postgres_restart_mid_run(database: Database, tmp_path: Path) -> None:
             while len(server.requests_to("/v1/chat/completions")) < 3:
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
-            restart_postgres()  # workers are mid-run: some hold leases, some are writing
+            private_postgres.restart()  # workers are mid-run: some hold leases, some are writing
             deadline = time.monotonic() + 120
             while True:
                 try:
@@ -73,6 +81,7 @@ def test_postgres_restart_mid_run(database: Database, tmp_path: Path) -> None:
                 time.sleep(0.2)
         finally:
             app.close()
+    database = Database(private_postgres.url)
     with database.uow() as uow:
         tasks = list(uow.session.scalars(select(NoteUpdateTask)))
         assert all(t.status == TaskStatus.DONE for t in tasks)
@@ -80,3 +89,4 @@ def test_postgres_restart_mid_run(database: Database, tmp_path: Path) -> None:
             note = uow.notes.for_entry(session_id, entry_id)
             assert note is not None
             assert note.note_content.split(SEPARATOR) == [f"{title}#{turn}" for turn in range(6)]
+    database.dispose()

@@ -15,6 +15,7 @@ from loreweave.llm.registry import Providers, build_providers
 from loreweave.memory.analysis import AnalysisService
 from loreweave.memory.creation import EntityCreationWorker
 from loreweave.memory.rewrite import NoteRewriteWorker
+from loreweave.memory.transcript import TranscriptService
 from loreweave.metrics import Metrics
 from loreweave.queue.executor import Handler
 from loreweave.queue.local import LocalWorkers
@@ -39,6 +40,7 @@ class Loreweave:
     cache: IndexCache
     retriever: Retriever
     chat: ChatService
+    transcript: TranscriptService
     pipeline: Pipeline
     metrics: Metrics
     workers: LocalWorkers | None = field(default=None)
@@ -87,12 +89,14 @@ def build(
     cache = IndexCache(dim=embedder.dim, model=embedder.model_name, index_dir=settings.index_dir)
     retriever = Retriever(database, embedder, cache, vectors)
     llm = settings.llm_config
+    transcript = TranscriptService(database.uow, vectors)
     chat = ChatService(
         database,
         chat_model,
         retriever,
         llm,
         on_turn_committed=lambda _session_id: notifier.notify("analysis"),
+        transcript=transcript,
     )
     uow = database.uow
     analysis = AnalysisService(uow, chat_model, llm, settings.pipeline_config)
@@ -104,5 +108,15 @@ def build(
     pipeline = Pipeline(uow, handlers, settings, notifier)
     metrics = Metrics(database, providers.stats)
     return Loreweave(
-        settings, database, providers, notifier, vectors, cache, retriever, chat, pipeline, metrics
+        settings,
+        database,
+        providers,
+        notifier,
+        vectors,
+        cache,
+        retriever,
+        chat,
+        transcript,
+        pipeline,
+        metrics,
     )

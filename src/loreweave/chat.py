@@ -16,9 +16,10 @@ from typing import Literal
 from loreweave.config import LLMConfig
 from loreweave.db.engine import Database
 from loreweave.db.models import ChatTurn
-from loreweave.errors import InvalidInput
+from loreweave.errors import Conflict, InvalidInput
 from loreweave.llm.templates import render
 from loreweave.llm.types import ChatModel, ChatRequest, Message, StreamingChatModel
+from loreweave.memory.transcript import Reverted, TranscriptService
 from loreweave.vectors.retrieval import RetrievedEntry, Retriever
 
 log = logging.getLogger("loreweave.chat")
@@ -63,6 +64,7 @@ class ChatService:
         history_turns: int = 6,
         k: int = 5,
         on_turn_committed: Callable[[uuid.UUID], None] | None = None,
+        transcript: TranscriptService | None = None,
     ) -> None:
         self.database = database
         self.chat_model = chat_model
@@ -71,6 +73,7 @@ class ChatService:
         self.history_turns = history_turns
         self.k = k
         self.on_turn_committed = on_turn_committed
+        self.transcript = transcript
 
     @staticmethod
     def validate(message: str) -> str:
@@ -81,15 +84,18 @@ class ChatService:
             raise InvalidInput(f"the message is longer than {MAX_MESSAGE_LENGTH} characters")
         return message
 
-    def prepare(self, session_id: uuid.UUID, message: str) -> PreparedTurn:
-        """Retrieval and the main prompt: the work before the main LLM call."""
+    def prepare(
+        self, session_id: uuid.UUID, message: str, *, before: int | None = None
+    ) -> PreparedTurn:
+        """Retrieval and the main prompt: the work before the main LLM call (for the turn
+        ``before``, with the turns before it as history; by default a new last turn)."""
         started = time.perf_counter()
         used = self.retriever.search(session_id, message, self.k)
         retrieved = time.perf_counter() - started
         with self.database.uow(read_only=True) as uow:
             session = uow.sessions.require(session_id)
             world = uow.worlds.require(session.world_id)
-            history = uow.turns.recent(session_id, self.history_turns)
+            history = uow.turns.recent(session_id, self.history_turns, before=before)
         system = render(
             "chat",
             world_name=world.name,
@@ -133,6 +139,25 @@ class ChatService:
         if self.on_turn_committed is not None:
             self.on_turn_committed(session_id)
         return turn
+
+    def regenerate(self, session_id: uuid.UUID, turn_index: int) -> tuple[ChatTurn, Reverted]:
+        """A new reply for the last turn from the chat model; the old reply is kept as an
+        alternative, its memory changes undone and the new reply analysed."""
+        if self.transcript is None:
+            raise RuntimeError("regenerate needs the transcript service")
+        with self.database.uow(read_only=True) as uow:
+            uow.sessions.require(session_id)
+            if uow.turns.next_index(session_id) != turn_index + 1:
+                raise Conflict(f"only the last turn can be regenerated, not turn {turn_index}")
+            turn = uow.turns.recent(session_id, 1)[0]
+            message, old = turn.user_message, turn.assistant_message
+        prepared = self.prepare(session_id, message, before=turn_index)
+        reply = self.chat_model.complete(prepared.request).text
+        used = [str(e.lore_entry_id) for e in prepared.used_entries]
+        result = self.transcript.replace_reply(session_id, turn_index, old, reply, used)
+        if self.on_turn_committed is not None:
+            self.on_turn_committed(session_id)
+        return result
 
     def turn_stream(self, session_id: uuid.UUID, message: str) -> Iterator[StreamEvent]:
         """Like :meth:`turn`, handing out the reply as it is generated.  Bad input and unknown

@@ -103,6 +103,7 @@ class LoreService:
             entry = uow.entries.require(entry_id)
             for key, value in changes.items():
                 setattr(entry, key, value)
+            entry.edited_by_person = True  # undoing the turn that created it keeps it
             uow.commit()
         self.vectors.sync_entry(entry_id)
         return entry

@@ -76,10 +76,12 @@ class SessionOut(_Out):
     created_at: datetime
 
 
+Message = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=8_000)]
+Reply = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
+
+
 class TurnIn(_In):
-    message: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=8_000)
-    ]
+    message: Message
 
 
 class UsedEntry(BaseModel):
@@ -99,9 +101,11 @@ class TurnOut(BaseModel):
 
 
 class TurnView(_Out):
+    id: uuid.UUID
     turn_index: int
     user_message: str
     assistant_message: str
+    alternatives: list[str]  # earlier replies; PATCH {"alternative": i} picks one
     used_entry_ids: list[str]
     processing_status: str
     processing_errors: str | None
@@ -127,6 +131,34 @@ class RevisionOut(_Out):
 
 class RollbackIn(_In):
     version: Annotated[int, Field(ge=1)]
+
+
+class TurnEdit(_In):
+    user_message: Message | None = None
+    assistant_message: Reply | None = None
+    alternative: Annotated[int, Field(ge=0)] | None = None
+
+
+class Reverted(BaseModel):
+    """What undoing turns changed in the session's memory."""
+
+    from_turn: int
+    turns_removed: list[int]
+    turns_to_analyse: list[int]
+    notes: list[dict[str, Any]]  # reverted notes: their text now (None: removed)
+    entries_removed: list[dict[str, Any]]
+    entries_kept: list[dict[str, Any]]  # with the reason they were kept
+    jobs_cancelled: int
+
+
+class TurnChanged(BaseModel):
+    turn: TurnView
+    reverted: Reverted
+
+
+class ForkIn(_In):
+    at_turn: Annotated[int, Field(ge=0)]
+    title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
 
 
 class NoteIn(_In):

@@ -139,6 +139,10 @@ class LoreEntry(Timestamped, Base):
     origin_session_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("chat_sessions.id", ondelete="CASCADE"), default=None
     )
+    # provenance: the turn whose analysis created it (kept when promoted)
+    origin_turn_index: Mapped[int | None] = mapped_column(Integer, default=None)
+    # a person changed it: undoing its turn keeps it
+    edited_by_person: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Fields of imported formats that loreweave does not interpret, kept for a faithful export.
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
@@ -176,6 +180,8 @@ class ChatTurn(Base):
     user_message: Mapped[str] = mapped_column(Text)
     assistant_message: Mapped[str] = mapped_column(Text)
     used_entry_ids: Mapped[list[str]] = mapped_column(default=list)
+    # earlier replies to this message (regenerated or swapped out), oldest first
+    alternatives: Mapped[list[str]] = mapped_column(default=list, server_default=sql_text("'[]'"))
     processing_status: Mapped[str] = mapped_column(
         String(20), default=TurnStatus.PENDING, server_default=TurnStatus.PENDING.value
     )

@@ -105,6 +105,7 @@ class EntityCreationWorker(MemoryWorker):
                         aliases=[],
                         is_dynamically_generated=True,
                         origin_session_id=claimed.session_id,
+                        origin_turn_index=claimed.turn_index,
                     )
                 )
                 self.vectors.write(uow, [document], matrix)

@@ -8,27 +8,33 @@ import uuid
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 
 from loreweave.api.deps import LW, Lore
 from loreweave.api.errors import error_status
 from loreweave.api.schemas import (
     CompositeOut,
+    ForkIn,
     NoteIn,
     NoteOut,
     RevisionOut,
     RollbackIn,
     SearchHit,
     SessionOut,
+    TurnChanged,
+    TurnEdit,
     TurnIn,
     TurnOut,
     TurnView,
     UsedEntry,
 )
+from loreweave.api.schemas import Reverted as RevertedOut
 from loreweave.chat import StreamEvent, TurnResult
-from loreweave.db.models import SessionNote
-from loreweave.errors import NotFound
+from loreweave.db.models import ChatTurn, SessionNote
+from loreweave.errors import InvalidInput, NotFound
+from loreweave.memory.transcript import Reverted
+from loreweave.queue.notify import QUEUES
 
 router = APIRouter(tags=["sessions"])
 log = logging.getLogger("loreweave.api")
@@ -110,6 +116,68 @@ def list_turns(
         return [TurnView.model_validate(t) for t in uow.turns.recent(session_id, limit)]
 
 
+def _reverted(report: Reverted) -> RevertedOut:
+    return RevertedOut.model_validate(report, from_attributes=True)
+
+
+def _changed(lw: LW, turn: ChatTurn, report: Reverted) -> TurnChanged:
+    for queue in QUEUES:  # turns to analyse again; tasks to redo
+        lw.notifier.notify(queue)
+    return TurnChanged(turn=TurnView.model_validate(turn), reverted=_reverted(report))
+
+
+@router.delete("/api/sessions/{session_id}/turns/{turn_index}")
+def delete_turns(session_id: uuid.UUID, turn_index: int, lw: LW) -> RevertedOut:
+    """Remove this turn and every later one; the session's memory becomes exactly what it was
+    after the turn before (entries those turns created are deleted unless promoted or edited by
+    a person: then kept, and said so).  Work in flight for them is discarded."""
+    report = lw.transcript.delete_turns(session_id, turn_index)
+    for queue in QUEUES:
+        lw.notifier.notify(queue)
+    return _reverted(report)
+
+
+@router.patch("/api/sessions/{session_id}/turns/{turn_index}")
+def edit_turn(session_id: uuid.UUID, turn_index: int, body: TurnEdit, lw: LW) -> TurnChanged:
+    """Edit a turn's text, or pick one of its earlier replies (``alternative``): the memory
+    reverts to before this turn, and this turn and the later ones are analysed again."""
+    if body.model_dump(exclude_none=True) == {}:
+        raise InvalidInput("give user_message, assistant_message or alternative")
+    turn, report = lw.transcript.edit_turn(
+        session_id,
+        turn_index,
+        user_message=body.user_message,
+        assistant_message=body.assistant_message,
+        alternative=body.alternative,
+    )
+    return _changed(lw, turn, report)
+
+
+@router.post("/api/sessions/{session_id}/turns/{turn_index}/regenerate")
+def regenerate(session_id: uuid.UUID, turn_index: int, lw: LW) -> TurnChanged:
+    """A new reply for the last turn (409 for another): the old reply is kept as an
+    alternative, its memory changes undone, the new one analysed."""
+    turn, report = lw.chat.regenerate(session_id, turn_index)
+    return _changed(lw, turn, report)
+
+
+@router.post("/api/sessions/{session_id}/fork", status_code=201)
+def fork(session_id: uuid.UUID, body: ForkIn, lw: LW) -> SessionOut:
+    """A new session with turns 0…at_turn and exactly the memory this one had after at_turn;
+    no LLM call.  This session is unaffected."""
+    forked = lw.transcript.fork(session_id, body.at_turn, body.title)
+    for queue in QUEUES:
+        lw.notifier.notify(queue)
+    return SessionOut.model_validate(forked)
+
+
+@router.delete("/api/sessions/{session_id}", status_code=204)
+def delete_session(session_id: uuid.UUID, lw: LW) -> Response:
+    """The session and everything that belongs to it (turns, notes, jobs, created entries)."""
+    lw.transcript.delete_session(session_id)
+    return Response(status_code=204)
+
+
 @router.get("/api/sessions/{session_id}/notes")
 def list_notes(session_id: uuid.UUID, lw: LW) -> list[NoteOut]:
     with lw.database.uow(read_only=True) as uow:
@@ -138,9 +206,7 @@ def rollback_note(
 
 
 @router.put("/api/sessions/{session_id}/notes/{lore_entry_id}")
-def edit_note(
-    session_id: uuid.UUID, lore_entry_id: uuid.UUID, body: NoteIn, lore: Lore
-) -> NoteOut:
+def edit_note(session_id: uuid.UUID, lore_entry_id: uuid.UUID, body: NoteIn, lore: Lore) -> NoteOut:
     """A person's edit of a note (a new version; the previous text kept as a revision).  A
     rewrite already waiting on the LLM will rewrite over this text, never over the old one."""
     note = lore.edit_note(session_id, lore_entry_id, body.note_content)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from loreweave.api.deps import LW, Lore
 from loreweave.api.schemas import EntryIn, EntryOut, SessionIn, SessionOut, WorldIn, WorldOut
@@ -33,6 +33,13 @@ def list_worlds(lw: LW) -> list[WorldOut]:
 def get_world(world_id: uuid.UUID, lw: LW) -> WorldOut:
     with lw.database.uow(read_only=True) as uow:
         return WorldOut.model_validate(uow.worlds.require(world_id))
+
+
+@router.delete("/{world_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_world(world_id: uuid.UUID, lw: LW, cascade: bool = False) -> Response:
+    """A world and everything in it; 409 while it has sessions, unless ``cascade=true``."""
+    lw.transcript.delete_world(world_id, cascade=cascade)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{world_id}/lore-entries", status_code=status.HTTP_201_CREATED)

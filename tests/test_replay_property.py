@@ -1,0 +1,275 @@
+"""Replay equivalence (DESIGN §1.4), property-tested on SQLite and PostgreSQL.
+
+A hypothesis state machine plays turns in several sessions and deletes, edits, regenerates,
+swaps alternatives and forks — some of it while an analysis, rewrite or creation call is in
+flight — with single steps of the queues in between.  Once the queues drain, every session's
+notes, created entries and vectors must equal those of a fresh session fed only its final
+transcript, with the same deterministic LLM answers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+from sqlalchemy import select
+
+from loreweave.db import Database
+from loreweave.db.models import ChatTurn, EntityVector, LoreEntry
+from loreweave.llm.types import ChatRequest, ChatResponse
+from loreweave.queue.notify import QUEUES, NullNotifier
+
+from .pipeline_support import AppendingRewriter, RoutedModel, make_app, make_world
+from .test_order_property import Creator, wipe
+
+TITLES = ("Ann", "Bo", "Cy")
+NEW = ("Ann", "Dee", "Eve")  # "Ann" exists: its creation merges as a note update
+_ENTITY = re.compile(r"^(E\d+) \| \w+ \| (\w+)", re.M)
+_LATEST = re.compile(r"\[Latest Turn\]:\nUser: (.*)\nNarrator: (.*)")
+
+
+class Analyst:
+    """Updates for the titles the user message names (``u=Ann,Bo``) and the reply names
+    (``also=Cy``), creations for ``new=Dee``: what changes the memory is in the transcript."""
+
+    provider = "analyst"
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        text = request.messages[-1].content
+        refs = {title: ref for ref, title in _ENTITY.findall(text)}
+        latest = _LATEST.search(text)
+        assert latest, text
+        user, reply = latest.group(1), latest.group(2)
+        found = re.search(r"#(\d+)", user)
+        tag = found.group(1) if found else "0"
+        named = _names(user, "u") + _names(reply, "also")
+        answer = {
+            "updates": [
+                {"lore_entry_id": refs[t], "update_summary": f"{tag}-{t}"}
+                for t in named
+                if t in refs
+            ],
+            "creations": [
+                {"entity_type": "Character", "creation_summary": f"t{tag}-new-{t}"}
+                for t in _names(user, "new")
+            ],
+        }
+        return ChatResponse(json.dumps(answer), request.model)
+
+
+def _names(text: str, key: str) -> list[str]:
+    found = re.search(rf"\b{key}=(\S*)", text)
+    return [t for t in found.group(1).split(",") if t] if found else []
+
+
+class Narrator:
+    """The chat model: each reply names another title (``also=…``), so a regenerated or
+    swapped reply changes the memory."""
+
+    provider = "narrator"
+
+    def __init__(self) -> None:
+        self.replies = itertools.count()
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        n = next(self.replies)
+        return ChatResponse(f"reply {n} also={TITLES[n % 3]}", request.model)
+
+
+class ReplayMachine(RuleBasedStateMachine):
+    database: Database
+    workdir: Path
+
+    @initialize()
+    def setup(self) -> None:
+        wipe(self.database)
+        self.narrator = Narrator()
+        self.model = RoutedModel(
+            chat=self.narrator, analysis=Analyst(), creation=Creator(), rewrite=AppendingRewriter()
+        )
+        self.lw = make_app(
+            self.database, self.workdir / uuid.uuid4().hex, self.model, notifier=NullNotifier()
+        )
+        self.world_id, first, _ = make_world(
+            self.database, *[(t, "Character", f"{t} lives here.") for t in TITLES]
+        )
+        self.sessions = [first]
+        self.tags = itertools.count()
+
+    def teardown(self) -> None:
+        if hasattr(self, "lw"):
+            try:
+                self.drain_and_compare()
+            finally:
+                self.lw.close()
+
+    # -- the transcript's operations ---------------------------------------------------------------
+    def _turns(self, session: uuid.UUID) -> int:
+        with self.lw.database.uow(read_only=True) as uow:
+            return uow.turns.next_index(session)
+
+    @rule(
+        data=st.data(),
+        updates=st.lists(st.sampled_from(TITLES), unique=True, max_size=2),
+        new=st.lists(st.sampled_from(NEW), max_size=1),
+    )
+    def play(self, data: st.DataObject, updates: list[str], new: list[str]) -> None:
+        session = data.draw(st.sampled_from(self.sessions))
+        message = f"#{next(self.tags)} u={','.join(updates)} new={','.join(new)}"
+        reply = self.narrator.complete(ChatRequest((), "m", 0.0)).text
+        self.lw.chat.persist(session, message, reply, [])
+
+    @rule(data=st.data(), new=st.sampled_from(NEW))
+    def play_a_creation_and_drain(self, data: st.DataObject, new: str) -> None:
+        self.play(data, [], [new])
+        self.lw.pipeline.drain()
+
+    @rule(queue=st.sampled_from(QUEUES), jobs=st.integers(1, 3))
+    def work(self, queue: Any, jobs: int) -> None:
+        for _ in range(jobs):
+            self.lw.pipeline.runner(queue)("worker")
+
+    @rule()
+    def work_all(self) -> None:
+        self.lw.pipeline.drain()
+
+    def _turn_of(self, data: st.DataObject) -> tuple[uuid.UUID, int] | None:
+        session = data.draw(st.sampled_from(self.sessions))
+        count = self._turns(session)
+        return None if count == 0 else (session, data.draw(st.integers(0, count - 1)))
+
+    @rule(data=st.data())
+    def delete(self, data: st.DataObject) -> None:
+        if picked := self._turn_of(data):
+            self.lw.transcript.delete_turns(*picked)
+
+    @rule(data=st.data(), updates=st.lists(st.sampled_from(TITLES), unique=True, max_size=2))
+    def edit_message(self, data: st.DataObject, updates: list[str]) -> None:
+        if picked := self._turn_of(data):
+            message = f"#{next(self.tags)} u={','.join(updates)} new="
+            self.lw.transcript.edit_turn(*picked, user_message=message)
+
+    @rule(data=st.data(), title=st.sampled_from(TITLES))
+    def edit_reply(self, data: st.DataObject, title: str) -> None:
+        if picked := self._turn_of(data):
+            self.lw.transcript.edit_turn(*picked, assistant_message=f"edited also={title}")
+
+    @rule(data=st.data())
+    def regenerate(self, data: st.DataObject) -> None:
+        session = data.draw(st.sampled_from(self.sessions))
+        if count := self._turns(session):
+            self.lw.chat.regenerate(session, count - 1)
+
+    @rule(data=st.data())
+    def pick_alternative(self, data: st.DataObject) -> None:
+        if picked := self._turn_of(data):
+            with self.lw.database.uow(read_only=True) as uow:
+                turn = uow.session.scalars(
+                    select(ChatTurn).where(
+                        ChatTurn.session_id == picked[0], ChatTurn.turn_index == picked[1]
+                    )
+                ).one()
+                choices = len(turn.alternatives)
+            if choices:
+                alternative = data.draw(st.integers(0, choices - 1))
+                self.lw.transcript.edit_turn(*picked, alternative=alternative)
+
+    @precondition(lambda self: len(self.sessions) < 4)
+    @rule(data=st.data())
+    def fork(self, data: st.DataObject) -> None:
+        if picked := self._turn_of(data):
+            self.sessions.append(self.lw.transcript.fork(*picked).id)
+
+    @rule(data=st.data(), prompt=st.sampled_from(("analysis", "rewrite", "creation")))
+    def while_a_call_is_in_flight(self, data: st.DataObject, prompt: str) -> None:
+        """The next ``prompt`` call first sees a delete or an edit of that session."""
+        picked = self._turn_of(data)
+        edit = data.draw(st.booleans())
+        if picked is None or prompt in self.model.hooks:
+            return
+
+        def meanwhile(_request: ChatRequest) -> None:
+            if self._turns(picked[0]) <= picked[1]:
+                return
+            if edit:
+                self.lw.transcript.edit_turn(*picked, assistant_message="meanwhile also=Bo")
+            else:
+                self.lw.transcript.delete_turns(*picked)
+
+        self.model.hooks[prompt] = meanwhile
+
+    # -- the check --------------------------------------------------------------------------------
+    def drain_and_compare(self) -> None:
+        self.model.hooks.clear()
+        self.lw.pipeline.drain()
+        assert_all_done(self.lw)
+        for session in self.sessions:
+            with self.lw.database.uow(read_only=True) as uow:
+                transcript = [
+                    (t.user_message, t.assistant_message) for t in uow.turns.recent(session, 10_000)
+                ]
+            with self.lw.database.uow() as uow:
+                from loreweave.db.models import ChatSession
+
+                fresh = uow.sessions.add(ChatSession(world_id=self.world_id, title="replay"))
+                uow.commit()
+            for user, reply in transcript:
+                self.lw.chat.persist(fresh.id, user, reply, [])
+            self.lw.pipeline.drain()
+            assert_all_done(self.lw)
+            assert memory(self.lw, session) == memory(self.lw, fresh.id), transcript
+
+
+def assert_all_done(lw: Any) -> None:
+    """Every job finished well: a fake that fails would make both sides equal and prove
+    nothing."""
+    from loreweave.queue.jobs import KINDS
+
+    with lw.database.uow(read_only=True) as uow:
+        for kind in KINDS.values():
+            statuses = set(uow.session.scalars(select(kind.model.status)))
+            assert statuses <= {"done"}, (kind.name, statuses)
+
+
+def memory(lw: Any, session_id: uuid.UUID) -> dict[str, Any]:
+    """A session's memory by title: notes, created entries, composite vectors."""
+    with lw.database.uow(read_only=True) as uow:
+        titles = {e.id: e.title for e in uow.session.scalars(select(LoreEntry))}
+        notes = {titles[n.lore_entry_id]: n.note_content for n in uow.notes.in_session(session_id)}
+        created = sorted(
+            (e.title, e.content, e.origin_turn_index)
+            for e in uow.session.scalars(
+                select(LoreEntry).where(LoreEntry.origin_session_id == session_id)
+            )
+        )
+        vectors = sorted(
+            (titles.get(v.lore_entry_id, "?"), v.text)
+            for v in uow.session.scalars(
+                select(EntityVector).where(
+                    EntityVector.session_id == session_id, EntityVector.is_deleted.is_(False)
+                )
+            )
+        )
+    return {"notes": notes, "created": created, "vectors": vectors}
+
+
+ReplayMachine.TestCase.settings = settings(
+    max_examples=60,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+@pytest.mark.slow
+def test_replay_equivalence(database: Database, tmp_path: Path) -> None:
+    ReplayMachine.database, ReplayMachine.workdir = database, tmp_path
+    ReplayMachine.TestCase().runTest()

@@ -10,16 +10,20 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import uvicorn
 
 from loreweave.api import create_app
+from loreweave.bootstrap import Loreweave
 from loreweave.db import Database
 from loreweave.llm.providers.scripted import ScriptedChatModel
 
-from .pipeline_support import make_app
+from .pipeline_support import AppendingRewriter, RoutedModel, make_app
+from .test_order_property import Creator
+from .test_replay_property import Analyst, Narrator
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -42,10 +46,7 @@ def free_port() -> int:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("Debian's chromium must be installed under CI=true")
-        pytest.skip("chromium not installed")
+    need_chromium()
     database = Database(f"sqlite:///{tmp_path / 'ui.db'}")
     model = ScriptedChatModel()
     model.add("The bell rings out over the hill.", prompt="chat", repeat=True)
@@ -73,6 +74,20 @@ def server(tmp_path: Path) -> Iterator[str]:
     model.add(prompt="analysis", error="rejected", contains=["Latest Turn]:\nUser: third"])
     model.add({"updates": []}, prompt="analysis", contains=["Latest Turn]:\nUser: third"])
     lw = make_app(database, tmp_path, model, pipeline_config={"poll_interval": 0.05})
+    with serving(lw) as url:
+        yield url
+
+
+def need_chromium() -> None:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("Debian's chromium must be installed under CI=true")
+        pytest.skip("chromium not installed")
+
+
+@contextmanager
+def serving(lw: Loreweave) -> Iterator[str]:
+    """The service with its local workers, on a free port of 127.0.0.1."""
     port = free_port()
     config = uvicorn.Config(
         create_app(lw, start_workers=True), host="127.0.0.1", port=port, log_level="warning"
@@ -84,9 +99,11 @@ def server(tmp_path: Path) -> Iterator[str]:
     while not uv.started:
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    uv.should_exit = True
-    thread.join(20)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        uv.should_exit = True
+        thread.join(20)
 
 
 def test_world_entry_turns_live_note_and_rollback(server: str) -> None:
@@ -146,4 +163,60 @@ def test_world_entry_turns_live_note_and_rollback(server: str) -> None:
         failed.get_by_role("button", name="Retry").click()
         expect(page.get_by_test_id("analysis-done")).to_have_text("3", timeout=20_000)
         expect(failed).not_to_contain_text("analysis (turn 2)")
+        browser.close()
+
+
+def test_turns_deleted_regenerated_swapped_and_forked(tmp_path: Path) -> None:
+    """The transcript's controls on each turn, and what each did to the memory."""
+    from playwright.sync_api import expect, sync_playwright
+
+    need_chromium()
+    database = Database(f"sqlite:///{tmp_path / 'ui.db'}")
+    model = RoutedModel(
+        chat=Narrator(), analysis=Analyst(), creation=Creator(), rewrite=AppendingRewriter()
+    )
+    lw = make_app(database, tmp_path, model, pipeline_config={"poll_interval": 0.05})
+    ARTIFACTS.mkdir(exist_ok=True)
+    with serving(lw) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.goto(url)
+        page.get_by_test_id("new-world-name").fill("Eldoria")
+        page.get_by_test_id("create-world").click()
+        expect(page.get_by_test_id("world-select")).to_contain_text("Eldoria")
+        for name in ("Ann", "Bo"):
+            page.locator("#entry-new").click()  # the form stays on the entry it saved
+            page.get_by_test_id("entry-title").fill(name)
+            page.get_by_test_id("entry-content").fill(f"{name} lives here.")
+            page.get_by_test_id("save-entry").click()
+            expect(page.get_by_test_id("entry-list")).to_contain_text(name)
+        page.get_by_role("button", name="Session", exact=True).click()
+        page.get_by_test_id("new-session").click()
+        notes, turns = page.get_by_test_id("notes"), page.get_by_test_id("turns")
+        for message in ("#0 u=Ann new=Dee", "#1 u=Bo new="):
+            page.get_by_test_id("message").fill(message)
+            page.get_by_test_id("send").click()
+            expect(turns).to_contain_text(message)
+        expect(notes).to_contain_text("1-Bo", timeout=20_000)
+        expect(page.get_by_test_id("changes-0")).to_contain_text("created Dee", timeout=20_000)
+
+        page.get_by_test_id("regenerate-1").click()
+        expect(page.get_by_test_id("transcript-status")).to_contain_text("Regenerated turn 1")
+        expect(page.get_by_test_id("alternatives-1")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "ui-5-regenerated.png"))
+
+        page.get_by_test_id("delete-1").click()
+        status = page.get_by_test_id("transcript-status")
+        expect(status).to_contain_text("Deleted from turn 1")
+        expect(status).to_contain_text("Bo's note removed")
+        expect(turns).not_to_contain_text("#1 u=Bo")
+        expect(notes).not_to_contain_text("1-Bo")
+        page.screenshot(path=str(ARTIFACTS / "ui-6-deleted.png"))
+
+        page.get_by_test_id("fork-0").click()
+        expect(status).to_contain_text("Forked at turn 0")
+        expect(page.get_by_test_id("session-select")).to_contain_text("fork at turn 0")
+        expect(notes).to_contain_text("0-Ann", timeout=20_000)
+        page.screenshot(path=str(ARTIFACTS / "ui-7-forked.png"))
         browser.close()

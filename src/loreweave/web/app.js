@@ -125,17 +125,87 @@ $("#new-session").addEventListener("click", async () => {
 });
 
 const title = (id) => state.entries.find((e) => e.id === id)?.title || id.slice(0, 8);
-function turnItem(turn) {
+
+// what undoing turns changed, in words
+function describeRevert(what, report) {
+  const parts = report.notes.map((n) => n.note === null ? `${n.title}'s note removed` : `${n.title}'s note back to its text before turn ${report.from_turn}`);
+  parts.push(...report.entries_removed.map((e) => `${e.title} deleted`));
+  parts.push(...report.entries_kept.map((e) => `${e.title} kept (${e.reason})`));
+  if (report.turns_to_analyse.length) parts.push(`turns ${report.turns_to_analyse.join(", ")} analysed again`);
+  $("#transcript-status").textContent = `${what}: ${parts.join("; ") || "no memory had changed yet"}.`;
+}
+async function changeTurn(what, request) {
+  const result = await api(...request);
+  describeRevert(what, result.reverted || result);
+  state.editing = false;
+  await refreshTurns(); await refreshNotes(); await refreshEntries();
+}
+
+function turnActions(turn, isLast) {
+  const base = `/api/sessions/${state.session}/turns/${turn.turn_index}`;
+  const button = (label, testid, onclick, cls = "secondary") => el("button", { class: `${cls} small`, "data-testid": `${testid}-${turn.turn_index}`, onclick }, label);
+  const actions = [
+    button("Edit", "edit", () => editTurn(turn)),
+    button("Delete from here", "delete", () => {
+      if (confirm(`Delete turn ${turn.turn_index} and every later turn, with their memory changes?`)) changeTurn(`Deleted from turn ${turn.turn_index}`, [base, { method: "DELETE" }]);
+    }),
+    button("Fork here", "fork", async () => {
+      const forked = await api(`/api/sessions/${state.session}/fork`, { method: "POST", body: JSON.stringify({ at_turn: turn.turn_index }) });
+      state.session = forked.id;
+      $("#transcript-status").textContent = `Forked at turn ${turn.turn_index}: "${forked.title}" has the memory as it was then.`;
+      await refreshSessions(); await refreshEntries();
+    }),
+  ];
+  if (isLast) actions.splice(1, 0, button("Regenerate", "regenerate", () => changeTurn(`Regenerated turn ${turn.turn_index}`, [`${base}/regenerate`, { method: "POST" }])));
+  if (turn.alternatives.length) {
+    const picker = el("select", { "data-testid": `alternatives-${turn.turn_index}`, onchange: (event) => {
+      if (event.target.value !== "") changeTurn(`Reply ${Number(event.target.value) + 1} chosen for turn ${turn.turn_index}`, [base, { method: "PATCH", body: JSON.stringify({ alternative: Number(event.target.value) }) }]);
+    } }, el("option", { value: "" }, `${turn.alternatives.length + 1} replies: this one`),
+      ...turn.alternatives.map((text, i) => el("option", { value: String(i) }, `earlier reply ${i + 1}: ${text.slice(0, 40)}`)));
+    actions.push(picker);
+  }
+  return el("div", { class: "buttons turn-actions" }, ...actions);
+}
+
+function editTurn(turn) {
+  state.editing = true;
+  const item = document.querySelector(`[data-turn="${turn.turn_index}"]`);
+  const user = el("textarea", { "data-testid": "edit-user", rows: "2" }); user.value = turn.user_message;
+  const reply = el("textarea", { "data-testid": "edit-reply", rows: "3" }); reply.value = turn.assistant_message;
+  const save = el("button", { "data-testid": "edit-save", onclick: () => {
+    const body = {};
+    if (user.value.trim() !== turn.user_message) body.user_message = user.value;
+    if (reply.value.trim() !== turn.assistant_message) body.assistant_message = reply.value;
+    if (!Object.keys(body).length) { state.editing = false; refreshTurns(); return; }
+    changeTurn(`Edited turn ${turn.turn_index}`, [`/api/sessions/${state.session}/turns/${turn.turn_index}`, { method: "PATCH", body: JSON.stringify(body) }]);
+  } }, "Save and re-analyse");
+  const cancel = el("button", { class: "secondary", onclick: () => { state.editing = false; refreshTurns(); } }, "Cancel");
+  item.replaceChildren(el("label", {}, "You", user), el("label", {}, "Reply", reply), el("div", { class: "buttons" }, save, cancel));
+}
+
+function turnItem(turn, isLast, changes) {
   const used = turn.used_entry_ids.map((id) => el("span", { class: "badge" }, title(id)));
   const errors = turn.processing_errors ? el("div", { class: "muted" }, `rejected: ${turn.processing_errors}`) : "";
-  return el("li", { "data-testid": "turn" }, el("div", { class: "user" }, `You: ${turn.user_message}`),
+  const caused = changes.length ? el("div", { class: "muted", "data-testid": `changes-${turn.turn_index}` }, "memory changes: ", ...changes.map((c) => el("span", { class: "badge" }, c))) : "";
+  return el("li", { "data-testid": "turn", "data-turn": String(turn.turn_index) }, el("div", { class: "user" }, `You: ${turn.user_message}`),
     el("div", { class: "reply" }, turn.assistant_message),
-    el("div", { class: "muted" }, `memory: ${turn.processing_status} · entities used: `, ...used), errors);
+    el("div", { class: "muted" }, `memory: ${turn.processing_status} · entities used: `, ...used), caused, errors, turnActions(turn, isLast));
 }
 async function refreshTurns() {
   if (!state.session) { $("#turns").replaceChildren(); return; }
-  const turns = await api(`/api/sessions/${state.session}/turns`);
-  $("#turns").replaceChildren(...turns.map(turnItem));
+  if (state.editing) return;
+  const [turns, updates, creations] = await Promise.all([
+    api(`/api/sessions/${state.session}/turns`),
+    api(`/api/dual-queue/note-updates/${state.session}`),
+    api(`/api/dual-queue/entity-creations/${state.session}`),
+  ]);
+  const ids = [...updates.map((u) => u.lore_entry_id), ...creations.map((c) => c.created_lore_entry_id)];
+  if (ids.some((id) => id && !state.entries.some((e) => e.id === id))) await refreshEntries();  // entities the session just created
+  const changes = new Map();
+  const add = (turn, text) => changes.set(turn, [...(changes.get(turn) || []), text]);
+  for (const u of updates) add(u.turn_index, `${title(u.lore_entry_id)} ${u.status === "done" ? "noted" : u.status}`);
+  for (const c of creations) add(c.turn_index, c.outcome === "created" ? `created ${title(c.created_lore_entry_id)}` : c.outcome === "merged" ? `merged into ${title(c.created_lore_entry_id)}` : `creation ${c.status}`);
+  $("#turns").replaceChildren(...turns.map((t, i) => turnItem(t, i === turns.length - 1, changes.get(t.turn_index) || [])));
 }
 $("#turn-form").addEventListener("submit", async (event) => {
   event.preventDefault();

@@ -61,6 +61,8 @@ class EntryOut(_Out):
     aliases: list[str]
     is_dynamically_generated: bool
     origin_session_id: uuid.UUID | None
+    origin_turn_index: int | None  # the turn whose analysis created it
+    edited_by_person: bool
     created_at: datetime
     updated_at: datetime
 

@@ -319,14 +319,9 @@ class TranscriptService:
             copy = _Copy(uow, original, at_turn + 1, title)
             copy.run()
             uow.commit()
-            fork = copy.fork
-            entries = copy.synced
-        self.vectors_sync_many(entries, fork.id)
-        return fork
-
-    def vectors_sync_many(self, entry_ids: Sequence[uuid.UUID], session_id: uuid.UUID) -> None:
-        for entry_id in entry_ids:
-            self.vectors.sync_entry(entry_id, session_id)
+        for entry_id in copy.synced:
+            self.vectors.sync_entry(entry_id, copy.fork.id)
+        return copy.fork
 
     # -- whole sessions and worlds -------------------------------------------------------------
     def delete_session(self, session_id: uuid.UUID) -> None:

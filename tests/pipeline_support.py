@@ -23,6 +23,7 @@ from loreweave.db.models import (
     World,
 )
 from loreweave.llm.registry import Providers
+from loreweave.llm.resilience import CallStats
 from loreweave.llm.types import ChatModel, ChatRequest, ChatResponse
 from loreweave.queue.notify import Notifier
 from loreweave.testing import HashingEmbedder
@@ -34,10 +35,11 @@ def make_app(
     model: ChatModel,
     *,
     notifier: Notifier | None = None,
+    stats: CallStats | None = None,
     **overrides: object,
 ) -> Loreweave:
     settings = Settings(index_dir=tmp_path / "index", **overrides)  # type: ignore[arg-type]
-    providers = Providers(chat=model, embedder=HashingEmbedder(64))
+    providers = Providers(chat=model, embedder=HashingEmbedder(64), stats=stats or CallStats())
     return build(settings, providers=providers, notifier=notifier, database=database)
 
 

@@ -66,6 +66,10 @@ class PrivatePostgres:
     def restart(self) -> None:
         self._ctl("restart", "-m", "fast")
 
+    def halt(self) -> None:
+        """Stop the server and keep its data (``start`` brings it back)."""
+        self._ctl("stop", "-m", "fast")
+
     def stop(self) -> None:
         try:
             self._ctl("stop", "-m", "immediate")

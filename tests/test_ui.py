@@ -73,7 +73,13 @@ def server(tmp_path: Path) -> Iterator[str]:
     # the third turn's analysis is refused once (a 400: failed at once), then answers
     model.add(prompt="analysis", error="rejected", contains=["Latest Turn]:\nUser: third"])
     model.add({"updates": []}, prompt="analysis", contains=["Latest Turn]:\nUser: third"])
-    lw = make_app(database, tmp_path, model, pipeline_config={"poll_interval": 0.05})
+    lw = make_app(
+        database,
+        tmp_path,
+        model,
+        pipeline_config={"poll_interval": 0.05},
+        alert_config={"interval": 0.3},
+    )
     with serving(lw) as url:
         yield url
 
@@ -159,7 +165,10 @@ def test_world_entry_turns_live_note_and_rollback(server: str) -> None:
         expect(failed).to_contain_text("analysis (turn 2)", timeout=20_000)
         expect(failed).to_contain_text("400")
         expect(failed.get_by_role("button", name="Skip")).to_be_visible()
-        page.screenshot(path=str(ARTIFACTS / "ui-4-queues.png"))
+        expect(page.get_by_test_id("alert")).to_contain_text("job_failed:analysis", timeout=20_000)
+        expect(page.locator("#chart-done canvas")).to_be_visible()
+        expect(page.locator("#chart-backlog .u-legend")).to_contain_text("note updates")
+        page.screenshot(path=str(ARTIFACTS / "ui-4-queues.png"), full_page=True)
         failed.get_by_role("button", name="Retry").click()
         expect(page.get_by_test_id("analysis-done")).to_have_text("3", timeout=20_000)
         expect(failed).not_to_contain_text("analysis (turn 2)")

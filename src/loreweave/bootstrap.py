@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 
 import faiss
 
+from loreweave.alerts import conditions
+from loreweave.alerts.monitor import AlertMonitor
+from loreweave.alerts.sink import AlertSink
 from loreweave.chat import ChatService
 from loreweave.config import Settings
 from loreweave.db.engine import Database
@@ -43,6 +46,7 @@ class Loreweave:
     transcript: TranscriptService
     pipeline: Pipeline
     metrics: Metrics
+    alerts: AlertMonitor
     workers: LocalWorkers | None = field(default=None)
 
     def start_local_workers(self) -> LocalWorkers:
@@ -54,11 +58,28 @@ class Loreweave:
         return self.workers
 
     def close(self) -> None:
+        self.alerts.stop()
         if self.workers is not None:
             self.workers.stop()
             self.workers = None
         self.cache.persist()
         self.database.dispose()
+
+
+def build_alerts(settings: Settings, database: Database, providers: Providers) -> AlertMonitor:
+    """The alert monitor: provider health and the broker besides what the database shows."""
+    config = settings.alert_config
+    webhook = settings.alert_webhook_url
+    sink = AlertSink(config, webhook.get_secret_value() if webhook else None)
+    checks = [lambda: conditions.providers(providers.stats.health_snapshot(), config)]
+    if settings.queue_backend == "celery":
+        checks.append(lambda: conditions.broker(settings.broker_url))
+    secrets = [
+        s.get_secret_value()
+        for s in (settings.mistral_api_key, settings.openai_api_key, webhook, *settings.api_keys)
+        if s is not None
+    ]
+    return AlertMonitor(database.uow, config, sink, checks=checks, secrets=secrets)
 
 
 def build_notifier(settings: Settings) -> Notifier:
@@ -107,6 +128,7 @@ def build(
     }
     pipeline = Pipeline(uow, handlers, settings, notifier)
     metrics = Metrics(database, providers.stats)
+    alerts = build_alerts(settings, database, providers)
     return Loreweave(
         settings,
         database,
@@ -119,4 +141,5 @@ def build(
         transcript,
         pipeline,
         metrics,
+        alerts,
     )

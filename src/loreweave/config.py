@@ -148,6 +148,23 @@ class PipelineConfig(_Group):
     sweep_interval: float = Field(5.0, gt=0)
 
 
+class AlertConfig(_Group):
+    """When the service and the workers raise alerts, and how they are sent."""
+
+    interval: float = Field(15.0, gt=0, description="seconds between evaluations")
+    cooldown: float = Field(300.0, ge=0, description="seconds before an alert is sent again")
+    backlog_scale: float = Field(
+        1.0,
+        gt=0,
+        description="× the spec's targets: 30 s note updates and analyses, 45 s creations",
+    )
+    provider_failing_minutes: float = Field(5.0, gt=0)
+    verify_interval: float = Field(600.0, ge=0, description="index verification; 0 = never")
+    webhook_format: Literal["json", "slack", "discord"] = "json"
+    webhook_timeout: float = Field(5.0, gt=0)
+    webhook_attempts: int = Field(3, ge=1, le=10)
+
+
 def _split_commas(value: Any) -> Any:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
@@ -184,6 +201,9 @@ class Settings(BaseSettings):
     composite_document_config: CompositeDocumentConfig = CompositeDocumentConfig()
     provider_config: ProviderConfig = ProviderConfig()
     pipeline_config: PipelineConfig = PipelineConfig()
+    alert_config: AlertConfig = AlertConfig()
+    # a Slack or Discord webhook URL is a credential: kept secret, never printed
+    alert_webhook_url: SecretStr | None = None
 
     # Secrets: environment only (see _reject_file_secrets), never in repr().
     mistral_api_key: SecretStr | None = Field(None, validation_alias="MISTRAL_API_KEY")
@@ -212,6 +232,13 @@ class Settings(BaseSettings):
     def _check_broker_url(cls, value: str) -> str:
         if not value.startswith(("redis://", "rediss://", "memory://")):
             raise ValueError("the broker must be a redis:// or rediss:// URL")
+        return value
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _check_webhook(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
         return value
 
     @field_validator("mistral_server_url", "openai_base_url")

@@ -33,7 +33,13 @@ class _StateCollector(Collector):
             "Mean time from a task's creation to its completion, over the last five minutes",
             labels=["queue"],
         )
-        since = utcnow() - LATENCY_WINDOW
+        oldest = GaugeMetricFamily(
+            "loreweave_queue_oldest_pending_seconds",
+            "Age of the oldest pending job of each queue (0 when none waits)",
+            labels=["queue"],
+        )
+        now = utcnow()
+        since = now - LATENCY_WINDOW
         with self.database.uow(read_only=True) as uow:
             for name, kind in KINDS.items():
                 model = kind.model
@@ -44,6 +50,12 @@ class _StateCollector(Collector):
                 )
                 for state in TaskStatus:
                     depth.add_metric([name, state.value], float(counts.get(state.value, 0)))
+                first = uow.session.scalar(
+                    select(func.min(model.created_at)).where(
+                        model.status == TaskStatus.PENDING.value
+                    )
+                )
+                oldest.add_metric([name], (now - first).total_seconds() if first else 0.0)
                 done = uow.session.execute(
                     select(model.created_at, model.processed_at).where(
                         model.status == TaskStatus.DONE.value, model.processed_at >= since
@@ -54,6 +66,7 @@ class _StateCollector(Collector):
                     latency.add_metric([name], sum(seconds) / len(seconds))
         yield depth
         yield latency
+        yield oldest
         families = {
             what: CounterMetricFamily(f"loreweave_llm_{what}", help_, labels=["provider", "prompt"])
             for what, help_ in (

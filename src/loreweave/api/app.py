@@ -34,6 +34,7 @@ def create_app(lw: Loreweave, *, start_workers: bool = False) -> FastAPI:
         to_thread.current_default_thread_limiter().total_tokens = lw.settings.http_threads
         if start_workers:
             lw.start_local_workers()
+        lw.alerts.start()
         yield
         lw.close()
 

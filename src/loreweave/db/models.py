@@ -333,6 +333,23 @@ class EntityVector(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class AlertState(Base):
+    """One alert condition, shared by every process of a deployment: a process that observes
+    the condition refreshes ``last_seen_at``; the transitions (firing, resolved) happen under
+    the row's lock, so one process sends each message."""
+
+    __tablename__ = "alerts"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))  # firing | resolved
+    summary: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    first_fired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_notified_at: Mapped[datetime | None] = mapped_column(default=None)
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class SyncCounter(Base):
     """Named monotonic counters.  Incrementing one locks its row until commit, so the versions
     that commit are handed out in commit order: a reader never skips a version."""

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
@@ -43,12 +43,39 @@ class RetryPolicy:
     backoff_max: float = 30.0
 
 
+@dataclass
+class ProviderHealth:
+    """When a provider last answered, and since when it has been failing."""
+
+    last_success: float | None = None  # time.time()
+    failing_since: float | None = None  # the first failure after the last success
+    last_error: str | None = None
+    last_error_kind: str | None = None  # the error's class name: AuthenticationFailed…
+
+
 class CallStats:
-    """Counters of provider calls, by (provider, prompt): calls, errors, retries, tokens."""
+    """Counters of provider calls, by (provider, prompt): calls, errors, retries, tokens; and
+    each provider's health, for alerts."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.counts: Counter[tuple[str, str, str]] = Counter()
+        self.health: dict[str, ProviderHealth] = {}
+
+    def succeeded(self, provider: str) -> None:
+        with self._lock:
+            health = self.health.setdefault(provider, ProviderHealth())
+            health.last_success, health.failing_since = time.time(), None
+
+    def failed(self, provider: str, exc: BaseException) -> None:
+        with self._lock:
+            health = self.health.setdefault(provider, ProviderHealth())
+            health.failing_since = health.failing_since or time.time()
+            health.last_error, health.last_error_kind = str(exc), type(exc).__name__
+
+    def health_snapshot(self) -> dict[str, ProviderHealth]:
+        with self._lock:
+            return {name: replace(h) for name, h in self.health.items()}
 
     def add(self, provider: str, prompt: str, what: str, amount: int = 1) -> None:
         with self._lock:
@@ -116,10 +143,13 @@ class Resilience:
             self.limiter.acquire(tokens)
             self.stats.add(provider, prompt, "calls")
             try:
-                return fn()
-            except ProviderError:
+                result = fn()
+            except ProviderError as exc:
                 self.stats.add(provider, prompt, "errors")
+                self.stats.failed(provider, exc)
                 raise
+            self.stats.succeeded(provider)
+            return result
 
         return retrying(attempt)
 

@@ -35,6 +35,7 @@ def _wait_for_signal() -> threading.Event:
 def run_workers(settings: Settings, console: Console, config_file: Path | None = None) -> None:
     stop = _wait_for_signal()
     app = build(settings)
+    app.alerts.start()
     try:
         if settings.queue_backend == "local":
             workers = app.start_local_workers()

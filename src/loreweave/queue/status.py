@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from loreweave.db.models import ChatTurn, NoteUpdateTask, TaskStatus, utcnow
+from loreweave.db.models import UNFINISHED, ChatTurn, NoteUpdateTask, TaskStatus, utcnow
 from loreweave.queue import jobs
 
 FAILED_SHOWN = 50
@@ -119,3 +119,38 @@ def retry(db: Session, queue: str, job_id: uuid.UUID) -> dict[str, Any]:
 def skip(db: Session, queue: str, job_id: uuid.UUID, by: str) -> dict[str, Any]:
     """Give up a failed job, recorded; its key's later jobs go ahead."""
     return job_dict(jobs.skip(db, jobs.kind_of(queue), job_id, by))
+
+
+def history(db: Session, minutes: int = 60) -> dict[str, Any]:
+    """Per minute over the last ``minutes``, for each queue: jobs done, their mean latency
+    (creation to completion), and the backlog (created, not yet finished) at the minute's end."""
+    now = utcnow()
+    start = now - timedelta(minutes=minutes)
+    edges = [start + timedelta(minutes=i + 1) for i in range(minutes)]
+    figures: dict[str, Any] = {"minutes": [edge.isoformat() for edge in edges]}
+    for name, kind in jobs.KINDS.items():
+        model = kind.model
+        rows = db.execute(
+            select(model.created_at, model.processed_at, model.status).where(
+                (model.processed_at >= start)
+                | (model.created_at >= start)
+                | model.status.in_(UNFINISHED)
+            )
+        ).all()
+        done = [0] * minutes
+        spent = [0.0] * minutes
+        backlog = [0] * minutes
+        for created, finished, status in rows:
+            if status == TaskStatus.DONE.value and finished is not None and finished >= start:
+                slot = min(minutes - 1, int((finished - start).total_seconds() // 60))
+                done[slot] += 1
+                spent[slot] += (finished - created).total_seconds()
+            for i, edge in enumerate(edges):
+                if created <= edge and (finished is None or finished > edge):
+                    backlog[i] += 1
+        figures[name] = {
+            "done": done,
+            "latency": [spent[i] / done[i] if done[i] else None for i in range(minutes)],
+            "backlog": backlog,
+        }
+    return figures

@@ -294,6 +294,10 @@ async function refreshQueues() {
     return el("div", { class: "card" }, el("h3", {}, label), el("dl", {}, ...rows));
   };
   $("#queue-cards").replaceChildren(card("analysis", "Analysis"), card("note_updates", "Note updates"), card("entity_creations", "Entity creations"));
+  const alerts = await api("/api/dual-queue/alerts");
+  $("#alerts").replaceChildren(...alerts.map((a) => el("div", { class: "alert", "data-testid": "alert" },
+    el("strong", {}, a.key), ` — ${a.summary} `, el("span", { class: "muted" }, `since ${new Date(a.since).toLocaleTimeString()}`))));
+  await refreshCharts();
   // failed jobs block the later work of their key (an entity, or a session's analyses) until a
   // person retries or skips them
   const segment = { analysis: "analysis", note_update: "note-update", entity_creation: "entity-creation" };
@@ -305,6 +309,24 @@ async function refreshQueues() {
   $("#failed tbody").replaceChildren(...failed.map((job) => el("tr", {},
     el("td", {}, `${job.kind.replace("_", " ")} (turn ${job.turn_index})`), el("td", {}, job.summary || ""), el("td", {}, job.error_message || ""),
     el("td", {}, act("retry", job), " ", act("skip", job)))));
+}
+
+// the last hour of each queue, charted with uPlot (served with the app)
+const QUEUE_COLORS = { analysis: "#6941c6", note_updates: "#067647", entity_creations: "#b54708" };
+state.charts = {};
+async function refreshCharts() {
+  const history = await api("/api/dual-queue/history?minutes=60");
+  const xs = history.minutes.map((m) => new Date(m).getTime() / 1000);
+  for (const [metric, id] of [["done", "#chart-done"], ["latency", "#chart-latency"], ["backlog", "#chart-backlog"]]) {
+    const data = [xs, ...Object.keys(QUEUE_COLORS).map((q) => history[q][metric])];
+    if (state.charts[metric]) { state.charts[metric].setData(data); continue; }
+    const width = Math.max(240, $(id).clientWidth || 360);
+    state.charts[metric] = new uPlot({
+      width, height: 160, legend: { show: true },
+      series: [{}, ...Object.entries(QUEUE_COLORS).map(([q, color]) => ({ label: q.replace("_", " "), stroke: color, width: 2, spanGaps: false }))],
+      axes: [{ values: "{H}:{mm}", space: 60 }, { size: 44 }],
+    }, data, $(id));
+  }
 }
 
 state.notesTimer = setInterval(() => {

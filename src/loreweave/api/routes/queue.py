@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from loreweave.api.deps import LW
 from loreweave.queue import status
@@ -45,6 +45,29 @@ def entity_creations(session_id: uuid.UUID, lw: LW) -> list[dict[str, Any]]:
     with lw.database.uow(read_only=True) as uow:
         uow.sessions.require(session_id)
         return status.session_jobs(uow.session, "entity_creations", session_id)
+
+
+@router.get("/history")
+def queue_history(lw: LW, minutes: Annotated[int, Query(ge=5, le=24 * 60)] = 60) -> dict[str, Any]:
+    """Per minute over the last ``minutes``: jobs done, mean latency and backlog of each queue
+    (the Queues view's charts)."""
+    with lw.database.uow(read_only=True) as uow:
+        return status.history(uow.session, minutes)
+
+
+@router.get("/alerts", tags=["alerts"])
+def alerts(lw: LW) -> list[dict[str, Any]]:
+    """The alert conditions firing now, across every process of the deployment."""
+    return [
+        {
+            "key": row.key,
+            "summary": row.summary,
+            "details": row.details,
+            "since": row.first_fired_at.isoformat(),
+            "last_seen": row.last_seen_at.isoformat(),
+        }
+        for row in lw.alerts.active()
+    ]
 
 
 def _act(lw: LW, action: str, queue: QueueName, job_id: uuid.UUID) -> dict[str, Any]:

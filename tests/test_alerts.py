@@ -88,7 +88,7 @@ def alerting_app(
         notifier=NullNotifier(),
         stats=stats,
         alert_webhook_url=receiver.url,
-        alert_config={"interval": INTERVAL, "cooldown": 60, **extra},
+        alert_config={"interval": INTERVAL, "cooldown": 60, "verify_interval": 0, **extra},
         dual_queue_config={"note_update_queue": {"max_retries": 1, "retry_delay": 0}},
     )
 
@@ -252,6 +252,7 @@ def test_secrets_never_leave(database: Database, tmp_path: Path, receiver: Recei
         RoutedModel(rewrite=Leaky()),
         notifier=NullNotifier(),
         alert_webhook_url=receiver.url,
+        alert_config={"verify_interval": 0},
         dual_queue_config={"note_update_queue": {"max_retries": 1}},
     )
     fail_one_update(database, lw)
@@ -281,3 +282,25 @@ def test_the_webhook_url_is_a_secret_and_must_be_http(monkeypatch: pytest.Monkey
     monkeypatch.setenv("LOREWEAVE_ALERT_WEBHOOK_URL", "ftp://example/hook")
     with pytest.raises(ConfigurationError, match="alert_webhook_url"):
         load_settings()
+
+
+def test_an_index_that_disagrees_with_the_database(
+    database: Database, tmp_path: Path, receiver: Receiver
+) -> None:
+    lw = alerting_app(database, tmp_path, AppendingRewriter(), receiver, verify_interval=0.001)
+    _, _, ids = make_world(database, ("Momo", "Character", "A girl."))
+    lw.vectors.sync_entry(ids["Momo"])
+    now = utcnow()
+    lw.alerts.evaluate(now)
+    with database.uow() as uow:  # changed behind loreweave's back: the vector is stale
+        uow.entries.require(ids["Momo"]).content = "A girl who moved away."
+        uow.commit()
+    time.sleep(0.01)
+    lw.alerts.evaluate(now + timedelta(seconds=1))
+    [message] = receiver.wait_for(1)
+    assert message["alert"] == "index_mismatch" and message["details"]["stale"] == 1
+    lw.vectors.verify(repair=True)
+    time.sleep(0.01)
+    lw.alerts.evaluate(now + timedelta(seconds=5 * INTERVAL))
+    receiver.wait_for(2)
+    assert receiver.of("index_mismatch") == ["firing", "resolved"]

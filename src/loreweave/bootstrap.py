@@ -4,6 +4,7 @@ providers or workers; no work happens at import time."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import faiss
@@ -66,12 +67,22 @@ class Loreweave:
         self.database.dispose()
 
 
-def build_alerts(settings: Settings, database: Database, providers: Providers) -> AlertMonitor:
-    """The alert monitor: provider health and the broker besides what the database shows."""
+def build_alerts(
+    settings: Settings,
+    database: Database,
+    providers: Providers,
+    vectors: CompositeVectorService,
+) -> AlertMonitor:
+    """The alert monitor: provider health, the index and the broker besides what the database's
+    jobs show."""
     config = settings.alert_config
     webhook = settings.alert_webhook_url
     sink = AlertSink(config, webhook.get_secret_value() if webhook else None)
-    checks = [lambda: conditions.providers(providers.stats.health_snapshot(), config)]
+    checks: list[Callable[[], list[conditions.Condition]]] = [
+        lambda: conditions.providers(providers.stats.health_snapshot(), config)
+    ]
+    if config.verify_interval > 0:
+        checks.append(conditions.IndexVerification(vectors.verify, config.verify_interval))
     if settings.queue_backend == "celery":
         checks.append(lambda: conditions.broker(settings.broker_url))
     secrets = [
@@ -128,7 +139,7 @@ def build(
     }
     pipeline = Pipeline(uow, handlers, settings, notifier)
     metrics = Metrics(database, providers.stats)
-    alerts = build_alerts(settings, database, providers)
+    alerts = build_alerts(settings, database, providers, vectors)
     return Loreweave(
         settings,
         database,

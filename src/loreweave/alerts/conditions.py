@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from loreweave.config import AlertConfig
 from loreweave.db.models import TaskStatus
 from loreweave.llm.resilience import ProviderHealth
 from loreweave.queue.jobs import KINDS
+from loreweave.vectors.service import VerifyReport
 
 SHOWN = 5  # failed jobs named in one alert
 # the spec's targets, in seconds: a note update within 30 s, a creation within 45 s
@@ -137,3 +139,38 @@ def broker(url: str) -> list[Condition]:
     finally:
         client.close()
     return []
+
+
+class IndexVerification:
+    """The vector rows against the documents the database implies (``index verify``), at most
+    every ``every`` seconds: it reads every entry, so it runs far less often than the rest."""
+
+    def __init__(self, verify: Callable[[], VerifyReport], every: float) -> None:
+        self.verify = verify
+        self.every = every
+        self._last: tuple[float, list[Condition]] | None = None
+
+    def __call__(self) -> list[Condition]:
+        now = time.monotonic()
+        if self._last is not None and now - self._last[0] < self.every:
+            return self._last[1]
+        report = self.verify()
+        found = []
+        if not report.ok:
+            counts = {
+                "missing": len(report.missing),
+                "stale": len(report.stale),
+                "orphaned": len(report.orphans),
+                "other_model": report.other_model,
+            }
+            described = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
+            found.append(
+                Condition(
+                    "index_mismatch",
+                    f"vector rows disagree with the database ({described}): retrieval misses or "
+                    "returns stale entities until `loreweave index verify --repair` runs",
+                    {**counts, "documents": report.documents},
+                )
+            )
+        self._last = (now, found)
+        return found

@@ -20,6 +20,7 @@ from loreweave.errors import Conflict, InvalidInput
 from loreweave.llm.templates import render
 from loreweave.llm.types import ChatModel, ChatRequest, Message, StreamingChatModel
 from loreweave.memory.transcript import Reverted, TranscriptService
+from loreweave.validation import require_clean
 from loreweave.vectors.retrieval import RetrievedEntry, Retriever
 
 log = logging.getLogger("loreweave.chat")
@@ -77,7 +78,7 @@ class ChatService:
 
     @staticmethod
     def validate(message: str) -> str:
-        message = message.strip()
+        message = require_clean(message.strip(), "the message")
         if not message:
             raise InvalidInput("the message is empty")
         if len(message) > MAX_MESSAGE_LENGTH:

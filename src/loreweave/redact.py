@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 
@@ -14,9 +15,26 @@ SECRET_SHAPED = re.compile(
 )
 
 
+# where loreweave's secrets live (DESIGN §5: the environment only)
+SECRET_VARIABLES = (
+    "MISTRAL_API_KEY",
+    "OPENAI_API_KEY",
+    "LOREWEAVE_API_KEYS",
+    "LOREWEAVE_ALERT_WEBHOOK_URL",
+)
+
+
+def environment_secrets() -> list[str]:
+    values = []
+    for name in SECRET_VARIABLES:
+        values += [part.strip() for part in os.environ.get(name, "").split(",")]
+    return [value for value in values if value]
+
+
 def redact(text: str, secrets: Iterable[str] = (), *, limit: int = 500) -> str:
-    """``text`` with the given secrets and anything secret-shaped replaced, cut to ``limit``."""
-    for secret in secrets:
+    """``text`` with the given secrets, the environment's and anything secret-shaped
+    replaced, cut to ``limit`` characters."""
+    for secret in [*secrets, *environment_secrets()]:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
     text = SECRET_SHAPED.sub(lambda m: (m.group(1) or m.group(2) or "") + "[redacted]", text)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from anyio import to_thread
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -19,6 +20,7 @@ from loreweave.api.errors import error_status
 from loreweave.api.routes import lore, queue, sessions, system, worlds
 from loreweave.bootstrap import Loreweave
 from loreweave.errors import LoreweaveError
+from loreweave.validation import excerpt
 
 log = logging.getLogger("loreweave.api")
 WEB = Path(__file__).parent.parent / "web"
@@ -45,6 +47,20 @@ def create_app(lw: Loreweave, *, start_workers: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.loreweave = lw
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 naming each problem and where — never echoing the input back (it may be huge,
+        or not even encodable)."""
+        detail = [
+            {
+                "loc": [str(part) for part in error.get("loc", ())],
+                "msg": excerpt(str(error.get("msg", "")), 200),
+                "type": error.get("type", ""),
+            }
+            for error in exc.errors()[:20]
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(LoreweaveError)
     async def loreweave_error(_request: Request, exc: LoreweaveError) -> JSONResponse:

@@ -6,7 +6,27 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from loreweave.validation import unsafe_reason
+
+
+def _clean(value: str) -> str:
+    reason = unsafe_reason(value)
+    if reason is not None:
+        raise ValueError(reason)
+    return value
+
+
+# for query parameters: the request bodies are checked whole by _In
+Clean = AfterValidator(_clean)
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Kind = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
@@ -17,6 +37,23 @@ Labels = Annotated[list[Label], Field(max_length=50)]
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _no_unsafe_text(self) -> _In:
+        """No NUL and no lone surrogate anywhere in a request body."""
+        for name in type(self).model_fields:
+            for value in _strings(getattr(self, name)):
+                if (reason := unsafe_reason(value)) is not None:
+                    raise ValueError(f"{name} {reason}")
+        return self
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [s for item in value for s in _strings(item)]
+    return []
 
 
 class _Out(BaseModel):

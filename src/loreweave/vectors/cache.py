@@ -123,8 +123,8 @@ class IndexCache:
             return
         now = time.monotonic()
         if now - self._saved_at.get(world_id, 0.0) >= PERSIST_EVERY:
-            tier.save(path)
-            self._saved_at[world_id] = now
+            self._saved_at[world_id] = now  # a failure is tried again a period later
+            self._save(tier, path)
 
     def persist(self) -> None:
         """Save every world tier now (at shutdown, after a rebuild)."""
@@ -133,8 +133,16 @@ class IndexCache:
         for world_id, tier in worlds:
             path = self._path(world_id)
             if path is not None:
-                tier.save(path)
+                self._save(tier, path)
                 self._saved_at[world_id] = time.monotonic()
+
+    @staticmethod
+    def _save(tier: VectorTier, path: Path) -> None:
+        """The index is a cache of the database: failing to save it never fails a turn."""
+        try:
+            tier.save(path)
+        except OSError as exc:
+            log.warning("could not save the index cache %s (%s); trying again later", path, exc)
 
     def drop(self) -> None:
         """Forget every cached tier (and persisted file): the next search rebuilds from the DB."""

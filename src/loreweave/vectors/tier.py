@@ -3,6 +3,7 @@ session's overlay.  Row ids of ``entity_vectors`` are the FAISS ids (``IndexIDMa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -87,7 +88,8 @@ class VectorTier:
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        """Write the index and its sidecar atomically (a crash leaves the old pair)."""
+        """Write the index, then its sidecar, each by an atomic rename; the sidecar carries
+        the index's SHA-256, so a crash between the two leaves a pair that load refuses."""
         with self.lock:
             meta = {
                 "version": self.version,
@@ -99,6 +101,7 @@ class VectorTier:
                 },
             }
             index_bytes = faiss.serialize_index(self.index).tobytes()
+            meta["sha256"] = hashlib.sha256(index_bytes).hexdigest()
         path.parent.mkdir(parents=True, exist_ok=True)
         for target, payload in (
             (path, index_bytes),
@@ -112,8 +115,11 @@ class VectorTier:
     def load(cls, path: Path, dim: int, model: str) -> VectorTier:
         try:
             meta = json.loads(path.with_suffix(".json").read_text())
-            index = faiss.deserialize_index(np.frombuffer(path.read_bytes(), dtype=np.uint8))
-        except FileNotFoundError:
+            index_bytes = path.read_bytes()
+            if meta.get("sha256") != hashlib.sha256(index_bytes).hexdigest():
+                raise CorruptIndex(f"{path}: the index and its sidecar are not a pair")
+            index = faiss.deserialize_index(np.frombuffer(index_bytes, dtype=np.uint8))
+        except (FileNotFoundError, CorruptIndex):
             raise
         except Exception as exc:  # faiss raises RuntimeError; JSON ValueError; both mean corrupt
             raise CorruptIndex(f"{path}: {exc}") from exc

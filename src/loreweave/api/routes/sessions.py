@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from loreweave.api.deps import LW, Lore
 from loreweave.api.errors import error_status
 from loreweave.api.schemas import (
+    Clean,
     CompositeOut,
     ForkIn,
     NoteIn,
@@ -217,7 +218,7 @@ def edit_note(session_id: uuid.UUID, lore_entry_id: uuid.UUID, body: NoteIn, lor
 def search(
     session_id: uuid.UUID,
     lw: LW,
-    q: Annotated[str, Query(min_length=1, max_length=2_000)],
+    q: Annotated[str, Query(min_length=1, max_length=2_000), Clean],
     k: Annotated[int, Query(ge=1, le=50)] = 5,
 ) -> list[SearchHit]:
     return [

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from loreweave.api.deps import LW, Lore
-from loreweave.api.schemas import EntryIn, EntryOut, SessionIn, SessionOut, WorldIn, WorldOut
+from loreweave.api.schemas import Clean, EntryIn, EntryOut, SessionIn, SessionOut, WorldIn, WorldOut
 from loreweave.db.models import ChatSession, World
 from loreweave.lore import EntryFilter
 
@@ -51,10 +51,10 @@ def create_entry(world_id: uuid.UUID, body: EntryIn, lore: Lore) -> EntryOut:
 def list_entries(
     world_id: uuid.UUID,
     lore: Lore,
-    type: Annotated[str | None, Query(max_length=50)] = None,
-    tag: Annotated[str | None, Query(max_length=100)] = None,
+    type: Annotated[str | None, Query(max_length=50), Clean] = None,
+    tag: Annotated[str | None, Query(max_length=100), Clean] = None,
     dynamic: bool | None = None,
-    text: Annotated[str | None, Query(max_length=200)] = None,
+    text: Annotated[str | None, Query(max_length=200), Clean] = None,
     session_id: uuid.UUID | None = None,
 ) -> list[EntryOut]:
     where = EntryFilter(type, tag, dynamic, text, session_id)

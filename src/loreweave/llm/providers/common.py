@@ -18,6 +18,7 @@ from loreweave.errors import (
     RequestRejected,
 )
 from loreweave.llm.types import ChatRequest, Matrix, estimate_tokens, normalise_rows
+from loreweave.redact import redact
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
@@ -39,9 +40,15 @@ def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
 
 
 def error_for_status(
-    status: int, body: str, *, provider: str, headers: Mapping[str, str] | None = None
+    status: int,
+    body: str,
+    *,
+    provider: str,
+    headers: Mapping[str, str] | None = None,
+    secrets: Sequence[str] = (),
 ) -> ProviderError:
-    detail = " ".join(body.split())[:300]
+    # bodies may echo the request, the key included: never stored, logged or returned raw
+    detail = redact(" ".join(body.split()), secrets, limit=300)
     message = f"HTTP {status}: {detail}" if detail else f"HTTP {status}"
     if status == 429:
         return RateLimited(message, provider=provider, retry_after=retry_after_seconds(headers))

@@ -1,0 +1,135 @@
+"""The service edge under attack and clumsy clients (issue: hardening), on SQLite and
+PostgreSQL where a database is involved."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from loreweave.api import create_app
+from loreweave.db import Database
+from loreweave.llm.providers.openai_compatible import OpenAIChatModel
+from loreweave.llm.providers.scripted import ScriptedChatModel
+from loreweave.queue.notify import NullNotifier
+from loreweave.testing import FakeProviderServer
+from loreweave.testing.fake_provider import FakeReply
+from loreweave.vectors.retrieval import Retriever
+
+from .pipeline_support import RoutedModel, make_app, make_world
+from .test_vectors import Fixture, fx
+
+__all__ = ["fx"]
+
+
+# -- the index is a cache: its files never fail a turn, and a torn pair is refused ----------------
+def test_an_unwritable_index_directory_never_fails_a_search(fx: Fixture) -> None:
+    assert fx.index_dir is not None
+    fx.index_dir.parent.mkdir(parents=True, exist_ok=True)
+    fx.index_dir.write_text("a file where the index directory should be")
+    momo = fx.entry("Momo", "Momo is a psychic schoolgirl.")
+    assert fx.search(fx.session_a, "psychic", 1) == [momo]  # the save failed, the search did not
+    fx.cache.persist()  # nor does the save at shutdown
+
+
+def test_an_index_file_without_its_own_sidecar_is_rebuilt(fx: Fixture) -> None:
+    from loreweave.lore import LoreService
+
+    momo = fx.entry("Momo", "Momo is a psychic schoolgirl.")
+    gone = fx.entry("Crow", "A crow that talks.")
+    fx.search(fx.session_a, "psychic")
+    fx.cache.persist()
+    assert fx.index_dir is not None
+    [path] = list(fx.index_dir.glob("world-*.faiss"))
+    old_sidecar = path.with_suffix(".json").read_bytes()
+    LoreService(fx.database, fx.vectors).delete(gone)  # one out, one in: the same count
+    tower = fx.entry("Tower", "A ruined wizard tower in the marsh.")
+    fx.search(fx.session_a, "tower")
+    fx.cache.persist()
+    path.with_suffix(".json").write_bytes(old_sidecar)  # killed between the two renames
+    restarted = fx.new_cache()
+    retriever = Retriever(fx.database, fx.embedder, restarted, fx.vectors, keywords=False)
+    hits = [h.lore_entry_id for h in retriever.search(fx.session_a, "wizard tower marsh", 5)]
+    assert sorted(map(str, hits)) == sorted([str(momo), str(tower)])  # no duplicate, no ghost
+    shutil.rmtree(fx.index_dir)
+
+
+# -- provider error bodies: redacted and cut before they are stored, logged or returned ------------
+def test_a_provider_echoing_the_key_never_leaks_it(
+    database: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    key = "test-key-ABCDEFGH123456"  # a key of no recognisable shape
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    with FakeProviderServer() as server:
+        server.queue(
+            FakeReply(
+                status=401,
+                body=json.dumps(
+                    {"error": f"Incorrect API key provided: {key}. Header: Bearer {key}"}
+                    | {"echo": "x" * 5000}
+                ),
+            )
+        )
+        model = OpenAIChatModel(key, base_url=server.openai_url, timeout=5)
+        lw = make_app(database, tmp_path, RoutedModel(analysis=model), notifier=NullNotifier())
+        _, session_id, _ = make_world(database, ("Momo", "Character", "A girl."))
+        lw.chat.persist(session_id, "Hello.", "Hi.", [])
+        with caplog.at_level(logging.INFO):
+            lw.pipeline.drain()
+        with TestClient(create_app(lw)) as client:
+            [turn] = client.get(f"/api/sessions/{session_id}/turns").json()
+    assert turn["processing_status"] == "failed"
+    assert "401" in turn["processing_errors"] and key not in turn["processing_errors"]
+    assert len(turn["processing_errors"]) < 600  # cut, not the whole echoed body
+    assert key not in caplog.text
+
+
+# -- odd text: NUL and lone surrogates answered 422 before any LLM call; short error messages ------
+def test_nul_and_lone_surrogates_are_refused_at_the_edge(
+    database: Database, tmp_path: Path
+) -> None:
+    scripted = ScriptedChatModel()
+    scripted.add("A reply.", prompt="chat", repeat=True)
+    model = RoutedModel(chat=scripted)
+    lw = make_app(database, tmp_path, model, notifier=NullNotifier())
+    _, session_id, _ = make_world(database, ("Momo", "Character", "A girl."))
+    with TestClient(create_app(lw)) as client:
+        world = client.post("/api/worlds", json={"name": "Ok"}).json()["id"]
+        for bad in ("Mo\x00mo", "Mo\ud800mo"):
+            raw = json.dumps({"message": bad})  # "\\u0000", "\\ud800": valid JSON escapes
+            json_type = {"content-type": "application/json"}
+            for response in (
+                client.post("/api/worlds", content=json.dumps({"name": bad}), headers=json_type),
+                client.post(
+                    f"/api/worlds/{world}/lore-entries",
+                    content=json.dumps({"title": "T", "content": bad}),
+                    headers=json_type,
+                ),
+                client.post(f"/api/sessions/{session_id}/turns", content=raw, headers=json_type),
+            ):
+                assert response.status_code == 422, (bad, response.status_code, response.text)
+                assert len(response.text) < 400  # a short reason, not the input
+                assert "NUL" in response.text or "\x00" not in bad
+        # in a query a NUL arrives as %00 (a lone surrogate cannot be put in a URL at all)
+        response = client.get(f"/api/worlds/{world}/lore-entries", params={"text": "Mo\x00mo"})
+        assert response.status_code == 422 and "NUL" in response.text
+        response = client.get(f"/api/sessions/{session_id}/search", params={"q": "\x00"})
+        assert response.status_code == 422
+    assert model.calls.get("chat", 0) == 0  # refused before the paid call
+
+
+def test_an_error_never_echoes_a_long_input(database: Database, tmp_path: Path) -> None:
+    lw = make_app(database, tmp_path, RoutedModel(), notifier=NullNotifier())
+    _, session_id, _ = make_world(database)
+    long = "word " * 1800  # 9,000 characters
+    with TestClient(create_app(lw)) as client:
+        response = client.post(f"/api/sessions/{session_id}/turns", json={"message": long})
+    assert response.status_code == 422
+    assert len(response.text) < 600 and "word word word" not in response.text

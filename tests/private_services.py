@@ -73,5 +73,7 @@ class PrivatePostgres:
     def stop(self) -> None:
         try:
             self._ctl("stop", "-m", "immediate")
+        except subprocess.CalledProcessError:
+            pass  # already stopped
         finally:
             shutil.rmtree(self.root, ignore_errors=True)

@@ -3,16 +3,23 @@ PostgreSQL where a database is involved."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import shutil
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from loreweave.api import create_app
-from loreweave.db import Database
+from loreweave.api.guard import serving_plan
+from loreweave.config import load_settings
+from loreweave.db import Database, migrate
+from loreweave.errors import ConfigurationError
 from loreweave.llm.providers.openai_compatible import OpenAIChatModel
 from loreweave.llm.providers.scripted import ScriptedChatModel
 from loreweave.queue.notify import NullNotifier
@@ -21,6 +28,8 @@ from loreweave.testing.fake_provider import FakeReply
 from loreweave.vectors.retrieval import Retriever
 
 from .pipeline_support import RoutedModel, make_app, make_world
+from .private_services import PrivatePostgres
+from .test_ui import serving
 from .test_vectors import Fixture, fx
 
 __all__ = ["fx"]
@@ -133,3 +142,128 @@ def test_an_error_never_echoes_a_long_input(database: Database, tmp_path: Path) 
         response = client.post(f"/api/sessions/{session_id}/turns", json={"message": long})
     assert response.status_code == 422
     assert len(response.text) < 600 and "word word word" not in response.text
+
+
+# -- the database down: 503 with Retry-After, and a paid-for reply is never lost -----------------
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    server = PrivatePostgres()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.postgres
+def test_database_down_is_503_and_a_reply_waits_for_it(
+    private_postgres: PrivatePostgres, tmp_path: Path
+) -> None:
+    database = Database(private_postgres.url)
+    migrate.upgrade(database.engine)
+    scripted = ScriptedChatModel()
+    scripted.add("A reply worth keeping.", prompt="chat", repeat=True)
+    model = RoutedModel(chat=scripted)
+    lw = make_app(database, tmp_path, model, notifier=NullNotifier())
+    _, session_id, _ = make_world(database)
+    with TestClient(create_app(lw)) as client:
+        # down while the reply is being generated, back 1.5 s later: the turn is recorded
+        def outage(_request: object) -> None:
+            private_postgres.halt()
+            threading.Timer(1.5, private_postgres.start).start()
+
+        model.hooks["chat"] = outage
+        played = client.post(f"/api/sessions/{session_id}/turns", json={"message": "Hello."})
+        assert played.status_code == 200, played.text
+        assert client.get(f"/api/sessions/{session_id}/turns").json()[0]["assistant_message"] == (
+            "A reply worth keeping."
+        )
+        # down before a turn: 503 everywhere, and no reply is generated
+        private_postgres.halt()
+        calls = model.calls["chat"]
+        for response in (
+            client.post(f"/api/sessions/{session_id}/turns", json={"message": "Again."}),
+            client.post("/api/worlds", json={"name": "W"}),
+            client.get("/api/worlds"),
+            client.get("/healthz"),
+        ):
+            assert response.status_code == 503, response.text
+            assert response.headers["retry-after"] == "5"
+        assert model.calls["chat"] == calls
+        private_postgres.start()
+    database.dispose()
+
+
+# -- the edge: the key before the body, bodies bounded, Host names, only /healthz open ---------
+def raw_request(url: str, head: str, body: bytes = b"", timeout: float = 5.0) -> str:
+    """Send a request's head and the start of its body; return the status line that comes back
+    (without sending the rest: a server that waits for the whole body times out here)."""
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(head.encode() + b"\r\n" + body)
+        try:
+            return sock.recv(200).decode(errors="replace").split("\r\n")[0]
+        except TimeoutError:
+            return "timed out"
+
+
+def test_the_key_is_checked_before_the_body_and_bodies_are_bounded(
+    database: Database, tmp_path: Path
+) -> None:
+    lw = make_app(database, tmp_path, RoutedModel(), api_keys="secret-key-1")
+    with serving(lw) as url:
+        gib = (
+            "POST /api/worlds HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1073741824\r\n"
+        )
+        assert " 401 " in raw_request(url, gib, b"x" * 65536)  # no key: refused unread
+        keyed = gib + "Authorization: Bearer secret-key-1\r\n"
+        assert " 413 " in raw_request(url, keyed, b"x" * 65536)  # too large: refused unread
+        chunk = b"x" * 65536
+        chunked = (
+            "POST /api/worlds HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Authorization: Bearer secret-key-1\r\nTransfer-Encoding: chunked\r\n"
+        )
+        body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(20))  # 1.3 MB
+        assert " 413 " in raw_request(url, chunked, body)
+
+
+def test_with_keys_only_healthz_is_open(database: Database, tmp_path: Path) -> None:
+    lw = make_app(
+        database, tmp_path, RoutedModel(), notifier=NullNotifier(), api_keys="k-123456,k-654321"
+    )
+    basic = "Basic " + base64.b64encode(b"anyone:k-654321").decode()
+    with TestClient(create_app(lw)) as client:
+        assert client.get("/healthz").status_code == 200
+        for path in ("/docs", "/redoc", "/openapi.json", "/", "/app.js", "/api/worlds"):
+            refused = client.get(path)
+            assert refused.status_code == 401, path
+            assert "www-authenticate" in refused.headers
+            assert client.get(path, headers={"Authorization": "Bearer k-123456"}).status_code == 200
+        # the browser UI asks once (Basic, the key as the password) and its requests carry it
+        assert client.get("/", headers={"Authorization": basic}).status_code == 200
+        assert client.get("/api/worlds", headers={"Authorization": basic}).status_code == 200
+        assert (
+            client.get("/api/worlds", headers={"Authorization": "Bearer nope"}).status_code == 401
+        )
+
+
+def test_only_the_allowed_host_names_are_served(database: Database, tmp_path: Path) -> None:
+    lw = make_app(database, tmp_path, RoutedModel(), notifier=NullNotifier())
+    hosts, warning = serving_plan("127.0.0.1", [], [])
+    assert warning == "" and "localhost" in hosts
+    with TestClient(
+        create_app(lw, allowed_hosts=hosts), base_url="http://localhost:8000"
+    ) as client:
+        assert client.get("/api/worlds").status_code == 200
+        rebound = client.get("/api/worlds", headers={"Host": "attacker.example:8000"})
+        assert rebound.status_code == 400
+
+
+def test_exposure_without_keys_is_warned_and_an_empty_key_list_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hosts, warning = serving_plan("0.0.0.0", [], [])
+    assert hosts == [] and "without API keys" in warning
+    assert serving_plan("0.0.0.0", ["k"], [])[1] == ""
+    monkeypatch.setenv("LOREWEAVE_API_KEYS", " , ")
+    with pytest.raises(ConfigurationError, match="holds no key"):
+        load_settings()

@@ -13,10 +13,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from sqlalchemy.exc import OperationalError
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
 from loreweave.config import LLMConfig
 from loreweave.db.engine import Database
 from loreweave.db.models import ChatTurn
-from loreweave.errors import Conflict, InvalidInput
+from loreweave.errors import Conflict, DatabaseUnavailable, InvalidInput
 from loreweave.llm.templates import render
 from loreweave.llm.types import ChatModel, ChatRequest, Message, StreamingChatModel
 from loreweave.memory.transcript import Reverted, TranscriptService
@@ -26,6 +29,7 @@ from loreweave.vectors.retrieval import RetrievedEntry, Retriever
 log = logging.getLogger("loreweave.chat")
 
 MAX_MESSAGE_LENGTH = 8_000
+PERSIST_PATIENCE = 15.0  # seconds a generated reply waits for the database to come back
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,25 @@ class ChatService:
     ) -> ChatTurn:
         """Write the turn and its analysis job in one transaction.  The session's row is locked
         while the next index is taken, so turns posted at once are numbered one after another
-        and every one is recorded."""
+        and every one is recorded.  A reply exists by now (it was paid for): if the database
+        went away meanwhile, keep trying for ``PERSIST_PATIENCE`` seconds before giving up."""
+        try:
+            for attempt in Retrying(
+                retry=retry_if_exception_type(OperationalError),
+                stop=stop_after_delay(PERSIST_PATIENCE),
+                wait=wait_exponential(multiplier=0.2, max=2),
+                reraise=True,
+            ):
+                with attempt:
+                    return self._insert(session_id, message, reply, used)
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise DatabaseUnavailable(f"the turn could not be recorded: {reason}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _insert(
+        self, session_id: uuid.UUID, message: str, reply: str, used: list[RetrievedEntry]
+    ) -> ChatTurn:
         with self.database.uow() as uow:
             uow.sessions.lock(session_id)
             turn = ChatTurn(

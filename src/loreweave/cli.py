@@ -239,13 +239,18 @@ def serve(
     import uvicorn
 
     from loreweave.api import create_app
+    from loreweave.api.guard import serving_plan
     from loreweave.bootstrap import build
 
     settings = _state(ctx).settings
     _configure_logging(settings)
+    keys = [key.get_secret_value() for key in settings.api_keys]
+    hosts, warning = serving_plan(host, keys, settings.allowed_hosts)
+    if warning:
+        err_console.print(warning, style="yellow", highlight=False, soft_wrap=True)
     lw = build(settings)
     local = settings.queue_backend == "local" and workers
-    app_ = create_app(lw, start_workers=local)
+    app_ = create_app(lw, start_workers=local, allowed_hosts=hosts)
     console.print(
         f"loreweave on http://{host}:{port}/ — database {lw.database.url}, queue "
         f"{settings.queue_backend}{' (workers in this process)' if local else ''}"

@@ -195,6 +195,8 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = []
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     http_threads: int = Field(256, ge=1, le=4096, description="turns the API serves at once")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="larger request bodies: 413")
+    allowed_hosts: Annotated[list[str], NoDecode] = []  # Host names served; [] = see serve
 
     dual_queue_config: DualQueueConfig = DualQueueConfig()
     llm_config: LLMConfig = LLMConfig()
@@ -209,7 +211,19 @@ class Settings(BaseSettings):
     mistral_api_key: SecretStr | None = Field(None, validation_alias="MISTRAL_API_KEY")
     openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
 
-    _api_keys_split = field_validator("api_keys", "cors_origins", mode="before")(_split_commas)
+    _lists_split = field_validator("cors_origins", "allowed_hosts", mode="before")(_split_commas)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        """Comma-separated; a value that is set but holds no key would silently turn
+        authentication off, so it is refused."""
+        if isinstance(value, str):
+            keys = _split_commas(value)
+            if value and not keys:
+                raise ValueError("set but holds no key: authentication would be off")
+            return keys
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -8,27 +8,32 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from anyio import to_thread
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from loreweave import __version__
-from loreweave.api.deps import require_api_key
 from loreweave.api.errors import error_status
+from loreweave.api.guard import EdgeGuard
 from loreweave.api.routes import lore, queue, sessions, system, worlds
 from loreweave.bootstrap import Loreweave
 from loreweave.errors import LoreweaveError
 from loreweave.validation import excerpt
 
 log = logging.getLogger("loreweave.api")
+RETRY_AFTER = "5"  # seconds, on a 503
 WEB = Path(__file__).parent.parent / "web"
 
 
-def create_app(lw: Loreweave, *, start_workers: bool = False) -> FastAPI:
+def create_app(
+    lw: Loreweave, *, start_workers: bool = False, allowed_hosts: list[str] | None = None
+) -> FastAPI:
     """The service around one loreweave container; with ``start_workers`` the local backend's
-    worker threads run inside it."""
+    worker threads run inside it.  ``allowed_hosts`` (default: the setting, else any) are the
+    ``Host`` names served."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -67,7 +72,19 @@ def create_app(lw: Loreweave, *, start_workers: bool = False) -> FastAPI:
         code, message = error_status(exc)
         if code >= 500:
             log.warning("%s answered %d: %s", _request.url.path, code, exc)
-        return JSONResponse({"detail": message}, status_code=code)
+        headers = {"Retry-After": RETRY_AFTER} if code == 503 else None
+        return JSONResponse({"detail": message}, status_code=code, headers=headers)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def database_gone(_request: Request, exc: Exception) -> JSONResponse:
+        """The database is unreachable (or went away mid-request): 503, try again soon."""
+        log.warning("%s answered 503: the database is unavailable: %s", _request.url.path, exc)
+        return JSONResponse(
+            {"detail": "the database is unavailable; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": RETRY_AFTER},
+        )
 
     if lw.settings.cors_origins:
         app.add_middleware(
@@ -76,7 +93,6 @@ def create_app(lw: Loreweave, *, start_workers: bool = False) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
-    protected = [Depends(require_api_key)]
     for router in (
         worlds.router,
         lore.router,
@@ -84,8 +100,15 @@ def create_app(lw: Loreweave, *, start_workers: bool = False) -> FastAPI:
         queue.router,
         system.metrics_router,
     ):
-        app.include_router(router, dependencies=protected)
+        app.include_router(router)
     app.include_router(system.router)
     if WEB.is_dir():
         app.mount("/", StaticFiles(directory=WEB, html=True), name="ui")
+    # outermost: nothing runs, and no body is read, before the host and the key are checked
+    app.add_middleware(
+        EdgeGuard,
+        keys=[key.get_secret_value() for key in lw.settings.api_keys],
+        max_body=lw.settings.max_body_bytes,
+        allowed_hosts=allowed_hosts or lw.settings.allowed_hosts or None,
+    )
     return app

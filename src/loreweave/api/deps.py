@@ -1,11 +1,11 @@
-"""FastAPI dependencies: the loreweave container and the API-key check."""
+"""FastAPI dependencies: the loreweave container and its lore service.  (The API key is
+checked before any route, by loreweave.api.guard.)"""
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request
 
 from loreweave.bootstrap import Loreweave
 from loreweave.lore import LoreService
@@ -24,18 +24,3 @@ def get_lore(lw: LW) -> LoreService:
 
 
 Lore = Annotated[LoreService, Depends(get_lore)]
-
-
-def require_api_key(request: Request, lw: LW) -> None:
-    """With ``LOREWEAVE_API_KEYS`` set, every endpoint but /healthz needs a Bearer key."""
-    keys = [key.get_secret_value() for key in lw.settings.api_keys]
-    if not keys:
-        return
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and any(hmac.compare_digest(token, key) for key in keys):
-        return
-    raise HTTPException(
-        status.HTTP_401_UNAUTHORIZED,
-        "missing or invalid API key: send 'Authorization: Bearer <key>'",
-        headers={"WWW-Authenticate": "Bearer"},
-    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -249,3 +250,55 @@ def test_chat_in_the_terminal(tmp_path: Path) -> None:
     assert "entity" in notes.stdout and "version" in notes.stdout
     bad = run("chat", "--world", str(uuid.uuid4()), cwd=tmp_path, env=env)
     assert bad.returncode == 1 and "not found" in bad.stderr
+
+
+def test_bad_files_and_paths_are_one_error_line(tmp_path: Path) -> None:
+    """Deep nesting, a lone surrogate, a NUL, a directory, a missing directory, a named pipe
+    beyond the size limit: an `error:` line and exit 1, never a traceback."""
+    nested = tmp_path / "nested.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    surrogate = tmp_path / "surrogate.json"
+    surrogate.write_text('{"entries": {"0": {"key": ["Momo"], "content": "bad \\ud800"}}}')
+    nul = tmp_path / "nul.json"
+    nul.write_text('{"entries": {"0": {"key": ["Momo"], "content": "bad \\u0000"}}}')
+    pipe = tmp_path / "pipe.json"
+    os.mkfifo(pipe)
+
+    def feed() -> None:
+        try:
+            with pipe.open("wb") as stream:
+                stream.write(b" " * (21 * 2**20))
+        except BrokenPipeError:
+            pass
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    cases = [
+        (("import", str(nested), "--new-world", "W"), "nested too deeply"),
+        (("import", str(surrogate), "--new-world", "W"), "lone surrogate"),
+        (("import", str(nul), "--new-world", "W"), "NUL"),
+        (("import", str(tmp_path), "--new-world", "W"), "is a directory"),
+        (("import", str(pipe), "--new-world", "W"), "larger than 20 MiB"),
+    ]
+    for args, expected in cases:
+        result = run(*args, cwd=tmp_path)
+        assert result.returncode == 1, (args, result.stderr)
+        assert "Traceback" not in result.stderr and expected in result.stderr, result.stderr
+        assert result.stderr.startswith("error:")
+    writer.join(5)
+    world = run(
+        "import",
+        str(Path(__file__).parent / "data" / "tiny-worldinfo.json"),
+        "--new-world",
+        "W",
+        cwd=tmp_path,
+    )
+    assert world.returncode == 0, world.stderr
+    world_id = world.stdout.strip().rsplit(" ", 1)[-1]
+    for target, expected in (
+        (tmp_path / "missing" / "out.json", "does not exist"),
+        (tmp_path, "is a directory"),
+    ):
+        result = run("export", "--world", world_id, "-o", str(target), cwd=tmp_path)
+        assert result.returncode == 1 and expected in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr

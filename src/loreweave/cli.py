@@ -208,9 +208,7 @@ def export(
     fmt: Annotated[str, typer.Option("--format", help="worldinfo or character-book")] = "worldinfo",
 ) -> None:
     """Export a world's lore (or a session's state) as a lorebook."""
-    import json
-
-    from loreweave.interop.files import portable_entries, write_entries
+    from loreweave.interop.files import portable_entries, write_document, write_entries
 
     if fmt not in ("worldinfo", "character-book"):
         raise InvalidInput(f"--format must be worldinfo or character-book, not {fmt!r}")
@@ -222,7 +220,7 @@ def export(
     document = write_entries(
         entries, "worldinfo" if fmt == "worldinfo" else "character-book", world
     )
-    output.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_document(output, document)
     console.print(f"wrote {len(entries)} entries to {output}")
 
 

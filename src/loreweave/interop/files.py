@@ -11,6 +11,7 @@ from loreweave.db.engine import Database
 from loreweave.errors import InvalidInput
 from loreweave.interop import charcard, worldinfo
 from loreweave.interop.model import PortableEntry
+from loreweave.validation import check_tree
 from loreweave.vectors.service import CompositeVectorService
 
 ExportFormat = Literal["worldinfo", "character-book"]
@@ -20,19 +21,26 @@ MAX_FILE_BYTES = 20 * 2**20
 def read_entries(path: Path) -> tuple[str, list[PortableEntry]]:
     """(format name, entries) of a World Info JSON, a character card JSON or PNG, or a bare
     ``character_book`` JSON.  Raises InvalidInput naming the file and what is wrong."""
+    too_large = InvalidInput(f"{path}: larger than {MAX_FILE_BYTES // 2**20} MiB")
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise InvalidInput(f"{path}: larger than {MAX_FILE_BYTES // 2**20} MiB")
-        data = path.read_bytes()
+        if path.is_dir():
+            raise InvalidInput(f"{path} is a directory")
+        with path.open("rb") as stream:  # what is read counts: a pipe has no size to stat
+            data = stream.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise too_large
     try:
         if data.startswith(charcard.PNG_SIGNATURE):
             return "character card (PNG)", charcard.parse(charcard.card_from_png(data))
         try:
             document = json.loads(data)
+        except RecursionError:
+            raise InvalidInput("the JSON is nested too deeply") from None
         except (UnicodeDecodeError, ValueError) as exc:
             raise InvalidInput(f"not JSON or a PNG card ({exc})") from None
+        check_tree(document)  # no NUL, no lone surrogate: nothing that cannot be stored
         return _parse_json(document)
     except InvalidInput as exc:
         raise InvalidInput(f"{path.name}: {exc}") from None
@@ -85,6 +93,21 @@ def portable_entries(
                 )
             )
         return out
+
+
+def write_document(path: Path, document: dict[str, Any]) -> None:
+    """Write an export, atomically; a bad path is a one-line error."""
+    if path.is_dir():
+        raise InvalidInput(f"{path} is a directory: give a file name")
+    if not path.parent.is_dir():
+        raise InvalidInput(f"{path.parent} does not exist")
+    temporary = path.with_name(path.name + ".tmp")
+    try:
+        temporary.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        temporary.replace(path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def write_entries(entries: list[PortableEntry], fmt: ExportFormat, name: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from loreweave.api import create_app
 from loreweave.api.guard import serving_plan
 from loreweave.config import load_settings
 from loreweave.db import Database, migrate
+from loreweave.db.models import NoteUpdateTask
 from loreweave.errors import ConfigurationError
 from loreweave.llm.providers.openai_compatible import OpenAIChatModel
 from loreweave.llm.providers.scripted import ScriptedChatModel
@@ -267,3 +268,76 @@ def test_exposure_without_keys_is_warned_and_an_empty_key_list_refused(
     monkeypatch.setenv("LOREWEAVE_API_KEYS", " , ")
     with pytest.raises(ConfigurationError, match="holds no key"):
         load_settings()
+
+
+# -- keys limited to worlds ------------------------------------------------------------------------
+def test_a_key_limited_to_a_world_sees_and_changes_nothing_else(
+    database: Database, tmp_path: Path
+) -> None:
+    scripted = ScriptedChatModel()
+    scripted.add("A reply.", prompt="chat", repeat=True)
+    mine, my_session, my_entries = make_world(database, ("Momo", "Character", "A girl."))
+    other, other_session, other_entries = make_world(database, ("Kiko", "Creature", "A fox."))
+    with database.uow() as uow:
+        task = NoteUpdateTask(
+            lore_entry_id=other_entries["Kiko"],
+            session_id=other_session,
+            update_summary="ev",
+            turn_index=0,
+            status="failed",
+        )
+        uow.session.add(task)
+        uow.commit()
+    lw = make_app(
+        database,
+        tmp_path,
+        RoutedModel(chat=scripted),
+        notifier=NullNotifier(),
+        api_keys=f"admin-000000,player-111111@{mine}",
+    )
+    player = {"Authorization": "Bearer player-111111"}
+    admin = {"Authorization": "Bearer admin-000000"}
+    with TestClient(create_app(lw)) as client:
+        assert [w["id"] for w in client.get("/api/worlds", headers=player).json()] == [str(mine)]
+        assert len(client.get("/api/worlds", headers=admin).json()) == 2
+        # its own world: everything works
+        assert client.get(f"/api/worlds/{mine}/lore-entries", headers=player).status_code == 200
+        played = client.post(
+            f"/api/sessions/{my_session}/turns", json={"message": "Hi."}, headers=player
+        )
+        assert played.status_code == 200
+        # another world's anything: as if it did not exist
+        for method, path in (
+            ("get", f"/api/worlds/{other}"),
+            ("get", f"/api/worlds/{other}/lore-entries"),
+            ("get", f"/api/worlds/{other}/sessions"),
+            ("get", f"/api/lore-entries/{other_entries['Kiko']}"),
+            ("patch", f"/api/lore-entries/{other_entries['Kiko']}"),
+            ("delete", f"/api/lore-entries/{other_entries['Kiko']}"),
+            ("post", f"/api/lore-entries/{other_entries['Kiko']}/promote"),
+            ("get", f"/api/sessions/{other_session}/turns"),
+            ("get", f"/api/sessions/{other_session}/notes"),
+            ("get", f"/api/dual-queue/note-updates/{other_session}"),
+            ("post", f"/api/dual-queue/retry-note-update/{task.id}"),
+            ("post", f"/api/dual-queue/skip-note-update/{task.id}"),
+            ("get", f"/api/composite-documents/{other_entries['Kiko']}/{my_session}"),
+            ("delete", f"/api/sessions/{other_session}"),
+        ):
+            body = {"content": "x"} if method == "patch" else None
+            response = client.request(method, path, headers=player, json=body)
+            assert response.status_code == 404, (method, path, response.status_code)
+        # what spans every world is refused
+        for method, path in (
+            ("post", "/api/worlds"),
+            ("get", "/api/dual-queue/status"),
+            ("get", "/api/dual-queue/alerts"),
+            ("get", "/api/dual-queue/history"),
+            ("get", "/metrics"),
+        ):
+            response = client.request(method, path, headers=player, json={"name": "W"})
+            assert response.status_code == 403, (method, path, response.status_code)
+        assert client.get("/api/dual-queue/status", headers=admin).status_code == 200
+    with database.uow(read_only=True) as uow:  # and nothing changed
+        assert uow.entries.get(other_entries["Kiko"]) is not None
+        assert uow.session.get_one(NoteUpdateTask, task.id).status == "failed"
+    assert my_entries

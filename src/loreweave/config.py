@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -222,6 +223,14 @@ class Settings(BaseSettings):
             keys = _split_commas(value)
             if value and not keys:
                 raise ValueError("set but holds no key: authentication would be off")
+            for key in keys:
+                secret, at, worlds = key.partition("@")
+                try:
+                    ids = [uuid.UUID(w.strip()) for w in worlds.split(";") if w.strip()]
+                except ValueError:
+                    raise ValueError("a key's worlds must be world ids: key@<id>;<id>") from None
+                if not secret or (at and not ids):
+                    raise ValueError("a key limited to worlds reads key@<world id>;<world id>")
             return keys
         return value
 

@@ -10,6 +10,7 @@ The command line and the HTTP API turn these into one readable line or a 4xx ans
     │   ├── DatabaseUnavailable     cannot connect
     │   └── SchemaOutOfDate         database behind the code's migrations
     ├── NotFound                    an id that does not exist (or is not visible)
+    ├── Forbidden                   an API key limited to other worlds
     ├── Conflict                    a uniqueness or state conflict
     │   └── ConcurrentChange        a note changed under a rewrite, again and again
     ├── LeaseLost                   a job's claim expired and went to another worker
@@ -58,6 +59,10 @@ class NotFound(LoreweaveError):
         super().__init__(f"{kind} {key} not found")
         self.kind = kind
         self.key = key
+
+
+class Forbidden(LoreweaveError):
+    """The API key may not do this (it is limited to some worlds)."""
 
 
 class Conflict(LoreweaveError):

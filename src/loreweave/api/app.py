@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from loreweave import __version__
+from loreweave.api.access import Scoped
 from loreweave.api.errors import error_status
 from loreweave.api.guard import EdgeGuard
 from loreweave.api.routes import lore, queue, sessions, system, worlds
@@ -100,7 +101,7 @@ def create_app(
         queue.router,
         system.metrics_router,
     ):
-        app.include_router(router)
+        app.include_router(router, dependencies=[Scoped])
     app.include_router(system.router)
     if WEB.is_dir():
         app.mount("/", StaticFiles(directory=WEB, html=True), name="ui")

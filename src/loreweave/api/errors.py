@@ -5,6 +5,7 @@ from __future__ import annotations
 from loreweave.errors import (
     Conflict,
     DatabaseUnavailable,
+    Forbidden,
     InvalidInput,
     LoreweaveError,
     NotFound,
@@ -13,6 +14,7 @@ from loreweave.errors import (
 
 STATUS = (
     (NotFound, 404),
+    (Forbidden, 403),
     (Conflict, 409),
     (InvalidInput, 422),
     (DatabaseUnavailable, 503),

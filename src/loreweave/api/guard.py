@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,17 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 OPEN_PATHS = ("/healthz",)
+WORLDS = "loreweave.worlds"  # the request scope's record of what the key may use
+
+
+def parse_key(raw: str) -> tuple[str, frozenset[uuid.UUID] | None]:
+    """``key`` (every world) or ``key@<world id>;<world id>…`` (only those worlds)."""
+    secret, at, worlds = raw.partition("@")
+    if not at:
+        return secret, None
+    return secret, frozenset(uuid.UUID(part.strip()) for part in worlds.split(";") if part.strip())
+
+
 API_PREFIXES = ("/api/", "/v1/", "/metrics")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
@@ -37,7 +49,7 @@ class EdgeGuard:
         allowed_hosts: Sequence[str] | None = None,
     ) -> None:
         self.app = app
-        self.keys = [key.encode() for key in keys]
+        self.keys = [(secret.encode(), worlds) for secret, worlds in map(parse_key, keys)]
         self.max_body = max_body
         self.allowed_hosts = {h.lower() for h in allowed_hosts} if allowed_hosts else None
 
@@ -53,16 +65,20 @@ class EdgeGuard:
             if name not in self.allowed_hosts:
                 await _answer(send, 400, "this server does not serve that Host name")
                 return
-        if self.keys and path not in OPEN_PATHS and not self._authorised(headers):
-            await _answer(send, 401, _challenge_text(path), _challenge(path))
-            return
+        if self.keys and path not in OPEN_PATHS:
+            allowed = self._authorised(headers)
+            if allowed is False:
+                await _answer(send, 401, _challenge_text(path), _challenge(path))
+                return
+            scope[WORLDS] = allowed  # None: every world
         declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
             await _answer(send, 413, f"the body is larger than {self.max_body} bytes")
             return
         await self._bounded(scope, receive, send)
 
-    def _authorised(self, headers: Headers) -> bool:
+    def _authorised(self, headers: Headers) -> frozenset[uuid.UUID] | bool | None:
+        """False, or the worlds the key may use (None: all)."""
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() == "basic":  # the browser UI: the key as the password
             try:
@@ -72,7 +88,11 @@ class EdgeGuard:
         elif scheme.lower() != "bearer":
             return False
         given = token.strip().encode()
-        return any(hmac.compare_digest(given, key) for key in self.keys)
+        matched: frozenset[uuid.UUID] | bool | None = False
+        for key, worlds in self.keys:  # compare with every key: no timing of which matched
+            if hmac.compare_digest(given, key):
+                matched = worlds
+        return matched
 
     async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
         received = 0

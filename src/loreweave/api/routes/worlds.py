@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from loreweave.api.access import AccessTo
 from loreweave.api.deps import LW, Lore
 from loreweave.api.schemas import Clean, EntryIn, EntryOut, SessionIn, SessionOut, WorldIn, WorldOut
 from loreweave.db.models import ChatSession, World
@@ -24,9 +25,9 @@ def create_world(body: WorldIn, lw: LW) -> WorldOut:
 
 
 @router.get("")
-def list_worlds(lw: LW) -> list[WorldOut]:
+def list_worlds(lw: LW, access: AccessTo) -> list[WorldOut]:
     with lw.database.uow(read_only=True) as uow:
-        return [WorldOut.model_validate(w) for w in uow.worlds.list()]
+        return [WorldOut.model_validate(w) for w in uow.worlds.list() if access.allows(w.id)]
 
 
 @router.get("/{world_id}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from loreweave.errors import (
     Conflict,
     DatabaseUnavailable,
@@ -27,4 +29,6 @@ def error_status(exc: BaseException) -> tuple[int, str]:
     stay in the log."""
     if isinstance(exc, LoreweaveError):
         return next((code for kind, code in STATUS if isinstance(exc, kind)), 400), str(exc)
+    if isinstance(exc, OperationalError | InterfaceError):
+        return 503, "the database is unavailable; try again shortly"
     return 500, "internal error: the turn was not recorded"

@@ -69,9 +69,11 @@ def client_for(lw: Loreweave) -> TestClient:
 
 
 # -- 1. a failed note update blocks its entity; a retry applies it in turn order -----------------
-def test_failed_update_blocks_later_events_until_retried(
-    database: Database, tmp_path: Path
-) -> None:
+def ev1_fails(
+    database: Database, tmp_path: Path, *turns: int
+) -> tuple[Loreweave, FailingOn, uuid.UUID, uuid.UUID, NoteUpdateTask]:
+    """Momo's events of ``turns`` drained while the provider fails on ev1 (until it is failed
+    for good): the app, the model, the session, Momo and the failed task."""
     model = FailingOn()
     lw = make_app(
         database,
@@ -82,37 +84,29 @@ def test_failed_update_blocks_later_events_until_retried(
     )
     _, session_id, ids = make_world(database, ("Momo", "Character", "A girl."))
     model.failing = {"ev1"}
-    add_events(database, session_id, ids["Momo"], 0, 1, 2, 3)
+    add_events(database, session_id, ids["Momo"], *turns)
     lw.pipeline.drain()
-    assert note_of(database, session_id, ids["Momo"]) == ("ev0", 0)  # ev2, ev3 wait for ev1
     with database.uow(read_only=True) as uow:
         failed = uow.session.scalars(
             select(NoteUpdateTask).where(NoteUpdateTask.status == TaskStatus.FAILED.value)
         ).one()
+    return lw, model, session_id, ids["Momo"], failed
+
+
+def test_failed_update_blocks_later_events_until_retried(
+    database: Database, tmp_path: Path
+) -> None:
+    lw, model, session_id, momo, failed = ev1_fails(database, tmp_path, 0, 1, 2, 3)
+    assert note_of(database, session_id, momo) == ("ev0", 0)  # ev2, ev3 wait for ev1
     model.failing = set()
     with client_for(lw) as client:
         assert client.post(f"/api/dual-queue/retry-note-update/{failed.id}").status_code == 200
     lw.pipeline.drain()
-    assert note_of(database, session_id, ids["Momo"]) == ("ev0 | ev1 | ev2 | ev3", 3)
+    assert note_of(database, session_id, momo) == ("ev0 | ev1 | ev2 | ev3", 3)
 
 
 def test_a_skipped_update_lets_the_later_ones_go_ahead(database: Database, tmp_path: Path) -> None:
-    model = FailingOn()
-    lw = make_app(
-        database,
-        tmp_path,
-        model,
-        notifier=NullNotifier(),
-        dual_queue_config={"note_update_queue": FAST_RETRIES},
-    )
-    _, session_id, ids = make_world(database, ("Momo", "Character", "A girl."))
-    model.failing = {"ev1"}
-    add_events(database, session_id, ids["Momo"], 0, 1, 2)
-    lw.pipeline.drain()
-    with database.uow(read_only=True) as uow:
-        failed = uow.session.scalars(
-            select(NoteUpdateTask).where(NoteUpdateTask.status == TaskStatus.FAILED.value)
-        ).one()
+    lw, _, session_id, momo, failed = ev1_fails(database, tmp_path, 0, 1, 2)
     with client_for(lw) as client:
         pending = uow_first_pending(database)
         assert client.post(f"/api/dual-queue/skip-note-update/{pending}").status_code == 409
@@ -121,7 +115,7 @@ def test_a_skipped_update_lets_the_later_ones_go_ahead(database: Database, tmp_p
         assert "skipped by the HTTP API" in skipped.json()["error_message"]
         assert "provider down" in skipped.json()["error_message"]  # the last error is kept
     lw.pipeline.drain()
-    assert note_of(database, session_id, ids["Momo"]) == ("ev0 | ev2", 2)
+    assert note_of(database, session_id, momo) == ("ev0 | ev2", 2)
 
 
 def uow_first_pending(database: Database) -> uuid.UUID:

@@ -139,3 +139,23 @@ def test_cli_import_and_export(tmp_path: Path) -> None:
     assert (
         result.returncode == 0 and "imported 5 entries from character card (PNG)" in result.stdout
     )
+
+
+def test_colliding_uids_are_reassigned_and_every_entry_is_exported(database: Database) -> None:
+    """Two World Info files whose uids collide (here: one file twice) in one world."""
+    vectors = CompositeVectorService(database, HashingEmbedder(32), CompositeDocumentConfig())
+    lore = LoreService(database, vectors)
+    with database.uow() as uow:
+        world = uow.worlds.add(World(name="Eldoria"))
+        uow.commit()
+    for _ in range(2):
+        lore.import_entries(world.id, read_entries(WORLD_INFO)[1])
+    exported = write_entries(portable_entries(database, vectors, world.id, None), "worldinfo", "x")
+    entries = exported["entries"]
+    assert len(entries) == 8
+    assert sorted(int(uid) for uid in entries) == sorted(e["uid"] for e in entries.values())
+    assert len({e["uid"] for e in entries.values()}) == 8
+    original = json.loads(WORLD_INFO.read_text())["entries"]
+    assert sorted(e["content"] for e in entries.values()) == sorted(
+        2 * [e["content"] for e in original.values()]
+    )

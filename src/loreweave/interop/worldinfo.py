@@ -24,14 +24,24 @@ def parse(data: Any) -> list[PortableEntry]:
 
 
 def build(entries: list[PortableEntry]) -> dict[str, Any]:
-    """World Info JSON; an entry imported from World Info gets its own fields back."""
+    """World Info JSON; an entry imported from World Info gets its own fields back.  Every entry
+    is written: an entry whose uid is taken (two files imported into one world, or one file
+    twice) gets the next free uid."""
     out: dict[str, Any] = {}
-    for index, entry in enumerate(entries):
+    taken = {
+        uid
+        for entry in entries
+        if isinstance(uid := entry.extra.get(SOURCE, {}).get("uid"), int)
+    }
+    next_free = max(taken, default=-1) + 1
+    for entry in entries:
         original = dict(entry.extra.get(SOURCE, {}))
-        uid = original.pop("uid", index)
+        uid = original.pop("uid", None)
+        if not isinstance(uid, int) or str(uid) in out:
+            uid, next_free = next_free, next_free + 1
         keys, secondary = keys_for(entry, original, FIELDS)
         item = {
-            "uid": uid if isinstance(uid, int) else index,
+            "uid": uid,
             "key": keys,
             "keysecondary": secondary,
             "comment": original.get("comment", entry.title) or entry.title,

@@ -302,3 +302,14 @@ def test_bad_files_and_paths_are_one_error_line(tmp_path: Path) -> None:
         result = run("export", "--world", world_id, "-o", str(target), cwd=tmp_path)
         assert result.returncode == 1 and expected in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_a_missing_local_embedder_package_is_one_line(tmp_path: Path) -> None:
+    """A plain `pip install -e .` (without the `local` extra): one line naming what to install."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "safetensors.py").write_text("raise ModuleNotFoundError('x', name='safetensors')\n")
+    result = run("demo", cwd=tmp_path, env={"PYTHONPATH": str(shadow)})
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "pip install 'loreweave[local]'" in result.stderr

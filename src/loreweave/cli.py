@@ -384,8 +384,12 @@ def main() -> None:
     try:
         app()
     except ConfigurationError as exc:
-        err_console.print(f"error: {exc}", style="red", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"error: {exc}", style="red", highlight=False, markup=False, soft_wrap=True
+        )
         sys.exit(2)
     except LoreweaveError as exc:
-        err_console.print(f"error: {exc}", style="red", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"error: {exc}", style="red", highlight=False, markup=False, soft_wrap=True
+        )
         sys.exit(1)

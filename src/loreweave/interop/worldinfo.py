@@ -29,9 +29,7 @@ def build(entries: list[PortableEntry]) -> dict[str, Any]:
     twice) gets the next free uid."""
     out: dict[str, Any] = {}
     taken = {
-        uid
-        for entry in entries
-        if isinstance(uid := entry.extra.get(SOURCE, {}).get("uid"), int)
+        uid for entry in entries if isinstance(uid := entry.extra.get(SOURCE, {}).get("uid"), int)
     }
     next_free = max(taken, default=-1) + 1
     for entry in entries:

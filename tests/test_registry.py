@@ -56,3 +56,14 @@ def test_network_providers_share_one_resilience(provider: str) -> None:
         assert reply.text == "OK"
         assert providers.embedder.embed(["a", "b"]).shape == (2, 16)
         assert providers.stats.snapshot()[(provider, "embed", "calls")] == 1
+
+
+def test_openai_without_a_server_or_a_key_does_not_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from loreweave.config import Settings
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    from loreweave.errors import ConfigurationError
+    from loreweave.llm.registry import build_providers
+
+    with pytest.raises(ConfigurationError, match="LOREWEAVE_OPENAI_BASE_URL"):
+        build_providers(Settings(llm_provider="openai", embedding_provider="local"))

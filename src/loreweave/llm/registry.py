@@ -46,11 +46,23 @@ def _mistral_chat(settings: Settings) -> ChatModel:
     )
 
 
+def _openai_target(settings: Settings, variable: str) -> str | None:
+    """The OpenAI provider talks to an OpenAI-compatible server (its URL) or to OpenAI itself
+    (its key): with neither it could only fail every call, so it does not start."""
+    key = _secret(settings, "OPENAI_API_KEY")
+    if settings.openai_base_url is None and key is None:
+        raise ConfigurationError(
+            f"{variable}=openai needs LOREWEAVE_OPENAI_BASE_URL (an OpenAI-compatible server, "
+            "e.g. http://127.0.0.1:11434/v1 for Ollama) or OPENAI_API_KEY (api.openai.com)"
+        )
+    return key
+
+
 def _openai_chat(settings: Settings) -> ChatModel:
     from loreweave.llm.providers.openai_compatible import OpenAIChatModel
 
     return OpenAIChatModel(
-        _secret(settings, "OPENAI_API_KEY"),
+        _openai_target(settings, "LOREWEAVE_LLM_PROVIDER"),
         base_url=settings.openai_base_url,
         timeout=settings.provider_config.timeout,
     )
@@ -81,7 +93,7 @@ def _openai_embedder(settings: Settings) -> Embedder:
     from loreweave.llm.providers.openai_compatible import OpenAIEmbedder
 
     return OpenAIEmbedder(
-        _secret(settings, "OPENAI_API_KEY"),
+        _openai_target(settings, "LOREWEAVE_EMBEDDING_PROVIDER"),
         model=settings.llm_config.embedding_model,
         base_url=settings.openai_base_url,
         timeout=settings.provider_config.timeout,

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from loreweave.db import Database
 from loreweave.errors import ConfigurationError, InvalidResponse, ProviderUnavailable
 from loreweave.llm.providers.scripted import ScriptedChatModel
 from loreweave.llm.types import ChatModel, ChatRequest, Message
@@ -68,3 +69,30 @@ def test_bad_cassettes_are_named(tmp_path: Path, content: str, culprit: str) -> 
 def test_missing_cassette(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="not found"):
         ScriptedChatModel.from_file(tmp_path / "absent.json")
+
+
+def test_without_a_cassette_scripted_changes_no_memory(database: Database, tmp_path: Path) -> None:
+    """The offline mode of `serve` and `chat` answers placeholders: playing the demo's own
+    story on it analyses nothing (the demo names its cassette itself)."""
+    from loreweave.bootstrap import build
+    from loreweave.config import Settings
+    from loreweave.demo import bundled
+    from loreweave.llm.registry import build_providers
+    from loreweave.queue.notify import NullNotifier
+
+    from .pipeline_support import make_world
+
+    settings = Settings(llm_provider="scripted", index_dir=tmp_path / "index")
+    providers = build_providers(settings)
+    lw = build(settings, providers=providers, notifier=NullNotifier(), database=database)
+    story = json.loads(bundled("story.json").read_text(encoding="utf-8"))
+    titles = [(e["title"], e.get("entity_type", "Other"), e["content"]) for e in story["entries"]]
+    _, session_id, _ = make_world(database, *titles)
+    for message in story["turns"]:
+        assert "bundled offline cassette" in lw.chat.turn(session_id, message).reply
+    lw.pipeline.drain()
+    with database.uow(read_only=True) as uow:
+        assert uow.notes.in_session(session_id) == []
+        turns = uow.turns.recent(session_id, 10)
+        assert {t.processing_status for t in turns} == {"done"}
+    lw.close()

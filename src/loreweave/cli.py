@@ -154,23 +154,84 @@ def demo(ctx: typer.Context) -> None:
 @app.command()
 def chat(
     ctx: typer.Context,
-    world: Annotated[str, typer.Option(help="The world's id.")],
+    world: Annotated[str, typer.Option(help="The world: its name, id or id prefix.")],
     session: Annotated[
-        str | None, typer.Option(help="Continue this session (default: new).")
+        str | None,
+        typer.Option(help="Continue this session (title, id or id prefix; default: new)."),
     ] = None,
 ) -> None:
     """Play a session in the terminal; the workers update the memory as you go."""
     from loreweave.terminal import run_chat
 
     settings = _state(ctx).settings
-    run_chat(settings, console, _uuid(world), _uuid(session) if session else None)
+    world_id, session_id = _find(ctx, world, session)
+    run_chat(settings, console, world_id, session_id)
+
+
+def _find(
+    ctx: typer.Context, world: str, session: str | None
+) -> tuple[uuid.UUID, uuid.UUID | None]:
+    """A world (and a session of it) as a person names them."""
+    from loreweave.lookup import find_session, find_world
+
+    database = _database(ctx)
+    database.ensure_schema()
+    with database.uow(read_only=True) as uow:
+        world_id = find_world(uow, world).id
+        session_id = find_session(uow, session, world_id).id if session else None
+    database.dispose()
+    return world_id, session_id
+
+
+@app.command()
+def worlds(ctx: typer.Context) -> None:
+    """List the worlds: id, name, entries, sessions."""
+    from rich.table import Table
+
+    from loreweave.lookup import session_counts
+
+    database = _database(ctx)
+    database.ensure_schema()
+    table = Table("id", "name", "entries", "sessions")
+    with database.uow(read_only=True) as uow:
+        sessions = session_counts(uow)
+        for world in uow.worlds.list():
+            entries = len(uow.entries.in_world(world.id))
+            table.add_row(str(world.id), world.name, str(entries), str(sessions.get(world.id, 0)))
+    console.print(table)
+
+
+@app.command()
+def sessions(
+    ctx: typer.Context,
+    world: Annotated[
+        str | None, typer.Option(help="Only this world's (name, id or id prefix).")
+    ] = None,
+) -> None:
+    """List the sessions: id, world, title, turns."""
+    from rich.table import Table
+
+    from loreweave.lookup import find_world
+
+    database = _database(ctx)
+    database.ensure_schema()
+    table = Table("id", "world", "title", "turns")
+    with database.uow(read_only=True) as uow:
+        chosen = [find_world(uow, world)] if world else list(uow.worlds.list())
+        for w in chosen:
+            for s in uow.sessions.in_world(w.id):
+                turns = uow.turns.next_index(s.id)
+                table.add_row(str(s.id), w.name, s.title or "untitled", str(turns))
+    console.print(table)
 
 
 @app.command("import")
 def import_(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="World Info JSON, character card (JSON or PNG).")],
-    world: Annotated[str | None, typer.Option(help="Import into this world (its id).")] = None,
+    world: Annotated[
+        str | None, typer.Option(help="Import into this world (name, id or id prefix).")
+    ] = None,
     new_world: Annotated[
         str | None, typer.Option(help="Create a world of this name and import into it.")
     ] = None,
@@ -192,7 +253,7 @@ def import_(
             world_id = uow.worlds.add(World(name=new_world[:200])).id
             uow.commit()
     else:
-        world_id = _uuid(world or "")
+        world_id, _ = _find(ctx, world or "", None)
     created = LoreService(database, vectors).import_entries(world_id, entries)
     console.print(f"imported {len(created)} entries from {kind} into world {world_id}")
 
@@ -200,7 +261,7 @@ def import_(
 @app.command()
 def export(
     ctx: typer.Context,
-    world: Annotated[str, typer.Option(help="The world's id.")],
+    world: Annotated[str, typer.Option(help="The world: its name, id or id prefix.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
     session: Annotated[
         str | None, typer.Option(help="Export this session's state: its entries and notes.")
@@ -213,10 +274,8 @@ def export(
     if fmt not in ("worldinfo", "character-book"):
         raise InvalidInput(f"--format must be worldinfo or character-book, not {fmt!r}")
     vectors = _vector_service(ctx)
-    world_id = _uuid(world)
-    entries = portable_entries(
-        vectors.database, vectors, world_id, _uuid(session) if session else None
-    )
+    world_id, session_id = _find(ctx, world, session)
+    entries = portable_entries(vectors.database, vectors, world_id, session_id)
     document = write_entries(
         entries, "worldinfo" if fmt == "worldinfo" else "character-book", world
     )

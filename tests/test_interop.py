@@ -1,5 +1,6 @@
 """Import and export of SillyTavern World Info and Character Card V2 lorebooks, on the real
-sample files in ../shared/samples (copied byte for byte from SillyTavern's default content)."""
+sample files in tests/data (copied byte for byte from SillyTavern's default content, by way of
+the project's shared samples), so nothing skips in a plain clone."""
 
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ from loreweave.lore import LoreService
 from loreweave.testing import HashingEmbedder
 from loreweave.vectors.service import CompositeVectorService
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+SAMPLES = Path(__file__).resolve().parent / "data"
 WORLD_INFO = SAMPLES / "sillytavern-world-info-eldoria.json"
 CARD_PNG = SAMPLES / "sillytavern-card-v2-seraphina.png"
 
-needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples not present")
+needs_samples = pytest.mark.skipif(not WORLD_INFO.is_file(), reason="tests/data missing")
 
 
 @needs_samples
@@ -126,8 +127,6 @@ def test_cli_import_and_export(tmp_path: Path) -> None:
     bad.write_text('{"entries": {"0": {"key": ["a"], "content": "ok"}, "1": {"key": ["b"]}}}')
     result = run("import", str(bad), "--new-world", "Broken", cwd=tmp_path)
     assert result.returncode == 1 and "bad.json: entries.1.content" in result.stderr
-    if not SAMPLES.is_dir():
-        return
     result = run("import", str(WORLD_INFO), "--new-world", "Eldoria", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     world_id = result.stdout.strip().split()[-1]

@@ -304,3 +304,25 @@ def test_an_index_that_disagrees_with_the_database(
     lw.alerts.evaluate(now + timedelta(seconds=5 * INTERVAL))
     receiver.wait_for(2)
     assert receiver.of("index_mismatch") == ["firing", "resolved"]
+
+
+def test_a_provider_failing_for_minutes_and_a_broker_away() -> None:
+    from loreweave.alerts import conditions
+    from loreweave.config import AlertConfig
+    from loreweave.llm.resilience import ProviderHealth
+
+    now = time.time()
+    health = {
+        "mistral": ProviderHealth(
+            last_success=now - 900,
+            failing_since=now - 6 * 60,
+            last_error="HTTP 503: overloaded",
+            last_error_kind="ProviderUnavailable",
+        ),
+        "openai": ProviderHealth(last_success=now - 5, failing_since=now - 60),
+    }
+    found = conditions.providers(health, AlertConfig(provider_failing_minutes=5), now)
+    assert [c.key for c in found] == ["provider_failing:mistral"]  # a minute is not long enough
+    assert found[0].details["minutes"] >= 6
+    broker = conditions.broker("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    assert [c.key for c in broker] == ["broker_unreachable"]

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from loreweave.api import create_app
 from loreweave.api.guard import serving_plan
-from loreweave.config import load_settings
+from loreweave.config import RetrievalConfig, load_settings
 from loreweave.db import Database, migrate
 from loreweave.db.models import NoteUpdateTask
 from loreweave.errors import ConfigurationError
@@ -62,7 +62,9 @@ def test_an_index_file_without_its_own_sidecar_is_rebuilt(fx: Fixture) -> None:
     fx.cache.persist()
     path.with_suffix(".json").write_bytes(old_sidecar)  # killed between the two renames
     restarted = fx.new_cache()
-    retriever = Retriever(fx.database, fx.embedder, restarted, fx.vectors, keywords=False)
+    retriever = Retriever(
+        fx.database, fx.embedder, restarted, fx.vectors, RetrievalConfig(keywords=False, bm25=False)
+    )
     hits = [h.lore_entry_id for h in retriever.search(fx.session_a, "wizard tower marsh", 5)]
     assert sorted(map(str, hits)) == sorted([str(momo), str(tower)])  # no duplicate, no ghost
     shutil.rmtree(fx.index_dir)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
-from loreweave.config import CompositeDocumentConfig
+from loreweave.config import CompositeDocumentConfig, RetrievalConfig
 from loreweave.db import Database
 from loreweave.db.models import ChatSession, EntityVector, LoreEntry, World
 from loreweave.memory.composite import composite_text
@@ -97,14 +97,21 @@ def test_note_update_replaces_the_sessions_vector(fx: Fixture) -> None:
     fx.search(fx.session_a, "flying girl")  # loads the overlay
     fx.note(fx.session_a, momo, "Momo learned to fly and lost her memory.")
     rows = fx.rows()
-    assert len(rows) == 2
-    overlay = next(r for r in rows if r.session_id == fx.session_a)
+    # the base document; the session's composite document and its note alone (two search keys)
+    assert sorted((r.session_id is None, r.part) for r in rows) == [
+        (False, "document"),
+        (False, "note"),
+        (True, "document"),
+    ]
+    overlay = next(r for r in rows if r.session_id == fx.session_a and r.part == "document")
     assert overlay.text.endswith(
         "[Session-Specific Notes]\nMomo learned to fly and lost her memory."
     )
+    note = next(r for r in rows if r.part == "note")
+    assert note.text == "Momo learned to fly and lost her memory."
     with fx.database.uow(read_only=True) as uow:
         tier = fx.cache.sync_overlay(uow.session, fx.session_a)
-    assert tier.index.ntotal == len(tier) == 1  # replaced, not duplicated
+    assert tier.index.ntotal == len(tier) == 2  # replaced, not duplicated
     hits = fx.retriever.search(fx.session_a, "lost her memory", 1)
     assert hits[0].text == overlay.text
 
@@ -153,7 +160,9 @@ def test_a_name_in_the_message_brings_its_entry(fx: Fixture) -> None:
     query = "Steal the gold coins before the captain wakes"
     with_keywords = fx.retriever.search(fx.session_a, query, 3)
     assert with_keywords[0].title == "Captain Reyes" and with_keywords[0].via == "keyword"
-    without = Retriever(fx.database, fx.embedder, fx.cache, fx.vectors, keywords=False)
+    without = Retriever(
+        fx.database, fx.embedder, fx.cache, fx.vectors, RetrievalConfig(keywords=False)
+    )
     assert "Captain Reyes" not in [h.title for h in without.search(fx.session_a, query, 3)]
 
 
@@ -196,7 +205,9 @@ def test_corrupt_index_file_is_rebuilt(fx: Fixture) -> None:
     [path] = list((fx.index_dir or Path()).glob("world-*.faiss"))
     path.write_bytes(b"\x00garbage" * 10)
     restarted = fx.new_cache()
-    retriever = Retriever(fx.database, fx.embedder, restarted, fx.vectors, keywords=False)
+    retriever = Retriever(
+        fx.database, fx.embedder, restarted, fx.vectors, RetrievalConfig(keywords=False, bm25=False)
+    )
     assert [h.lore_entry_id for h in retriever.search(fx.session_a, "psychic", 1)] == [momo]
 
 
@@ -229,7 +240,9 @@ def test_model_change_means_rebuild_not_mixed_vectors(fx: Fixture) -> None:
     report = new_vectors.verify()
     assert report.other_model == 1 and not report.ok
     cache = IndexCache(dim=32, model=new_embedder.model_name)
-    retriever = Retriever(fx.database, new_embedder, cache, new_vectors, keywords=False)
+    retriever = Retriever(
+        fx.database, new_embedder, cache, new_vectors, RetrievalConfig(keywords=False, bm25=False)
+    )
     assert retriever.search(fx.session_a, "psychic", 1) == []  # old-model rows are not mixed in
     progress: list[tuple[int, int]] = []
     assert new_vectors.rebuild(progress=lambda done, total: progress.append((done, total))) == 1

@@ -117,9 +117,12 @@ def build(
     providers = providers or build_providers(settings)
     notifier = notifier or build_notifier(settings)
     embedder, chat_model = providers.embedder, providers.chat
-    vectors = CompositeVectorService(database, embedder, settings.composite_document_config)
+    retrieval = settings.retrieval_config
+    vectors = CompositeVectorService(
+        database, embedder, settings.composite_document_config, chunk_words=retrieval.chunk_words
+    )
     cache = IndexCache(dim=embedder.dim, model=embedder.model_name, index_dir=settings.index_dir)
-    retriever = Retriever(database, embedder, cache, vectors)
+    retriever = Retriever(database, embedder, cache, vectors, retrieval)
     llm = settings.llm_config
     transcript = TranscriptService(database.uow, vectors)
     chat = ChatService(

@@ -67,7 +67,6 @@ class ChatService:
         llm_config: LLMConfig,
         *,
         history_turns: int = 6,
-        k: int = 5,
         on_turn_committed: Callable[[uuid.UUID], None] | None = None,
         transcript: TranscriptService | None = None,
     ) -> None:
@@ -76,7 +75,6 @@ class ChatService:
         self.retriever = retriever
         self.llm_config = llm_config
         self.history_turns = history_turns
-        self.k = k
         self.on_turn_committed = on_turn_committed
         self.transcript = transcript
 
@@ -95,7 +93,7 @@ class ChatService:
         """Retrieval and the main prompt: the work before the main LLM call (for the turn
         ``before``, with the turns before it as history; by default a new last turn)."""
         started = time.perf_counter()
-        used = self.retriever.search(session_id, message, self.k)
+        used = self.retriever.search(session_id, message, before=before)
         retrieved = time.perf_counter() - started
         with self.database.uow(read_only=True) as uow:
             session = uow.sessions.require(session_id)

@@ -126,6 +126,30 @@ class CompositeDocumentConfig(_Group):
     separator: str = "\n\n"
 
 
+class RetrievalConfig(_Group):
+    """What a turn retrieves (DESIGN §1.3): how many entities, within how many tokens, found how.
+
+    Entities are ranked by reciprocal rank fusion of the vector ranking (each entity by its best
+    search key) and BM25 over the session's documents; constant entries and entries whose
+    keywords the recent messages name come first and count inside ``k`` and the budget."""
+
+    k: int = Field(5, ge=1, le=50, description="entities handed to the chat model")
+    token_budget: int = Field(2000, ge=50, le=200_000, description="tokens of lore per prompt")
+    history_turns: int = Field(2, ge=0, le=20, description="earlier turns in the query")
+    history_decay: float = Field(
+        0.5, ge=0, le=1, description="weight of each earlier turn, × per turn back"
+    )
+    scan_depth: int = Field(1, ge=0, le=20, description="earlier turns scanned for keywords")
+    vector_weight: float = Field(1.0, ge=0)
+    bm25_weight: float = Field(1.0, ge=0)
+    rrf_k: float = Field(60.0, gt=0, description="the reciprocal rank fusion constant")
+    chunk_words: int = Field(
+        160, ge=20, le=4000, description="longer lore or notes are also searched in chunks"
+    )
+    keywords: bool = True
+    bm25: bool = True
+
+
 class ProviderConfig(_Group):
     """Resilience around every LLM and embedding provider."""
 
@@ -202,6 +226,7 @@ class Settings(BaseSettings):
     dual_queue_config: DualQueueConfig = DualQueueConfig()
     llm_config: LLMConfig = LLMConfig()
     composite_document_config: CompositeDocumentConfig = CompositeDocumentConfig()
+    retrieval_config: RetrievalConfig = RetrievalConfig()
     provider_config: ProviderConfig = ProviderConfig()
     pipeline_config: PipelineConfig = PipelineConfig()
     alert_config: AlertConfig = AlertConfig()

@@ -13,11 +13,23 @@ from sqlalchemy import or_, select
 
 from loreweave.db.engine import Database
 from loreweave.db.models import LoreEntry, SessionNote
+from loreweave.db.repositories import visible_in
 from loreweave.errors import Conflict, InvalidInput, NotFound
 from loreweave.vectors.service import CompositeVectorService
 from loreweave.vectors.store import VectorStore
 
-EDITABLE = ("title", "entity_type", "content", "tags", "aliases")
+EDITABLE = (
+    "title",
+    "entity_type",
+    "content",
+    "tags",
+    "aliases",
+    "secondary_keys",
+    "key_logic",
+    "constant",
+    "enabled",
+)
+ACTIVATION = ("secondary_keys", "key_logic", "constant", "enabled")
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,7 @@ class LoreService:
                         tags=e.tags,
                         aliases=e.aliases,
                         extra=e.extra,
+                        **{name: getattr(e, name) for name in ACTIVATION},
                     )
                 ).id
                 for e in entries
@@ -71,12 +84,8 @@ class LoreService:
             if where.session_id is None:
                 query = query.where(LoreEntry.origin_session_id.is_(None))
             else:
-                query = query.where(
-                    or_(
-                        LoreEntry.origin_session_id.is_(None),
-                        LoreEntry.origin_session_id == where.session_id,
-                    )
-                )
+                session = uow.sessions.require(where.session_id)
+                query = query.where(visible_in(session))
             if where.entity_type:
                 query = query.where(LoreEntry.entity_type == where.entity_type)
             if where.dynamic is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -72,12 +72,20 @@ class WorldOut(_Out):
     created_at: datetime
 
 
+# how secondary keys filter a key match (SillyTavern's selectiveLogic)
+KeyLogic = Literal["and_any", "and_all", "not_any", "not_all"]
+
+
 class EntryIn(_In):
     title: Name
     entity_type: Kind = "Other"
     content: Content
     tags: Labels = []
     aliases: Labels = []
+    secondary_keys: Labels = []
+    key_logic: KeyLogic = "and_any"
+    constant: bool = False
+    enabled: bool = True
 
 
 class EntryPatch(_In):
@@ -86,6 +94,10 @@ class EntryPatch(_In):
     content: Content | None = None
     tags: Labels | None = None
     aliases: Labels | None = None
+    secondary_keys: Labels | None = None
+    key_logic: KeyLogic | None = None
+    constant: bool | None = None
+    enabled: bool | None = None
 
 
 class EntryOut(_Out):
@@ -96,6 +108,10 @@ class EntryOut(_Out):
     content: str
     tags: list[str]
     aliases: list[str]
+    secondary_keys: list[str]
+    key_logic: str
+    constant: bool
+    enabled: bool
     is_dynamically_generated: bool
     origin_session_id: uuid.UUID | None
     origin_turn_index: int | None  # the turn whose analysis created it
@@ -208,9 +224,10 @@ class SearchHit(BaseModel):
     lore_entry_id: uuid.UUID
     title: str
     entity_type: str
-    score: float | None
-    via: str
+    score: float | None  # reciprocal-rank-fusion score; None for a constant entry
+    via: str  # constant | keyword | vector | bm25: why it is there
     text: str
+    tokens: int
 
 
 class CompositeOut(BaseModel):

@@ -29,6 +29,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     false,
+    true,
 )
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, synonym
@@ -133,6 +134,13 @@ class LoreEntry(Timestamped, Base):
     content: Mapped[str] = mapped_column(Text)
     tags: Mapped[list[str]] = mapped_column(default=list)
     aliases: Mapped[list[str]] = mapped_column(default=list)
+    # Lorebook activation (SillyTavern World Info semantics): the title and aliases are the
+    # keys; when secondary keys are set, ``key_logic`` says how they filter a key match.
+    # A constant entry is always retrieved; a disabled one never.
+    secondary_keys: Mapped[list[str]] = mapped_column(default=list, server_default=sql_text("'[]'"))
+    key_logic: Mapped[str] = mapped_column(String(10), default="and_any", server_default="and_any")
+    constant: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     is_dynamically_generated: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
@@ -300,6 +308,7 @@ class EntityVector(Base):
         Index(
             "uq_entity_vectors_base",
             "lore_entry_id",
+            "part",
             unique=True,
             sqlite_where=sql_text("session_id IS NULL"),
             postgresql_where=sql_text("session_id IS NULL"),
@@ -308,6 +317,7 @@ class EntityVector(Base):
             "uq_entity_vectors_overlay",
             "lore_entry_id",
             "session_id",
+            "part",
             unique=True,
             sqlite_where=sql_text("session_id IS NOT NULL"),
             postgresql_where=sql_text("session_id IS NOT NULL"),
@@ -323,7 +333,9 @@ class EntityVector(Base):
     session_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("chat_sessions.id", ondelete="CASCADE"), default=None
     )
-    text: Mapped[str] = mapped_column(Text)
+    # which search key of the document (see memory/composite.py): ``document``, ``note``, …
+    part: Mapped[str] = mapped_column(String(32), default="document", server_default="document")
+    text: Mapped[str] = mapped_column(Text)  # the key's text
     text_hash: Mapped[str] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(200))
     dim: Mapped[int] = mapped_column(Integer)

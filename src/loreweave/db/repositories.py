@@ -57,18 +57,28 @@ class WorldRepository(Repository[World]):
         return self.session.scalars(select(World).order_by(World.created_at)).all()
 
 
+# What a chat session can see -- the one predicate, in SQL and in Python: its world's lore, minus
+# the entries other sessions created (until they are promoted to the world).
+
+
 def visible_in(session: ChatSession) -> ColumnElement[bool]:
-    """The filter for entries a chat session may see: its world's lore, minus other sessions'
-    dynamically created entries."""
+    """The filter for entries ``session`` may see."""
     return and_(
         LoreEntry.world_id == session.world_id,
         or_(LoreEntry.origin_session_id.is_(None), LoreEntry.origin_session_id == session.id),
     )
 
 
+def can_see(
+    session: ChatSession, world_id: uuid.UUID, origin_session_id: uuid.UUID | None
+) -> bool:
+    """:func:`visible_in` for an entry's world and origin session."""
+    return world_id == session.world_id and origin_session_id in (None, session.id)
+
+
 def is_visible(entry: LoreEntry, session: ChatSession) -> bool:
     """:func:`visible_in` for one loaded entry."""
-    return entry.world_id == session.world_id and entry.origin_session_id in (None, session.id)
+    return can_see(session, entry.world_id, entry.origin_session_id)
 
 
 class LoreEntryRepository(Repository[LoreEntry]):

@@ -13,6 +13,7 @@ from typing import Any
 
 from loreweave.errors import InvalidInput
 from loreweave.interop.model import (
+    KEY_LOGIC_NUMBER,
     KeyFields,
     PortableEntry,
     entry_from,
@@ -143,6 +144,16 @@ def build_book(entries: list[PortableEntry], name: str) -> dict[str, Any]:
             "extensions": {},
         }
         item.update(original)
-        item["content"] = entry.content
+        extensions = dict(item.get("extensions") or {})
+        if "selectiveLogic" in extensions or entry.key_logic != "and_any":
+            extensions["selectiveLogic"] = KEY_LOGIC_NUMBER.get(entry.key_logic, 0)
+        item.update(
+            content=entry.content,
+            secondary_keys=secondary,
+            selective=bool(secondary) or bool(original.get("selective", False)),
+            constant=entry.constant,
+            enabled=entry.enabled,
+            extensions=extensions,
+        )
         items.append(item)
     return {"name": name, "entries": items}

@@ -90,6 +90,10 @@ def portable_entries(
                     tags=list(entry.tags or []),
                     aliases=list(entry.aliases or []),
                     extra=dict(entry.extra or {}),
+                    secondary_keys=list(entry.secondary_keys or []),
+                    key_logic=entry.key_logic,
+                    constant=entry.constant,
+                    enabled=entry.enabled,
                 )
             )
         return out

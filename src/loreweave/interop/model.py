@@ -16,6 +16,11 @@ class PortableEntry:
     tags: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # the source format's own fields
+    # lorebook activation (see LoreEntry)
+    secondary_keys: list[str] = field(default_factory=list)
+    key_logic: str = "and_any"
+    constant: bool = False
+    enabled: bool = True
 
 
 def require(condition: bool, where: str, problem: str) -> None:
@@ -37,13 +42,20 @@ def unique(values: list[str], exclude: str = "") -> list[str]:
     return list(seen.values())
 
 
+# SillyTavern's world_info_logic, by its numbers
+KEY_LOGIC = {0: "and_any", 1: "not_all", 2: "not_any", 3: "and_all"}
+KEY_LOGIC_NUMBER = {name: number for number, name in KEY_LOGIC.items()}
+
+
 @dataclass(frozen=True)
 class KeyFields:
-    """What a lorebook format calls an entry's keys, secondary keys and label."""
+    """What a lorebook format calls an entry's keys, secondary keys and label, and whether it
+    says "enabled" or "disable"."""
 
     keys: str
     secondary: str
     labels: tuple[str, ...]
+    disable: bool = False
 
 
 def entry_from(
@@ -60,11 +72,19 @@ def entry_from(
     label = next((item[name] for name in fields.labels if item.get(name)), "")
     require(isinstance(label, str), f"{where}.{fields.labels[-1]}", "must be a string")
     title = label.strip() or (keys[0] if keys else fallback)
+    extensions = item.get("extensions") if isinstance(item.get("extensions"), dict) else {}
+    logic = item.get("selectiveLogic", extensions.get("selectiveLogic", 0))
+    switch = not item.get("disable", False) if fields.disable else item.get("enabled", True)
     return PortableEntry(
         title=title[:200],
         content=content,
-        aliases=unique(keys + secondary, exclude=title),
+        aliases=unique(keys, exclude=title),
         extra=extra,
+        # SillyTavern ignores the secondary keys of an entry that is not selective
+        secondary_keys=unique(secondary) if item.get("selective", True) is not False else [],
+        key_logic=KEY_LOGIC.get(logic, "and_any") if isinstance(logic, int) else "and_any",
+        constant=item.get("constant") is True,
+        enabled=switch is not False,
     )
 
 
@@ -74,8 +94,7 @@ def keys_for(
     """The keys to export: the imported ones while the aliases are unchanged, else the title
     and aliases."""
     keys = list(original.get(fields.keys, []))
-    secondary = list(original.get(fields.secondary, []))
-    imported = unique([*keys, *secondary], exclude=entry.title)
+    imported = unique(keys, exclude=entry.title)
     if [a.lower() for a in imported] != [a.lower() for a in entry.aliases]:
-        return unique([entry.title, *entry.aliases]), []
-    return keys or [entry.title], secondary
+        keys = unique([entry.title, *entry.aliases])
+    return keys or [entry.title], list(entry.secondary_keys)

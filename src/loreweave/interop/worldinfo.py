@@ -1,15 +1,23 @@
 """SillyTavern World Info (lorebook) JSON: ``{"entries": {"<uid>": {key, keysecondary, comment,
-content, constant, order, position, …}}}``.  Keys and secondary keys become aliases; every other
-field is kept in ``extra`` and written back on export."""
+content, constant, order, position, …}}}``.  Keys become aliases; secondary keys, their logic,
+``constant`` and ``disable`` become the entry's activation fields; every other field is kept in
+``extra`` and written back on export."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from loreweave.interop.model import KeyFields, PortableEntry, entry_from, keys_for, require
+from loreweave.interop.model import (
+    KEY_LOGIC_NUMBER,
+    KeyFields,
+    PortableEntry,
+    entry_from,
+    keys_for,
+    require,
+)
 
 SOURCE = "sillytavern_world_info"
-FIELDS = KeyFields(keys="key", secondary="keysecondary", labels=("comment",))
+FIELDS = KeyFields(keys="key", secondary="keysecondary", labels=("comment",), disable=True)
 
 
 def parse(data: Any) -> list[PortableEntry]:
@@ -50,7 +58,15 @@ def build(entries: list[PortableEntry]) -> dict[str, Any]:
             "position": 0,
             "disable": False,
         }
-        item.update({k: v for k, v in original.items() if k not in ("content",)})
-        item["content"] = entry.content
+        item.update(original)
+        item.update(
+            content=entry.content,
+            keysecondary=secondary,
+            selective=bool(secondary) or bool(original.get("selective", False)),
+            constant=entry.constant,
+            disable=not entry.enabled,
+        )
+        if "selectiveLogic" in original or entry.key_logic != "and_any":
+            item["selectiveLogic"] = KEY_LOGIC_NUMBER.get(entry.key_logic, 0)
         out[str(uid)] = item
     return {"entries": out}

@@ -26,6 +26,8 @@ from loreweave.vectors.tier import CorruptIndex, TierHit, VectorTier
 log = logging.getLogger("loreweave.vectors")
 
 PERSIST_EVERY = 30.0  # seconds between saves of a world tier that changed
+# rows fetched per entity wanted: an entity has several search keys (document, note, chunks)
+KEYS_PER_ENTITY = 4
 
 
 class IndexCache:
@@ -105,16 +107,19 @@ class IndexCache:
     def search(
         self, db: Session, world_id: uuid.UUID, session_id: uuid.UUID, query: Matrix, k: int
     ) -> list[TierHit]:
-        """The ``k`` best documents of a session's view: its overlay first, base documents of
-        entries the overlay does not override."""
+        """The ``k`` best entities of a session's view, each by its best search key: its overlay
+        first, base documents of entries the overlay does not override."""
         world = self.sync_world(db, world_id)
         overlay = self.sync_overlay(db, session_id)
         overridden = overlay.entry_ids()
-        hits = overlay.search(query, k)
-        base = world.search(query, k + len(overridden))
+        rows = KEYS_PER_ENTITY * k
+        hits = overlay.search(query, rows)
+        base = world.search(query, rows + KEYS_PER_ENTITY * len(overridden))
         hits += [hit for hit in base if hit.key.lore_entry_id not in overridden]
-        hits.sort(key=lambda hit: hit.score, reverse=True)
-        return hits[:k]
+        best: dict[uuid.UUID, TierHit] = {}
+        for hit in sorted(hits, key=lambda hit: hit.score, reverse=True):
+            best.setdefault(hit.key.lore_entry_id, hit)
+        return list(best.values())[:k]
 
     # -- persistence ---------------------------------------------------------------------------
     def _maybe_persist(self, world_id: uuid.UUID, tier: VectorTier) -> None:

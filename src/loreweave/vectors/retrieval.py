@@ -1,15 +1,44 @@
-"""Retrieval for a session: vector search over both tiers, plus entries named in the message."""
+"""What a turn retrieves (DESIGN §1.3): the one function behind a chat turn's prompt and the
+search endpoint, so both always agree.
+
+1. The query is the message and the last ``history_turns`` turns, each turn back weighing
+   ``history_decay`` times the one after it.
+2. Two rankings of the session's view: vectors (each entity by its best search key, both FAISS
+   tiers) and BM25 over the documents; fused by reciprocal rank (weights and constant are
+   settings).
+3. Constant entries come first; then the entries whose keys the message (and the last
+   ``scan_depth`` turns) name; then the fused ranking.  Disabled entries never appear.  Up to
+   ``k`` entries besides the constant ones, within ``token_budget`` tokens of documents: one
+   that does not fit is skipped (and reported) and the next one tried.
+"""
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
+import numpy as np
+from sqlalchemy import select
+
+from loreweave.config import RetrievalConfig
 from loreweave.db.engine import Database
-from loreweave.llm.types import Embedder
+from loreweave.db.models import ChatSession, ChatTurn, LoreEntry, SessionNote
+from loreweave.db.repositories import is_visible
+from loreweave.db.uow import UnitOfWork
+from loreweave.llm.types import Embedder, Matrix, estimate_tokens
+from loreweave.memory.composite import session_view
 from loreweave.vectors.cache import IndexCache
 from loreweave.vectors.keywords import KeywordIndex
+from loreweave.vectors.lexical import LexicalIndex
 from loreweave.vectors.service import CompositeVectorService
+
+Why = Literal["constant", "keyword", "vector", "bm25"]
+CANDIDATES_PER_SLOT = 4  # each ranking offers this many entities per slot of k
+EMBEDDING_CACHE = 4096  # earlier turns' query vectors kept (each is reused for a few turns)
 
 
 @dataclass(frozen=True)
@@ -17,9 +46,30 @@ class RetrievedEntry:
     lore_entry_id: uuid.UUID
     title: str
     entity_type: str
-    text: str
-    score: float | None
-    via: str  # "vector" or "keyword"
+    text: str  # the composite document, as this session sees it
+    score: float | None  # the fused score; None for a constant entry
+    via: Why
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    entries: list[RetrievedEntry]
+    skipped: list[RetrievedEntry]  # ranked, but over the token budget
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Query:
+    """What is searched for: texts (the message first) with their weights."""
+
+    texts: list[str]
+    weights: list[float]
+    scan: list[str]  # the texts keyword activation scans
+
+
+def _turn_text(turn: ChatTurn) -> str:
+    return f"{turn.user_message}\n{turn.assistant_message}"
 
 
 class Retriever:
@@ -29,43 +79,168 @@ class Retriever:
         embedder: Embedder,
         cache: IndexCache,
         vectors: CompositeVectorService,
-        *,
-        keywords: bool = True,
+        config: RetrievalConfig | None = None,
     ) -> None:
         self.database = database
         self.embedder = embedder
         self.cache = cache
         self.vectors = vectors
-        self.keywords = KeywordIndex() if keywords else None
+        self.config = config or RetrievalConfig()
+        self.keywords = KeywordIndex() if self.config.keywords else None
+        self.lexical = LexicalIndex() if self.config.bm25 else None
+        self._embedded: OrderedDict[str, Matrix] = OrderedDict()
+        self._embedded_lock = threading.Lock()
 
-    def search(self, session_id: uuid.UUID, query: str, k: int = 5) -> list[RetrievedEntry]:
-        """Up to ``k`` entries by similarity, plus (first) the entries the query names.  Never
-        returns another session's notes or session-created entries."""
-        vector = self.embedder.embed([query])
+    # -- the query -----------------------------------------------------------------------------
+    def query(
+        self, uow: UnitOfWork, session_id: uuid.UUID, message: str, before: int | None
+    ) -> Query:
+        config = self.config
+        depth = max(config.history_turns, config.scan_depth)
+        turns = uow.turns.recent(session_id, depth, before=before) if depth else []
+        latest_first = [_turn_text(t) for t in reversed(turns)]
+        history = latest_first[: config.history_turns]
+        weights = [1.0] + [config.history_decay ** (i + 1) for i in range(len(history))]
+        texts = [message, *history]
+        kept = [(t, w) for t, w in zip(texts, weights, strict=True) if w > 0]
+        return Query(
+            [t for t, _ in kept],
+            [w for _, w in kept],
+            [message, *latest_first[: config.scan_depth]],
+        )
+
+    def _vector(self, query: Query) -> Matrix:
+        """The weighted sum of the texts' vectors, normalised; earlier turns' vectors are
+        cached (each serves ``history_turns`` turns)."""
+        with self._embedded_lock:
+            known = {t: self._embedded[t] for t in query.texts[1:] if t in self._embedded}
+        missing = [query.texts[0], *(t for t in query.texts[1:] if t not in known)]
+        fresh = dict(zip(missing, self.embedder.embed(missing), strict=True))
+        with self._embedded_lock:
+            for text in missing[1:]:
+                self._embedded[text] = fresh[text]
+            while len(self._embedded) > EMBEDDING_CACHE:
+                self._embedded.popitem(last=False)
+        vectors = {**known, **fresh}
+        combined = sum(
+            w * np.asarray(vectors[t], dtype=np.float32).reshape(-1)
+            for t, w in zip(query.texts, query.weights, strict=True)
+        )
+        combined = np.asarray(combined, dtype=np.float32)
+        norm = float(np.linalg.norm(combined))
+        return (combined / norm if norm > 0 else combined).reshape(1, -1)
+
+    # -- retrieval -----------------------------------------------------------------------------
+    def retrieve(
+        self,
+        session_id: uuid.UUID,
+        message: str,
+        *,
+        k: int | None = None,
+        token_budget: int | None = None,
+        before: int | None = None,
+    ) -> Retrieval:
+        """What a turn of ``session_id`` with ``message`` (as turn ``before``, by default a new
+        last turn) hands the chat model.  Never another session's notes or created entries."""
+        config = self.config
+        k = config.k if k is None else k
+        budget = config.token_budget if token_budget is None else token_budget
+        pool = max(CANDIDATES_PER_SLOT * k, 20)
         with self.database.uow(read_only=True) as uow:
             session = uow.sessions.require(session_id)
-            hits = self.cache.search(uow.session, session.world_id, session.id, vector, k)
-            named = (
-                self.keywords.matches(uow.session, session.world_id, session.id, query)
-                if self.keywords
+            query = self.query(uow, session.id, message, before)
+            vector = self._vector(query)
+            db = uow.session
+            hits = self.cache.search(db, session.world_id, session.id, vector, pool)
+            lexical = (
+                self.lexical.search(
+                    db,
+                    session.world_id,
+                    session.id,
+                    list(zip(query.texts, query.weights, strict=True)),
+                    pool,
+                )
+                if self.lexical
                 else []
             )
-            scored: dict[uuid.UUID, tuple[float | None, str]] = {
-                entry_id: (None, "keyword") for entry_id in named
-            }
-            for hit in hits:
-                scored.setdefault(hit.key.lore_entry_id, (hit.score, "vector"))
-            results = []
-            for entry_id, (score, via) in scored.items():
-                entry = uow.entries.get(entry_id)
-                if entry is None or entry.world_id != session.world_id:
-                    continue
-                if entry.origin_session_id not in (None, session.id):
-                    continue
-                document = self.vectors.document(uow, entry, session.id)
-                results.append(
-                    RetrievedEntry(
-                        entry.id, entry.title, entry.entity_type, document.text, score, via
-                    )
+            fused = self._fuse([h.key.lore_entry_id for h in hits], [e for e, _ in lexical])
+            activation = self.keywords.activate(db, session, query.scan) if self.keywords else None
+            constant = activation.constant if activation else []
+            named = activation.keyword if activation else []
+            order: list[tuple[uuid.UUID, Why]] = [(e, "constant") for e in constant]
+            order += [(e, "keyword") for e in named]
+            order += [(e, why) for e, (_, why) in fused.items()]
+            return self._select(uow, session, order, fused, k, budget)
+
+    def search(
+        self, session_id: uuid.UUID, query: str, k: int | None = None, *, before: int | None = None
+    ) -> list[RetrievedEntry]:
+        """The entries of :meth:`retrieve`, in the order the prompt gives them."""
+        return self.retrieve(session_id, query, k=k, before=before).entries
+
+    def _fuse(
+        self, by_vector: Sequence[uuid.UUID], by_bm25: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[float, Why]]:
+        """Reciprocal rank fusion; each entity says which ranking gave it more."""
+        config = self.config
+        parts: dict[uuid.UUID, dict[Why, float]] = {}
+        for ranking, weight, why in (
+            (by_vector, config.vector_weight, "vector"),
+            (by_bm25, config.bm25_weight, "bm25"),
+        ):
+            for rank, entry_id in enumerate(ranking, start=1):
+                parts.setdefault(entry_id, {})[why] = weight / (config.rrf_k + rank)  # type: ignore[index]
+        fused = {
+            entry_id: (sum(scores.values()), max(scores, key=scores.__getitem__))
+            for entry_id, scores in parts.items()
+        }
+        return dict(sorted(fused.items(), key=lambda item: item[1][0], reverse=True))
+
+    def _select(
+        self,
+        uow: UnitOfWork,
+        session: ChatSession,
+        order: list[tuple[uuid.UUID, Why]],
+        fused: dict[uuid.UUID, tuple[float, Why]],
+        k: int,
+        budget: int,
+    ) -> Retrieval:
+        ids = list(dict.fromkeys(e for e, _ in order))
+        entries = {
+            e.id: e
+            for e in uow.session.scalars(select(LoreEntry).where(LoreEntry.id.in_(ids)))
+            if is_visible(e, session) and e.enabled
+        }
+        notes = {
+            n.lore_entry_id: n
+            for n in uow.session.scalars(
+                select(SessionNote).where(
+                    SessionNote.session_id == session.id,
+                    SessionNote.lore_entry_id.in_(list(entries)),
                 )
-            return results
+            )
+        }
+        chosen: list[RetrievedEntry] = []
+        skipped: list[RetrievedEntry] = []
+        seen: set[uuid.UUID] = set()
+        used = ranked = 0
+        for entry_id, why in order:
+            entry = entries.get(entry_id)
+            if entry is None or entry_id in seen:
+                continue
+            if why != "constant" and ranked >= k:
+                break
+            seen.add(entry_id)
+            document = session_view(entry, notes.get(entry_id), session.id, self.vectors.config)
+            tokens = estimate_tokens(document.text)
+            score = fused[entry_id][0] if entry_id in fused else None
+            found = RetrievedEntry(
+                entry.id, entry.title, entry.entity_type, document.text, score, why, tokens
+            )
+            if used + tokens > budget:
+                skipped.append(found)
+                continue
+            used += tokens
+            chosen.append(found)
+            ranked += why != "constant"
+        return Retrieval(chosen, skipped, used)

@@ -1,4 +1,5 @@
-"""CompositeVectorService: keeps every entity's vector rows equal to its composite documents.
+"""CompositeVectorService: keeps every entity's vector rows equal to its composite documents,
+one row per search key of each document (``memory/composite.py`` says which keys).
 
 Two ways in.  Workers that already know the new text call :meth:`embed` before their write
 transaction and :meth:`write` inside it, so a note, its revision, its task status and its vector
@@ -22,8 +23,15 @@ from loreweave.db.engine import Database
 from loreweave.db.models import EntityVector, LoreEntry, SessionNote
 from loreweave.db.uow import UnitOfWork
 from loreweave.llm.types import Embedder, Matrix
-from loreweave.memory.composite import CompositeDocument, DocumentKey, documents_for
-from loreweave.vectors.store import VectorStore
+from loreweave.memory.composite import (
+    CompositeDocument,
+    DocumentKey,
+    SearchKey,
+    documents_for,
+    search_keys,
+    session_view,
+)
+from loreweave.vectors.store import VectorStore, row_key
 
 log = logging.getLogger("loreweave.vectors")
 
@@ -46,11 +54,17 @@ class VerifyReport:
 
 class CompositeVectorService:
     def __init__(
-        self, database: Database, embedder: Embedder, config: CompositeDocumentConfig
+        self,
+        database: Database,
+        embedder: Embedder,
+        config: CompositeDocumentConfig,
+        *,
+        chunk_words: int = 160,
     ) -> None:
         self.database = database
         self.embedder = embedder
         self.config = config
+        self.chunk_words = chunk_words
 
     # -- documents -----------------------------------------------------------------------------
     def documents(
@@ -69,37 +83,64 @@ class CompositeVectorService:
         self, uow: UnitOfWork, entry: LoreEntry, session_id: uuid.UUID
     ) -> CompositeDocument:
         """The composite document of ``entry`` as ``session_id`` sees it."""
-        note = uow.notes.for_entry(session_id, entry.id)
-        documents = documents_for(entry, [note] if note else [], self.config)
-        preferred = [d for d in documents if d.key.session_id == session_id]
-        return (preferred or documents)[0]
+        return session_view(
+            entry, uow.notes.for_entry(session_id, entry.id), session_id, self.config
+        )
 
     # -- embedding and writing -----------------------------------------------------------------
+    def keys(self, document: CompositeDocument) -> list[SearchKey]:
+        return search_keys(document, self.chunk_words)
+
     def embed(self, documents: Sequence[CompositeDocument]) -> Matrix:
-        return self.embedder.embed([d.text for d in documents])
+        """The vectors of every search key of ``documents``, in order (one embedding call)."""
+        return self.embedder.embed([k.text for d in documents for k in self.keys(d)])
 
     def write(
         self, uow: UnitOfWork, documents: Sequence[CompositeDocument], matrix: Matrix
     ) -> None:
+        """Write the key vectors :meth:`embed` returned; keys a document no longer has become
+        tombstones."""
         store = VectorStore(uow.session)
-        for document, row in zip(documents, matrix, strict=True):
-            store.write(document, row, self.embedder.model_name)
+        vectors = iter(matrix)
+        for document in documents:
+            rows = store.for_document(document.key)
+            keys = self.keys(document)
+            for key in keys:
+                store.write(
+                    document, key, next(vectors), self.embedder.model_name, rows.get(key.part)
+                )
+            for part in rows.keys() - {key.part for key in keys}:
+                store.tombstone(rows[part])
+        if next(vectors, None) is not None:
+            raise ValueError("more vectors than search keys")
+
+    def _per_document(
+        self, documents: Sequence[CompositeDocument], matrix: Matrix | None
+    ) -> list[Matrix]:
+        """:meth:`embed`'s matrix cut into each document's key vectors."""
+        out, start = [], 0
+        for document in documents:
+            count = len(self.keys(document))
+            assert matrix is not None
+            out.append(matrix[start : start + count])
+            start += count
+        return out
+
+    def _current(self, document: CompositeDocument, rows: dict[str, EntityVector]) -> bool:
+        """Whether ``rows`` (by part) are exactly the live vectors of ``document``'s keys."""
+        keys = self.keys(document)
+        live = {part: row for part, row in rows.items() if not row.is_deleted}
+        return live.keys() == {key.part for key in keys} and all(
+            live[key.part].text_hash == key.hash
+            and live[key.part].model == self.embedder.model_name
+            for key in keys
+        )
 
     def _changed(
         self, uow: UnitOfWork, documents: list[CompositeDocument]
     ) -> list[CompositeDocument]:
         store = VectorStore(uow.session)
-        changed = []
-        for document in documents:
-            row = store.get(document.key)
-            if (
-                row is None
-                or row.is_deleted
-                or row.text_hash != document.hash
-                or row.model != self.embedder.model_name
-            ):
-                changed.append(document)
-        return changed
+        return [d for d in documents if not self._current(d, store.for_document(d.key))]
 
     def sync_entry(self, entry_id: uuid.UUID, session_id: uuid.UUID | None = None) -> int:
         """Bring the vector rows of one entry (or of its view in one session) up to date; a
@@ -134,15 +175,15 @@ class CompositeVectorService:
             with self.database.uow(read_only=True) as uow:
                 wanted = self._wanted(uow, entry_ids, session_id)
                 changed = self._changed(uow, [d for docs in wanted.values() for d in docs])
-            matrix = self.embed(changed) if changed else np.zeros((0, 0), dtype=np.float32)
+            vectors = self._per_document(changed, self.embed(changed) if changed else None)
             with self.database.uow() as uow:
                 now = self._wanted(uow, entry_ids, session_id)
                 current = {d.key: d for docs in now.values() for d in docs}
                 fresh = [
-                    (d, v) for d, v in zip(changed, matrix, strict=True) if current.get(d.key) == d
+                    (d, v) for d, v in zip(changed, vectors, strict=True) if current.get(d.key) == d
                 ]
                 if fresh:
-                    self.write(uow, [d for d, _ in fresh], np.stack([v for _, v in fresh]))
+                    self.write(uow, [d for d, _ in fresh], np.concatenate([v for _, v in fresh]))
                 for entry_id, docs in now.items():
                     self._tombstone_extra(uow, entry_id, session_id, {d.key for d in docs})
                 uow.commit()
@@ -161,7 +202,7 @@ class CompositeVectorService:
     ) -> None:
         store = VectorStore(uow.session)
         for row in store.for_entry(entry_id):
-            key = DocumentKey(row.lore_entry_id, row.session_id)
+            key = row_key(row)
             in_scope = session_id is None or row.session_id in (session_id, None)
             if in_scope and key not in keep:
                 store.tombstone(row)
@@ -184,20 +225,19 @@ class CompositeVectorService:
             with self.database.uow(read_only=True) as uow:
                 entry = uow.entries.get(entry_id)
                 wanted = {d.key: d for d in (self.documents(uow, entry) if entry else [])}
-                rows = {
-                    DocumentKey(r.lore_entry_id, r.session_id): r
-                    for r in VectorStore(uow.session).for_entry(entry_id)
-                    if not r.is_deleted
-                }
+                rows: dict[DocumentKey, dict[str, EntityVector]] = {}
+                for r in VectorStore(uow.session).for_entry(entry_id):
+                    if not r.is_deleted:
+                        rows.setdefault(row_key(r), {})[r.part] = r
             report.documents += len(wanted)
             broken = False
             for key, document in wanted.items():
-                row = rows.get(key)
-                if row is None:
+                parts = rows.get(key, {})
+                if not parts:
                     report.missing.append(key)
-                elif row.model != self.embedder.model_name:
+                elif any(r.model != self.embedder.model_name for r in parts.values()):
                     report.other_model += 1
-                elif row.text_hash != document.hash:
+                elif not self._current(document, parts):
                     report.stale.append(key)
                 else:
                     continue

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from loreweave.db.models import EntityVector, SyncCounter
 from loreweave.llm.types import Matrix
-from loreweave.memory.composite import CompositeDocument, DocumentKey
+from loreweave.memory.composite import CompositeDocument, DocumentKey, SearchKey
 
 COUNTER = "vectors"
 
@@ -38,33 +38,49 @@ def _where_key(key: DocumentKey) -> list[object]:
     return [EntityVector.lore_entry_id == key.lore_entry_id, session_clause]
 
 
+def row_key(row: EntityVector) -> DocumentKey:
+    return DocumentKey(row.lore_entry_id, row.session_id)
+
+
 class VectorStore:
     """Reads and writes ``entity_vectors`` inside the caller's transaction."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def get(self, key: DocumentKey) -> EntityVector | None:
-        return self.session.scalars(select(EntityVector).where(*_where_key(key))).one_or_none()  # type: ignore[arg-type]
+    def for_document(self, key: DocumentKey) -> dict[str, EntityVector]:
+        """The rows of a document's search keys, by part."""
+        rows = self.session.scalars(select(EntityVector).where(*_where_key(key)))  # type: ignore[arg-type]
+        return {row.part: row for row in rows}
 
     def for_entry(self, entry_id: uuid.UUID) -> Sequence[EntityVector]:
         query = select(EntityVector).where(EntityVector.lore_entry_id == entry_id)
         return self.session.scalars(query).all()
 
-    def write(self, document: CompositeDocument, embedding: Matrix, model: str) -> EntityVector:
-        """Insert or replace the vector of ``document`` with a new version."""
+    def write(
+        self,
+        document: CompositeDocument,
+        key: SearchKey,
+        embedding: Matrix,
+        model: str,
+        row: EntityVector | None = None,
+    ) -> EntityVector:
+        """Insert or replace the vector of one search key of ``document`` (``row``: its
+        current row, if known) with a new version."""
         vector = np.ascontiguousarray(embedding, dtype=np.float32).reshape(-1)
         version = next_version(self.session)
-        row = self.get(document.key)
+        if row is None:
+            row = self.for_document(document.key).get(key.part)
         if row is None:
             row = EntityVector(
                 world_id=document.world_id,
                 lore_entry_id=document.key.lore_entry_id,
                 session_id=document.key.session_id,
+                part=key.part,
             )
             self.session.add(row)
-        row.text = document.text
-        row.text_hash = document.hash
+        row.text = key.text
+        row.text_hash = key.hash
         row.model = model
         row.dim = int(vector.shape[0])
         row.embedding = vector.tobytes()

@@ -219,8 +219,11 @@ def search(
     session_id: uuid.UUID,
     lw: LW,
     q: Annotated[str, Query(min_length=1, max_length=2_000), Clean],
-    k: Annotated[int, Query(ge=1, le=50)] = 5,
+    k: Annotated[int | None, Query(ge=1, le=50)] = None,
 ) -> list[SearchHit]:
+    """Exactly what a chat turn with message ``q`` would hand the chat model now, in order: the
+    session's recent turns in the query, constant and keyword-activated entries first, then the
+    fused vector and BM25 ranking, within the token budget (``k``: the setting unless given)."""
     return [
         SearchHit(
             lore_entry_id=hit.lore_entry_id,
@@ -229,6 +232,7 @@ def search(
             score=hit.score,
             via=hit.via,
             text=hit.text,
+            tokens=hit.tokens,
         )
         for hit in lw.retriever.search(session_id, q, k)
     ]

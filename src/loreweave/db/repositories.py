@@ -69,9 +69,7 @@ def visible_in(session: ChatSession) -> ColumnElement[bool]:
     )
 
 
-def can_see(
-    session: ChatSession, world_id: uuid.UUID, origin_session_id: uuid.UUID | None
-) -> bool:
+def can_see(session: ChatSession, world_id: uuid.UUID, origin_session_id: uuid.UUID | None) -> bool:
     """:func:`visible_in` for an entry's world and origin session."""
     return world_id == session.world_id and origin_session_id in (None, session.id)
 

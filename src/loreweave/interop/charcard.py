@@ -144,7 +144,8 @@ def build_book(entries: list[PortableEntry], name: str) -> dict[str, Any]:
             "extensions": {},
         }
         item.update(original)
-        extensions = dict(item.get("extensions") or {})
+        found = item.get("extensions")
+        extensions: dict[str, Any] = dict(found) if isinstance(found, dict) else {}
         if "selectiveLogic" in extensions or entry.key_logic != "and_any":
             extensions["selectiveLogic"] = KEY_LOGIC_NUMBER.get(entry.key_logic, 0)
         item.update(

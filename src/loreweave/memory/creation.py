@@ -19,7 +19,7 @@ from loreweave.llm.schemas import CreatedEntity
 from loreweave.llm.structured import complete_structured
 from loreweave.llm.templates import render
 from loreweave.llm.types import ChatRequest, Matrix, Message
-from loreweave.memory.composite import CompositeDocument, DocumentKey, composite_text
+from loreweave.memory.composite import CompositeDocument, DocumentKey, compose
 from loreweave.memory.ports import Job, Outcome
 from loreweave.memory.task_worker import MemoryWorker
 from loreweave.vectors.keywords import normalise_name
@@ -59,11 +59,8 @@ class EntityCreationWorker(MemoryWorker):
         with self.uow(read_only=True) as uow:
             world_id = uow.sessions.require(task.session_id).world_id
         entry_id = uuid.uuid4()
-        document = CompositeDocument(
-            DocumentKey(entry_id, task.session_id),
-            world_id,
-            composite_text(created.content, None, self.vectors.config),
-        )
+        key = DocumentKey(entry_id, task.session_id)
+        document = compose(key, world_id, created.content, None, self.vectors.config)
         matrix = self.vectors.embed([document])
         return self._save(job, created, entry_id, document, matrix)
 

@@ -15,7 +15,7 @@ from loreweave.db.models import NoteUpdateTask
 from loreweave.errors import ConcurrentChange, InvalidResponse
 from loreweave.llm.templates import render
 from loreweave.llm.types import ChatRequest, Matrix, Message
-from loreweave.memory.composite import CompositeDocument, DocumentKey, composite_text
+from loreweave.memory.composite import CompositeDocument, DocumentKey, compose
 from loreweave.memory.ports import Job, Outcome
 from loreweave.memory.task_worker import MemoryWorker
 
@@ -98,11 +98,8 @@ class NoteRewriteWorker(MemoryWorker):
             new_note = clean_rewrite(
                 reply.text, before=read.before, lore=read.lore, events=batch.events
             )
-            document = CompositeDocument(
-                DocumentKey(batch.lore_entry_id, batch.session_id),
-                read.world_id,
-                composite_text(read.lore, new_note, self.vectors.config),
-            )
+            key = DocumentKey(batch.lore_entry_id, batch.session_id)
+            document = compose(key, read.world_id, read.lore, new_note, self.vectors.config)
             matrix = self.vectors.embed([document])
             try:
                 version = self._save(job, batch, read, new_note, document, matrix)

@@ -188,6 +188,8 @@ class Retriever:
             (by_vector, config.vector_weight, "vector"),
             (by_bm25, config.bm25_weight, "bm25"),
         ):
+            if weight <= 0:
+                continue  # a ranking weighted 0 is off: it offers no candidates either
             for rank, entry_id in enumerate(ranking, start=1):
                 parts.setdefault(entry_id, {})[why] = weight / (config.rrf_k + rank)  # type: ignore[index]
         fused = {

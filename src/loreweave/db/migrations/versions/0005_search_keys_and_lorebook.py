@@ -85,6 +85,7 @@ def _from_world_info() -> None:
         lowered = {k.lower() for k in secondary}
         primary = {k.strip().lower() for k in source.get("key") or [] if isinstance(k, str)}
         aliases = json.loads(aliases) if isinstance(aliases, str) else aliases or []
+        logic = source.get("selectiveLogic")
         kept = [a for a in aliases if a.lower() not in lowered or a.lower() in primary]
         connection.execute(
             entries.update()
@@ -92,7 +93,7 @@ def _from_world_info() -> None:
             .values(
                 aliases=kept,
                 secondary_keys=[k for k in secondary if k],
-                key_logic=LOGIC.get(source.get("selectiveLogic"), "and_any"),
+                key_logic=LOGIC.get(logic, "and_any") if isinstance(logic, int) else "and_any",
                 constant=bool(source.get("constant")),
                 enabled=not source.get("disable"),
             )

@@ -124,3 +124,65 @@ def test_0002_counts_failed_attempts_on_turns(empty_database_url: str) -> None:
         assert [tuple(row) for row in rows] == [("done", 1), ("failed", 3)]
     finally:
         database.dispose()
+
+
+@BOTH
+def test_world_info_secondary_keys_leave_the_aliases(empty_database_url: str) -> None:
+    """Before 0005 an imported entry's secondary keys were aliases (activating alone): the
+    migration gives them back their own field, logic, constant and enabled flags."""
+    import json
+    import uuid
+
+    from sqlalchemy import text
+
+    database = Database(empty_database_url)
+    try:
+        migrate.upgrade(database.engine, "0004")
+        world, entry = uuid.uuid4(), uuid.uuid4()
+        sqlite = database.engine.dialect.name == "sqlite"
+
+        def ident(value: uuid.UUID) -> str:  # how each database stores a UUID
+            return value.hex if sqlite else str(value)
+
+        source = {
+            "uid": 3,
+            "key": ["dragon", "wyrm"],
+            "keysecondary": ["cave", "wyrm"],
+            "selectiveLogic": 2,
+            "constant": True,
+            "disable": True,
+        }
+        with database.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO worlds (id, name, description, created_at, updated_at)"
+                    " VALUES (:id, 'w', '', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {"id": ident(world)},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO lore_entries (id, world_id, title, entity_type, content, tags,"
+                    " aliases, is_dynamically_generated, edited_by_person, extra, created_at,"
+                    " updated_at) VALUES (:id, :world, 'Dragon', 'Other', 'A wyrm.', '[]',"
+                    " :aliases, false, false, :extra, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {
+                    "id": ident(entry),
+                    "world": ident(world),
+                    "aliases": json.dumps(["dragon", "wyrm", "cave"]),
+                    "extra": json.dumps({"sillytavern_world_info": source}),
+                },
+            )
+        migrate.upgrade(database.engine)
+        with database.uow(read_only=True) as uow:
+            migrated = uow.entries.require(entry)
+            assert migrated.aliases == ["dragon", "wyrm"]  # "wyrm" is a key as well
+            assert migrated.secondary_keys == ["cave", "wyrm"]
+            assert (migrated.key_logic, migrated.constant, migrated.enabled) == (
+                "not_any",
+                True,
+                False,
+            )
+    finally:
+        database.dispose()

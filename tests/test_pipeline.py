@@ -145,7 +145,9 @@ def check_story(database: Database, session_id, ids) -> None:  # type: ignore[no
         assert ids["Momo"] in {t.lore_entry_id for t in tasks}
         overlay = uow.session.scalars(
             select(EntityVector).where(
-                EntityVector.lore_entry_id == ids["Momo"], EntityVector.session_id == session_id
+                EntityVector.lore_entry_id == ids["Momo"],
+                EntityVector.session_id == session_id,
+                EntityVector.part == "document",
             )
         ).one()
         assert overlay.text.endswith(MOMO_FINAL)

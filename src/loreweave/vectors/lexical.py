@@ -1,11 +1,14 @@
-"""BM25 over the documents of a session's view (DESIGN §1.3), beside the vector search.
+"""BM25 over the search keys of a session's view (DESIGN §1.3), beside the vector search.
 
-The texts are the ``document`` rows of ``entity_vectors`` (the database's copy of every composite
-document), followed by version like the FAISS caches.  A world's base documents are one ``bm25s``
-index (a sparse matrix: a query costs well under a millisecond at 10k documents), rebuilt in the
-background when they change, the previous one serving meanwhile.  A session's overlay documents
-(its notes, its created entries) are few: they are scored with the same formula and the world's
-statistics, so both kinds rank on one scale and a note replaces its entry's base document.
+The texts are the rows of ``entity_vectors`` (the database's copy of every search key: the
+composite document, the note alone, chunks), followed by version like the FAISS caches; an
+entity scores by its best key, as in the vector search, so a short note stating the current
+state is not drowned by the length of the whole document.  A world's base keys are one
+``bm25s`` index (a sparse matrix: a query costs well under a millisecond at 10k documents),
+rebuilt in the background when they change, the previous one serving meanwhile.  A session's
+overlay keys (its notes, its created entries) are few: they are scored with the same formula and
+the world's statistics, so both rank on one scale, and a session's keys replace its entity's
+base keys.
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from loreweave.db.models import EntityVector
-from loreweave.memory.composite import DOCUMENT_PART
 
 log = logging.getLogger("loreweave.vectors")
 
 K1, B = 1.5, 0.75  # bm25s's defaults ("lucene" scoring)
+KEYS_PER_ENTITY = 4
 _stemmer = Stemmer.Stemmer("english")
 
 
@@ -47,67 +50,68 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
     return [list(t) for t in tokens]
 
 
+@dataclass(frozen=True)
+class _Key:
+    entry_id: uuid.UUID
+    tokens: list[str]
+    counts: Counter[str]
+
+
+@dataclass
+class _Keys:
+    """The tokenised search keys of one scope (a world's base, a session's overlay), by row."""
+
+    version: int = 0
+    rows: dict[int, _Key] = field(default_factory=dict)
+
+    def apply(self, rows: Sequence[EntityVector]) -> None:
+        fresh = [row for row in rows if row.version > self.version]
+        live = iter(tokenize([row.text for row in fresh if not row.is_deleted]))
+        for row in fresh:
+            self.version = max(self.version, row.version)
+            if row.is_deleted:
+                self.rows.pop(row.id, None)
+            else:
+                tokens = next(live)
+                self.rows[row.id] = _Key(row.lore_entry_id, tokens, Counter(tokens))
+
+
 @dataclass
 class _Corpus:
-    """One world's base documents, indexed: immutable once built."""
+    """One world's base keys, indexed: immutable once built."""
 
-    entry_ids: list[uuid.UUID] = field(default_factory=list)
+    owners: list[uuid.UUID] = field(default_factory=list)  # the entity of each indexed key
     index: bm25s.BM25 | None = None
     df: Counter[str] = field(default_factory=Counter)
     avgdl: float = 1.0
 
     def idf(self, token: str) -> float:
-        df, n = self.df.get(token, 0), len(self.entry_ids)
+        df, n = self.df.get(token, 0), len(self.owners)
         return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
-    def score(self, tokens: Counter[str], length: int, query: Sequence[str]) -> float:
-        """BM25 ("lucene") of one document outside the index, with this corpus's statistics."""
-        norm = K1 * (1 - B + B * length / self.avgdl)
-        return sum(
-            self.idf(t) * tokens[t] / (tokens[t] + norm) for t in set(query) if tokens.get(t)
-        )
+    def score(self, key: _Key, query: set[str]) -> float:
+        """BM25 ("lucene") of one key outside the index, with this corpus's statistics."""
+        counts = key.counts
+        norm = K1 * (1 - B + B * len(key.tokens) / self.avgdl)
+        return sum(self.idf(t) * counts[t] / (counts[t] + norm) for t in query & counts.keys())
 
 
-@dataclass
-class _Documents:
-    """Tokens of the documents of one scope (a world's base, a session's overlay)."""
-
-    version: int = 0
-    tokens: dict[uuid.UUID, list[str]] = field(default_factory=dict)
-
-    def apply(self, rows: Sequence[EntityVector]) -> bool:
-        fresh = [row for row in rows if row.version > self.version]
-        if not fresh:
-            return False
-        texts = tokenize([row.text for row in fresh if not row.is_deleted])
-        live = iter(texts)
-        for row in fresh:
-            self.version = max(self.version, row.version)
-            if row.is_deleted:
-                self.tokens.pop(row.lore_entry_id, None)
-            else:
-                self.tokens[row.lore_entry_id] = next(live)
-        return True
-
-
-def _build(documents: dict[uuid.UUID, list[str]]) -> _Corpus:
-    entry_ids = list(documents)
-    corpus = _Corpus(entry_ids=entry_ids)
-    if not entry_ids:
+def _build(keys: list[_Key]) -> _Corpus:
+    corpus = _Corpus(owners=[k.entry_id for k in keys])
+    if not keys:
         return corpus
-    token_lists = [documents[e] for e in entry_ids]
-    for tokens in token_lists:
-        corpus.df.update(set(tokens))
-    corpus.avgdl = max(1.0, sum(len(t) for t in token_lists) / len(token_lists))
+    for key in keys:
+        corpus.df.update(set(key.tokens))
+    corpus.avgdl = max(1.0, sum(len(k.tokens) for k in keys) / len(keys))
     index = bm25s.BM25(k1=K1, b=B)
-    index.index(token_lists, show_progress=False)
+    index.index([k.tokens for k in keys], show_progress=False)
     corpus.index = index
     return corpus
 
 
 class _World:
     def __init__(self) -> None:
-        self.documents = _Documents()
+        self.keys = _Keys()
         self.corpus = _Corpus()
         self.built_version = -1
         self.building = False
@@ -119,14 +123,15 @@ class LexicalIndex:
         self.max_sessions = max_sessions
         self.background = background
         self._worlds: dict[uuid.UUID, _World] = {}
-        self._sessions: OrderedDict[uuid.UUID, _Documents] = OrderedDict()
+        self._sessions: OrderedDict[uuid.UUID, _Keys] = OrderedDict()
         self._lock = threading.Lock()
 
     # -- following the database ----------------------------------------------------------------
-    def _rows(self, db: Session, version: int, *where: object) -> list[EntityVector]:
+    @staticmethod
+    def _rows(db: Session, version: int, *where: object) -> list[EntityVector]:
         query = (
             select(EntityVector)
-            .where(EntityVector.part == DOCUMENT_PART, EntityVector.version > version, *where)  # type: ignore[arg-type]
+            .where(EntityVector.version > version, *where)  # type: ignore[arg-type]
             .order_by(EntityVector.version)
         )
         return list(db.scalars(query))
@@ -135,18 +140,18 @@ class LexicalIndex:
         with self._lock:
             world = self._worlds.setdefault(world_id, _World())
         with world.lock:
-            world.documents.apply(
+            world.keys.apply(
                 self._rows(
                     db,
-                    world.documents.version,
+                    world.keys.version,
                     EntityVector.world_id == world_id,
                     EntityVector.session_id.is_(None),
                 )
             )
-            if world.built_version == world.documents.version or world.building:
+            if world.built_version == world.keys.version or world.building:
                 return world.corpus
-            snapshot = dict(world.documents.tokens)
-            version = world.documents.version
+            snapshot = list(world.keys.rows.values())
+            version = world.keys.version
             first = world.built_version < 0
             world.building = True
         if first or not self.background:
@@ -158,9 +163,9 @@ class LexicalIndex:
         return world.corpus
 
     @staticmethod
-    def _rebuild(world: _World, snapshot: dict[uuid.UUID, list[str]], version: int) -> None:
+    def _rebuild(world: _World, snapshot: list[_Key], version: int) -> None:
         try:
-            corpus = _build(snapshot)
+            corpus: _Corpus | None = _build(snapshot)
         except Exception:  # a failed rebuild leaves the previous index serving
             log.exception("could not rebuild a BM25 index; keeping the previous one")
             corpus = None
@@ -169,17 +174,17 @@ class LexicalIndex:
                 world.corpus, world.built_version = corpus, version
             world.building = False
 
-    def _overlay(self, db: Session, session_id: uuid.UUID) -> dict[uuid.UUID, list[str]]:
+    def _overlay(self, db: Session, session_id: uuid.UUID) -> list[_Key]:
         with self._lock:
-            documents = self._sessions.get(session_id)
-            if documents is None:
-                documents = self._sessions[session_id] = _Documents()
+            keys = self._sessions.get(session_id)
+            if keys is None:
+                keys = self._sessions[session_id] = _Keys()
                 while len(self._sessions) > self.max_sessions:
                     self._sessions.popitem(last=False)
             else:
                 self._sessions.move_to_end(session_id)
-        documents.apply(self._rows(db, documents.version, EntityVector.session_id == session_id))
-        return dict(documents.tokens)
+        keys.apply(self._rows(db, keys.version, EntityVector.session_id == session_id))
+        return list(keys.rows.values())
 
     # -- search --------------------------------------------------------------------------------
     def search(
@@ -191,24 +196,32 @@ class LexicalIndex:
         limit: int,
     ) -> list[tuple[uuid.UUID, float]]:
         """The ``limit`` best entities of the session's view for the weighted ``queries``
-        (text, weight), by BM25; an entity with a note is scored on its composite document."""
+        (text, weight): for each query an entity scores by its best key; weighted, summed."""
         corpus = self._world(db, world_id)
         overlay = self._overlay(db, session_id)
+        overridden = {key.entry_id for key in overlay}
         scores: dict[uuid.UUID, float] = {}
-        tokenized = tokenize([text for text, _ in queries])
-        for tokens, (_, weight) in zip(tokenized, queries, strict=True):
+        for tokens, (_, weight) in zip(
+            tokenize([text for text, _ in queries]), queries, strict=True
+        ):
+            best: dict[uuid.UUID, float] = {}
             known = [t for t in tokens if t in corpus.df]
             if corpus.index is not None and known:
                 base = corpus.index.get_scores(known)
-                for position in np.flatnonzero(base > 0):
-                    entry_id = corpus.entry_ids[int(position)]
-                    scores[entry_id] = scores.get(entry_id, 0.0) + weight * float(base[position])
-        for entry_id in overlay:  # the overlay's document replaces the base one
-            scores.pop(entry_id, None)
-        for tokens, (_, weight) in zip(tokenized, queries, strict=True):
-            for entry_id, document in overlay.items():
-                score = corpus.score(Counter(document), len(document), tokens)
+                # only the best keys can rank: enough of them for ``limit`` entities beside the
+                # overridden ones, each entity with several keys
+                wanted = min(len(base), KEYS_PER_ENTITY * (limit + len(overridden)))
+                top = np.argpartition(-base, wanted - 1)[:wanted]
+                for position in top[base[top] > 0]:
+                    entry_id = corpus.owners[int(position)]
+                    if entry_id not in overridden:
+                        best[entry_id] = max(best.get(entry_id, 0.0), float(base[position]))
+            wanted_tokens = set(tokens)
+            for key in overlay:
+                score = corpus.score(key, wanted_tokens)
                 if score > 0:
-                    scores[entry_id] = scores.get(entry_id, 0.0) + weight * score
+                    best[key.entry_id] = max(best.get(key.entry_id, 0.0), score)
+            for entry_id, score in best.items():
+                scores[entry_id] = scores.get(entry_id, 0.0) + weight * score
         ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
         return ranked[:limit]

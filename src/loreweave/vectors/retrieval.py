@@ -14,6 +14,7 @@ search endpoint, so both always agree.
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections import OrderedDict
@@ -26,7 +27,7 @@ from sqlalchemy import select
 
 from loreweave.config import RetrievalConfig
 from loreweave.db.engine import Database
-from loreweave.db.models import ChatSession, ChatTurn, LoreEntry, SessionNote
+from loreweave.db.models import ChatSession, LoreEntry, SessionNote
 from loreweave.db.repositories import is_visible
 from loreweave.db.uow import UnitOfWork
 from loreweave.llm.types import Embedder, Matrix, estimate_tokens
@@ -36,9 +37,11 @@ from loreweave.vectors.keywords import KeywordIndex
 from loreweave.vectors.lexical import LexicalIndex
 from loreweave.vectors.service import CompositeVectorService
 
+log = logging.getLogger("loreweave.vectors")
+
 Why = Literal["constant", "keyword", "vector", "bm25"]
 CANDIDATES_PER_SLOT = 4  # each ranking offers this many entities per slot of k
-EMBEDDING_CACHE = 4096  # earlier turns' query vectors kept (each is reused for a few turns)
+EMBEDDING_CACHE = 4096  # messages' vectors kept for the next turns' queries
 
 
 @dataclass(frozen=True)
@@ -61,15 +64,20 @@ class Retrieval:
 
 @dataclass(frozen=True)
 class Query:
-    """What is searched for: texts (the message first) with their weights."""
+    """What is searched for, the message first, then earlier turns, latest first, each with its
+    weight.  BM25 reads whole turns (``texts``); the vector is the weighted sum of the messages'
+    vectors (``messages``), each embedded once, when it was the message of its turn (a reply
+    is never embedded: a turn's overhead holds one embedding)."""
 
     texts: list[str]
+    messages: list[str]
     weights: list[float]
     scan: list[str]  # the texts keyword activation scans
 
 
-def _turn_text(turn: ChatTurn) -> str:
-    return f"{turn.user_message}\n{turn.assistant_message}"
+def turn_text(user_message: str, assistant_message: str) -> str:
+    """An earlier turn as BM25 and keyword activation read it."""
+    return f"{user_message}\n{assistant_message}"
 
 
 class Retriever:
@@ -97,36 +105,35 @@ class Retriever:
     ) -> Query:
         config = self.config
         depth = max(config.history_turns, config.scan_depth)
-        turns = uow.turns.recent(session_id, depth, before=before) if depth else []
-        latest_first = [_turn_text(t) for t in reversed(turns)]
-        history = latest_first[: config.history_turns]
+        turns = list(reversed(uow.turns.recent(session_id, depth, before=before))) if depth else []
+        history = turns[: config.history_turns]
         weights = [1.0] + [config.history_decay ** (i + 1) for i in range(len(history))]
-        texts = [message, *history]
-        kept = [(t, w) for t, w in zip(texts, weights, strict=True) if w > 0]
+        kept = [i for i, w in enumerate(weights) if w > 0]
+        texts = [message] + [turn_text(t.user_message, t.assistant_message) for t in history]
+        messages = [message] + [t.user_message for t in history]
         return Query(
-            [t for t, _ in kept],
-            [w for _, w in kept],
-            [message, *latest_first[: config.scan_depth]],
+            [texts[i] for i in kept],
+            [messages[i] for i in kept],
+            [weights[i] for i in kept],
+            [message]
+            + [turn_text(t.user_message, t.assistant_message) for t in turns[: config.scan_depth]],
         )
 
     def _vector(self, query: Query) -> Matrix:
-        """The weighted sum of the texts' vectors, normalised; earlier turns' vectors are
-        cached (each serves ``history_turns`` turns)."""
+        """The weighted sum of the messages' vectors, normalised; earlier messages' vectors are
+        kept from their own turn (another process embeds them again, in the same call)."""
         with self._embedded_lock:
-            known = {t: self._embedded[t] for t in query.texts[1:] if t in self._embedded}
-        missing = [query.texts[0], *(t for t in query.texts[1:] if t not in known)]
-        fresh = dict(zip(missing, self.embedder.embed(missing), strict=True))
+            known = {t: self._embedded[t] for t in query.messages if t in self._embedded}
+        missing = list(dict.fromkeys(t for t in query.messages if t not in known))
+        fresh = dict(zip(missing, self.embedder.embed(missing), strict=True)) if missing else {}
         with self._embedded_lock:
-            for text in missing[1:]:
-                self._embedded[text] = fresh[text]
+            self._embedded.update(fresh)
             while len(self._embedded) > EMBEDDING_CACHE:
                 self._embedded.popitem(last=False)
         vectors = {**known, **fresh}
-        combined = sum(
-            w * np.asarray(vectors[t], dtype=np.float32).reshape(-1)
-            for t, w in zip(query.texts, query.weights, strict=True)
-        )
-        combined = np.asarray(combined, dtype=np.float32)
+        combined = np.zeros(self.embedder.dim, dtype=np.float32)
+        for text, weight in zip(query.messages, query.weights, strict=True):
+            combined += weight * np.asarray(vectors[text], dtype=np.float32).reshape(-1)
         norm = float(np.linalg.norm(combined))
         return (combined / norm if norm > 0 else combined).reshape(1, -1)
 
@@ -208,31 +215,47 @@ class Retriever:
         budget: int,
     ) -> Retrieval:
         ids = list(dict.fromkeys(e for e, _ in order))
-        entries = {
-            e.id: e
-            for e in uow.session.scalars(select(LoreEntry).where(LoreEntry.id.in_(ids)))
-            if is_visible(e, session) and e.enabled
-        }
-        notes = {
-            n.lore_entry_id: n
-            for n in uow.session.scalars(
-                select(SessionNote).where(
-                    SessionNote.session_id == session.id,
-                    SessionNote.lore_entry_id.in_(list(entries)),
+        entries: dict[uuid.UUID, LoreEntry | None] = {}
+        notes: dict[uuid.UUID, SessionNote] = {}
+
+        def load(entry_id: uuid.UUID) -> LoreEntry | None:
+            """The entry if the session may use it; candidates are read a few at a time, in
+            order, since most of the pool is never needed."""
+            if entry_id not in entries:
+                at = ids.index(entry_id)
+                batch = [e for e in ids[at : at + k + 4] if e not in entries]
+                found = {
+                    e.id: e
+                    for e in uow.session.scalars(select(LoreEntry).where(LoreEntry.id.in_(batch)))
+                }
+                notes.update(
+                    (n.lore_entry_id, n)
+                    for n in uow.session.scalars(
+                        select(SessionNote).where(
+                            SessionNote.session_id == session.id,
+                            SessionNote.lore_entry_id.in_(batch),
+                        )
+                    )
                 )
-            )
-        }
+                for e in batch:
+                    entry = found.get(e)
+                    usable = entry is not None and is_visible(entry, session) and entry.enabled
+                    entries[e] = entry if usable else None
+            return entries[entry_id]
+
         chosen: list[RetrievedEntry] = []
         skipped: list[RetrievedEntry] = []
         seen: set[uuid.UUID] = set()
         used = ranked = 0
         for entry_id, why in order:
-            entry = entries.get(entry_id)
-            if entry is None or entry_id in seen:
+            if entry_id in seen:
                 continue
             if why != "constant" and ranked >= k:
                 break
             seen.add(entry_id)
+            entry = load(entry_id)
+            if entry is None:
+                continue
             document = session_view(entry, notes.get(entry_id), session.id, self.vectors.config)
             tokens = estimate_tokens(document.text)
             score = fused[entry_id][0] if entry_id in fused else None

@@ -288,3 +288,30 @@ def test_search_endpoint_is_what_the_turn_uses(tmp_path: Path, database: Databas
             e["lore_entry_id"] for e in turn["used_entries"]
         ]
         assert found[0]["via"] == "constant"
+
+
+def test_a_large_world_is_indexed_in_the_background(w: Town) -> None:
+    """The first search of a process in a large world does not wait for its BM25 index."""
+    import threading
+
+    w.entry("Reed", "A fisherman of the bay.")
+    filler(w)
+    retriever = w.retriever(vector_weight=0, keywords=False)
+    assert retriever.lexical is not None
+    retriever.lexical.sync_keys = 5  # 13 keys: "large"
+    release = threading.Event()
+    build = retriever.lexical._refresh
+
+    def slow(*args: Any) -> None:
+        release.wait(10)
+        build(*args)
+
+    retriever.lexical._refresh = slow  # type: ignore[method-assign]
+    assert retriever.search(w.session, "fisherman bay") == []  # ranked without BM25, at once
+    release.set()
+    for _ in range(100):
+        world = retriever.lexical._worlds[w.world_id]
+        if not world.building:
+            break
+        threading.Event().wait(0.05)
+    assert retriever.search(w.session, "fisherman bay")[0].title == "Reed"

@@ -57,6 +57,17 @@ class _Key:
     counts: Counter[str]
 
 
+@dataclass(frozen=True)
+class _Row:
+    """What BM25 needs of an ``entity_vectors`` row."""
+
+    id: int
+    entry_id: uuid.UUID
+    version: int
+    is_deleted: bool
+    text: str
+
+
 @dataclass
 class _Keys:
     """The tokenised search keys of one scope (a world's base, a session's overlay), by row."""
@@ -64,7 +75,7 @@ class _Keys:
     version: int = 0
     rows: dict[int, _Key] = field(default_factory=dict)
 
-    def apply(self, rows: Sequence[EntityVector]) -> None:
+    def apply(self, rows: Sequence[_Row]) -> None:
         fresh = [row for row in rows if row.version > self.version]
         live = iter(tokenize([row.text for row in fresh if not row.is_deleted]))
         for row in fresh:
@@ -73,7 +84,7 @@ class _Keys:
                 self.rows.pop(row.id, None)
             else:
                 tokens = next(live)
-                self.rows[row.id] = _Key(row.lore_entry_id, tokens, Counter(tokens))
+                self.rows[row.id] = _Key(row.entry_id, tokens, Counter(tokens))
 
 
 @dataclass
@@ -113,65 +124,75 @@ class _World:
     def __init__(self) -> None:
         self.keys = _Keys()
         self.corpus = _Corpus()
-        self.built_version = -1
         self.building = False
         self.lock = threading.Lock()
 
 
 class LexicalIndex:
-    def __init__(self, *, max_sessions: int = 1024, background: bool = True) -> None:
+    """BM25 per world and per session; see the module's docstring.  A world of up to
+    ``sync_keys`` keys is indexed again on the spot when it changes (~0.1 s); a larger one in
+    the background, the searches meanwhile ranked by the previous index (at a process's first
+    search: without BM25, by vectors and keywords only)."""
+
+    def __init__(
+        self, *, max_sessions: int = 1024, background: bool = True, sync_keys: int = 2000
+    ) -> None:
         self.max_sessions = max_sessions
         self.background = background
+        self.sync_keys = sync_keys
         self._worlds: dict[uuid.UUID, _World] = {}
         self._sessions: OrderedDict[uuid.UUID, _Keys] = OrderedDict()
         self._lock = threading.Lock()
 
     # -- following the database ----------------------------------------------------------------
     @staticmethod
-    def _rows(db: Session, version: int, *where: object) -> list[EntityVector]:
+    def _rows(db: Session, version: int, *where: object) -> list[_Row]:
         query = (
-            select(EntityVector)
+            select(
+                EntityVector.id,
+                EntityVector.lore_entry_id,
+                EntityVector.version,
+                EntityVector.is_deleted,
+                EntityVector.text,
+            )
             .where(EntityVector.version > version, *where)  # type: ignore[arg-type]
             .order_by(EntityVector.version)
         )
-        return list(db.scalars(query))
+        return [_Row(*row) for row in db.execute(query)]
 
     def _world(self, db: Session, world_id: uuid.UUID) -> _Corpus:
         with self._lock:
             world = self._worlds.setdefault(world_id, _World())
         with world.lock:
-            world.keys.apply(
-                self._rows(
-                    db,
-                    world.keys.version,
-                    EntityVector.world_id == world_id,
-                    EntityVector.session_id.is_(None),
-                )
-            )
-            if world.built_version == world.keys.version or world.building:
+            if world.building:
                 return world.corpus
-            snapshot = list(world.keys.rows.values())
-            version = world.keys.version
-            first = world.built_version < 0
+            rows = self._rows(
+                db,
+                world.keys.version,
+                EntityVector.world_id == world_id,
+                EntityVector.session_id.is_(None),
+            )
+            if not rows:
+                return world.corpus
             world.building = True
-        if first or not self.background:
-            self._rebuild(world, snapshot, version)
+        if len(world.keys.rows) + len(rows) <= self.sync_keys or not self.background:
+            self._refresh(world, rows)
         else:
-            threading.Thread(
-                target=self._rebuild, args=(world, snapshot, version), daemon=True
-            ).start()
+            threading.Thread(target=self._refresh, args=(world, rows), daemon=True).start()
         return world.corpus
 
     @staticmethod
-    def _rebuild(world: _World, snapshot: list[_Key], version: int) -> None:
+    def _refresh(world: _World, rows: list[_Row]) -> None:
+        """Apply ``rows`` and index the world's keys again (only one refresh runs at a time)."""
         try:
-            corpus: _Corpus | None = _build(snapshot)
+            world.keys.apply(rows)
+            corpus: _Corpus | None = _build(list(world.keys.rows.values()))
         except Exception:  # a failed rebuild leaves the previous index serving
             log.exception("could not rebuild a BM25 index; keeping the previous one")
             corpus = None
         with world.lock:
             if corpus is not None:
-                world.corpus, world.built_version = corpus, version
+                world.corpus = corpus
             world.building = False
 
     def _overlay(self, db: Session, session_id: uuid.UUID) -> list[_Key]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,6 +29,7 @@ from loreweave.vectors.retrieval import RetrievedEntry, Retriever
 log = logging.getLogger("loreweave.chat")
 
 MAX_MESSAGE_LENGTH = 8_000
+MAX_REPLY_LENGTH = 32_000
 PERSIST_PATIENCE = 15.0  # seconds a generated reply waits for the database to come back
 
 
@@ -56,6 +57,28 @@ class PreparedTurn:
     request: ChatRequest
     used_entries: list[RetrievedEntry]
     retrieval_seconds: float
+
+
+def as_turns(messages: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(role, content) messages, oldest first, as (user message, reply) turns: a user message
+    opens a turn; a reply without one (a greeting) is a turn of its own; two in a row join."""
+    turns: list[tuple[str, str]] = []
+    for role, content in messages:
+        if role == "user":
+            turns.append((content, ""))
+        elif turns and (not turns[-1][1] or turns[-1][0]):
+            user, reply = turns[-1]
+            turns[-1] = (user, f"{reply}\n{content}" if reply else content)
+        else:
+            turns.append(("", content))
+    return turns
+
+
+def lore_block(entries: list[RetrievedEntry]) -> str:
+    """The retrieved entities as a prompt gives them (session notes take priority): loreweave's
+    own chat prompt and the context endpoint both use it."""
+    documents = [{"title": e.title, "entity_type": e.entity_type, "text": e.text} for e in entries]
+    return render("lore", documents=documents)
 
 
 class ChatService:
@@ -103,9 +126,7 @@ class ChatService:
             "chat",
             world_name=world.name,
             world_description=world.description,
-            documents=[
-                {"title": e.title, "entity_type": e.entity_type, "text": e.text} for e in used
-            ],
+            lore=lore_block(used),
         )
         messages = [Message("system", system)]
         for turn in history:
@@ -207,6 +228,25 @@ class ChatService:
             )
 
         return events()
+
+    def record(self, session_id: uuid.UUID, message: str, reply: str) -> TurnResult:
+        """A turn another app played (its own prompt, its own model): recorded and analysed
+        like any other, no chat call made."""
+        message = self.validate(message)
+        reply = self.validate_reply(reply)
+        started = time.perf_counter()
+        turn = self.persist(session_id, message, reply, [])
+        persisted = time.perf_counter() - started
+        return TurnResult(turn.id, turn.turn_index, reply, [], persisted, {"persist": persisted})
+
+    @staticmethod
+    def validate_reply(reply: str) -> str:
+        reply = require_clean(reply.strip(), "the reply")
+        if not reply:
+            raise InvalidInput("the reply is empty")
+        if len(reply) > MAX_REPLY_LENGTH:
+            raise InvalidInput(f"the reply is longer than {MAX_REPLY_LENGTH} characters")
+        return reply
 
     def turn(self, session_id: uuid.UUID, message: str) -> TurnResult:
         message = self.validate(message)

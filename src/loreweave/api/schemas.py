@@ -137,6 +137,37 @@ Reply = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 
 class TurnIn(_In):
     message: Message
+    # a turn another app played: recorded and analysed, no chat call made
+    reply: Annotated[str, StringConstraints(max_length=32_000)] | None = None
+
+
+class HistoryMessage(_In):
+    role: Literal["user", "assistant"]
+    content: Annotated[str, StringConstraints(max_length=32_000)]
+
+
+class ContextIn(_In):
+    message: Message
+    # the app's recent messages, oldest first; by default the session's recorded turns
+    history: Annotated[list[HistoryMessage], Field(max_length=200)] | None = None
+    token_budget: Annotated[int, Field(ge=50, le=200_000)] | None = None
+    k: Annotated[int, Field(ge=1, le=50)] | None = None
+
+
+class ContextEntry(BaseModel):
+    lore_entry_id: uuid.UUID
+    title: str
+    entity_type: str
+    why: str  # constant | keyword | vector | bm25
+    score: float | None
+    tokens: int
+
+
+class ContextOut(BaseModel):
+    text: str  # the lore block for a system prompt (session notes take priority)
+    entries: list[ContextEntry]
+    tokens: int
+    skipped: list[ContextEntry]  # ranked, but over the token budget
 
 
 class UsedEntry(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-PROMPTS = ("analysis", "rewrite", "creation", "chat")
+PROMPTS = ("analysis", "rewrite", "creation", "chat", "lore")
 
 
 @cache

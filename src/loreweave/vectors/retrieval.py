@@ -101,22 +101,32 @@ class Retriever:
 
     # -- the query -----------------------------------------------------------------------------
     def query(
-        self, uow: UnitOfWork, session_id: uuid.UUID, message: str, before: int | None
+        self,
+        uow: UnitOfWork,
+        session_id: uuid.UUID,
+        message: str,
+        before: int | None,
+        history: Sequence[tuple[str, str]] | None = None,
     ) -> Query:
+        """The query for ``message``; the earlier turns are the session's (before turn
+        ``before``), or ``history`` -- (user message, reply) pairs, oldest first -- when an app
+        that keeps its own transcript gives them."""
         config = self.config
         depth = max(config.history_turns, config.scan_depth)
-        turns = list(reversed(uow.turns.recent(session_id, depth, before=before))) if depth else []
-        history = turns[: config.history_turns]
-        weights = [1.0] + [config.history_decay ** (i + 1) for i in range(len(history))]
-        kept = [i for i, w in enumerate(weights) if w > 0]
-        texts = [message] + [turn_text(t.user_message, t.assistant_message) for t in history]
-        messages = [message] + [t.user_message for t in history]
+        if history is None:
+            stored = uow.turns.recent(session_id, depth, before=before) if depth else []
+            history = [(t.user_message, t.assistant_message) for t in stored]
+        turns = list(reversed(history[-depth:])) if depth else []  # latest first
+        recent = turns[: config.history_turns]
+        weights = [1.0] + [config.history_decay ** (i + 1) for i in range(len(recent))]
+        texts = [message] + [turn_text(user, reply) for user, reply in recent]
+        messages = [message] + [user or reply for user, reply in recent]
+        kept = [i for i, w in enumerate(weights) if w > 0 and messages[i].strip()]
         return Query(
             [texts[i] for i in kept],
             [messages[i] for i in kept],
             [weights[i] for i in kept],
-            [message]
-            + [turn_text(t.user_message, t.assistant_message) for t in turns[: config.scan_depth]],
+            [message] + [turn_text(user, reply) for user, reply in turns[: config.scan_depth]],
         )
 
     def _vector(self, query: Query) -> Matrix:
@@ -146,16 +156,18 @@ class Retriever:
         k: int | None = None,
         token_budget: int | None = None,
         before: int | None = None,
+        history: Sequence[tuple[str, str]] | None = None,
     ) -> Retrieval:
         """What a turn of ``session_id`` with ``message`` (as turn ``before``, by default a new
-        last turn) hands the chat model.  Never another session's notes or created entries."""
+        last turn; ``history``: see :meth:`query`) hands the chat model.  Never another
+        session's notes or created entries."""
         config = self.config
         k = config.k if k is None else k
         budget = config.token_budget if token_budget is None else token_budget
         pool = max(CANDIDATES_PER_SLOT * k, 20)
         with self.database.uow(read_only=True) as uow:
             session = uow.sessions.require(session_id)
-            query = self.query(uow, session.id, message, before)
+            query = self.query(uow, session.id, message, before, history)
             vector = self._vector(query)
             db = uow.session
             hits = self.cache.search(db, session.world_id, session.id, vector, pool)

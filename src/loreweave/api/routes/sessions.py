@@ -16,6 +16,9 @@ from loreweave.api.errors import error_status
 from loreweave.api.schemas import (
     Clean,
     CompositeOut,
+    ContextEntry,
+    ContextIn,
+    ContextOut,
     ForkIn,
     NoteIn,
     NoteOut,
@@ -31,11 +34,12 @@ from loreweave.api.schemas import (
     UsedEntry,
 )
 from loreweave.api.schemas import Reverted as RevertedOut
-from loreweave.chat import StreamEvent, TurnResult
+from loreweave.chat import StreamEvent, TurnResult, as_turns, lore_block
 from loreweave.db.models import ChatTurn, SessionNote
 from loreweave.errors import InvalidInput, NotFound
 from loreweave.memory.transcript import Reverted
 from loreweave.queue.notify import QUEUES
+from loreweave.vectors.retrieval import RetrievedEntry
 
 router = APIRouter(tags=["sessions"])
 log = logging.getLogger("loreweave.api")
@@ -82,7 +86,12 @@ def play_turn(
     session_id: uuid.UUID, body: TurnIn, lw: LW, stream: bool = False
 ) -> TurnOut | StreamingResponse:
     """Play one turn.  ``?stream=true`` answers with server-sent events: ``delta`` events with
-    pieces of the reply, then one ``done`` event with the recorded turn."""
+    pieces of the reply, then one ``done`` event with the recorded turn.  With ``reply``, the
+    turn another app played is recorded and analysed; no chat call is made."""
+    if body.reply is not None:
+        if stream:
+            raise InvalidInput("a recorded turn (with a reply) is not streamed")
+        return _turn_out(lw.chat.record(session_id, body.message, body.reply))
     if not stream:
         result = lw.chat.turn(session_id, body.message)
         lw.metrics.observe_turn(result.overhead_seconds)
@@ -236,6 +245,36 @@ def search(
         )
         for hit in lw.retriever.search(session_id, q, k)
     ]
+
+
+@router.post("/api/sessions/{session_id}/context")
+def context(session_id: uuid.UUID, body: ContextIn, lw: LW) -> ContextOut:
+    """The lore block for ``message``, for an app that builds its own prompt: exactly what
+    loreweave's own turn would give its chat model (the same retrieval and budget), with why
+    each entry is there and what did not fit."""
+    history = (
+        as_turns([(m.role, m.content) for m in body.history]) if body.history is not None else None
+    )
+    found = lw.retriever.retrieve(
+        session_id, body.message, k=body.k, token_budget=body.token_budget, history=history
+    )
+
+    def entry(hit: RetrievedEntry) -> ContextEntry:
+        return ContextEntry(
+            lore_entry_id=hit.lore_entry_id,
+            title=hit.title,
+            entity_type=hit.entity_type,
+            why=hit.via,
+            score=hit.score,
+            tokens=hit.tokens,
+        )
+
+    return ContextOut(
+        text=lore_block(found.entries),
+        entries=[entry(h) for h in found.entries],
+        tokens=found.tokens,
+        skipped=[entry(h) for h in found.skipped],
+    )
 
 
 @router.get("/api/composite-documents/{lore_entry_id}/{session_id}")

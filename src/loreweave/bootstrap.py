@@ -21,9 +21,10 @@ from loreweave.memory.creation import EntityCreationWorker
 from loreweave.memory.rewrite import NoteRewriteWorker
 from loreweave.memory.transcript import TranscriptService
 from loreweave.metrics import Metrics
+from loreweave.proxy import ProxyService
 from loreweave.queue.executor import Handler
 from loreweave.queue.local import LocalWorkers
-from loreweave.queue.notify import EventNotifier, Notifier, QueueName
+from loreweave.queue.notify import QUEUES, EventNotifier, Notifier, QueueName
 from loreweave.queue.pipeline import Pipeline
 from loreweave.vectors.cache import IndexCache
 from loreweave.vectors.retrieval import Retriever
@@ -48,6 +49,7 @@ class Loreweave:
     pipeline: Pipeline
     metrics: Metrics
     alerts: AlertMonitor
+    proxy: ProxyService
     workers: LocalWorkers | None = field(default=None)
 
     def start_local_workers(self) -> LocalWorkers:
@@ -143,6 +145,14 @@ def build(
     pipeline = Pipeline(uow, handlers, settings, notifier)
     metrics = Metrics(database, providers.stats)
     alerts = build_alerts(settings, database, providers, vectors)
+
+    def notify_all() -> None:
+        for queue in QUEUES:
+            notifier.notify(queue)
+
+    proxy = ProxyService(
+        database, chat, transcript, retriever, llm, settings.proxy_config, notify_all
+    )
     return Loreweave(
         settings,
         database,
@@ -156,4 +166,5 @@ def build(
         pipeline,
         metrics,
         alerts,
+        proxy,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,7 +18,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 from loreweave.config import LLMConfig
 from loreweave.db.engine import Database
-from loreweave.db.models import ChatTurn
+from loreweave.db.models import ChatTurn, TurnStatus
 from loreweave.errors import Conflict, DatabaseUnavailable, InvalidInput
 from loreweave.llm.templates import render
 from loreweave.llm.types import ChatModel, ChatRequest, Message, StreamingChatModel
@@ -57,21 +57,6 @@ class PreparedTurn:
     request: ChatRequest
     used_entries: list[RetrievedEntry]
     retrieval_seconds: float
-
-
-def as_turns(messages: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-    """(role, content) messages, oldest first, as (user message, reply) turns: a user message
-    opens a turn; a reply without one (a greeting) is a turn of its own; two in a row join."""
-    turns: list[tuple[str, str]] = []
-    for role, content in messages:
-        if role == "user":
-            turns.append((content, ""))
-        elif turns and (not turns[-1][1] or turns[-1][0]):
-            user, reply = turns[-1]
-            turns[-1] = (user, f"{reply}\n{content}" if reply else content)
-        else:
-            turns.append(("", content))
-    return turns
 
 
 def lore_block(entries: list[RetrievedEntry]) -> str:
@@ -144,7 +129,13 @@ class ChatService:
         return PreparedTurn(request, used, retrieved)
 
     def persist(
-        self, session_id: uuid.UUID, message: str, reply: str, used: list[RetrievedEntry]
+        self,
+        session_id: uuid.UUID,
+        message: str,
+        reply: str,
+        used: list[RetrievedEntry],
+        *,
+        analyse: bool = True,
     ) -> ChatTurn:
         """Write the turn and its analysis job in one transaction.  The session's row is locked
         while the next index is taken, so turns posted at once are numbered one after another
@@ -158,14 +149,19 @@ class ChatService:
                 reraise=True,
             ):
                 with attempt:
-                    return self._insert(session_id, message, reply, used)
+                    return self._insert(session_id, message, reply, used, analyse)
         except OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise DatabaseUnavailable(f"the turn could not be recorded: {reason}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _insert(
-        self, session_id: uuid.UUID, message: str, reply: str, used: list[RetrievedEntry]
+        self,
+        session_id: uuid.UUID,
+        message: str,
+        reply: str,
+        used: list[RetrievedEntry],
+        analyse: bool = True,
     ) -> ChatTurn:
         with self.database.uow() as uow:
             uow.sessions.lock(session_id)
@@ -175,6 +171,8 @@ class ChatService:
                 user_message=message,
                 assistant_message=reply,
                 used_entry_ids=[str(e.lore_entry_id) for e in used],
+                # a turn not to analyse (``analyse``) is recorded as done: no job
+                processing_status=TurnStatus.PENDING if analyse else TurnStatus.DONE,
             )
             uow.session.add(turn)
             uow.commit()

@@ -150,6 +150,20 @@ class RetrievalConfig(_Group):
     bm25: bool = True
 
 
+class ProxyConfig(_Group):
+    """The OpenAI-compatible proxy (``/v1``): where the lore goes, how a request is read."""
+
+    upstream_model: str | None = Field(None, description="default: llm_config.chat_model")
+    lore_position: Literal["system_end", "depth"] = "system_end"
+    lore_depth: int = Field(4, ge=0, le=100, description="messages from the end, for 'depth'")
+    token_budget: int | None = Field(None, ge=50, le=200_000, description="default: retrieval's")
+    analyse_unmatched_history: bool = Field(
+        True, description="a chat seen first mid-way: analyse the turns it already had"
+    )
+    continue_patterns: list[str] = [r"^\[Continue the following message"]
+    impersonate_patterns: list[str] = [r"^\[Write your next reply from the point of view of"]
+
+
 class ProviderConfig(_Group):
     """Resilience around every LLM and embedding provider."""
 
@@ -227,6 +241,7 @@ class Settings(BaseSettings):
     llm_config: LLMConfig = LLMConfig()
     composite_document_config: CompositeDocumentConfig = CompositeDocumentConfig()
     retrieval_config: RetrievalConfig = RetrievalConfig()
+    proxy_config: ProxyConfig = ProxyConfig()
     provider_config: ProviderConfig = ProviderConfig()
     pipeline_config: PipelineConfig = PipelineConfig()
     alert_config: AlertConfig = AlertConfig()

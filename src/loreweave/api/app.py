@@ -19,7 +19,7 @@ from loreweave import __version__
 from loreweave.api.access import Scoped
 from loreweave.api.errors import error_status
 from loreweave.api.guard import EdgeGuard
-from loreweave.api.routes import lore, queue, sessions, system, worlds
+from loreweave.api.routes import lore, openai, queue, sessions, system, worlds
 from loreweave.bootstrap import Loreweave
 from loreweave.errors import LoreweaveError
 from loreweave.validation import excerpt
@@ -103,6 +103,7 @@ def create_app(
     ):
         app.include_router(router, dependencies=[Scoped])
     app.include_router(system.router)
+    app.include_router(openai.router)  # the world comes from the model name: checked there
     if WEB.is_dir():
         app.mount("/", StaticFiles(directory=WEB, html=True), name="ui")
     # outermost: nothing runs, and no body is read, before the host and the key are checked

@@ -34,9 +34,10 @@ from loreweave.api.schemas import (
     UsedEntry,
 )
 from loreweave.api.schemas import Reverted as RevertedOut
-from loreweave.chat import StreamEvent, TurnResult, as_turns, lore_block
+from loreweave.chat import StreamEvent, TurnResult, lore_block
 from loreweave.db.models import ChatTurn, SessionNote
 from loreweave.errors import InvalidInput, NotFound
+from loreweave.follow import Message, to_turns
 from loreweave.memory.transcript import Reverted
 from loreweave.queue.notify import QUEUES
 from loreweave.vectors.retrieval import RetrievedEntry
@@ -253,7 +254,9 @@ def context(session_id: uuid.UUID, body: ContextIn, lw: LW) -> ContextOut:
     loreweave's own turn would give its chat model (the same retrieval and budget), with why
     each entry is there and what did not fit."""
     history = (
-        as_turns([(m.role, m.content) for m in body.history]) if body.history is not None else None
+        to_turns([Message(m.role, m.content) for m in body.history])
+        if body.history is not None
+        else None
     )
     found = lw.retriever.retrieve(
         session_id, body.message, k=body.k, token_budget=body.token_budget, history=history

@@ -1,0 +1,192 @@
+"""``/v1/chat/completions`` and ``/v1/models`` in the OpenAI wire format: any OpenAI-compatible
+client (SillyTavern, Open WebUI, Agnai, the ``openai`` SDK) gets loreweave's memory by pointing
+its base URL here.  The world is the model: ``loreweave/<world name or id>`` (the upstream model
+from settings) or ``loreweave/<world>/<upstream model>``.  The work is ``proxy.py``'s; this file
+speaks the format, plain and streamed (chunks passed on as the provider sends them; the turn
+recorded when the reply is complete), with errors as OpenAI error bodies."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from loreweave.api.access import AccessTo
+from loreweave.api.deps import LW
+from loreweave.api.errors import error_status
+from loreweave.errors import NotFound
+from loreweave.llm.types import StreamingChatModel, Usage
+from loreweave.proxy import MODEL_PREFIX, Prepared
+
+router = APIRouter(tags=["openai"])
+log = logging.getLogger("loreweave.api")
+
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error"}
+
+
+class ChatMessageIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "user", "assistant", "developer"]
+    content: Annotated[str, Field(max_length=200_000)] | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        """The content; a list of parts (the newer format) gives its text parts."""
+        if isinstance(self.content, list):
+            return "".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+        return self.content or ""
+
+
+class CompletionIn(BaseModel):
+    model_config = ConfigDict(extra="allow")  # the sampling parameters loreweave does not use
+    model: Annotated[str, Field(min_length=1, max_length=400)]
+    messages: Annotated[list[ChatMessageIn], Field(min_length=1, max_length=2_000)]
+    stream: bool = False
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    max_tokens: Annotated[int, Field(ge=1)] | None = None
+
+
+def openai_error(status: int, message: str, code: str | None = None) -> JSONResponse:
+    kind = ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return JSONResponse(body, status_code=400 if status == 422 else status)
+
+
+def _failure(exc: Exception) -> JSONResponse:
+    status, message = error_status(exc)
+    if status >= 500:
+        log.exception("a /v1 request failed")
+    code = "model_not_found" if isinstance(exc, NotFound) and "world" in str(exc) else None
+    return openai_error(status, message, code)
+
+
+@router.get("/v1/models")
+def models(lw: LW, access: AccessTo) -> dict[str, Any]:
+    """One model per world the key may use."""
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": f"{MODEL_PREFIX}{world.name}",
+                "object": "model",
+                "created": int(world.created_at.timestamp()),
+                "owned_by": "loreweave",
+                "world_id": str(world.id),
+            }
+            for world in lw.proxy.models()
+            if access.allows(world.id)
+        ],
+    }
+
+
+async def _read(request: Request) -> CompletionIn | JSONResponse:
+    try:
+        return CompletionIn.model_validate(await request.json())
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        return openai_error(400, f"invalid request: {problems}")
+    except ValueError:
+        return openai_error(400, "the body is not JSON")
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def chat_completions(request: Request, lw: LW, access: AccessTo) -> Response:
+    body = await _read(request)
+    if isinstance(body, JSONResponse):
+        return body
+    try:
+        target = await run_in_threadpool(lw.proxy.target, body.model)
+        if not access.allows(target.world.id):
+            raise NotFound("world", repr(body.model))
+        raw = [(m.role if m.role != "developer" else "system", m.text()) for m in body.messages]
+        prepared = await run_in_threadpool(
+            lambda: lw.proxy.prepare(
+                target, raw, temperature=body.temperature, max_tokens=body.max_tokens
+            )
+        )
+    except Exception as exc:  # every failure answers in the OpenAI format
+        return _failure(exc)
+    reply = Reply(body.model, prepared.session_id)
+    if body.stream:
+        return StreamingResponse(
+            reply.stream(lw, prepared), media_type="text/event-stream", headers=reply.headers
+        )
+    try:
+        response = await run_in_threadpool(lw.proxy.chat.chat_model.complete, prepared.request)
+        await run_in_threadpool(lw.proxy.finish, prepared, response.text)
+    except Exception as exc:
+        return _failure(exc)
+    return JSONResponse(reply.completion(response.text, response.usage), headers=reply.headers)
+
+
+class Reply:
+    """One completion's identity and its shapes: the whole answer, or its chunks."""
+
+    def __init__(self, model: str, session_id: uuid.UUID) -> None:
+        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+        self.model = model
+        self.headers = {"X-Loreweave-Session": str(session_id)}
+
+    def completion(self, text: str, usage: Usage) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+            },
+        }
+
+    def chunk(self, delta: dict[str, str], finish: str | None = None) -> str:
+        payload = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        return f"data: {json.dumps(payload)}\n\n"
+
+    def stream(self, lw: Any, prepared: Prepared) -> Iterator[str]:
+        """Pieces as the provider sends them; the turn recorded once the reply is complete."""
+        model = lw.proxy.chat.chat_model
+        parts: list[str] = []
+        try:
+            yield self.chunk({"role": "assistant", "content": ""})
+            pieces = (
+                model.stream(prepared.request)
+                if isinstance(model, StreamingChatModel)
+                else iter([model.complete(prepared.request).text])
+            )
+            for piece in pieces:
+                parts.append(piece)
+                yield self.chunk({"content": piece})
+            lw.proxy.finish(prepared, "".join(parts))
+            yield self.chunk({}, "stop")
+        except Exception as exc:  # the headers are sent: the stream itself says it failed
+            status, message = error_status(exc)
+            if status >= 500:
+                log.exception("a streamed /v1 request failed")
+            error = {"error": {"message": message, "type": "api_error", "code": status}}
+            yield f"data: {json.dumps(error)}\n\n"
+        yield "data: [DONE]\n\n"

@@ -1,0 +1,195 @@
+"""Following an app's transcript from its requests alone (DESIGN §1.5).
+
+An OpenAI-compatible client sends only ``messages``: no chat id, no swipe, edit or branch flag.
+This module says which stored chat a request continues and what the request means, as a plan
+the proxy carries out with the transcript's operations (so the memory follows, exactly).
+
+- System messages are dropped (they come and go: World Info, the card, author's notes); a
+  trailing system message after the last reply is a *nudge*: continue or impersonate.
+- The chat is found from its turns: each message is compared by role and content with the
+  stored chats of the world; the one sharing the most messages (at least one the player wrote)
+  wins.  The request may be a window of it: an app drops the oldest turns when its context is
+  full, so a missing head is kept, never deleted.
+- What changed, against that chat: a new user message appends a turn; the same turns as before
+  without the last reply regenerate it; the stored prefix plus a new message while the stored
+  chat goes on is a fork (copy-on-write: a chat a person can return to is never cut); anything
+  else (an edited, deleted or re-chosen message) cuts the chat at the first changed turn and
+  records the rest as the app shows it.
+
+A chat is kept as turns (user message, reply): a reply without a user message before it (an
+opening greeting, a second reply in a row after a deletion) is a turn with an empty user
+message; a user message without a reply, one with an empty reply.  :func:`to_turns` and
+:func:`to_messages` convert without loss.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from typing import Literal
+
+Role = Literal["user", "assistant"]
+Turn = tuple[str, str]  # (user message, reply); either may be empty
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+def to_turns(messages: Sequence[Message]) -> list[Turn]:
+    turns: list[Turn] = []
+    for message in messages:
+        if message.role == "user":
+            turns.append((message.content, ""))
+        elif turns and turns[-1][0] and not turns[-1][1]:
+            turns[-1] = (turns[-1][0], message.content)
+        else:
+            turns.append(("", message.content))
+    return turns
+
+
+def to_messages(turns: Sequence[Turn]) -> list[Message]:
+    messages = []
+    for user, reply in turns:
+        if user:
+            messages.append(Message("user", user))
+        if reply or not user:
+            messages.append(Message("assistant", reply))
+    return messages
+
+
+# -- the request -------------------------------------------------------------------------------
+
+Nudge = Literal["continue", "impersonate", "other"]
+
+# SillyTavern's default prompts (1.12): "[Continue the following message. …]" and "[Write your
+# next reply from the point of view of {{user}}, …]"
+CONTINUE_PATTERNS = (r"^\[Continue the following message",)
+IMPERSONATE_PATTERNS = (r"^\[Write your next reply from the point of view of",)
+
+
+@dataclass(frozen=True)
+class Request:
+    messages: list[Message]  # user and assistant messages, in order
+    nudge: Nudge | None  # a trailing system message after the last reply
+
+
+def read_request(
+    raw: Sequence[tuple[str, str]],
+    continue_patterns: Sequence[str] = CONTINUE_PATTERNS,
+    impersonate_patterns: Sequence[str] = IMPERSONATE_PATTERNS,
+) -> Request:
+    """(role, content) pairs as sent, system messages included."""
+    messages = [Message(role, content) for role, content in raw if role in ("user", "assistant")]  # type: ignore[arg-type]
+    nudge: Nudge | None = None
+    last_system = [content for role, content in raw[-1:] if role == "system"]
+    if last_system and messages:
+        text = last_system[0].strip()
+        if any(re.search(p, text) for p in continue_patterns):
+            nudge = "continue"
+        elif any(re.search(p, text) for p in impersonate_patterns):
+            nudge = "impersonate"
+        else:
+            nudge = "other"
+    return Request(messages, nudge)
+
+
+# -- which chat --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Match:
+    session_id: uuid.UUID
+    shared: int  # messages in common
+    head: int  # stored messages before the request's first one (dropped by the app)
+
+
+def match(candidates: dict[uuid.UUID, list[Message]], request: Sequence[Message]) -> Match | None:
+    """The stored chat the request is a view of: the most messages in common, at least one of
+    them the player's; ties go to the first candidate (the caller orders them, latest first)."""
+    best: Match | None = None
+    for session_id, stored in candidates.items():
+        blocks = SequenceMatcher(None, request, stored, autojunk=False).get_matching_blocks()
+        blocks = [b for b in blocks if b.size]
+        shared = sum(b.size for b in blocks)
+        users = sum(
+            1 for b in blocks for m in request[b.a : b.a + b.size] if m.role == "user" and m.content
+        )
+        if not users or (best is not None and shared <= best.shared):
+            continue
+        first = blocks[0]
+        best = Match(session_id, shared, max(0, first.b - first.a))
+    return best
+
+
+# -- what the request means --------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What to do to a stored chat so that it is what the app shows, then what to generate.
+
+    ``fork``: continue in a copy of the chat's first ``keep`` turns (the chat stays as it is);
+    otherwise turns from ``keep`` on are changed: ``edit`` (one turn changed in place) or cut
+    (every turn from ``keep`` dropped); then ``record`` is appended as it is (no chat call).
+    ``generate``: ``turn`` (a reply to the last user message, a new turn), ``regenerate``
+    (a new reply to the last turn, the old one kept), ``continue`` (the last reply extended),
+    ``impersonate`` (a reply that is not a turn: nothing recorded) or None.
+    """
+
+    keep: int
+    fork: bool = False
+    edit: Turn | None = None
+    record: list[Turn] = field(default_factory=list)
+    generate: Literal["turn", "regenerate", "continue", "impersonate"] | None = None
+
+    @property
+    def changes(self) -> bool:
+        return self.fork or self.edit is not None or bool(self.record)
+
+
+def plan(stored: Sequence[Message], shown: Sequence[Message], nudge: Nudge | None) -> Plan:
+    """``stored``: the chat as loreweave has it; ``shown``: as the app shows it now (the
+    request's messages after the stored head the app dropped)."""
+    old, new = list(stored), list(shown)
+    if nudge in ("continue", "impersonate", "other") and new and new[-1].role == "assistant":
+        step = plan(old, new, None)  # first the chat as shown, then the nudge
+        step.generate = "continue" if nudge == "continue" else "impersonate"
+        return step
+    ends_with_user = bool(new) and new[-1].role == "user"
+    if ends_with_user and old and old[-1].role == "assistant" and new == old[:-1]:
+        return Plan(keep=len(to_turns(old)), generate="regenerate")
+    old_turns = to_turns(old)
+    if not ends_with_user:
+        return _sync(old_turns, to_turns(new))
+    if new[:-1] == old[: len(new) - 1] and len(new) - 1 < len(old):
+        # the stored prefix and a new message while the stored chat goes on: a fork
+        target = to_turns(new)
+        keep = _common(old_turns, target)
+        return Plan(keep=keep, fork=True, record=target[keep:-1], generate="turn")
+    step = _sync(old_turns, to_turns(new)[:-1] if new[-1].role == "user" else to_turns(new))
+    # the new user message: if it opened a turn of its own, that turn is generated; if it
+    # follows another user message, the previous one stays a turn without a reply
+    step.generate = "turn"
+    return step
+
+
+def _common(old: Sequence[Turn], new: Sequence[Turn]) -> int:
+    keep = 0
+    while keep < min(len(old), len(new)) and old[keep] == new[keep]:
+        keep += 1
+    return keep
+
+
+def _sync(old: list[Turn], new: list[Turn]) -> Plan:
+    keep = _common(old, new)
+    if keep == len(old):
+        return Plan(keep=keep, record=new[keep:])
+    if keep < len(new) and len(new) >= len(old) and old[keep + 1 :] == new[keep + 1 : len(old)]:
+        return Plan(keep=keep, edit=new[keep], record=new[len(old) :])
+    return Plan(keep=keep, record=new[keep:])

@@ -1,0 +1,260 @@
+"""The OpenAI-compatible proxy's work, apart from the wire format (``api/routes/openai.py``).
+
+A request names a world by its model (``loreweave/<world>`` or ``loreweave/<world>/<upstream
+model>``) and carries only messages.  :meth:`ProxyService.prepare` finds the chat they continue
+and makes the stored chat what the app shows (``follow.py`` plans it; the transcript's operations
+carry it out, so the memory follows), then builds the upstream request with the lore block put
+in.  The caller forwards it -- plain or streamed -- through the chat provider and its one
+resilience layer, and hands the complete reply to :meth:`ProxyService.finish`, which records it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from loreweave.chat import ChatService, lore_block
+from loreweave.config import LLMConfig, ProxyConfig
+from loreweave.db.engine import Database
+from loreweave.db.models import ChatSession, ChatTurn, World
+from loreweave.errors import InvalidInput, NotFound
+from loreweave.follow import Message, Plan, match, plan, read_request, to_messages, to_turns
+from loreweave.llm.types import ChatRequest
+from loreweave.llm.types import Message as ChatMessage
+from loreweave.lookup import find_world
+from loreweave.memory.transcript import TranscriptService
+from loreweave.vectors.retrieval import RetrievedEntry, Retriever
+
+log = logging.getLogger("loreweave.proxy")
+
+MODEL_PREFIX = "loreweave/"
+MAX_CANDIDATES = 20  # stored chats compared with a request (the latest first)
+
+
+@dataclass(frozen=True)
+class Target:
+    world: World
+    upstream_model: str
+
+
+@dataclass
+class Prepared:
+    """A request made ready: the chat (now as the app shows it), what to generate, the
+    upstream request and the entries the lore block holds."""
+
+    session_id: uuid.UUID
+    plan: Plan
+    request: ChatRequest
+    used: list[RetrievedEntry]
+    last_reply: str  # the reply a regenerate replaces, or a continue extends
+
+
+class ProxyService:
+    def __init__(
+        self,
+        database: Database,
+        chat: ChatService,
+        transcript: TranscriptService,
+        retriever: Retriever,
+        llm_config: LLMConfig,
+        config: ProxyConfig,
+        notify: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.database = database
+        self.chat = chat
+        self.transcript = transcript
+        self.retriever = retriever
+        self.llm_config = llm_config
+        self.config = config
+        self.notify = notify
+        for pattern in (*config.continue_patterns, *config.impersonate_patterns):
+            re.compile(pattern)  # a bad pattern fails at start-up, not on a request
+
+    # -- models --------------------------------------------------------------------------------
+    def models(self) -> list[World]:
+        with self.database.uow(read_only=True) as uow:
+            return list(uow.worlds.list())
+
+    def target(self, model: str) -> Target:
+        """``loreweave/<world name or id>[/<upstream model>]``."""
+        if not model.startswith(MODEL_PREFIX) or model == MODEL_PREFIX:
+            raise InvalidInput(
+                f"the model must be '{MODEL_PREFIX}<world name or id>', optionally followed by "
+                "'/<upstream model>'; GET /v1/models lists them"
+            )
+        rest = model[len(MODEL_PREFIX) :]
+        with self.database.uow(read_only=True) as uow:
+            try:
+                return Target(find_world(uow, rest), self._upstream(None))
+            except NotFound:
+                if "/" not in rest:
+                    raise
+            world, upstream = rest.split("/", 1)
+            return Target(find_world(uow, world), self._upstream(upstream or None))
+
+    def _upstream(self, name: str | None) -> str:
+        return name or self.config.upstream_model or self.llm_config.chat_model
+
+    # -- a request -----------------------------------------------------------------------------
+    def prepare(
+        self,
+        target: Target,
+        raw: Sequence[tuple[str, str]],
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> Prepared:
+        request = read_request(raw, self.config.continue_patterns, self.config.impersonate_patterns)
+        if not request.messages:
+            raise InvalidInput("the request has no user or assistant message")
+        candidates = self._candidates(target.world.id, request.messages)
+        found = match({s: to_messages(t) for s, t in candidates.items()}, request.messages)
+        if found is None:
+            stored: list[Message] = []
+            session_id = self._new_session(target.world.id, request.messages)
+        else:
+            session_id = found.session_id
+            stored = to_messages(candidates[session_id])
+        shown = stored[: found.head if found else 0] + request.messages
+        step = plan(stored, shown, request.nudge)
+        analyse = found is not None or self.config.analyse_unmatched_history
+        session_id = self._apply(session_id, stored, step, analyse=analyse)
+        message, history = self._query(shown, step)
+        used = self.retriever.retrieve(
+            session_id, message, token_budget=self.config.token_budget, history=history
+        ).entries
+        upstream = ChatRequest(
+            tuple(self._with_lore(raw, lore_block(used))),
+            target.upstream_model,
+            self.llm_config.temperature_chat if temperature is None else temperature,
+            prompt="chat",
+            max_tokens=max_tokens,
+        )
+        last_reply = shown[-1].content if shown and shown[-1].role == "assistant" else ""
+        if step.generate == "regenerate":
+            last_reply = stored[-1].content
+        return Prepared(session_id, step, upstream, used, last_reply)
+
+    def finish(self, prepared: Prepared, reply: str) -> None:
+        """Record the complete reply as the plan says."""
+        session_id, step = prepared.session_id, prepared.plan
+        used = [str(e.lore_entry_id) for e in prepared.used]
+        if step.generate == "turn":
+            user = prepared.request.messages
+            message = next(m.content for m in reversed(user) if m.role == "user")
+            self.chat.persist(session_id, message, reply, prepared.used)
+        elif step.generate == "regenerate":
+            index = self._last_index(session_id)
+            self.transcript.replace_reply(session_id, index, prepared.last_reply, reply, used)
+        elif step.generate == "continue":
+            merged = f"{prepared.last_reply} {reply}" if prepared.last_reply else reply
+            self.transcript.edit_turn(
+                session_id, self._last_index(session_id), assistant_message=merged
+            )
+        self.notify()
+
+    # -- finding and changing the chat ---------------------------------------------------------
+    def _candidates(
+        self, world_id: uuid.UUID, messages: Sequence[Message]
+    ) -> dict[uuid.UUID, list[tuple[str, str]]]:
+        """The world's chats holding one of the request's user messages, latest first."""
+        said = sorted({m.content for m in messages if m.role == "user" and m.content})
+        if not said:
+            return {}
+        with self.database.uow(read_only=True) as uow:
+            sessions = list(
+                uow.session.scalars(
+                    select(ChatTurn.session_id)
+                    .join(ChatSession, ChatSession.id == ChatTurn.session_id)
+                    .where(ChatSession.world_id == world_id, ChatTurn.user_message.in_(said))
+                    .group_by(ChatTurn.session_id)
+                    .order_by(func.max(ChatTurn.created_at).desc())
+                    .limit(MAX_CANDIDATES)
+                )
+            )
+            turns = uow.session.execute(
+                select(ChatTurn.session_id, ChatTurn.user_message, ChatTurn.assistant_message)
+                .where(ChatTurn.session_id.in_(sessions))
+                .order_by(ChatTurn.session_id, ChatTurn.turn_index)
+            ).all()
+        chats: dict[uuid.UUID, list[tuple[str, str]]] = {s: [] for s in sessions}
+        for session_id, user, reply in turns:
+            chats[session_id].append((user, reply))
+        return chats
+
+    def _new_session(self, world_id: uuid.UUID, messages: Sequence[Message]) -> uuid.UUID:
+        first = next((m.content for m in messages if m.role == "user" and m.content), "")
+        title = f"chat: {first[:60]}" if first else "chat"
+        with self.database.uow() as uow:
+            session = uow.sessions.add(ChatSession(world_id=world_id, title=title))
+            uow.commit()
+            return session.id
+
+    def _apply(
+        self, session_id: uuid.UUID, stored: list[Message], step: Plan, *, analyse: bool
+    ) -> uuid.UUID:
+        """Make the stored chat what the app shows (before what is generated)."""
+        turns = to_turns(stored)
+        if step.fork:
+            if step.keep:
+                session_id = self.transcript.fork(session_id, step.keep - 1).id
+            else:
+                with self.database.uow(read_only=True) as uow:
+                    world_id = uow.sessions.require(session_id).world_id
+                session_id = self._new_session(world_id, [])
+        elif step.edit is not None:
+            user, reply = step.edit
+            old_user, old_reply = turns[step.keep]
+            with self.database.uow(read_only=True) as uow:
+                alternatives = list(
+                    uow.session.scalars(
+                        select(ChatTurn.alternatives).where(
+                            ChatTurn.session_id == session_id,
+                            ChatTurn.turn_index == step.keep,
+                        )
+                    ).one()
+                )
+            if reply != old_reply and reply in alternatives and user == old_user:
+                self.transcript.edit_turn(
+                    session_id, step.keep, alternative=alternatives.index(reply)
+                )
+            else:
+                self.transcript.edit_turn(
+                    session_id,
+                    step.keep,
+                    user_message=user if user != old_user else None,
+                    assistant_message=reply if reply != old_reply else None,
+                )
+        elif step.keep < len(turns):
+            self.transcript.delete_turns(session_id, step.keep)
+        for user, reply in step.record:
+            self.chat.persist(session_id, user, reply, [], analyse=analyse)
+        if step.changes or step.keep < len(turns):
+            self.notify()
+        return session_id
+
+    def _last_index(self, session_id: uuid.UUID) -> int:
+        with self.database.uow(read_only=True) as uow:
+            return uow.turns.next_index(session_id) - 1
+
+    @staticmethod
+    def _query(shown: Sequence[Message], step: Plan) -> tuple[str, list[tuple[str, str]]]:
+        """The message to retrieve for and the turns before it."""
+        users = [i for i, m in enumerate(shown) if m.role == "user" and m.content]
+        if not users:
+            return shown[-1].content, []
+        last = users[-1]
+        return shown[last].content, to_turns(shown[:last])
+
+    def _with_lore(self, raw: Sequence[tuple[str, str]], lore: str) -> list[ChatMessage]:
+        messages = [ChatMessage(role, content) for role, content in raw]  # type: ignore[arg-type]
+        if self.config.lore_position == "depth":
+            at = max(0, len(messages) - self.config.lore_depth)
+        else:  # after the leading system messages
+            at = next((i for i, m in enumerate(messages) if m.role != "system"), len(messages))
+        return [*messages[:at], ChatMessage("system", lore), *messages[at:]]

@@ -1,6 +1,7 @@
-"""Private instances of the servers a test breaks on purpose: a throw-away PostgreSQL cluster
-(``initdb`` + ``pg_ctl`` in a temporary directory, on a free port).  The configured shared
-servers are never stopped, restarted or flushed."""
+"""Servers of a test's own, on free ports of 127.0.0.1: loreweave's service, and private
+instances of the servers a test breaks on purpose (a throw-away PostgreSQL cluster: ``initdb`` +
+``pg_ctl`` in a temporary directory).  The configured shared servers are never stopped,
+restarted or flushed."""
 
 from __future__ import annotations
 
@@ -11,13 +12,43 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import uvicorn
+
+from loreweave.api import create_app
+from loreweave.bootstrap import Loreweave
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(lw: Loreweave) -> Iterator[str]:
+    """The service with its local workers, on a free port of 127.0.0.1."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(lw, start_workers=True), host="127.0.0.1", port=port, log_level="warning"
+    )
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not uv.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        uv.should_exit = True
+        thread.join(20)
 
 
 def _pg_bin(name: str) -> str | None:

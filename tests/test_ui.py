@@ -6,22 +6,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
 
-from loreweave.api import create_app
-from loreweave.bootstrap import Loreweave
 from loreweave.db import Database
 from loreweave.llm.providers.scripted import ScriptedChatModel
 
 from .pipeline_support import AppendingRewriter, RoutedModel, make_app
+from .private_services import serving
 from .test_order_property import Creator
 from .test_replay_property import Analyst, Narrator
 
@@ -36,12 +30,6 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -89,27 +77,6 @@ def need_chromium() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail("Debian's chromium must be installed under CI=true")
         pytest.skip("chromium not installed")
-
-
-@contextmanager
-def serving(lw: Loreweave) -> Iterator[str]:
-    """The service with its local workers, on a free port of 127.0.0.1."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(lw, start_workers=True), host="127.0.0.1", port=port, log_level="warning"
-    )
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        uv.should_exit = True
-        thread.join(20)
 
 
 def test_world_entry_turns_live_note_and_rollback(server: str) -> None:

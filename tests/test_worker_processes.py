@@ -24,6 +24,7 @@ from loreweave.testing import FakeProviderServer
 
 from .conftest import database_url
 from .pipeline_support import make_app, make_world, unfinished, wait_until_idle
+from .private_services import free_port
 from .test_pipeline import TURNS, check_story, insert_events, story_model
 
 pytestmark = pytest.mark.slow
@@ -160,12 +161,6 @@ def test_story_on_celery_and_redis(
     finally:
         stop(worker)
     check_story(database, session_id, ids)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

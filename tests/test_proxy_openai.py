@@ -1,0 +1,187 @@
+"""The proxy driven by the unmodified ``openai`` SDK, over HTTP, plain and streamed: a chat of
+five turns, regenerations, an edit, a deletion, a branch continued on both sides; the key, the
+model name and the upstream's failures in the OpenAI format."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from loreweave.bootstrap import Loreweave
+from loreweave.db import Database
+from loreweave.db.models import LoreEntry, World
+from loreweave.errors import ProviderError
+from loreweave.follow import Message, to_messages
+from loreweave.llm.types import ChatRequest, ChatResponse
+
+from .pipeline_support import make_app
+from .private_services import serving
+
+KEY = "sk-proxy-test"
+
+
+class Upstream:
+    """Numbered replies; streamed in pieces; ``fail`` makes the next call fail."""
+
+    provider = "upstream"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.seen: list[ChatRequest] = []
+        self.fail = False
+
+    def _reply(self, request: ChatRequest) -> str:
+        if request.prompt != "chat":
+            return '{"updates": [], "creations": []}' if request.prompt == "analysis" else "-"
+        if self.fail:
+            self.fail = False
+            raise ProviderError("upstream: HTTP 503: overloaded")
+        self.calls += 1
+        self.seen.append(request)
+        last = next(m.content for m in reversed(request.messages) if m.role == "user")
+        return f"Reply {self.calls} to {last}"
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        return ChatResponse(self._reply(request), request.model)
+
+    def stream(self, request: ChatRequest) -> Iterator[str]:
+        text = self._reply(request)
+        yield from (text[i : i + 5] for i in range(0, len(text), 5))
+
+
+@pytest.fixture
+def proxy(
+    database: Database, tmp_path: Path
+) -> Iterator[tuple[openai.OpenAI, Loreweave, Upstream]]:
+    upstream = Upstream()
+    lw = make_app(database, tmp_path, upstream, api_keys=[KEY])
+    with lw.database.uow() as uow:
+        world = uow.worlds.add(World(name="Harbour"))
+        entries = [
+            uow.entries.add(LoreEntry(world_id=world.id, title=title, content=content)).id
+            for title, content in [
+                ("Captain Reyes", "The harbour master, a retired sailor."),
+                ("Lighthouse", "A lighthouse on the cliffs whose lamp never goes out."),
+            ]
+        ]
+        uow.commit()
+    lw.vectors.sync_entries(entries)
+    with serving(lw) as url:
+        client = openai.OpenAI(base_url=f"{url}v1", api_key=KEY, max_retries=0)
+        yield client, lw, upstream
+
+
+class Chat:
+    """What an app holds: its messages; it sends them all, every time."""
+
+    def __init__(self, client: openai.OpenAI, stream: bool) -> None:
+        self.client = client
+        self.stream = stream
+        self.messages: list[dict[str, str]] = [{"role": "system", "content": "Be brief."}]
+        self.session = ""
+
+    def ask(self, text: str | None = None) -> str:
+        if text is not None:
+            self.messages.append({"role": "user", "content": text})
+        reply = self.complete(self.messages)
+        self.messages.append({"role": "assistant", "content": reply})
+        return reply
+
+    def complete(self, messages: list[dict[str, str]]) -> str:
+        if self.stream:
+            streamed = self.client.chat.completions.with_raw_response.create(
+                model="loreweave/Harbour",
+                messages=messages,  # type: ignore[arg-type]
+                stream=True,
+            )
+            self.session = streamed.headers["x-loreweave-session"]
+            parts = [c.choices[0].delta.content or "" for c in streamed.parse() if c.choices]
+            return "".join(parts)
+        raw = self.client.chat.completions.with_raw_response.create(
+            model="loreweave/Harbour",
+            messages=messages,  # type: ignore[arg-type]
+        )
+        self.session = raw.headers["x-loreweave-session"]
+        return raw.parse().choices[0].message.content or ""
+
+    def regenerate(self) -> str:
+        self.messages.pop()
+        return self.ask()
+
+    def shown(self) -> list[Message]:
+        return [Message(m["role"], m["content"]) for m in self.messages if m["role"] != "system"]  # type: ignore[arg-type]
+
+
+def stored(lw: Loreweave, session: str) -> list[Message]:
+    with lw.database.uow(read_only=True) as uow:
+        turns = uow.turns.recent(uuid.UUID(session), 1000)
+        return to_messages([(t.user_message, t.assistant_message) for t in turns])
+
+
+def alternatives(lw: Loreweave, session: str) -> list[list[str]]:
+    with lw.database.uow(read_only=True) as uow:
+        return [list(t.alternatives) for t in uow.turns.recent(uuid.UUID(session), 1000)]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_a_chat_through_the_openai_sdk(
+    proxy: tuple[openai.OpenAI, Loreweave, Upstream], stream: bool
+) -> None:
+    client, lw, upstream = proxy
+    chat = Chat(client, stream)
+    for i in range(5):
+        assert chat.ask(f"Message {i} about the lighthouse.").startswith("Reply")
+    session = chat.session
+    assert stored(lw, session) == chat.shown()
+    assert any("[Base Lore]\nA lighthouse" in m.content for m in upstream.seen[-1].messages)
+
+    first, second = chat.messages[-1]["content"], chat.regenerate()
+    third = chat.regenerate()
+    assert (chat.session, stored(lw, session)) == (session, chat.shown())
+    assert alternatives(lw, session)[-1] == [first, second] and third not in (first, second)
+
+    chat.messages[3]["content"] = "Message 1, edited: about Captain Reyes."  # an earlier message
+    chat.ask("Message 5.")
+    assert (chat.session, stored(lw, session)) == (session, chat.shown())
+
+    del chat.messages[-2:]  # the last two messages deleted
+    chat.ask("Message 6, after a deletion.")
+    assert stored(lw, chat.session) == chat.shown()
+
+    # a branch from turn 2: the first two turns, then a new message; both sides go on
+    parent = chat
+    branch = Chat(client, stream)
+    branch.messages = [dict(m) for m in parent.messages[:5]]
+    branch.ask("In the branch: we stay at the lighthouse.")
+    parent_session = parent.session
+    parent.ask("In the parent: we sail away.")
+    branch.ask("Still in the branch.")
+    assert branch.session != parent.session == parent_session
+    assert stored(lw, branch.session) == branch.shown()
+    assert stored(lw, parent.session) == parent.shown()
+
+
+def test_keys_models_and_upstream_errors(proxy: tuple[openai.OpenAI, Loreweave, Upstream]) -> None:
+    client, _, upstream = proxy
+    assert [m.id for m in client.models.list()] == ["loreweave/Harbour"]
+    stranger = openai.OpenAI(base_url=str(client.base_url), api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        stranger.models.list()
+    messages: Any = [{"role": "user", "content": "Hello."}]
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.chat.completions.create(model="loreweave/Nowhere", messages=messages)
+    assert missing.value.body["code"] == "model_not_found"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="gpt-4o", messages=messages)
+    upstream.fail = True
+    with pytest.raises(openai.APIStatusError) as failed:
+        client.chat.completions.create(model="loreweave/Harbour", messages=messages)
+    assert failed.value.status_code == 502 and "overloaded" in failed.value.message
+    # the failed request recorded nothing; the same request again is a new chat's first turn
+    reply = client.chat.completions.create(model="loreweave/Harbour", messages=messages)
+    assert reply.choices[0].message.content == "Reply 1 to Hello."

@@ -59,6 +59,15 @@ class PreparedTurn:
     retrieval_seconds: float
 
 
+def _checked(text: str, what: str, limit: int) -> str:
+    text = require_clean(text.strip(), what)
+    if not text:
+        raise InvalidInput(f"{what} is empty")
+    if len(text) > limit:
+        raise InvalidInput(f"{what} is longer than {limit} characters")
+    return text
+
+
 def lore_block(entries: list[RetrievedEntry]) -> str:
     """The retrieved entities as a prompt gives them (session notes take priority): loreweave's
     own chat prompt and the context endpoint both use it."""
@@ -88,12 +97,7 @@ class ChatService:
 
     @staticmethod
     def validate(message: str) -> str:
-        message = require_clean(message.strip(), "the message")
-        if not message:
-            raise InvalidInput("the message is empty")
-        if len(message) > MAX_MESSAGE_LENGTH:
-            raise InvalidInput(f"the message is longer than {MAX_MESSAGE_LENGTH} characters")
-        return message
+        return _checked(message, "the message", MAX_MESSAGE_LENGTH)
 
     def prepare(
         self, session_id: uuid.UUID, message: str, *, before: int | None = None
@@ -239,12 +243,7 @@ class ChatService:
 
     @staticmethod
     def validate_reply(reply: str) -> str:
-        reply = require_clean(reply.strip(), "the reply")
-        if not reply:
-            raise InvalidInput("the reply is empty")
-        if len(reply) > MAX_REPLY_LENGTH:
-            raise InvalidInput(f"the reply is longer than {MAX_REPLY_LENGTH} characters")
-        return reply
+        return _checked(reply, "the reply", MAX_REPLY_LENGTH)
 
     def turn(self, session_id: uuid.UUID, message: str) -> TurnResult:
         message = self.validate(message)

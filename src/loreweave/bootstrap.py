@@ -7,8 +7,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import faiss
-
 from loreweave.alerts import conditions
 from loreweave.alerts.monitor import AlertMonitor
 from loreweave.alerts.sink import AlertSink
@@ -111,9 +109,6 @@ def build(
     notifier: Notifier | None = None,
     database: Database | None = None,
 ) -> Loreweave:
-    # Searches are single queries from many threads: FAISS's own threads only add contention
-    # (measured: 7 ms instead of 14 ms for a 100k-vector search on 2 cores).
-    faiss.omp_set_num_threads(1)
     database = database or Database(settings.database_url)
     database.ensure_schema()
     providers = providers or build_providers(settings)

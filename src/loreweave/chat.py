@@ -104,13 +104,16 @@ class ChatService:
     ) -> PreparedTurn:
         """Retrieval and the main prompt: the work before the main LLM call (for the turn
         ``before``, with the turns before it as history; by default a new last turn)."""
-        started = time.perf_counter()
-        used = self.retriever.search(session_id, message, before=before)
-        retrieved = time.perf_counter() - started
+        depth = max(self.history_turns, self.retriever.depth)
         with self.database.uow(read_only=True) as uow:
             session = uow.sessions.require(session_id)
             world = uow.worlds.require(session.world_id)
-            history = uow.turns.recent(session_id, self.history_turns, before=before)
+            turns = uow.turns.recent(session_id, depth, before=before)
+        loaded = time.perf_counter()
+        pairs = [(t.user_message, t.assistant_message) for t in turns]
+        used = self.retriever.search(session_id, message, history=pairs)
+        retrieved = time.perf_counter() - loaded
+        history = turns[len(turns) - self.history_turns :] if self.history_turns else []
         system = render(
             "chat",
             world_name=world.name,
@@ -118,11 +121,11 @@ class ChatService:
             lore=lore_block(used),
         )
         messages = [Message("system", system)]
-        for turn in history:
-            messages += [
-                Message("user", turn.user_message),
-                Message("assistant", turn.assistant_message),
-            ]
+        for turn in history:  # a part an app left empty (a greeting's user message) is absent
+            if turn.user_message:
+                messages.append(Message("user", turn.user_message))
+            if turn.assistant_message:
+                messages.append(Message("assistant", turn.assistant_message))
         messages.append(Message("user", message))
         request = ChatRequest(
             tuple(messages),

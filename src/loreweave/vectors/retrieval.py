@@ -112,7 +112,7 @@ class Retriever:
         ``before``), or ``history`` -- (user message, reply) pairs, oldest first -- when an app
         that keeps its own transcript gives them."""
         config = self.config
-        depth = max(config.history_turns, config.scan_depth)
+        depth = self.depth
         if history is None:
             stored = uow.turns.recent(session_id, depth, before=before) if depth else []
             history = [(t.user_message, t.assistant_message) for t in stored]
@@ -191,11 +191,22 @@ class Retriever:
             order += [(e, why) for e, (_, why) in fused.items()]
             return self._select(uow, session, order, fused, k, budget)
 
+    @property
+    def depth(self) -> int:
+        """How many earlier turns a query reads."""
+        return max(self.config.history_turns, self.config.scan_depth)
+
     def search(
-        self, session_id: uuid.UUID, query: str, k: int | None = None, *, before: int | None = None
+        self,
+        session_id: uuid.UUID,
+        query: str,
+        k: int | None = None,
+        *,
+        before: int | None = None,
+        history: Sequence[tuple[str, str]] | None = None,
     ) -> list[RetrievedEntry]:
         """The entries of :meth:`retrieve`, in the order the prompt gives them."""
-        return self.retrieve(session_id, query, k=k, before=before).entries
+        return self.retrieve(session_id, query, k=k, before=before, history=history).entries
 
     def _fuse(
         self, by_vector: Sequence[uuid.UUID], by_bm25: Sequence[uuid.UUID]

@@ -73,6 +73,10 @@ class VectorTier:
             del self.keys[row_id]
 
     def search(self, query: Matrix, k: int) -> list[TierHit]:
+        # One query at a time from many threads: FAISS's OpenMP threads only add contention
+        # (14 ms instead of 7 for 100k vectors on 2 cores; 22 ms instead of 1 for 10k in a
+        # server's worker thread).  OpenMP's setting is per thread: set it in the caller's.
+        faiss.omp_set_num_threads(1)
         with self.lock:
             if k <= 0 or not self.keys:
                 return []

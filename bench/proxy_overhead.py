@@ -1,7 +1,8 @@
 """The OpenAI-compatible proxy's own overhead: everything a ``/v1/chat/completions`` request
 costs but the upstream call -- reading the request, finding the chat among the world's chats,
 following it, retrieval (the local MiniLM query embedding, FAISS, BM25, keywords), the lore
-block, and recording the turn -- through the real HTTP app (in-process client), SQLite.
+block, and recording the turn -- through the real HTTP service (uvicorn on 127.0.0.1, one
+keep-alive connection, as an app holds one), SQLite.
 
 The upstream answers at once and times itself; overhead = request time - upstream time.  A
 world of 1k and 10k entries (as in ``turn_overhead.py``), 20 other chats in it, and a chat of
@@ -13,12 +14,17 @@ world of 1k and 10k entries (as in ``turn_overhead.py``), 20 other chats in it, 
 from __future__ import annotations
 
 import argparse
+import socket
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import numpy as np
-from fastapi.testclient import TestClient
+import uvicorn
 
 from common import percentile, save
 from loreweave.api import create_app
@@ -44,6 +50,25 @@ class Upstream:
         return reply
 
 
+@contextmanager
+def serving(app: object) -> Iterator[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(app), host="127.0.0.1", port=port, log_level="warning")  # type: ignore[arg-type]
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(20)
+
+
 def overhead_at(size: int, turns: int, embedder: LocalEmbedder) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         upstream = Upstream()
@@ -52,29 +77,28 @@ def overhead_at(size: int, turns: int, embedder: LocalEmbedder) -> dict[str, flo
         )
         app = build(settings, providers=Providers(chat=upstream, embedder=embedder))
         populate(app, size, min(20, size), np.random.default_rng(size))
-        client = TestClient(create_app(app))
-        model = "loreweave/Bench world"
-        for other in range(20):  # other chats of the world, each of three turns
+        with serving(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+            model = "loreweave/Bench world"
+            for other in range(20):  # other chats of the world, each of three turns
+                messages = [{"role": "system", "content": "You narrate."}]
+                for turn in range(3):
+                    messages.append({"role": "user", "content": f"Chat {other}, turn {turn}."})
+                    body = {"model": model, "messages": messages}
+                    reply = client.post("/v1/chat/completions", json=body).json()
+                    messages.append(reply["choices"][0]["message"])
             messages = [{"role": "system", "content": "You narrate."}]
-            for turn in range(3):
-                messages.append({"role": "user", "content": f"Chat {other}, turn {turn}."})
+            overheads = []
+            for i in range(turns):
+                text = f"We walk past the {WORDS[i % 12]} and the {WORDS[(i * 5) % 12]}, day {i}."
+                messages.append({"role": "user", "content": text})
+                upstream.seconds = 0.0
+                started = time.perf_counter()
                 body = {"model": model, "messages": messages}
-                reply = client.post("/v1/chat/completions", json=body).json()
-                messages.append(reply["choices"][0]["message"])
-        messages = [{"role": "system", "content": "You narrate."}]
-        overheads = []
-        for i in range(turns):
-            text = f"We walk past the {WORDS[i % 12]} and the {WORDS[(i * 5) % 12]}, day {i}."
-            messages.append({"role": "user", "content": text})
-            upstream.seconds = 0.0
-            started = time.perf_counter()
-            answer = client.post(
-                "/v1/chat/completions", json={"model": model, "messages": messages}
-            )
-            elapsed = time.perf_counter() - started
-            assert answer.status_code == 200, answer.text
-            messages.append(answer.json()["choices"][0]["message"])
-            overheads.append(elapsed - upstream.seconds)
+                answer = client.post("/v1/chat/completions", json=body)
+                elapsed = time.perf_counter() - started
+                assert answer.status_code == 200, answer.text
+                messages.append(answer.json()["choices"][0]["message"])
+                overheads.append(elapsed - upstream.seconds)
         app.close()
     return {
         "entries": size,

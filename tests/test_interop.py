@@ -125,8 +125,11 @@ def test_cli_import_and_export(tmp_path: Path) -> None:
 
     bad = tmp_path / "bad.json"
     bad.write_text('{"entries": {"0": {"key": ["a"], "content": "ok"}, "1": {"key": ["b"]}}}')
-    result = run("import", str(bad), "--new-world", "Broken", cwd=tmp_path)
+    result = run("import", str(bad), "--new-world", "Broken", "--strict", cwd=tmp_path)
     assert result.returncode == 1 and "bad.json: entries.1.content" in result.stderr
+    result = run("import", str(bad), "--new-world", "Mended", cwd=tmp_path)  # skipped, said
+    assert result.returncode == 0 and "skipped entries.1.content: missing or empty" in result.stdout
+    assert "imported 1 entries" in result.stdout
     result = run("import", str(WORLD_INFO), "--new-world", "Eldoria", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     world_id = result.stdout.strip().split()[-1]

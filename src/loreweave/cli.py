@@ -235,15 +235,22 @@ def import_(
     new_world: Annotated[
         str | None, typer.Option(help="Create a world of this name and import into it.")
     ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Refuse the whole file if one entry cannot be read.")
+    ] = False,
 ) -> None:
-    """Import a lorebook; a bad file imports nothing."""
+    """Import a lorebook; an entry that cannot be read is skipped and reported (--strict:
+    nothing is imported); a bad file imports nothing."""
     from loreweave.db.models import World
-    from loreweave.interop.files import read_entries
+    from loreweave.interop.files import read_lorebook
     from loreweave.lore import LoreService
 
     if (world is None) == (new_world is None):
         raise InvalidInput("give exactly one of --world ID or --new-world NAME")
-    kind, entries = read_entries(file)
+    book = read_lorebook(file, strict=strict)
+    kind, entries = book.kind, book.entries
+    for problem in book.skipped:
+        console.print(f"skipped {problem}", markup=False)
     if not entries:
         raise InvalidInput(f"{file.name}: no entries to import")
     vectors = _vector_service(ctx)
@@ -254,7 +261,7 @@ def import_(
             uow.commit()
     else:
         world_id, _ = _find(ctx, world or "", None)
-    created = LoreService(database, vectors).import_entries(world_id, entries)
+    created = LoreService(database, vectors).import_entries(world_id, entries, book.fields)
     console.print(f"imported {len(created)} entries from {kind} into world {world_id}")
 
 
@@ -266,20 +273,38 @@ def export(
     session: Annotated[
         str | None, typer.Option(help="Export this session's state: its entries and notes.")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="worldinfo or character-book")] = "worldinfo",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="worldinfo, character-book, or card (the imported character card with the "
+            "world's lore as its book; a .png output writes it into the card's image)",
+        ),
+    ] = "worldinfo",
 ) -> None:
-    """Export a world's lore (or a session's state) as a lorebook."""
-    from loreweave.interop.files import portable_entries, write_document, write_entries
+    """Export a world's lore (or a session's state) as a lorebook or a character card."""
+    from loreweave.interop.files import (
+        ExportFormat,
+        export_document,
+        portable_entries,
+        write_document,
+    )
 
-    if fmt not in ("worldinfo", "character-book"):
-        raise InvalidInput(f"--format must be worldinfo or character-book, not {fmt!r}")
+    formats: dict[str, ExportFormat] = {
+        "worldinfo": "worldinfo",
+        "character-book": "character-book",
+        "card": "card",
+    }
+    if fmt not in formats:
+        raise InvalidInput(f"--format must be worldinfo, character-book or card, not {fmt!r}")
     vectors = _vector_service(ctx)
     world_id, session_id = _find(ctx, world, session)
     entries = portable_entries(vectors.database, vectors, world_id, session_id)
-    document = write_entries(
-        entries, "worldinfo" if fmt == "worldinfo" else "character-book", world
-    )
-    write_document(output, document)
+    with vectors.database.uow(read_only=True) as uow:
+        found = uow.worlds.require(world_id)
+        name, fields = found.name, dict(found.extra or {})
+    document, image = export_document(entries, formats[fmt], name, fields)
+    write_document(output, document, image)
     console.print(f"wrote {len(entries)} entries to {output}")
 
 

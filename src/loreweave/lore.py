@@ -54,10 +54,18 @@ class LoreService:
         self.vectors.sync_entry(entry.id)
         return entry
 
-    def import_entries(self, world_id: uuid.UUID, entries: Sequence[Any]) -> list[uuid.UUID]:
-        """Create many entries in one transaction (all or nothing), then embed them."""
+    def import_entries(
+        self,
+        world_id: uuid.UUID,
+        entries: Sequence[Any],
+        fields: dict[str, Any] | None = None,
+    ) -> list[uuid.UUID]:
+        """Create many entries in one transaction (all or nothing), then embed them; the file's
+        own ``fields`` (by format) are kept on the world for its export."""
         with self.database.uow() as uow:
-            uow.worlds.require(world_id)
+            world = uow.worlds.require(world_id)
+            if fields:
+                world.extra = {**(world.extra or {}), **fields}
             created = [
                 uow.entries.add(
                     LoreEntry(

@@ -108,6 +108,9 @@ class World(Timestamped, Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    # An imported lorebook's own fields (World Info's name, scan_depth, token_budget…), by
+    # format, kept for a faithful export.
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=sql_text("'{}'"))
 
     entries: Mapped[list[LoreEntry]] = relationship(
         back_populates="world", cascade="all, delete-orphan", passive_deletes=True

@@ -1,6 +1,7 @@
-"""Character Card V2/V3: the card JSON, or a PNG carrying it base64-encoded in a ``tEXt`` chunk
-named ``chara`` (V2) or ``ccv3`` (V3).  Its ``data.character_book.entries`` become lore entries;
-the character itself becomes a Character entry."""
+"""Character Card V1/V2/V3: the card JSON, or a PNG carrying it base64-encoded in a ``tEXt``
+chunk named ``chara`` (V2) or ``ccv3`` (V3).  Its ``data.character_book.entries`` become lore
+entries; the character itself becomes a Character entry that keeps the whole card (greetings,
+scenario, examples, system prompt, the image), so it can be exported as a card again."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from loreweave.errors import InvalidInput
 from loreweave.interop.model import (
     KEY_LOGIC_NUMBER,
     KeyFields,
+    Lorebook,
     PortableEntry,
     entry_from,
     keys_for,
+    readable,
     require,
     strings,
 )
@@ -25,6 +28,7 @@ from loreweave.interop.model import (
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SOURCE = "character_book"
 CARD = "character_card"
+KIND = "character card"
 FIELDS = KeyFields(keys="keys", secondary="secondary_keys", labels=("name", "comment"))
 
 
@@ -84,50 +88,81 @@ def png_with_card(image: bytes, card: dict[str, Any]) -> bytes:
     return b"".join(chunks)
 
 
-def parse(card: dict[str, Any]) -> list[PortableEntry]:
+def strip_text_chunks(image: bytes) -> bytes:
+    """The PNG without its text chunks (a card's JSON is written back fresh)."""
+    kept = [image[: len(PNG_SIGNATURE)]]
+    position = len(PNG_SIGNATURE)
+    while position + 8 <= len(image):
+        (length,) = struct.unpack(">I", image[position : position + 4])
+        if image[position + 4 : position + 8] != b"tEXt":
+            kept.append(image[position : position + 12 + length])
+        position += 12 + length
+    return b"".join(kept)
+
+
+def _description(data: dict[str, Any]) -> str:
+    return "\n\n".join(
+        part.strip()
+        for part in (data.get("description"), data.get("personality"))
+        if isinstance(part, str) and part.strip()
+    )
+
+
+def parse(card: dict[str, Any], *, strict: bool = True, image: bytes | None = None) -> Lorebook:
+    """A V1 (flat), V2 or V3 card.  The character becomes a Character entry carrying the whole
+    card but its book's entries (and the image of a PNG card), so it can be exported again as
+    a card; the book's entries become entries; the book's own fields are kept for its export."""
     data = card.get("data", card)
     require(isinstance(data, dict), "card.data", "must be an object")
     entries: list[PortableEntry] = []
     name = data.get("name")
-    if isinstance(name, str) and name.strip():
-        description = "\n\n".join(
-            part.strip()
-            for part in (data.get("description"), data.get("personality"))
-            if isinstance(part, str) and part.strip()
-        )
-        if description:
-            entries.append(
-                PortableEntry(
-                    title=name.strip()[:200],
-                    content=description,
-                    entity_type="Character",
-                    tags=strings(data.get("tags", []), "card.data.tags")[:50],
-                    extra={CARD: {"spec": card.get("spec"), "name": name}},
-                )
+    description = _description(data)
+    if isinstance(name, str) and name.strip() and description:
+        kept = dict(card)
+        if "data" in kept:
+            kept["data"] = {k: v for k, v in data.items() if k != "character_book"}
+        else:
+            kept.pop("character_book", None)
+        carried: dict[str, Any] = {"card": kept}
+        if image is not None:
+            carried["png"] = base64.b64encode(strip_text_chunks(image)).decode()
+        entries.append(
+            PortableEntry(
+                title=name.strip()[:200],
+                content=description,
+                entity_type="Character",
+                tags=strings(data.get("tags", []), "card.data.tags")[:50],
+                extra={CARD: carried},
             )
+        )
     book = data.get("character_book")
     if book is None:
-        return entries
+        return Lorebook(KIND, entries)
     require(isinstance(book, dict), "character_book", "must be an object")
     raw = book.get("entries")
     require(isinstance(raw, list), "character_book.entries", "must be a list")
-    entries += [
-        entry_from(
-            item,
-            f"character_book.entries.{index}",
-            FIELDS,
-            f"Entry {index}",
-            {SOURCE: {"book_name": book.get("name"), **item}},
-        )
-        for index, item in enumerate(raw)
-    ]
-    return entries
+    found, skipped = readable(
+        enumerate(raw),
+        lambda index, item: entry_from(
+            item, f"character_book.entries.{index}", FIELDS, f"Entry {index}", {SOURCE: item}
+        ),
+        strict=strict,
+    )
+    fields = {k: v for k, v in book.items() if k != "entries"}
+    return Lorebook(KIND, entries + found, {SOURCE: fields} if fields else {}, skipped)
 
 
-def build_book(entries: list[PortableEntry], name: str) -> dict[str, Any]:
-    """A V2 ``character_book`` object."""
+def is_character(entry: PortableEntry) -> bool:
+    return CARD in entry.extra
+
+
+def build_book(
+    entries: list[PortableEntry], name: str, fields: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A V2 ``character_book`` object: the entries but a card's character, named ``name``
+    unless the imported book's own ``fields`` name it."""
     items = []
-    for index, entry in enumerate(entries):
+    for index, entry in enumerate(e for e in entries if not is_character(e)):
         original = {k: v for k, v in entry.extra.get(SOURCE, {}).items() if k != "book_name"}
         keys, secondary = keys_for(entry, original, FIELDS)
         item = {
@@ -157,4 +192,30 @@ def build_book(entries: list[PortableEntry], name: str) -> dict[str, Any]:
             extensions=extensions,
         )
         items.append(item)
-    return {"name": name, "entries": items}
+    return {"name": name, **(fields or {}), "entries": items}
+
+
+def build_card(
+    entries: list[PortableEntry], name: str, fields: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], bytes | None]:
+    """A V2 card of the world's character (the imported card, its description as edited
+    since) with every other entry in its book; and its image when it came as a PNG."""
+    character = next((e for e in entries if is_character(e)), None)
+    if character is None:
+        raise InvalidInput("no character card was imported into this world: export a lorebook")
+    carried = character.extra[CARD]
+    card = dict(carried.get("card") or {})
+    data = dict(card.get("data", card))
+    if _description(data) != character.content:
+        data = {**data, "description": character.content, "personality": ""}
+    data["name"] = data.get("name") or character.title
+    data["character_book"] = build_book(entries, name, fields)
+    out = {
+        "spec": card.get("spec") or "chara_card_v2",
+        "spec_version": card.get("spec_version") or "2.0",
+        "data": {k: v for k, v in data.items() if k not in ("spec", "spec_version")},
+    }
+    if out["spec"] not in ("chara_card_v2", "chara_card_v3"):
+        out["spec"], out["spec_version"] = "chara_card_v2", "2.0"
+    image = carried.get("png")
+    return out, base64.b64decode(image) if isinstance(image, str) else None

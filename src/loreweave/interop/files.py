@@ -10,17 +10,19 @@ from typing import Any, Literal
 from loreweave.db.engine import Database
 from loreweave.errors import InvalidInput
 from loreweave.interop import charcard, worldinfo
-from loreweave.interop.model import PortableEntry
+from loreweave.interop.model import Lorebook, PortableEntry
 from loreweave.validation import check_tree
 from loreweave.vectors.service import CompositeVectorService
 
-ExportFormat = Literal["worldinfo", "character-book"]
+ExportFormat = Literal["worldinfo", "character-book", "card"]
+V1_CARD = {"first_mes", "mes_example", "char_name", "char_persona"}  # a flat V1 card's fields
 MAX_FILE_BYTES = 20 * 2**20
 
 
-def read_entries(path: Path) -> tuple[str, list[PortableEntry]]:
-    """(format name, entries) of a World Info JSON, a character card JSON or PNG, or a bare
-    ``character_book`` JSON.  Raises InvalidInput naming the file and what is wrong."""
+def read_lorebook(path: Path, *, strict: bool = False) -> Lorebook:
+    """A World Info JSON, a character card (V1/V2/V3, JSON or PNG) or a bare ``character_book``
+    JSON.  Raises InvalidInput naming the file and what is wrong; an entry that cannot be read
+    is skipped and reported (``strict``: refuses the file)."""
     too_large = InvalidInput(f"{path}: larger than {MAX_FILE_BYTES // 2**20} MiB")
     try:
         if path.is_dir():
@@ -33,7 +35,9 @@ def read_entries(path: Path) -> tuple[str, list[PortableEntry]]:
         raise too_large
     try:
         if data.startswith(charcard.PNG_SIGNATURE):
-            return "character card (PNG)", charcard.parse(charcard.card_from_png(data))
+            card = charcard.card_from_png(data)
+            book = charcard.parse(card, strict=strict, image=data)
+            return Lorebook("character card (PNG)", book.entries, book.fields, book.skipped)
         try:
             document = json.loads(data)
         except RecursionError:
@@ -41,21 +45,30 @@ def read_entries(path: Path) -> tuple[str, list[PortableEntry]]:
         except (UnicodeDecodeError, ValueError) as exc:
             raise InvalidInput(f"not JSON or a PNG card ({exc})") from None
         check_tree(document)  # no NUL, no lone surrogate: nothing that cannot be stored
-        return _parse_json(document)
+        return _parse_json(document, strict)
     except InvalidInput as exc:
         raise InvalidInput(f"{path.name}: {exc}") from None
 
 
-def _parse_json(document: Any) -> tuple[str, list[PortableEntry]]:
+def read_entries(path: Path) -> tuple[str, list[PortableEntry]]:
+    """(format name, entries) of :func:`read_lorebook`, strictly."""
+    book = read_lorebook(path, strict=True)
+    return book.kind, book.entries
+
+
+def _parse_json(document: Any, strict: bool) -> Lorebook:
     if not isinstance(document, dict):
         raise InvalidInput("the JSON is not an object")
-    if str(document.get("spec", "")).startswith("chara_card") or "data" in document:
-        return "character card (JSON)", charcard.parse(document)
+    spec = str(document.get("spec", ""))
+    if spec.startswith("chara_card") or "data" in document or V1_CARD & document.keys():
+        book = charcard.parse(document, strict=strict)
+        return Lorebook("character card (JSON)", book.entries, book.fields, book.skipped)
     entries = document.get("entries")
     if isinstance(entries, list) and all(isinstance(e, dict) and "keys" in e for e in entries):
-        return "character book", charcard.parse({"data": {"character_book": document}})
+        book = charcard.parse({"data": {"character_book": document}}, strict=strict)
+        return Lorebook("character book", book.entries, book.fields, book.skipped)
     if "entries" in document:
-        return "SillyTavern World Info", worldinfo.parse(document)
+        return worldinfo.parse(document, strict=strict)
     raise InvalidInput("not a World Info file, a character card or a character book")
 
 
@@ -99,22 +112,39 @@ def portable_entries(
         return out
 
 
-def write_document(path: Path, document: dict[str, Any]) -> None:
-    """Write an export, atomically; a bad path is a one-line error."""
+def write_document(path: Path, document: dict[str, Any], image: bytes | None = None) -> None:
+    """Write an export, atomically: JSON, or a card inside ``image`` when ``path`` ends in
+    ``.png``; a bad path is a one-line error."""
     if path.is_dir():
         raise InvalidInput(f"{path} is a directory: give a file name")
     if not path.parent.is_dir():
         raise InvalidInput(f"{path.parent} does not exist")
+    if path.suffix.lower() == ".png":
+        if image is None or "data" not in document:
+            raise InvalidInput(f"{path}: only a card imported from a PNG exports as a PNG")
+        payload = charcard.png_with_card(image, document)
+    else:
+        payload = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
     temporary = path.with_name(path.name + ".tmp")
     try:
-        temporary.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        temporary.write_bytes(payload)
         temporary.replace(path)
     except OSError as exc:
         temporary.unlink(missing_ok=True)
         raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def write_entries(entries: list[PortableEntry], fmt: ExportFormat, name: str) -> dict[str, Any]:
+def export_document(
+    entries: list[PortableEntry], fmt: ExportFormat, name: str, fields: dict[str, Any]
+) -> tuple[dict[str, Any], bytes | None]:
+    """The export of ``entries`` in ``fmt``, with the imported file's own ``fields`` (by
+    format); a card also returns the image it came with (None for a JSON card)."""
     if fmt == "worldinfo":
-        return worldinfo.build(entries)
-    return charcard.build_book(entries, name)
+        return worldinfo.build(entries, fields.get(worldinfo.SOURCE)), None
+    if fmt == "character-book":
+        return charcard.build_book(entries, name, fields.get(charcard.SOURCE)), None
+    return charcard.build_card(entries, name, fields.get(charcard.SOURCE))
+
+
+def write_entries(entries: list[PortableEntry], fmt: ExportFormat, name: str) -> dict[str, Any]:
+    return export_document(entries, fmt, name, {})[0]

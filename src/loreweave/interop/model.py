@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,37 @@ class PortableEntry:
     key_logic: str = "and_any"
     constant: bool = False
     enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Lorebook:
+    """What a file holds: its entries, the file's own fields beside them (kept on the world,
+    written back on export: World Info's name, scan_depth, token_budget…), and the entries that
+    could not be read, each with the reason (skipped, unless the import is strict)."""
+
+    kind: str
+    entries: list[PortableEntry]
+    fields: dict[str, Any] = field(default_factory=dict)  # by format: {source: {...}}
+    skipped: list[str] = field(default_factory=list)
+
+
+def readable(
+    items: Iterable[tuple[Any, Any]],
+    read: Callable[[Any, Any], PortableEntry],
+    *,
+    strict: bool,
+) -> tuple[list[PortableEntry], list[str]]:
+    """Each (key, item) read; with ``strict`` the first bad one refuses the file, otherwise it
+    is skipped and its problem returned."""
+    entries, skipped = [], []
+    for key, item in items:
+        try:
+            entries.append(read(key, item))
+        except InvalidInput as exc:
+            if strict:
+                raise
+            skipped.append(str(exc))
+    return entries, skipped
 
 
 def require(condition: bool, where: str, problem: str) -> None:

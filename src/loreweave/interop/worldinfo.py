@@ -10,9 +10,11 @@ from typing import Any
 from loreweave.interop.model import (
     KEY_LOGIC_NUMBER,
     KeyFields,
+    Lorebook,
     PortableEntry,
     entry_from,
     keys_for,
+    readable,
     require,
 )
 
@@ -20,21 +22,27 @@ SOURCE = "sillytavern_world_info"
 FIELDS = KeyFields(keys="key", secondary="keysecondary", labels=("comment",), disable=True)
 
 
-def parse(data: Any) -> list[PortableEntry]:
+def parse(data: Any, *, strict: bool = True) -> Lorebook:
     require(isinstance(data, dict) and "entries" in data, "file", "no 'entries' object")
     raw = data["entries"]
-    items = list(raw.items()) if isinstance(raw, dict) else list(enumerate(raw))
     require(isinstance(raw, dict | list), "entries", "must be an object or a list")
-    return [
-        entry_from(item, f"entries.{uid}", FIELDS, f"Entry {uid}", {SOURCE: {"uid": uid, **item}})
-        for uid, item in items
-    ]
+    items = list(raw.items()) if isinstance(raw, dict) else list(enumerate(raw))
+    entries, skipped = readable(
+        items,
+        lambda uid, item: entry_from(
+            item, f"entries.{uid}", FIELDS, f"Entry {uid}", {SOURCE: {"uid": uid, **item}}
+        ),
+        strict=strict,
+    )
+    fields = {k: v for k, v in data.items() if k != "entries"}
+    return Lorebook("SillyTavern World Info", entries, {SOURCE: fields} if fields else {}, skipped)
 
 
-def build(entries: list[PortableEntry]) -> dict[str, Any]:
-    """World Info JSON; an entry imported from World Info gets its own fields back.  Every entry
-    is written: an entry whose uid is taken (two files imported into one world, or one file
-    twice) gets the next free uid."""
+def build(entries: list[PortableEntry], fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    """World Info JSON; an entry imported from World Info gets its own fields back, and the
+    file its top-level ``fields`` (name, description, scan_depth, token_budget, extensions…).
+    Every entry is written: an entry whose uid is taken (two files imported into one world, or
+    one file twice) gets the next free uid."""
     out: dict[str, Any] = {}
     taken = {
         uid for entry in entries if isinstance(uid := entry.extra.get(SOURCE, {}).get("uid"), int)
@@ -69,4 +77,4 @@ def build(entries: list[PortableEntry]) -> dict[str, Any]:
         if "selectiveLogic" in original or entry.key_logic != "and_any":
             item["selectiveLogic"] = KEY_LOGIC_NUMBER.get(entry.key_logic, 0)
         out[str(uid)] = item
-    return {"entries": out}
+    return {**(fields or {}), "entries": out}

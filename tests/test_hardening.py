@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import shutil
 import socket
 import threading
@@ -29,8 +30,7 @@ from loreweave.testing.fake_provider import FakeReply
 from loreweave.vectors.retrieval import Retriever
 
 from .pipeline_support import RoutedModel, make_app, make_world
-from .private_services import PrivatePostgres
-from .test_ui import serving
+from .private_services import PrivatePostgres, serving
 from .test_vectors import Fixture, fx
 
 __all__ = ["fx"]
@@ -343,3 +343,17 @@ def test_a_key_limited_to_a_world_sees_and_changes_nothing_else(
         assert uow.entries.get(other_entries["Kiko"]) is not None
         assert uow.session.get_one(NoteUpdateTask, task.id).status == "failed"
     assert my_entries
+
+
+def test_api_docs_work_offline(database: Database, tmp_path: Path) -> None:
+    """/docs and /redoc load their scripts from the service, not from a CDN."""
+    lw = make_app(database, tmp_path, RoutedModel(), notifier=NullNotifier())
+    with TestClient(create_app(lw)) as client:
+        for page in ("/docs", "/redoc"):
+            html = client.get(page).text
+            assert "cdn." not in html and "unpkg" not in html, page
+            assets = re.findall(r'(?:src|href)="(/docs-assets/[^"]+)"', html)
+            assert assets, page
+            for asset in assets:
+                served = client.get(asset)
+                assert served.status_code == 200 and len(served.content) > 1000, asset

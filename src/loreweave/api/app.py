@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from loreweave import __version__
@@ -46,11 +47,14 @@ def create_app(
         yield
         lw.close()
 
-    app = FastAPI(
+    # /docs and /redoc with their scripts served from the installed fastapi-offline package,
+    # not a CDN: they work on a machine without internet
+    app = FastAPIOffline(
         title="loreweave",
         version=__version__,
         description="A living world memory for AI storytelling and roleplay chat apps.",
         lifespan=lifespan,
+        static_url="/docs-assets",
     )
     app.state.loreweave = lw
 

@@ -110,20 +110,24 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture
-def redis_url() -> str:
-    """A Redis database of its own for this test (15 of the configured server), emptied."""
+def redis_url() -> Iterator[tuple[str, str]]:
+    """``TEST_REDIS_URL`` as given, and a key prefix of this test's own: the test's broker keys
+    live under it and are deleted afterwards; nothing else of that Redis is touched."""
     import redis
 
-    url = make_url(REDIS_URL.replace("redis://", "redis+x://")).set(database="15")
-    test_url = url.render_as_string(hide_password=False).replace("redis+x://", "redis://")
-    client = redis.Redis.from_url(test_url)
+    prefix = f"loreweave-test-{uuid.uuid4().hex[:12]}:"
+    client = redis.Redis.from_url(REDIS_URL)
     try:
-        client.flushdb()
+        client.ping()
     except Exception as exc:
-        _unavailable("Redis", exc)
-    finally:
         client.close()
-    return test_url
+        _unavailable("Redis", exc)
+    try:
+        yield REDIS_URL, prefix
+    finally:
+        for key in client.scan_iter(match=f"{prefix}*"):
+            client.delete(key)
+        client.close()
 
 
 def database_url(database: Database) -> str:

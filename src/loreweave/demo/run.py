@@ -8,6 +8,7 @@ configured SQLite file, local worker threads, FAISS and the local embedder.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -59,15 +60,21 @@ class Watch:
     turns: set[int] = field(default_factory=set)
 
 
-def setup(lw: Loreweave, story: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID]:
+def setup(lw: Loreweave, story: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID, str]:
+    """The story's world, named apart from earlier runs' ("Hollow Hill (2)"), and a session."""
     lore = LoreService(lw.database, lw.vectors)
     with lw.database.uow() as uow:
-        world = uow.worlds.add(World(**story["world"]))
+        taken = {w.name for w in uow.worlds.list()}
+        base = story["world"]["name"]
+        name = next(
+            n for n in (base, *(f"{base} ({i})" for i in range(2, 10_000))) if n not in taken
+        )
+        world = uow.worlds.add(World(**{**story["world"], "name": name}))
         session = uow.sessions.add(ChatSession(world_id=world.id, title="Demo"))
         uow.commit()
     for entry in story["entries"]:
         lore.create(world.id, **entry)
-    return world.id, session.id
+    return world.id, session.id, name
 
 
 def report(lw: Loreweave, session_id: uuid.UUID, watch: Watch, console: Console) -> int:
@@ -80,7 +87,7 @@ def report(lw: Loreweave, session_id: uuid.UUID, watch: Watch, console: Console)
             elif turn.turn_index not in watch.turns:
                 watch.turns.add(turn.turn_index)
                 for line in (turn.processing_errors or "").splitlines():
-                    console.print(f"   [red]✗ rejected[/] {line}")
+                    console.print(f"   [red]✗ ignored[/] {plain(line)}", highlight=False)
         tasks: list[NoteUpdateTask | EntityCreationTask] = [
             *uow.session.scalars(
                 select(NoteUpdateTask).where(NoteUpdateTask.session_id == session_id)
@@ -104,14 +111,37 @@ def describe(uow: Any, task: NoteUpdateTask | EntityCreationTask) -> str:
     if isinstance(task, NoteUpdateTask):
         entry = uow.entries.get(task.lore_entry_id)
         title = entry.title if entry else "?"
-        return (
-            f"[green]✓ note rewritten[/] {title} (v{task.applied_version}): {task.update_summary}"
-        )
+        note = note_at(uow, task.session_id, task.lore_entry_id, task.applied_version)
+        return f"[green]✓ {title}'s note now says:[/] {note}"
     entry = uow.entries.get(task.created_lore_entry_id) if task.created_lore_entry_id else None
     title = entry.title if entry else "?"
     if task.outcome == "merged":
         return f"[cyan]↺ duplicate of {title}[/]: becomes a note update of the existing entry"
-    return f"[green]✓ new entity[/] {title} ({task.entity_type}, visible to this session)"
+    return f"[green]✓ new in this story:[/] {title} ({task.entity_type})"
+
+
+def note_at(uow: Any, session_id: uuid.UUID, entry_id: uuid.UUID, version: int | None) -> str:
+    """The note's text at ``version`` (later rewrites may have replaced it since)."""
+    note = uow.notes.for_entry(session_id, entry_id)
+    if note is None:
+        return "(removed since)"
+    if version is None or note.version == version:
+        return str(note.note_content)
+    older = [r for r in uow.notes.revisions(note.id) if r.version == version]
+    return str(older[0].note_content) if older else str(note.note_content)
+
+
+def plain(problem: str) -> str:
+    """An analysis problem without the pipeline's jargon."""
+    found = re.search(
+        r"unknown entity '(\w+)' dropped \(not an id shown to the analysis\): (.*)", problem
+    )
+    if found:
+        return f"the analysis pointed at an entity that does not exist: {found.group(2)}"
+    return problem
+
+
+WHY = {"keyword": "named", "constant": "always", "vector": "related", "bm25": "related"}
 
 
 def wait(lw: Loreweave, session_id: uuid.UUID, watch: Watch, console: Console) -> None:
@@ -151,21 +181,23 @@ def run_demo(settings: Settings, console: Console) -> None:
     lw = build(settings)
     try:
         lw.start_local_workers()
-        world_id, session_id = setup(lw, story)
-        console.print(Panel(story["world"]["description"], title=story["world"]["name"]))
+        world_id, session_id, name = setup(lw, story)
+        console.print(Panel(story["world"]["description"], title=name))
         watch = Watch()
         for index, message in enumerate(story["turns"]):
             console.rule(f"turn {index}")
             console.print(f"[bold]You:[/] {message}")
             result = lw.chat.turn(session_id, message)
             console.print(Panel(result.reply, title="Narrator"))
-            used = ", ".join(f"{e.title} ({e.via})" for e in result.used_entries) or "none"
-            console.print(
-                f"   [dim]entities in the prompt: {used}; overhead "
-                f"{result.overhead_seconds * 1000:.0f} ms[/]"
-            )
+            used = ", ".join(f"{e.title} ({WHY[e.via]})" for e in result.used_entries)
+            console.print(f"   [dim]the narrator was reminded of: {used or 'nothing'}[/]")
             wait(lw, session_id, watch, console)
         console.rule("the world's memory now")
         summary(lw, world_id, session_id, console)
+        console.print(
+            "\nNext: [bold]loreweave serve[/] and open http://127.0.0.1:8000/ to browse this "
+            f"world ({name}) and its notes; [bold]loreweave chat --world {json.dumps(name)}[/] "
+            "to play on in the terminal (with an LLM: set MISTRAL_API_KEY)."
+        )
     finally:
         lw.close()

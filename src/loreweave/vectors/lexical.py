@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from loreweave.db.models import EntityVector
 
 log = logging.getLogger("loreweave.vectors")
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs each index build at DEBUG
 
 K1, B = 1.5, 0.75  # bm25s's defaults ("lucene" scoring)
 KEYS_PER_ENTITY = 4

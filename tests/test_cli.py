@@ -250,12 +250,22 @@ def test_chat_in_the_terminal(tmp_path: Path) -> None:
         )
     )
     env = {"LOREWEAVE_LLM_PROVIDER": "scripted", "LOREWEAVE_SCRIPTED_CASSETTE": str(cassette)}
-    process = run("chat", "--world", world_id, cwd=tmp_path, env=env, stdin="Hello Momo\n/quit\n")
+    typed = "Hello Momo\n/help\n/dance\n/quit\n"
+    process = run("chat", "--world", world_id, cwd=tmp_path, env=env, stdin=typed)
     assert process.returncode == 0, process.stderr
-    assert "Momo smiles." in process.stdout
-    notes = run("chat", "--world", world_id, cwd=tmp_path, env=env, stdin="/notes\n")
-    assert notes.returncode == 0, notes.stderr
-    assert "entity" in notes.stdout and "version" in notes.stdout
+    out = process.stdout
+    assert "Narrator: Momo smiles." in out
+    assert "/notes   the session's notes" in out  # /help
+    assert "unknown command /dance" in out  # refused, not played as a story turn
+    assert "Momo's note now says: Momo is in a good mood." in out  # as the workers finish
+    session = out.split("session ", 1)[1].split()[0]
+    again = run(
+        "chat", "--world", "W", "--session", session[:8], cwd=tmp_path, env=env, stdin="/notes\n"
+    )
+    assert again.returncode == 0, again.stderr
+    assert "(continued)" in again.stdout
+    assert "So far (1 turns, 1 notes" in again.stdout and "You: Hello Momo" in again.stdout
+    assert "Momo is in a good mood." in again.stdout  # /notes
     bad = run("chat", "--world", str(uuid.uuid4()), cwd=tmp_path, env=env)
     assert bad.returncode == 1 and "not found" in bad.stderr
 

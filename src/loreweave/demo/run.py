@@ -8,10 +8,8 @@ configured SQLite file, local worker threads, FAISS and the local embedder.
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
@@ -23,14 +21,11 @@ from loreweave.bootstrap import Loreweave, build
 from loreweave.config import Settings
 from loreweave.db.models import (
     ChatSession,
-    EntityCreationTask,
     LoreEntry,
-    NoteUpdateTask,
-    TaskStatus,
-    TurnStatus,
     World,
 )
 from loreweave.demo import bundled
+from loreweave.feed import WHY, Watch, report
 from loreweave.lore import LoreService
 
 WAIT_SECONDS = 300.0
@@ -52,14 +47,6 @@ def demo_settings(settings: Settings, console: Console) -> Settings:
     return settings.model_copy(update=changes)
 
 
-@dataclass
-class Watch:
-    """What has been reported already."""
-
-    tasks: set[uuid.UUID] = field(default_factory=set)
-    turns: set[int] = field(default_factory=set)
-
-
 def setup(lw: Loreweave, story: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID, str]:
     """The story's world, named apart from earlier runs' ("Hollow Hill (2)"), and a session."""
     lore = LoreService(lw.database, lw.vectors)
@@ -75,73 +62,6 @@ def setup(lw: Loreweave, story: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID, s
     for entry in story["entries"]:
         lore.create(world.id, **entry)
     return world.id, session.id, name
-
-
-def report(lw: Loreweave, session_id: uuid.UUID, watch: Watch, console: Console) -> int:
-    """Print what finished since last time; return how many jobs are still unfinished."""
-    unfinished = 0
-    with lw.database.uow(read_only=True) as uow:
-        for turn in uow.turns.recent(session_id, 1000):
-            if turn.processing_status in (TurnStatus.PENDING, TurnStatus.PROCESSING):
-                unfinished += 1
-            elif turn.turn_index not in watch.turns:
-                watch.turns.add(turn.turn_index)
-                for line in (turn.processing_errors or "").splitlines():
-                    console.print(f"   [red]✗ ignored[/] {plain(line)}", highlight=False)
-        tasks: list[NoteUpdateTask | EntityCreationTask] = [
-            *uow.session.scalars(
-                select(NoteUpdateTask).where(NoteUpdateTask.session_id == session_id)
-            ),
-            *uow.session.scalars(
-                select(EntityCreationTask).where(EntityCreationTask.session_id == session_id)
-            ),
-        ]
-        for task in sorted(tasks, key=lambda t: t.processed_at or t.created_at):
-            if task.status in (TaskStatus.PENDING, TaskStatus.PROCESSING):
-                unfinished += 1
-            elif task.id not in watch.tasks:
-                watch.tasks.add(task.id)
-                console.print("   " + describe(uow, task))
-    return unfinished
-
-
-def describe(uow: Any, task: NoteUpdateTask | EntityCreationTask) -> str:
-    if task.status == TaskStatus.FAILED:
-        return f"[red]✗ failed[/] {task.error_message}"
-    if isinstance(task, NoteUpdateTask):
-        entry = uow.entries.get(task.lore_entry_id)
-        title = entry.title if entry else "?"
-        note = note_at(uow, task.session_id, task.lore_entry_id, task.applied_version)
-        return f"[green]✓ {title}'s note now says:[/] {note}"
-    entry = uow.entries.get(task.created_lore_entry_id) if task.created_lore_entry_id else None
-    title = entry.title if entry else "?"
-    if task.outcome == "merged":
-        return f"[cyan]↺ duplicate of {title}[/]: becomes a note update of the existing entry"
-    return f"[green]✓ new in this story:[/] {title} ({task.entity_type})"
-
-
-def note_at(uow: Any, session_id: uuid.UUID, entry_id: uuid.UUID, version: int | None) -> str:
-    """The note's text at ``version`` (later rewrites may have replaced it since)."""
-    note = uow.notes.for_entry(session_id, entry_id)
-    if note is None:
-        return "(removed since)"
-    if version is None or note.version == version:
-        return str(note.note_content)
-    older = [r for r in uow.notes.revisions(note.id) if r.version == version]
-    return str(older[0].note_content) if older else str(note.note_content)
-
-
-def plain(problem: str) -> str:
-    """An analysis problem without the pipeline's jargon."""
-    found = re.search(
-        r"unknown entity '(\w+)' dropped \(not an id shown to the analysis\): (.*)", problem
-    )
-    if found:
-        return f"the analysis pointed at an entity that does not exist: {found.group(2)}"
-    return problem
-
-
-WHY = {"keyword": "named", "constant": "always", "vector": "related", "bm25": "related"}
 
 
 def wait(lw: Loreweave, session_id: uuid.UUID, watch: Watch, console: Console) -> None:

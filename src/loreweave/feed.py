@@ -1,0 +1,98 @@
+"""What the memory did, in lines for a person: each note as it now reads, each entity created,
+each analysis problem in plain words.  ``loreweave demo`` and ``loreweave chat`` print them as the
+workers finish."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from sqlalchemy import select
+
+from loreweave.bootstrap import Loreweave
+from loreweave.db.models import EntityCreationTask, NoteUpdateTask, TaskStatus, TurnStatus
+
+# why an entry was in a turn's prompt, in plain words
+WHY = {"keyword": "named", "constant": "always", "vector": "related", "bm25": "related"}
+
+
+@dataclass
+class Watch:
+    """What has been reported already."""
+
+    tasks: set[uuid.UUID] = field(default_factory=set)
+    turns: set[int] = field(default_factory=set)
+
+    @classmethod
+    def from_now(cls, lw: Loreweave, session_id: uuid.UUID) -> Watch:
+        """Everything already finished counts as reported (a session continued)."""
+        watch = cls()
+        report(lw, session_id, watch, Console(quiet=True))
+        return watch
+
+
+def report(lw: Loreweave, session_id: uuid.UUID, watch: Watch, console: Console) -> int:
+    """Print what finished since last time; return how many jobs are still unfinished."""
+    unfinished = 0
+    with lw.database.uow(read_only=True) as uow:
+        for turn in uow.turns.recent(session_id, 1000):
+            if turn.processing_status in (TurnStatus.PENDING, TurnStatus.PROCESSING):
+                unfinished += 1
+            elif turn.turn_index not in watch.turns:
+                watch.turns.add(turn.turn_index)
+                for line in (turn.processing_errors or "").splitlines():
+                    console.print(f"   [red]✗ ignored[/] {plain(line)}", highlight=False)
+        tasks: list[NoteUpdateTask | EntityCreationTask] = [
+            *uow.session.scalars(
+                select(NoteUpdateTask).where(NoteUpdateTask.session_id == session_id)
+            ),
+            *uow.session.scalars(
+                select(EntityCreationTask).where(EntityCreationTask.session_id == session_id)
+            ),
+        ]
+        for task in sorted(tasks, key=lambda t: t.processed_at or t.created_at):
+            if task.status in (TaskStatus.PENDING, TaskStatus.PROCESSING):
+                unfinished += 1
+            elif task.id not in watch.tasks:
+                watch.tasks.add(task.id)
+                console.print("   " + describe(uow, task))
+    return unfinished
+
+
+def describe(uow: Any, task: NoteUpdateTask | EntityCreationTask) -> str:
+    if task.status == TaskStatus.FAILED:
+        return f"[red]✗ failed[/] {task.error_message}"
+    if isinstance(task, NoteUpdateTask):
+        entry = uow.entries.get(task.lore_entry_id)
+        title = entry.title if entry else "?"
+        note = note_at(uow, task.session_id, task.lore_entry_id, task.applied_version)
+        return f"[green]✓ {title}'s note now says:[/] {note}"
+    entry = uow.entries.get(task.created_lore_entry_id) if task.created_lore_entry_id else None
+    title = entry.title if entry else "?"
+    if task.outcome == "merged":
+        return f"[cyan]↺ duplicate of {title}[/]: becomes a note update of the existing entry"
+    return f"[green]✓ new in this story:[/] {title} ({task.entity_type})"
+
+
+def note_at(uow: Any, session_id: uuid.UUID, entry_id: uuid.UUID, version: int | None) -> str:
+    """The note's text at ``version`` (later rewrites may have replaced it since)."""
+    note = uow.notes.for_entry(session_id, entry_id)
+    if note is None:
+        return "(removed since)"
+    if version is None or note.version == version:
+        return str(note.note_content)
+    older = [r for r in uow.notes.revisions(note.id) if r.version == version]
+    return str(older[0].note_content) if older else str(note.note_content)
+
+
+def plain(problem: str) -> str:
+    """An analysis problem without the pipeline's jargon."""
+    found = re.search(
+        r"unknown entity '(\w+)' dropped \(not an id shown to the analysis\): (.*)", problem
+    )
+    if found:
+        return f"the analysis pointed at an entity that does not exist: {found.group(2)}"
+    return problem

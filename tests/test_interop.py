@@ -235,3 +235,28 @@ def test_a_v1_card_and_a_world_infos_own_fields(tmp_path: Path) -> None:
     out = tmp_path / "river-book.json"
     _cli(tmp_path, "export", "--world", world, "--format", "character-book", "-o", str(out))
     assert json.loads(out.read_text())["name"] == "River 2"  # the world's name, not its id
+
+
+@needs_samples
+def test_import_and_export_over_http(database: Database, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from loreweave.api.app import create_app
+
+    from .pipeline_support import RoutedModel, make_app
+
+    client = TestClient(create_app(make_app(database, tmp_path, RoutedModel())))
+    world = client.post("/api/worlds", json={"name": "Eldoria"}).json()["id"]
+    answer = client.post(f"/api/worlds/{world}/import", content=WORLD_INFO.read_bytes())
+    assert answer.status_code == 201, answer.text
+    assert answer.json() == {"imported": 4, "kind": "SillyTavern World Info", "skipped": []}
+    exported = client.get(f"/api/worlds/{world}/export")
+    assert exported.json() == json.loads(WORLD_INFO.read_text())
+    assert 'filename="Eldoria.json"' in exported.headers["content-disposition"]
+    broken = b'{"entries": {"0": {"key": ["a"], "content": "ok"}, "1": {"key": ["b"]}}}'
+    strict = client.post(f"/api/worlds/{world}/import?strict=true", content=broken)
+    assert strict.status_code == 422 and "entries.1.content" in strict.text
+    lenient = client.post(f"/api/worlds/{world}/import", content=broken).json()
+    assert lenient["imported"] == 1 and lenient["skipped"] == [
+        "entries.1.content: missing or empty"
+    ]

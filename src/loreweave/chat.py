@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.exc import OperationalError
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
@@ -66,6 +66,23 @@ def _checked(text: str, what: str, limit: int) -> str:
     if len(text) > limit:
         raise InvalidInput(f"{what} is longer than {limit} characters")
     return text
+
+
+def prompt_lore(entries: list[RetrievedEntry]) -> dict[str, Any]:
+    """What a turn's prompt was given, kept with the turn for the prompt inspector."""
+    return {
+        "text": lore_block(entries),
+        "entries": [
+            {
+                "id": str(e.lore_entry_id),
+                "title": e.title,
+                "why": e.via,
+                "score": e.score,
+                "tokens": e.tokens,
+            }
+            for e in entries
+        ],
+    }
 
 
 def lore_block(entries: list[RetrievedEntry]) -> str:
@@ -178,6 +195,7 @@ class ChatService:
                 user_message=message,
                 assistant_message=reply,
                 used_entry_ids=[str(e.lore_entry_id) for e in used],
+                prompt_lore=prompt_lore(used) if used else {},
                 # a turn not to analyse (``analyse``) is recorded as done: no job
                 processing_status=TurnStatus.PENDING if analyse else TurnStatus.DONE,
             )

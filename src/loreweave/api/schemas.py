@@ -193,6 +193,9 @@ class TurnView(_Out):
     assistant_message: str
     alternatives: list[str]  # earlier replies; PATCH {"alternative": i} picks one
     used_entry_ids: list[str]
+    prompt_lore: dict[
+        str, Any
+    ]  # {text: the lore block, entries: [{id, title, why, score, tokens}]}
     processing_status: str
     processing_errors: str | None
     created_at: datetime

@@ -191,6 +191,11 @@ class ChatTurn(Base):
     user_message: Mapped[str] = mapped_column(Text)
     assistant_message: Mapped[str] = mapped_column(Text)
     used_entry_ids: Mapped[list[str]] = mapped_column(default=list)
+    # what the chat prompt was given: {"text": the lore block, "entries": [{id, title, why,
+    # score, tokens}]} -- the UI's prompt inspector; empty for a turn played elsewhere
+    prompt_lore: Mapped[dict[str, Any]] = mapped_column(
+        default=dict, server_default=sql_text("'{}'")
+    )
     # earlier replies to this message (regenerated or swapped out), oldest first
     alternatives: Mapped[list[str]] = mapped_column(default=list, server_default=sql_text("'[]'"))
     processing_status: Mapped[str] = mapped_column(

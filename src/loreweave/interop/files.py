@@ -34,20 +34,27 @@ def read_lorebook(path: Path, *, strict: bool = False) -> Lorebook:
     if len(data) > MAX_FILE_BYTES:
         raise too_large
     try:
-        if data.startswith(charcard.PNG_SIGNATURE):
-            card = charcard.card_from_png(data)
-            book = charcard.parse(card, strict=strict, image=data)
-            return Lorebook("character card (PNG)", book.entries, book.fields, book.skipped)
-        try:
-            document = json.loads(data)
-        except RecursionError:
-            raise InvalidInput("the JSON is nested too deeply") from None
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise InvalidInput(f"not JSON or a PNG card ({exc})") from None
-        check_tree(document)  # no NUL, no lone surrogate: nothing that cannot be stored
-        return _parse_json(document, strict)
+        return parse_lorebook(data, strict=strict)
     except InvalidInput as exc:
         raise InvalidInput(f"{path.name}: {exc}") from None
+
+
+def parse_lorebook(data: bytes, *, strict: bool = False) -> Lorebook:
+    """:func:`read_lorebook` for a file's bytes (an upload)."""
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidInput(f"larger than {MAX_FILE_BYTES // 2**20} MiB")
+    if data.startswith(charcard.PNG_SIGNATURE):
+        card = charcard.card_from_png(data)
+        book = charcard.parse(card, strict=strict, image=data)
+        return Lorebook("character card (PNG)", book.entries, book.fields, book.skipped)
+    try:
+        document = json.loads(data)
+    except RecursionError:
+        raise InvalidInput("the JSON is nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput(f"not JSON or a PNG card ({exc})") from None
+    check_tree(document)  # no NUL, no lone surrogate: nothing that cannot be stored
+    return _parse_json(document, strict)
 
 
 def read_entries(path: Path) -> tuple[str, list[PortableEntry]]:

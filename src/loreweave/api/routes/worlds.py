@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import uuid
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from loreweave.api.access import AccessTo
 from loreweave.api.deps import LW, Lore
 from loreweave.api.schemas import Clean, EntryIn, EntryOut, SessionIn, SessionOut, WorldIn, WorldOut
 from loreweave.db.models import ChatSession, World
-from loreweave.lore import EntryFilter
+from loreweave.errors import InvalidInput
+from loreweave.interop.files import export_document, parse_lorebook, portable_entries
+from loreweave.lore import EntryFilter, LoreService
 
 router = APIRouter(prefix="/api/worlds", tags=["worlds"])
 
@@ -60,6 +65,42 @@ def list_entries(
 ) -> list[EntryOut]:
     where = EntryFilter(type, tag, dynamic, text, session_id)
     return [EntryOut.model_validate(e) for e in lore.list(world_id, where)]
+
+
+@router.post("/{world_id}/import", status_code=status.HTTP_201_CREATED)
+async def import_lorebook(
+    world_id: uuid.UUID, request: Request, lw: LW, strict: bool = False
+) -> dict[str, Any]:
+    """The request body is a lorebook file as it is (World Info JSON, a character card as JSON or
+    PNG, a character book): {imported, kind, skipped} -- an entry that cannot be read is skipped
+    and named (``strict=true``: the file is refused, nothing imported)."""
+    data = await request.body()
+    book = await run_in_threadpool(lambda: parse_lorebook(data, strict=strict))
+    if not book.entries:
+        raise InvalidInput("no entries to import")
+    lore = LoreService(lw.database, lw.vectors)
+    created = await run_in_threadpool(lore.import_entries, world_id, book.entries, book.fields)
+    return {"imported": len(created), "kind": book.kind, "skipped": book.skipped}
+
+
+@router.get("/{world_id}/export")
+def export_lorebook(
+    world_id: uuid.UUID,
+    lw: LW,
+    format: Literal["worldinfo", "character-book", "card"] = "worldinfo",
+    session_id: uuid.UUID | None = None,
+) -> JSONResponse:
+    """The world's lore (or a session's state) as a file to download: World Info, a character
+    book, or the imported character card with the world's lore as its book (JSON)."""
+    entries = portable_entries(lw.database, lw.vectors, world_id, session_id)
+    with lw.database.uow(read_only=True) as uow:
+        world = uow.worlds.require(world_id)
+        name, fields = world.name, dict(world.extra or {})
+    document, _ = export_document(entries, format, name, fields)
+    filename = re.sub(r"[^\w.-]+", "_", name).strip("_") or "lorebook"
+    return JSONResponse(
+        document, headers={"Content-Disposition": f'attachment; filename="{filename}.json"'}
+    )
 
 
 @router.post("/{world_id}/sessions", status_code=status.HTTP_201_CREATED)

@@ -1,6 +1,7 @@
 """several search keys per document (``entity_vectors.part``); lorebook activation fields on
 entries (secondary keys and their logic, constant, enabled), filled from imported World Info; a
-world's imported lorebook fields (``worlds.extra``)
+world's imported lorebook fields (``worlds.extra``); what a turn's prompt was given
+(``chat_turns.prompt_lore``)
 
 Revision ID: 0005
 Revises: 0004
@@ -60,6 +61,10 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("extra", sa.JSON(), server_default=sa.text("'{}'"), nullable=False)
         )
+    with op.batch_alter_table("chat_turns", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("prompt_lore", sa.JSON(), server_default=sa.text("'{}'"), nullable=False)
+        )
     _from_world_info()
 
 
@@ -106,6 +111,8 @@ def _from_world_info() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("chat_turns", schema=None) as batch_op:
+        batch_op.drop_column("prompt_lore")
     with op.batch_alter_table("worlds", schema=None) as batch_op:
         batch_op.drop_column("extra")
     with op.batch_alter_table("lore_entries", schema=None) as batch_op:

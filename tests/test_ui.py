@@ -4,6 +4,7 @@ Screenshots are kept in tests/artifacts/."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -195,4 +196,105 @@ def test_turns_deleted_regenerated_swapped_and_forked(tmp_path: Path) -> None:
         expect(page.get_by_test_id("session-select")).to_contain_text("fork at turn 0")
         expect(notes).to_contain_text("0-Ann", timeout=20_000)
         page.screenshot(path=str(ARTIFACTS / "ui-7-forked.png"))
+        browser.close()
+
+
+def test_lorebook_editor_import_export_inspector_and_small_screens(tmp_path: Path) -> None:
+    """A lorebook user's UI: keys, secondary keys and their logic, constant and enabled; import
+    and export; the prompt inspector; readable errors; the session's created entries after a
+    reload; a world switch clears the form; nothing wider than a 420 px phone."""
+    from playwright.sync_api import expect, sync_playwright
+
+    need_chromium()
+    database = Database(f"sqlite:///{tmp_path / 'ui.db'}")
+    model = RoutedModel(
+        chat=Narrator(), analysis=Analyst(), creation=Creator(), rewrite=AppendingRewriter()
+    )
+    lw = make_app(database, tmp_path, model, pipeline_config={"poll_interval": 0.05})
+    ARTIFACTS.mkdir(exist_ok=True)
+    samples = Path(__file__).parent / "data"
+    with serving(lw) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 900}, accept_downloads=True)
+        page.goto(url)
+        expect(page.locator("#entry-list")).to_contain_text("No world yet")  # an empty state
+        page.get_by_test_id("new-world-name").fill("Eldoria")
+        page.get_by_test_id("create-world").click()
+        expect(page.get_by_test_id("entries-empty")).to_contain_text("import a World Info file")
+
+        # import a World Info file; a bad file is refused in words
+        page.get_by_test_id("import-file").set_input_files(
+            str(samples / "sillytavern-world-info-eldoria.json")
+        )
+        expect(page.get_by_test_id("import-status")).to_contain_text("Imported 4 entries")
+        expect(page.get_by_test_id("entry-list")).to_contain_text("eldoria")
+        bad = tmp_path / "bad.json"
+        bad.write_text('{"nothing": 1}')
+        page.get_by_test_id("import-file").set_input_files(str(bad))
+        expect(page.locator("#error")).to_contain_text("bad.json: not a World Info file")
+
+        # the lorebook editor
+        page.locator("#entry-new").click()
+        page.get_by_test_id("entry-title").fill("Ann")
+        page.get_by_test_id("entry-content").fill("Ann keeps the ferry.")
+        page.get_by_test_id("entry-keys").fill("ferrywoman, Annie")
+        page.get_by_test_id("entry-secondary").fill("river, boat")
+        page.get_by_test_id("entry-logic").select_option("not_any")
+        page.get_by_test_id("entry-constant").check()
+        page.get_by_test_id("save-entry").click()
+        ann = page.get_by_test_id("entry").filter(has_text="Ann keeps")
+        expect(ann).to_contain_text("constant")
+        page.reload()
+        page.get_by_test_id("entry").filter(has_text="Ann keeps").click()
+        expect(page.get_by_test_id("entry-secondary")).to_have_value("river, boat")
+        expect(page.get_by_test_id("entry-logic")).to_have_value("not_any")
+        expect(page.get_by_test_id("entry-constant")).to_be_checked()
+        page.screenshot(path=str(ARTIFACTS / "ui-8-lorebook-editor.png"), full_page=True)
+
+        # export downloads the world's lorebook, the new entry in it
+        page.get_by_test_id("export-format").select_option("worldinfo")
+        with page.expect_download() as download:
+            page.get_by_test_id("export").click()
+        exported = json.loads(Path(download.value.path()).read_text())
+        assert len(exported["entries"]) == 5
+        ann_out = next(e for e in exported["entries"].values() if e["content"].startswith("Ann"))
+        assert ann_out["keysecondary"] == ["river", "boat"] and ann_out["selectiveLogic"] == 2
+        assert ann_out["constant"] is True
+
+        # a turn, and its prompt inspector: what went in, and why
+        page.get_by_role("button", name="Session", exact=True).click()
+        page.get_by_test_id("new-session").click()
+        page.get_by_test_id("message").fill("#0 u=Ann new=Dee the eldoria forest")
+        page.get_by_test_id("send").click()
+        inspect = page.get_by_test_id("inspect-0")
+        expect(inspect).to_contain_text("Prompt inspector")
+        inspect.locator("summary").click()
+        expect(inspect).to_contain_text("Ann — always in the prompt (constant)")
+        expect(inspect).to_contain_text("eldoria — named in the message (a key)")
+        expect(inspect.locator("pre")).to_contain_text("[Base Lore]")
+        expect(page.get_by_test_id("changes-0")).to_contain_text("created Dee", timeout=20_000)
+        page.screenshot(path=str(ARTIFACTS / "ui-9-prompt-inspector.png"), full_page=True)
+
+        # after a reload, the Lore view lists what the session created
+        page.reload()
+        expect(page.get_by_test_id("entry-list")).to_contain_text("Dee")
+
+        # a world switch leaves no entry of the other world in the form
+        page.get_by_test_id("entry").filter(has_text="Ann keeps").click()
+        page.get_by_test_id("new-world-name").fill("Second")
+        page.get_by_test_id("create-world").click()
+        page.get_by_test_id("world-select").select_option(label="Eldoria")
+        page.get_by_test_id("entry").filter(has_text="Ann keeps").click()
+        page.get_by_test_id("world-select").select_option(label="Second")
+        expect(page.get_by_test_id("entry-title")).to_have_value("")
+        expect(page.locator("#entry-delete")).to_be_hidden()
+
+        # a phone: nothing overflows
+        page.set_viewport_size({"width": 420, "height": 900})
+        page.get_by_test_id("world-select").select_option(label="Eldoria")
+        for view in ("Lore", "Session", "Queues"):
+            page.get_by_role("button", name=view, exact=True).click()
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 420, (view, width)
+        page.screenshot(path=str(ARTIFACTS / "ui-10-phone.png"), full_page=True)
         browser.close()

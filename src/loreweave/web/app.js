@@ -12,7 +12,7 @@ async function api(path, options = {}) {
   const response = await fetch(path, { ...options, headers });
   if (!response.ok) {
     let detail = response.statusText;
-    try { const body = await response.json(); detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail); } catch { /* not JSON */ }
+    try { detail = readable((await response.json()).detail) || detail; } catch { /* not JSON */ }
     showError(`${response.status}: ${detail}`);
     throw new Error(detail);
   }
@@ -20,6 +20,12 @@ async function api(path, options = {}) {
   return response.status === 204 ? null : response.json();
 }
 
+// a validation error as a person reads it: "title: Field required; content: …"
+function readable(detail) {
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) return detail.map((d) => typeof d === "string" ? d : `${(d.loc || []).filter((p) => p !== "body").join(".") || "request"}: ${d.msg}`).join("; ");
+  return detail ? JSON.stringify(detail) : "";
+}
 function showError(text) { const box = $("#error"); box.textContent = text; box.hidden = false; }
 function hideError() { $("#error").hidden = true; }
 function el(tag, attrs = {}, ...children) {
@@ -48,9 +54,13 @@ async function refreshWorlds(select) {
   box.replaceChildren(...worlds.map((w) => el("option", { value: w.id }, w.name)));
   state.world = select || state.world || worlds[0]?.id || null;
   if (state.world) box.value = state.world;
-  await Promise.all([refreshEntries(), refreshSessions()]);
+  await refreshSessions(); await refreshEntries();  // the session first: its created entries are listed
 }
-$("#world-select").addEventListener("change", (event) => { state.world = event.target.value; state.session = null; refreshEntries(); refreshSessions(); });
+$("#world-select").addEventListener("change", async (event) => {
+  state.world = event.target.value; state.session = null;
+  editEntry(null);  // never keep another world's entry in the form
+  await refreshSessions(); await refreshEntries();
+});
 $("#new-world").addEventListener("submit", async (event) => {
   event.preventDefault();
   const world = await api("/api/worlds", { method: "POST", body: JSON.stringify({ name: event.target.name.value }) });
@@ -60,7 +70,7 @@ $("#new-world").addEventListener("submit", async (event) => {
 
 // -- lore manager ---------------------------------------------------------------------------------
 async function refreshEntries() {
-  if (!state.world) { $("#entry-list").replaceChildren(); return; }
+  if (!state.world) { $("#entry-list").replaceChildren(el("li", { class: "empty" }, "No world yet: create one above, then add or import its lore.")); return; }
   const params = new URLSearchParams();
   const text = $("#entry-search").value.trim();
   if (text) params.set("text", text);
@@ -71,9 +81,11 @@ async function refreshEntries() {
   const current = $("#entry-type").value;
   $("#entry-type").replaceChildren(el("option", { value: "" }, "all types"), ...types.map((t) => el("option", { value: t }, t)));
   $("#entry-type").value = current;
+  if (!state.entries.length) { $("#entry-list").replaceChildren(el("li", { class: "empty", "data-testid": "entries-empty" }, text ? "No entry matches." : "No lore yet: write an entry, or import a World Info file or a character card.")); return; }
   $("#entry-list").replaceChildren(...state.entries.map((entry) => el("li", { onclick: () => editEntry(entry), "data-testid": "entry" },
     entry.title, el("span", { class: "badge" }, entry.entity_type),
     entry.is_dynamically_generated ? el("span", { class: "badge dynamic" }, entry.origin_session_id ? "created in session" : "generated") : "",
+    entry.constant ? el("span", { class: "badge" }, "constant") : "", entry.enabled ? "" : el("span", { class: "badge" }, "disabled"),
     el("div", { class: "muted" }, entry.content.slice(0, 120)))));
 }
 $("#entry-search").addEventListener("input", () => refreshEntries());
@@ -88,6 +100,10 @@ function editEntry(entry) {
   form.content.value = entry?.content || "";
   form.tags.value = (entry?.tags || []).join(", ");
   form.aliases.value = (entry?.aliases || []).join(", ");
+  form.secondary_keys.value = (entry?.secondary_keys || []).join(", ");
+  form.key_logic.value = entry?.key_logic || "and_any";
+  form.constant.checked = Boolean(entry?.constant);
+  form.enabled.checked = entry ? entry.enabled : true;
   $("#entry-promote").hidden = !entry?.origin_session_id;
   $("#entry-delete").hidden = !entry;
 }
@@ -95,7 +111,8 @@ $("#entry-new").addEventListener("click", () => editEntry(null));
 $("#entry-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = event.target;
-  const body = { title: form.title.value, entity_type: form.entity_type.value || "Other", content: form.content.value, tags: list(form.tags.value), aliases: list(form.aliases.value) };
+  const body = { title: form.title.value, entity_type: form.entity_type.value || "Other", content: form.content.value, tags: list(form.tags.value), aliases: list(form.aliases.value),
+    secondary_keys: list(form.secondary_keys.value), key_logic: form.key_logic.value, constant: form.constant.checked, enabled: form.enabled.checked };
   const saved = state.entry
     ? await api(`/api/lore-entries/${state.entry.id}`, { method: "PATCH", body: JSON.stringify(body) })
     : await api(`/api/worlds/${state.world}/lore-entries`, { method: "POST", body: JSON.stringify(body) });
@@ -107,6 +124,30 @@ $("#entry-delete").addEventListener("click", async () => {
   if (!confirm(`Delete ${state.entry.title}?`)) return;
   await api(`/api/lore-entries/${state.entry.id}`, { method: "DELETE" });
   editEntry(null); refreshEntries();
+});
+
+$("#import-file").addEventListener("change", async (event) => {
+  const file = event.target.files[0];
+  if (!file || !state.world) return;
+  const headers = { "Content-Type": file.type || "application/octet-stream" };
+  if (apiKey.value) headers.Authorization = `Bearer ${apiKey.value}`;
+  const response = await fetch(`/api/worlds/${state.world}/import`, { method: "POST", headers, body: file });
+  const body = await response.json().catch(() => ({}));
+  event.target.value = "";
+  if (!response.ok) { showError(`${file.name}: ${readable(body.detail) || response.statusText}`); return; }
+  hideError();
+  const skipped = body.skipped.length ? ` Skipped: ${body.skipped.join("; ")}.` : "";
+  $("#import-status").textContent = `Imported ${body.imported} entries from ${file.name} (${body.kind}).${skipped}`;
+  await refreshEntries();
+});
+$("#export").addEventListener("click", async () => {
+  if (!state.world) return;
+  const format = $("#export-format").value;
+  const document_ = await api(`/api/worlds/${state.world}/export?format=${format}`);
+  const name = $("#world-select").selectedOptions[0]?.textContent || "lorebook";
+  const link = el("a", { href: URL.createObjectURL(new Blob([JSON.stringify(document_, null, 2)], { type: "application/json" })), download: `${name}${format === "card" ? ".card" : ""}.json` });
+  document.body.append(link); link.click(); link.remove();
+  $("#import-status").textContent = `Exported ${name} as ${$("#export-format").selectedOptions[0].textContent}.`;
 });
 
 // -- sessions ------------------------------------------------------------------------------------
@@ -189,7 +230,18 @@ function turnItem(turn, isLast, changes) {
   const caused = changes.length ? el("div", { class: "muted", "data-testid": `changes-${turn.turn_index}` }, "memory changes: ", ...changes.map((c) => el("span", { class: "badge" }, c))) : "";
   return el("li", { "data-testid": "turn", "data-turn": String(turn.turn_index) }, el("div", { class: "user" }, `You: ${turn.user_message}`),
     el("div", { class: "reply" }, turn.assistant_message),
-    el("div", { class: "muted" }, `memory: ${turn.processing_status} · entities used: `, ...used), caused, errors, turnActions(turn, isLast));
+    el("div", { class: "muted" }, `memory: ${turn.processing_status} · entities used: `, ...used), caused, errors, inspector(turn), turnActions(turn, isLast));
+}
+// what went into the turn's prompt, and why each entry was chosen
+const WHY = { constant: "always in the prompt (constant)", keyword: "named in the message (a key)", vector: "related in meaning", bm25: "shares words with the message" };
+function inspector(turn) {
+  const lore = turn.prompt_lore || {};
+  if (!lore.entries) return "";
+  const tokens = lore.entries.reduce((sum, e) => sum + e.tokens, 0);
+  return el("details", { class: "inspector", "data-testid": `inspect-${turn.turn_index}` },
+    el("summary", {}, `Prompt inspector: ${lore.entries.length} entries, ${tokens} tokens of lore`),
+    el("ul", {}, ...lore.entries.map((e) => el("li", { "data-testid": "inspected" }, el("strong", {}, e.title), ` — ${WHY[e.why] || e.why} · ${e.tokens} tokens`))),
+    el("pre", {}, lore.text));
 }
 async function refreshTurns() {
   if (!state.session) { $("#turns").replaceChildren(); return; }
@@ -205,7 +257,10 @@ async function refreshTurns() {
   const add = (turn, text) => changes.set(turn, [...(changes.get(turn) || []), text]);
   for (const u of updates) add(u.turn_index, `${title(u.lore_entry_id)} ${u.status === "done" ? "noted" : u.status}`);
   for (const c of creations) add(c.turn_index, c.outcome === "created" ? `created ${title(c.created_lore_entry_id)}` : c.outcome === "merged" ? `merged into ${title(c.created_lore_entry_id)}` : `creation ${c.status}`);
+  const open = new Set([...document.querySelectorAll("details.inspector[open]")].map((d) => d.dataset.testid));
+  if (!turns.length) { $("#turns").replaceChildren(el("li", { class: "empty" }, "No turns yet: write what happens below.")); return; }
   $("#turns").replaceChildren(...turns.map((t, i) => turnItem(t, i === turns.length - 1, changes.get(t.turn_index) || [])));
+  for (const d of document.querySelectorAll("details.inspector")) if (open.has(d.dataset.testid)) d.open = true;
 }
 $("#turn-form").addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -221,7 +276,7 @@ $("#turn-form").addEventListener("submit", async (event) => {
   if (!response.ok) {
     state.streaming = false;
     const body = await response.json().catch(() => ({}));
-    showError(`${response.status}: ${JSON.stringify(body.detail)}`);
+    showError(`${response.status}: ${readable(body.detail) || response.statusText}`);
     return;
   }
   const reader = response.body.getReader();
@@ -247,17 +302,19 @@ $("#turn-form").addEventListener("submit", async (event) => {
 async function refreshNotes() {
   if (!state.session) { $("#notes").replaceChildren(); return; }
   const notes = await api(`/api/sessions/${state.session}/notes`);
+  if (!notes.length) { $("#notes").replaceChildren(el("li", { class: "empty" }, "No notes yet: they appear as the story changes the world.")); return; }
   $("#notes").replaceChildren(...notes.map((note) => el("li", { onclick: () => showHistory(note), "data-testid": "note" },
     el("strong", {}, note.title), el("span", { class: "badge" }, `v${note.version}`),
     el("div", { class: "note" }, note.note_content))));
 }
 function diff(before, after) {
-  const a = before.split(/(\s+)/), b = after.split(/(\s+)/);
+  const a = before.split(/\s+/).filter(Boolean), b = after.split(/\s+/).filter(Boolean);
   const table = Array.from({ length: a.length + 1 }, () => new Array(b.length + 1).fill(0));
   for (let i = a.length - 1; i >= 0; i--) for (let j = b.length - 1; j >= 0; j--)
     table[i][j] = a[i] === b[j] ? table[i + 1][j + 1] + 1 : Math.max(table[i + 1][j], table[i][j + 1]);
   const out = []; let i = 0, j = 0;
   while (i < a.length || j < b.length) {
+    if (out.length) out.push(document.createTextNode(" "));  // words stay words
     if (i < a.length && j < b.length && a[i] === b[j]) { out.push(document.createTextNode(a[i])); i++; j++; }
     else if (j < b.length && (i >= a.length || table[i][j + 1] >= table[i + 1][j])) out.push(el("ins", {}, b[j++]));
     else out.push(el("del", {}, a[i++]));

@@ -298,3 +298,27 @@ def test_lorebook_editor_import_export_inspector_and_small_screens(tmp_path: Pat
             assert width <= 420, (view, width)
         page.screenshot(path=str(ARTIFACTS / "ui-10-phone.png"), full_page=True)
         browser.close()
+
+
+def test_the_offline_placeholder_says_so(tmp_path: Path) -> None:
+    """With no LLM set, a turn gets a placeholder and changes nothing: the UI says why."""
+    from playwright.sync_api import expect, sync_playwright
+
+    need_chromium()
+    database = Database(f"sqlite:///{tmp_path / 'ui.db'}")
+    offline = make_app(database, tmp_path, RoutedModel(), llm_provider="scripted")
+    with serving(offline) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page()
+        page.goto(url)
+        expect(page.get_by_test_id("offline")).to_contain_text("the memory does not change")
+        browser.close()
+    online = make_app(database, tmp_path, RoutedModel(), llm_provider="openai")
+    with serving(online) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page()
+        page.goto(url)
+        expect(page.get_by_test_id("world-select")).to_be_attached()
+        page.wait_for_load_state("networkidle")
+        expect(page.get_by_test_id("offline")).to_be_hidden()
+        browser.close()

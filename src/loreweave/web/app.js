@@ -393,3 +393,5 @@ state.notesTimer = setInterval(() => {
 }, 1500);
 state.queueTimer = setInterval(refreshQueues, 2000);
 refreshWorlds().catch(() => {});
+// say so when the LLM is the offline placeholder: otherwise a turn seems to do nothing
+fetch("/healthz").then((r) => r.json()).then((health) => { $("#offline").hidden = !health.placeholder; }).catch(() => {});

@@ -12,10 +12,18 @@ router = APIRouter(tags=["system"])
 
 
 @router.get("/healthz")
-def healthz(lw: LW) -> dict[str, str]:
-    """Liveness and the database's reachability (no API key needed)."""
+def healthz(lw: LW) -> dict[str, str | bool]:
+    """Liveness and the database's reachability (no API key needed); which LLM answers, and
+    whether it is the offline placeholder (replies that say so, a memory that never changes)."""
     lw.database.check_connection()
-    return {"status": "ok", "database": lw.database.dialect, "queue": lw.settings.queue_backend}
+    settings = lw.settings
+    return {
+        "status": "ok",
+        "database": lw.database.dialect,
+        "queue": settings.queue_backend,
+        "llm": settings.llm_provider,
+        "placeholder": settings.llm_provider == "scripted" and settings.scripted_cassette is None,
+    }
 
 
 metrics_router = APIRouter(tags=["system"])

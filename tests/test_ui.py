@@ -241,6 +241,10 @@ def test_lorebook_editor_import_export_inspector_and_small_screens(tmp_path: Pat
         page.get_by_test_id("entry-secondary").fill("river, boat")
         page.get_by_test_id("entry-logic").select_option("not_any")
         page.get_by_test_id("entry-constant").check()
+        page.get_by_test_id("entry-order").fill("40")
+        page.get_by_test_id("entry-position").select_option("4")
+        page.get_by_test_id("entry-depth").fill("2")
+        page.get_by_test_id("entry-probability").fill("75")
         page.get_by_test_id("save-entry").click()
         ann = page.get_by_test_id("entry").filter(has_text="Ann keeps")
         expect(ann).to_contain_text("constant")
@@ -249,6 +253,8 @@ def test_lorebook_editor_import_export_inspector_and_small_screens(tmp_path: Pat
         expect(page.get_by_test_id("entry-secondary")).to_have_value("river, boat")
         expect(page.get_by_test_id("entry-logic")).to_have_value("not_any")
         expect(page.get_by_test_id("entry-constant")).to_be_checked()
+        expect(page.get_by_test_id("entry-position")).to_have_value("4")
+        expect(page.get_by_test_id("entry-probability")).to_have_value("75")
         page.screenshot(path=str(ARTIFACTS / "ui-8-lorebook-editor.png"), full_page=True)
 
         # export downloads the world's lorebook, the new entry in it
@@ -260,6 +266,8 @@ def test_lorebook_editor_import_export_inspector_and_small_screens(tmp_path: Pat
         ann_out = next(e for e in exported["entries"].values() if e["content"].startswith("Ann"))
         assert ann_out["keysecondary"] == ["river", "boat"] and ann_out["selectiveLogic"] == 2
         assert ann_out["constant"] is True
+        assert (ann_out["order"], ann_out["position"], ann_out["depth"]) == (40, 4, 2)
+        assert ann_out["probability"] == 75
 
         # a turn, and its prompt inspector: what went in, and why
         page.get_by_role("button", name="Session", exact=True).click()

@@ -28,8 +28,9 @@ EDITABLE = (
     "key_logic",
     "constant",
     "enabled",
+    "placement",
 )
-ACTIVATION = ("secondary_keys", "key_logic", "constant", "enabled")
+ACTIVATION = ("secondary_keys", "key_logic", "constant", "enabled", "placement")
 
 
 @dataclass(frozen=True)

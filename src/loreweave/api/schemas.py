@@ -72,6 +72,17 @@ class WorldOut(_Out):
     created_at: datetime
 
 
+class Placement(BaseModel):
+    """Where SillyTavern puts the entry in its prompt (kept for export; loreweave's own prompt
+    orders entries by relevance)."""
+
+    model_config = ConfigDict(extra="forbid")
+    order: Annotated[int, Field(ge=-100_000, le=100_000)] | None = None
+    position: Annotated[int, Field(ge=0, le=7)] | None = None  # 0 before the character … 7 outlet
+    depth: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    probability: Annotated[int, Field(ge=0, le=100)] | None = None
+
+
 # how secondary keys filter a key match (SillyTavern's selectiveLogic)
 KeyLogic = Literal["and_any", "and_all", "not_any", "not_all"]
 
@@ -86,6 +97,7 @@ class EntryIn(_In):
     key_logic: KeyLogic = "and_any"
     constant: bool = False
     enabled: bool = True
+    placement: Placement = Placement()
 
 
 class EntryPatch(_In):
@@ -98,6 +110,7 @@ class EntryPatch(_In):
     key_logic: KeyLogic | None = None
     constant: bool | None = None
     enabled: bool | None = None
+    placement: Placement | None = None
 
 
 class EntryOut(_Out):
@@ -112,6 +125,7 @@ class EntryOut(_Out):
     key_logic: str
     constant: bool
     enabled: bool
+    placement: dict[str, int]
     is_dynamically_generated: bool
     origin_session_id: uuid.UUID | None
     origin_turn_index: int | None  # the turn whose analysis created it

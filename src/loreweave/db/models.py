@@ -144,6 +144,9 @@ class LoreEntry(Timestamped, Base):
     key_logic: Mapped[str] = mapped_column(String(10), default="and_any", server_default="and_any")
     constant: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # where SillyTavern puts the entry in its prompt, kept for export and editing: order,
+    # position (0 before the character … 7 outlet), depth, probability (%)
+    placement: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=sql_text("'{}'"))
     is_dynamically_generated: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )

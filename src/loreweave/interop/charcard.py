@@ -29,7 +29,10 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SOURCE = "character_book"
 CARD = "character_card"
 KIND = "character card"
-FIELDS = KeyFields(keys="keys", secondary="secondary_keys", labels=("name", "comment"))
+FIELDS = KeyFields(
+    keys="keys", secondary="secondary_keys", labels=("name", "comment"), order="insertion_order"
+)
+POSITIONS = {0: "before_char", 1: "after_char"}  # the book's two; the rest: extensions.position
 
 
 def png_text_chunks(data: bytes) -> dict[str, bytes]:
@@ -183,6 +186,14 @@ def build_book(
         extensions: dict[str, Any] = dict(found) if isinstance(found, dict) else {}
         if "selectiveLogic" in extensions or entry.key_logic != "and_any":
             extensions["selectiveLogic"] = KEY_LOGIC_NUMBER.get(entry.key_logic, 0)
+        placement = entry.placement
+        for field_name in ("position", "depth", "probability"):
+            if field_name in placement:
+                extensions[field_name] = placement[field_name]
+        if "order" in placement:
+            item["insertion_order"] = placement["order"]
+        if placement.get("position") in POSITIONS:
+            item["position"] = POSITIONS[placement["position"]]
         item.update(
             content=entry.content,
             secondary_keys=secondary,

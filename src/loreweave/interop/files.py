@@ -114,6 +114,7 @@ def portable_entries(
                     key_logic=entry.key_logic,
                     constant=entry.constant,
                     enabled=entry.enabled,
+                    placement=dict(entry.placement or {}),
                 )
             )
         return out

@@ -22,6 +22,7 @@ class PortableEntry:
     key_logic: str = "and_any"
     constant: bool = False
     enabled: bool = True
+    placement: dict[str, int] = field(default_factory=dict)  # order, position, depth, probability
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class KeyFields:
     secondary: str
     labels: tuple[str, ...]
     disable: bool = False
+    order: str = "order"
 
 
 def entry_from(
@@ -107,6 +109,19 @@ def entry_from(
     extensions = item.get("extensions") if isinstance(item.get("extensions"), dict) else {}
     logic = item.get("selectiveLogic", extensions.get("selectiveLogic", 0))
     switch = not item.get("disable", False) if fields.disable else item.get("enabled", True)
+    placement = {
+        name: value
+        for name, value in (
+            ("order", item.get(fields.order)),
+            ("position", item.get("position") if fields.disable else extensions.get("position")),
+            ("depth", item.get("depth") if fields.disable else extensions.get("depth")),
+            (
+                "probability",
+                item.get("probability") if fields.disable else extensions.get("probability"),
+            ),
+        )
+        if isinstance(value, int) and not isinstance(value, bool)
+    }
     return PortableEntry(
         title=title[:200],
         content=content,
@@ -117,6 +132,7 @@ def entry_from(
         key_logic=KEY_LOGIC.get(logic, "and_any") if isinstance(logic, int) else "and_any",
         constant=item.get("constant") is True,
         enabled=switch is not False,
+        placement=placement,
     )
 
 

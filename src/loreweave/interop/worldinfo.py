@@ -74,6 +74,7 @@ def build(entries: list[PortableEntry], fields: dict[str, Any] | None = None) ->
             constant=entry.constant,
             disable=not entry.enabled,
         )
+        item.update(entry.placement)  # order, position, depth, probability: as edited
         if "selectiveLogic" in original or entry.key_logic != "and_any":
             item["selectiveLogic"] = KEY_LOGIC_NUMBER.get(entry.key_logic, 0)
         out[str(uid)] = item

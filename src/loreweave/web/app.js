@@ -91,6 +91,8 @@ async function refreshEntries() {
 $("#entry-search").addEventListener("input", () => refreshEntries());
 $("#entry-type").addEventListener("change", () => refreshEntries());
 
+// where SillyTavern puts the entry in its prompt: kept for export
+const PLACEMENT = ["order", "position", "depth", "probability"];
 function editEntry(entry) {
   state.entry = entry;
   const form = $("#entry-form");
@@ -104,6 +106,7 @@ function editEntry(entry) {
   form.key_logic.value = entry?.key_logic || "and_any";
   form.constant.checked = Boolean(entry?.constant);
   form.enabled.checked = entry ? entry.enabled : true;
+  for (const name of PLACEMENT) form[name].value = entry?.placement?.[name] ?? "";
   $("#entry-promote").hidden = !entry?.origin_session_id;
   $("#entry-delete").hidden = !entry;
 }
@@ -112,7 +115,8 @@ $("#entry-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = event.target;
   const body = { title: form.title.value, entity_type: form.entity_type.value || "Other", content: form.content.value, tags: list(form.tags.value), aliases: list(form.aliases.value),
-    secondary_keys: list(form.secondary_keys.value), key_logic: form.key_logic.value, constant: form.constant.checked, enabled: form.enabled.checked };
+    secondary_keys: list(form.secondary_keys.value), key_logic: form.key_logic.value, constant: form.constant.checked, enabled: form.enabled.checked,
+    placement: Object.fromEntries(PLACEMENT.filter((name) => form[name].value !== "").map((name) => [name, Number(form[name].value)])) };
   const saved = state.entry
     ? await api(`/api/lore-entries/${state.entry.id}`, { method: "PATCH", body: JSON.stringify(body) })
     : await api(`/api/worlds/${state.world}/lore-entries`, { method: "POST", body: JSON.stringify(body) });

@@ -50,7 +50,7 @@ def delete_world(world_id: uuid.UUID, lw: LW, cascade: bool = False) -> Response
 
 @router.post("/{world_id}/lore-entries", status_code=status.HTTP_201_CREATED)
 def create_entry(world_id: uuid.UUID, body: EntryIn, lore: Lore) -> EntryOut:
-    return EntryOut.model_validate(lore.create(world_id, **body.model_dump()))
+    return EntryOut.model_validate(lore.create(world_id, **body.model_dump(exclude_none=True)))
 
 
 @router.get("/{world_id}/lore-entries")

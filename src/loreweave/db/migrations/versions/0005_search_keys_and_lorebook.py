@@ -1,5 +1,6 @@
 """several search keys per document (``entity_vectors.part``); lorebook activation fields on
-entries (secondary keys and their logic, constant, enabled), filled from imported World Info; a
+entries (secondary keys and their logic, constant, enabled, placement), filled from imported
+World Info; a
 world's imported lorebook fields (``worlds.extra``); what a turn's prompt was given
 (``chat_turns.prompt_lore``)
 
@@ -57,6 +58,9 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("enabled", sa.Boolean(), server_default=sa.true(), nullable=False)
         )
+        batch_op.add_column(
+            sa.Column("placement", sa.JSON(), server_default=sa.text("'{}'"), nullable=False)
+        )
     with op.batch_alter_table("worlds", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("extra", sa.JSON(), server_default=sa.text("'{}'"), nullable=False)
@@ -81,6 +85,7 @@ def _from_world_info() -> None:
         sa.column("key_logic", sa.String()),
         sa.column("constant", sa.Boolean()),
         sa.column("enabled", sa.Boolean()),
+        sa.column("placement", sa.JSON()),
     )
     for entry_id, aliases, extra in connection.execute(
         sa.select(entries.c.id, entries.c.aliases, entries.c.extra)
@@ -106,6 +111,11 @@ def _from_world_info() -> None:
                 key_logic=LOGIC.get(logic, "and_any") if isinstance(logic, int) else "and_any",
                 constant=bool(source.get("constant")),
                 enabled=not source.get("disable"),
+                placement={
+                    k: source[k]
+                    for k in ("order", "position", "depth", "probability")
+                    if isinstance(source.get(k), int) and not isinstance(source.get(k), bool)
+                },
             )
         )
 
@@ -116,6 +126,7 @@ def downgrade() -> None:
     with op.batch_alter_table("worlds", schema=None) as batch_op:
         batch_op.drop_column("extra")
     with op.batch_alter_table("lore_entries", schema=None) as batch_op:
+        batch_op.drop_column("placement")
         batch_op.drop_column("enabled")
         batch_op.drop_column("constant")
         batch_op.drop_column("key_logic")

@@ -323,11 +323,21 @@ def test_a_key_limited_to_a_world_sees_and_changes_nothing_else(
             ("post", f"/api/dual-queue/retry-note-update/{task.id}"),
             ("post", f"/api/dual-queue/skip-note-update/{task.id}"),
             ("get", f"/api/composite-documents/{other_entries['Kiko']}/{my_session}"),
+            ("post", f"/api/worlds/{other}/import"),
+            ("get", f"/api/worlds/{other}/export"),
+            ("post", f"/api/sessions/{other_session}/context"),
+            ("get", f"/api/sessions/{other_session}/search?q=x"),
             ("delete", f"/api/sessions/{other_session}"),
         ):
             body = {"content": "x"} if method == "patch" else None
             response = client.request(method, path, headers=player, json=body)
             assert response.status_code == 404, (method, path, response.status_code)
+        # the OpenAI-compatible proxy: the world is the model, and the key's worlds only
+        listed = client.get("/v1/models", headers=player).json()["data"]
+        assert [m["world_id"] for m in listed] == [str(mine)]
+        hello = {"model": f"loreweave/{other}", "messages": [{"role": "user", "content": "Hi."}]}
+        refused = client.post("/v1/chat/completions", json=hello, headers=player)
+        assert refused.status_code == 404 and refused.json()["error"]["code"] == "model_not_found"
         # what spans every world is refused
         for method, path in (
             ("post", "/api/worlds"),

@@ -172,9 +172,9 @@ def plan(stored: Sequence[Message], shown: Sequence[Message], nudge: Nudge | Non
         target = to_turns(new)
         keep = _common(old_turns, target)
         return Plan(keep=keep, fork=True, record=target[keep:-1], generate="turn")
-    step = _sync(old_turns, to_turns(new)[:-1] if new[-1].role == "user" else to_turns(new))
-    # the new user message: if it opened a turn of its own, that turn is generated; if it
-    # follows another user message, the previous one stays a turn without a reply
+    # the chat as shown, then the new user message's turn generated (a user message before it
+    # without a reply stays a turn without a reply)
+    step = _sync(old_turns, to_turns(new)[:-1])
     step.generate = "turn"
     return step
 

@@ -14,7 +14,13 @@ from loreweave.db import Database
 from loreweave.db.models import ChatSession, World
 from loreweave.errors import InvalidInput
 from loreweave.interop import charcard, worldinfo
-from loreweave.interop.files import portable_entries, read_entries, write_entries
+from loreweave.interop.files import (
+    ExportFormat,
+    export_document,
+    portable_entries,
+    read_lorebook,
+)
+from loreweave.interop.model import PortableEntry
 from loreweave.lore import LoreService
 from loreweave.testing import HashingEmbedder
 from loreweave.vectors.service import CompositeVectorService
@@ -24,6 +30,15 @@ WORLD_INFO = SAMPLES / "sillytavern-world-info-eldoria.json"
 CARD_PNG = SAMPLES / "sillytavern-card-v2-seraphina.png"
 
 needs_samples = pytest.mark.skipif(not WORLD_INFO.is_file(), reason="tests/data missing")
+
+
+def read_entries(path: Path) -> tuple[str, list[PortableEntry]]:
+    book = read_lorebook(path, strict=True)
+    return book.kind, book.entries
+
+
+def write_entries(entries: list[PortableEntry], fmt: ExportFormat, name: str) -> dict[str, object]:
+    return export_document(entries, fmt, name, {})[0]
 
 
 @needs_samples

@@ -57,6 +57,7 @@ class PreparedTurn:
     request: ChatRequest
     used_entries: list[RetrievedEntry]
     retrieval_seconds: float
+    lore: str  # the lore block the prompt holds (kept with the turn)
 
 
 def _checked(text: str, what: str, limit: int) -> str:
@@ -68,10 +69,11 @@ def _checked(text: str, what: str, limit: int) -> str:
     return text
 
 
-def prompt_lore(entries: list[RetrievedEntry]) -> dict[str, Any]:
-    """What a turn's prompt was given, kept with the turn for the prompt inspector."""
+def prompt_lore(entries: list[RetrievedEntry], text: str) -> dict[str, Any]:
+    """What a turn's prompt was given (``text``: its lore block), kept with the turn for the
+    prompt inspector."""
     return {
-        "text": lore_block(entries),
+        "text": text,
         "entries": [
             {
                 "id": str(e.lore_entry_id),
@@ -131,11 +133,12 @@ class ChatService:
         used = self.retriever.search(session_id, message, history=pairs)
         retrieved = time.perf_counter() - loaded
         history = turns[len(turns) - self.history_turns :] if self.history_turns else []
+        lore = lore_block(used)
         system = render(
             "chat",
             world_name=world.name,
             world_description=world.description,
-            lore=lore_block(used),
+            lore=lore,
         )
         messages = [Message("system", system)]
         for turn in history:  # a part an app left empty (a greeting's user message) is absent
@@ -150,7 +153,7 @@ class ChatService:
             self.llm_config.temperature_chat,
             prompt="chat",
         )
-        return PreparedTurn(request, used, retrieved)
+        return PreparedTurn(request, used, retrieved, lore)
 
     def persist(
         self,
@@ -159,9 +162,11 @@ class ChatService:
         reply: str,
         used: list[RetrievedEntry],
         *,
+        lore: str = "",
         analyse: bool = True,
     ) -> ChatTurn:
-        """Write the turn and its analysis job in one transaction.  The session's row is locked
+        """Write the turn and its analysis job in one transaction (``used`` and ``lore``: what
+        its prompt was given).  The session's row is locked
         while the next index is taken, so turns posted at once are numbered one after another
         and every one is recorded.  A reply exists by now (it was paid for): if the database
         went away meanwhile, keep trying for ``PERSIST_PATIENCE`` seconds before giving up."""
@@ -173,7 +178,7 @@ class ChatService:
                 reraise=True,
             ):
                 with attempt:
-                    return self._insert(session_id, message, reply, used, analyse)
+                    return self._insert(session_id, message, reply, used, lore, analyse)
         except OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise DatabaseUnavailable(f"the turn could not be recorded: {reason}") from exc
@@ -185,6 +190,7 @@ class ChatService:
         message: str,
         reply: str,
         used: list[RetrievedEntry],
+        lore: str = "",
         analyse: bool = True,
     ) -> ChatTurn:
         with self.database.uow() as uow:
@@ -195,7 +201,7 @@ class ChatService:
                 user_message=message,
                 assistant_message=reply,
                 used_entry_ids=[str(e.lore_entry_id) for e in used],
-                prompt_lore=prompt_lore(used) if used else {},
+                prompt_lore=prompt_lore(used, lore) if used else {},
                 # a turn not to analyse (``analyse``) is recorded as done: no job
                 processing_status=TurnStatus.PENDING if analyse else TurnStatus.DONE,
             )
@@ -244,7 +250,9 @@ class ChatService:
                 yield StreamEvent("delta", chunk)
             answered_at = time.perf_counter()
             reply = "".join(parts)
-            turn = self.persist(session_id, message, reply, prepared.used_entries)
+            turn = self.persist(
+                session_id, message, reply, prepared.used_entries, lore=prepared.lore
+            )
             yield StreamEvent(
                 "done",
                 result=self._result(turn, reply, prepared, started, prepared_at, answered_at),
@@ -273,7 +281,9 @@ class ChatService:
         prepared_at = time.perf_counter()
         response = self.chat_model.complete(prepared.request)
         answered_at = time.perf_counter()
-        turn = self.persist(session_id, message, response.text, prepared.used_entries)
+        turn = self.persist(
+            session_id, message, response.text, prepared.used_entries, lore=prepared.lore
+        )
         result = self._result(turn, response.text, prepared, started, prepared_at, answered_at)
         log.debug("turn %d of %s: %s", turn.turn_index, session_id, result.timings)
         return result

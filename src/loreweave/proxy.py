@@ -51,6 +51,7 @@ class Prepared:
     plan: Plan
     request: ChatRequest
     used: list[RetrievedEntry]
+    lore: str  # the lore block put in
     last_reply: str  # the reply a regenerate replaces, or a continue extends
 
 
@@ -128,8 +129,9 @@ class ProxyService:
         used = self.retriever.retrieve(
             session_id, message, token_budget=self.config.token_budget, history=history
         ).entries
+        lore = lore_block(used)
         upstream = ChatRequest(
-            tuple(self._with_lore(raw, lore_block(used))),
+            tuple(self._with_lore(raw, lore)),
             target.upstream_model,
             self.llm_config.temperature_chat if temperature is None else temperature,
             prompt="chat",
@@ -138,7 +140,7 @@ class ProxyService:
         last_reply = shown[-1].content if shown and shown[-1].role == "assistant" else ""
         if step.generate == "regenerate":
             last_reply = stored[-1].content
-        return Prepared(session_id, step, upstream, used, last_reply)
+        return Prepared(session_id, step, upstream, used, lore, last_reply)
 
     def finish(self, prepared: Prepared, reply: str) -> None:
         """Record the complete reply as the plan says."""
@@ -147,7 +149,7 @@ class ProxyService:
         if step.generate == "turn":
             user = prepared.request.messages
             message = next(m.content for m in reversed(user) if m.role == "user")
-            self.chat.persist(session_id, message, reply, prepared.used)
+            self.chat.persist(session_id, message, reply, prepared.used, lore=prepared.lore)
         elif step.generate == "regenerate":
             index = self._last_index(session_id)
             self.transcript.replace_reply(session_id, index, prepared.last_reply, reply, used)

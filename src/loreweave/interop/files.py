@@ -57,12 +57,6 @@ def parse_lorebook(data: bytes, *, strict: bool = False) -> Lorebook:
     return _parse_json(document, strict)
 
 
-def read_entries(path: Path) -> tuple[str, list[PortableEntry]]:
-    """(format name, entries) of :func:`read_lorebook`, strictly."""
-    book = read_lorebook(path, strict=True)
-    return book.kind, book.entries
-
-
 def _parse_json(document: Any, strict: bool) -> Lorebook:
     if not isinstance(document, dict):
         raise InvalidInput("the JSON is not an object")
@@ -152,7 +146,3 @@ def export_document(
     if fmt == "character-book":
         return charcard.build_book(entries, name, fields.get(charcard.SOURCE)), None
     return charcard.build_card(entries, name, fields.get(charcard.SOURCE))
-
-
-def write_entries(entries: list[PortableEntry], fmt: ExportFormat, name: str) -> dict[str, Any]:
-    return export_document(entries, fmt, name, {})[0]

@@ -168,7 +168,9 @@ class Retriever:
         with self.database.uow(read_only=True) as uow:
             session = uow.sessions.require(session_id)
             query = self.query(uow, session.id, message, before, history)
-            vector = self._vector(query)
+        # outside any transaction: a provider's embedding call holds no database connection
+        vector = self._vector(query)
+        with self.database.uow(read_only=True) as uow:
             db = uow.session
             hits = self.cache.search(db, session.world_id, session.id, vector, pool)
             lexical = (

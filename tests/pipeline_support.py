@@ -22,11 +22,18 @@ from loreweave.db.models import (
     NoteUpdateTask,
     World,
 )
+from loreweave.llm.prompts import answer_by_parts
 from loreweave.llm.registry import Providers
 from loreweave.llm.resilience import CallStats
 from loreweave.llm.types import ChatModel, ChatRequest, ChatResponse
 from loreweave.queue.notify import Notifier
 from loreweave.testing import HashingEmbedder
+
+# The fakes of the transcript tests answer each turn as if analysed alone, after the creations of
+# the turns before it: a batch answered by its parts cannot see those (a model reading the batch
+# can, by the new ids), so the tests of the transcript's semantics analyse turn by turn.
+# Batching has tests of its own (test_batching.py), and the order property runs batched.
+ONE_TURN_PER_CALL = {"analysis_queue": {"batch_size": 1}}
 
 
 def make_app(
@@ -104,11 +111,14 @@ class AppendingRewriter:
         self._lock = threading.Lock()
 
     def complete(self, request: ChatRequest) -> ChatResponse:
-        text = request.messages[-1].content
-        assert request.prompt == "rewrite", request.prompt
         with self._lock:
             self.rewrites += 1
         time.sleep(self.delay)
+        return answer_by_parts(request, self._rewrite) or self._rewrite(request)
+
+    def _rewrite(self, request: ChatRequest) -> ChatResponse:
+        text = request.messages[-1].content
+        assert request.prompt == "rewrite", request.prompt
         current = _NOTE.search(text)
         note = current.group(1) if current else ""
         note = "" if note == "(none yet)" else note
@@ -129,11 +139,17 @@ class RoutedModel:
         self.models = models
         self.hooks: dict[str, Callable[[ChatRequest], None]] = {}
         self.calls: dict[str, int] = {}
+        self.sequence: list[str] = []  # prompt names, in the order they were asked
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         name = request.prompt or ""
         self.calls[name] = self.calls.get(name, 0) + 1
+        self.sequence.append(name)
         hook = self.hooks.pop(name, None)
         if hook is not None:
             hook(request)
+        if name not in self.models:  # a batch: as its parts would be, by their model
+            batched = answer_by_parts(request, lambda part: self.models[part.prompt].complete(part))
+            if batched is not None:
+                return batched
         return self.models[name].complete(request)

@@ -52,7 +52,7 @@ def test_db_upgrade_current_downgrade_on_the_default_sqlite_file(tmp_path: Path)
     result = run("db", "upgrade", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "loreweave.db").exists()
-    assert "revision 0005" in result.stdout
+    assert "revision 0006" in result.stdout
 
     result = run("db", "current", cwd=tmp_path)
     assert result.returncode == 0

@@ -21,18 +21,15 @@ def test_defaults_are_the_specs() -> None:
     settings = load_settings()
     notes = settings.dual_queue_config.note_update_queue
     creations = settings.dual_queue_config.entity_creation_queue
-    assert (notes.max_retries, notes.retry_delay, notes.batch_size, notes.concurrent_workers) == (
-        3,
-        60,
-        5,
-        2,
-    )
-    assert (
-        creations.max_retries,
-        creations.retry_delay,
-        creations.batch_size,
-        creations.concurrent_workers,
-    ) == (3, 60, 3, 1)
+    assert (notes.max_retries, notes.retry_delay, notes.batch_size) == (3, 60, 5)
+    assert (creations.max_retries, creations.retry_delay) == (3, 60)
+    # one pool, sized by the calls in flight, serves every queue; batches form only when work
+    # waits; no rate limit of our own unless one is set
+    assert notes.concurrent_workers is None and creations.concurrent_workers is None
+    assert settings.provider_config.calls_in_flight == 4
+    assert settings.provider_config.requests_per_second is None
+    assert settings.provider_config.tokens_per_minute is None
+    assert settings.pipeline_config.note_target_words == 150
     llm = settings.llm_config
     assert llm.analysis_model == llm.rewrite_model == llm.creation_model == "mistral-large-latest"
     assert (llm.temperature_analysis, llm.temperature_rewrite, llm.temperature_creation) == (
@@ -90,7 +87,7 @@ def test_toml_file_then_environment_wins(tmp_path: Path, monkeypatch: pytest.Mon
     assert settings.queue_backend == "celery"
     assert settings.database_url == "sqlite:///from-env.db"
     assert settings.dual_queue_config.entity_creation_queue.concurrent_workers == 4
-    assert settings.dual_queue_config.entity_creation_queue.batch_size == 3
+    assert settings.dual_queue_config.entity_creation_queue.batch_size == 4
 
     monkeypatch.setenv("LOREWEAVE_CONFIG", str(config))
     assert load_settings().queue_backend == "celery"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from jinja2 import UndefinedError
 
-from loreweave.llm.templates import render
+from loreweave.llm.prompts import render
 
 
 def test_rewrite_keeps_the_spec_wording() -> None:

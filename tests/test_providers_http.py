@@ -15,9 +15,9 @@ from loreweave.errors import (
     RateLimited,
     RequestRejected,
 )
+from loreweave.llm.prompts.analysis import AnalysisResult
 from loreweave.llm.ratelimit import RateLimiter
 from loreweave.llm.resilience import Resilience, ResilientChatModel, ResilientEmbedder, RetryPolicy
-from loreweave.llm.schemas import AnalysisResult
 from loreweave.llm.structured import complete_structured
 from loreweave.llm.types import ChatModel, ChatRequest, Embedder, Message, normalise_rows
 from loreweave.testing import FakeProviderServer, FakeReply, hash_embedding

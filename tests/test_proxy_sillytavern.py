@@ -27,6 +27,7 @@ from loreweave.api.app import create_app
 from loreweave.db import Database
 from loreweave.db.models import ChatSession, ChatTurn
 from loreweave.follow import Message, to_messages
+from loreweave.llm.prompts import answer_by_parts
 from loreweave.llm.types import ChatRequest, ChatResponse
 from tests.pipeline_support import AppendingRewriter, make_app
 
@@ -58,6 +59,9 @@ class Upstream:
     def complete(self, request: ChatRequest) -> ChatResponse:
         if request.prompt == "chat":
             return ChatResponse(self._reply(request), request.model)
+        batched = answer_by_parts(request, self.complete)
+        if batched is not None:
+            return batched
         if request.prompt == "analysis":
             prompt = request.messages[-1].content
             ref = re.search(r"(E\d+)\b[^\n]*Seraphina", prompt)

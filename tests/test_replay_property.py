@@ -27,7 +27,13 @@ from loreweave.db.models import ChatTurn, EntityVector, LoreEntry
 from loreweave.llm.types import ChatRequest, ChatResponse
 from loreweave.queue.notify import QUEUES, NullNotifier
 
-from .pipeline_support import AppendingRewriter, RoutedModel, make_app, make_world
+from .pipeline_support import (
+    ONE_TURN_PER_CALL,
+    AppendingRewriter,
+    RoutedModel,
+    make_app,
+    make_world,
+)
 from .test_order_property import Creator, wipe
 
 TITLES = ("Ann", "Bo", "Cy")
@@ -96,7 +102,11 @@ class ReplayMachine(RuleBasedStateMachine):
             chat=self.narrator, analysis=Analyst(), creation=Creator(), rewrite=AppendingRewriter()
         )
         self.lw = make_app(
-            self.database, self.workdir / uuid.uuid4().hex, self.model, notifier=NullNotifier()
+            self.database,
+            self.workdir / uuid.uuid4().hex,
+            self.model,
+            notifier=NullNotifier(),
+            dual_queue_config=ONE_TURN_PER_CALL,
         )
         self.world_id, first, _ = make_world(
             self.database, *[(t, "Character", f"{t} lives here.") for t in TITLES]

@@ -3,8 +3,9 @@ from __future__ import annotations
 import pytest
 
 from loreweave.errors import InvalidResponse
+from loreweave.llm.prompts.analysis import AnalysisResult
+from loreweave.llm.prompts.creation import CreatedEntity
 from loreweave.llm.providers.scripted import ScriptedChatModel
-from loreweave.llm.schemas import AnalysisResult, CreatedEntity
 from loreweave.llm.structured import complete_structured, extract_json
 from loreweave.llm.types import ChatRequest, Message
 

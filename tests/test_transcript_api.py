@@ -15,7 +15,7 @@ from loreweave.bootstrap import Loreweave
 from loreweave.db import Database
 from loreweave.queue.notify import NullNotifier
 
-from .pipeline_support import AppendingRewriter, RoutedModel, make_app
+from .pipeline_support import ONE_TURN_PER_CALL, AppendingRewriter, RoutedModel, make_app
 from .test_order_property import Creator
 from .test_replay_property import Analyst, Narrator
 
@@ -25,7 +25,9 @@ def lw(database: Database, tmp_path: Path) -> Loreweave:
     model = RoutedModel(
         chat=Narrator(), analysis=Analyst(), creation=Creator(), rewrite=AppendingRewriter()
     )
-    return make_app(database, tmp_path, model, notifier=NullNotifier())
+    return make_app(
+        database, tmp_path, model, notifier=NullNotifier(), dual_queue_config=ONE_TURN_PER_CALL
+    )
 
 
 @pytest.fixture

@@ -16,7 +16,14 @@ from loreweave.db.models import ChatSession
 from loreweave.llm.types import ChatRequest, ChatResponse
 from loreweave.queue.notify import NullNotifier
 
-from .pipeline_support import AppendingRewriter, RoutedModel, make_app, make_world, wait_until_idle
+from .pipeline_support import (
+    ONE_TURN_PER_CALL,
+    AppendingRewriter,
+    RoutedModel,
+    make_app,
+    make_world,
+    wait_until_idle,
+)
 from .test_order_property import Creator
 from .test_replay_property import TITLES, Analyst, Narrator, assert_all_done, memory
 
@@ -50,7 +57,7 @@ def test_undo_racing_the_workers(database: Database, tmp_path: Path) -> None:
         dual_queue_config={
             "note_update_queue": {"concurrent_workers": 3, "retry_delay": 0},
             "entity_creation_queue": {"concurrent_workers": 2, "retry_delay": 0},
-            "analysis_queue": {"concurrent_workers": 2, "retry_delay": 0},
+            "analysis_queue": {"concurrent_workers": 2, "retry_delay": 0, "batch_size": 1},
         },
     )
     world_id, first, _ = make_world(
@@ -87,7 +94,13 @@ def test_undo_racing_the_workers(database: Database, tmp_path: Path) -> None:
         wait_until_idle(database, timeout=120)
     finally:
         lw.close()
-    replay = make_app(database, tmp_path / "replay", model, notifier=NullNotifier())
+    replay = make_app(
+        database,
+        tmp_path / "replay",
+        model,
+        notifier=NullNotifier(),
+        dual_queue_config=ONE_TURN_PER_CALL,
+    )
     assert_all_done(replay)
     for session in sessions:
         with database.uow(read_only=True) as uow:

@@ -134,7 +134,9 @@ def build(
     analysis = AnalysisService(uow, chat_model, llm, settings.pipeline_config)
     handlers: dict[QueueName, Handler] = {
         "analysis": analysis.handle,
-        "note_updates": NoteRewriteWorker(uow, chat_model, vectors, llm).handle,
+        "note_updates": NoteRewriteWorker(
+            uow, chat_model, vectors, llm, settings.pipeline_config.note_target_words
+        ).handle,
         "entity_creations": EntityCreationWorker(uow, chat_model, vectors, llm).handle,
     }
     pipeline = Pipeline(uow, handlers, settings, notifier)

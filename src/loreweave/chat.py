@@ -18,9 +18,9 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 from loreweave.config import LLMConfig
 from loreweave.db.engine import Database
-from loreweave.db.models import ChatTurn, TurnStatus
+from loreweave.db.models import ChatTurn, TurnStatus, utcnow
 from loreweave.errors import Conflict, DatabaseUnavailable, InvalidInput
-from loreweave.llm.templates import render
+from loreweave.llm.prompts import render
 from loreweave.llm.types import ChatModel, ChatRequest, Message, StreamingChatModel
 from loreweave.memory.transcript import Reverted, TranscriptService
 from loreweave.validation import require_clean
@@ -194,7 +194,8 @@ class ChatService:
         analyse: bool = True,
     ) -> ChatTurn:
         with self.database.uow() as uow:
-            uow.sessions.lock(session_id)
+            session = uow.sessions.lock(session_id)
+            session.last_turn_at = utcnow()  # played now: its memory goes first
             turn = ChatTurn(
                 session_id=session_id,
                 turn_index=uow.turns.next_index(session_id),

@@ -48,25 +48,34 @@ class QueueConfig(_Group):
 
     max_retries: int = Field(3, ge=0, le=100)
     retry_delay: float = Field(60.0, ge=0, description="seconds; doubles with each retry")
-    batch_size: int = Field(5, ge=1, le=100)
-    concurrent_workers: int = Field(2, ge=1, le=256)
+    batch_size: int = Field(5, ge=1, le=100, description="jobs one LLM call may cover")
+    concurrent_workers: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="at most this many of the calls in flight for this queue; None: any",
+    )
     lease_seconds: float = Field(300.0, gt=0, description="how long a claim holds a task")
 
 
 class NoteUpdateQueueConfig(QueueConfig):
-    pass
+    """``batch_size``: events of one entity folded into its rewrite; ``entities_per_call``:
+    entities of one session rewritten by one call when they wait together."""
+
+    entities_per_call: int = Field(4, ge=1, le=50)
 
 
 class EntityCreationQueueConfig(QueueConfig):
-    batch_size: int = Field(3, ge=1, le=100)
-    concurrent_workers: int = Field(1, ge=1, le=256)
+    """``batch_size``: creations of one session written by one call when they wait together."""
+
+    batch_size: int = Field(4, ge=1, le=50)
 
 
 class AnalysisQueueConfig(QueueConfig):
-    """The analysis jobs (one per turn, in turn order per session)."""
+    """The analysis jobs (one per turn, in turn order per session); ``batch_size``: consecutive
+    turns of one session analysed by one call when they wait together."""
 
-    batch_size: int = Field(1, ge=1, le=100)
-    concurrent_workers: int = Field(1, ge=1, le=256)
+    batch_size: int = Field(8, ge=1, le=50)
 
 
 class DualQueueConfig(_Group):
@@ -171,8 +180,16 @@ class ProviderConfig(_Group):
     max_attempts: int = Field(4, ge=1, le=20)
     backoff_initial: float = Field(1.0, ge=0)
     backoff_max: float = Field(30.0, ge=0)
-    requests_per_second: float = Field(5.0, gt=0)
-    tokens_per_minute: int = Field(500_000, gt=0)
+    calls_in_flight: int = Field(
+        4,
+        ge=1,
+        le=256,
+        description="LLM calls the memory workers of a process make at once (the worker pool)",
+    )
+    # None: no limit of our own; the provider's 429s (and their Retry-After) still slow us down.
+    # Set them to your plan's limits: a limit below calls_in_flight's pace caps throughput.
+    requests_per_second: float | None = Field(None, gt=0)
+    tokens_per_minute: int | None = Field(None, gt=0)
 
 
 class PipelineConfig(_Group):
@@ -183,8 +200,30 @@ class PipelineConfig(_Group):
     max_updates_per_turn: int = Field(10, ge=0, le=100)
     max_creations_per_turn: int = Field(5, ge=0, le=100)
     max_summary_chars: int = Field(1000, ge=50, le=20_000)
+    note_target_words: int | None = Field(
+        150, ge=20, le=5000, description="the rewrite prompt asks for notes this long; None: no"
+    )
     poll_interval: float = Field(1.0, gt=0, description="seconds an idle worker waits")
     sweep_interval: float = Field(5.0, gt=0)
+
+
+QueueOrder = Literal["analysis", "note_updates", "entity_creations"]
+
+
+class PriorityConfig(_Group):
+    """Which ready job the next free LLM call goes to.  Sessions being played (a turn within
+    ``live_seconds``) come before an old backlog; then the queues in ``queue_order``; within a
+    queue the oldest job first (a session's earlier turns before its later ones)."""
+
+    live_seconds: float = Field(300.0, ge=0, description="0: no live tier, one first-come line")
+    queue_order: list[QueueOrder] = ["entity_creations", "note_updates", "analysis"]
+
+    @field_validator("queue_order")
+    @classmethod
+    def _every_queue_once(cls, value: list[str]) -> list[str]:
+        if sorted(value) != sorted(["analysis", "note_updates", "entity_creations"]):
+            raise ValueError("name each of analysis, note_updates, entity_creations once")
+        return value
 
 
 class AlertConfig(_Group):
@@ -247,6 +286,7 @@ class Settings(BaseSettings):
     proxy_config: ProxyConfig = ProxyConfig()
     provider_config: ProviderConfig = ProviderConfig()
     pipeline_config: PipelineConfig = PipelineConfig()
+    priority_config: PriorityConfig = PriorityConfig()
     alert_config: AlertConfig = AlertConfig()
     # a Slack or Discord webhook URL is a credential: kept secret, never printed
     alert_webhook_url: SecretStr | None = None

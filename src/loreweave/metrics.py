@@ -75,6 +75,7 @@ class _StateCollector(Collector):
                 ("retries", "Provider calls retried"),
                 ("prompt_tokens", "Prompt tokens sent"),
                 ("completion_tokens", "Completion tokens received"),
+                ("rate_limited_ms", "Milliseconds calls waited for the configured rate limit"),
             )
         }
         for (provider, prompt, what), value in self.stats.snapshot().items():

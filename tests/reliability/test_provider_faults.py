@@ -24,16 +24,14 @@ from loreweave.queue.notify import NullNotifier
 from loreweave.testing import FakeProviderServer
 
 from ..pipeline_support import make_world, unfinished
-from .story import SEPARATOR, story_llm
+from .story import SEPARATOR, STORY
 
 FAULTS = {"5xx": 0.20, "429": 0.10, "malformed": 0.10, "timeout": 0.05}
 TURNS = 50
 
 
 def test_fifty_turns_under_provider_faults(database: Database, tmp_path: Path) -> None:
-    with FakeProviderServer(
-        chat_handler=story_llm, embedding_dim=32, fault_delay=1.0, seed=7
-    ) as server:
+    with FakeProviderServer(**STORY, embedding_dim=32, fault_delay=1.0, seed=7) as server:
         settings = Settings(
             llm_provider="openai",
             embedding_provider="openai",

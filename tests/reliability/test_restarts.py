@@ -20,7 +20,7 @@ from loreweave.testing import FakeProviderServer
 from ..pipeline_support import make_app, make_world, unfinished
 from ..private_services import PrivatePostgres
 from ..test_pipeline import insert_events
-from .story import SEPARATOR, story_llm
+from .story import SEPARATOR, STORY
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_postgres_restart_mid_run(private_postgres: PrivatePostgres, tmp_path: P
         database, *[(f"Person {i}", "Character", f"Person {i}.") for i in range(4)]
     )
     insert_events(database, session_id, ids, per_entry=6)
-    with FakeProviderServer(chat_handler=story_llm, latency=0.2) as server:
+    with FakeProviderServer(**STORY, latency=0.2) as server:
         from loreweave.llm.providers.openai_compatible import OpenAIChatModel
 
         model = OpenAIChatModel(None, base_url=server.openai_url, timeout=10)

@@ -21,7 +21,7 @@ from loreweave.testing import FakeProviderServer
 from ..conftest import database_url
 from ..pipeline_support import make_app, make_world, unfinished
 from ..test_pipeline import insert_events
-from .story import SEPARATOR, story_llm
+from .story import SEPARATOR, STORY
 
 TRIALS = 20
 CHAT = "/v1/chat/completions"
@@ -33,7 +33,7 @@ def test_random_sigkills_lose_and_repeat_nothing(database: Database, tmp_path: P
         database, *[(f"Person {i}", "Character", f"Person {i}.") for i in range(4)]
     )
     insert_events(database, session_id, ids, per_entry=8)
-    with FakeProviderServer(chat_handler=story_llm, latency=0.25, embedding_dim=32) as server:
+    with FakeProviderServer(**STORY, latency=0.25, embedding_dim=32) as server:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("LOREWEAVE_")},
             "LOREWEAVE_DATABASE_URL": database_url(database),
@@ -44,6 +44,8 @@ def test_random_sigkills_lose_and_repeat_nothing(database: Database, tmp_path: P
             "LOREWEAVE_INDEX_DIR": str(tmp_path / "index"),
             "LOREWEAVE_DUAL_QUEUE_CONFIG__NOTE_UPDATE_QUEUE__LEASE_SECONDS": "1",
             "LOREWEAVE_DUAL_QUEUE_CONFIG__NOTE_UPDATE_QUEUE__BATCH_SIZE": "2",
+            # one entity per call: the work takes enough calls for the kills to land in them
+            "LOREWEAVE_DUAL_QUEUE_CONFIG__NOTE_UPDATE_QUEUE__ENTITIES_PER_CALL": "1",
             # an expired lease is a failed attempt: allow more than the kills to come
             "LOREWEAVE_DUAL_QUEUE_CONFIG__NOTE_UPDATE_QUEUE__MAX_RETRIES": str(TRIALS + 5),
             "LOREWEAVE_PIPELINE_CONFIG__POLL_INTERVAL": "0.05",

@@ -171,6 +171,8 @@ class ChatSession(Timestamped, Base):
         ForeignKey("worlds.id", ondelete="CASCADE"), index=True
     )
     title: Mapped[str] = mapped_column(String(200), default="")
+    # when its latest turn arrived: a session played now goes before an old backlog
+    last_turn_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
 
     world: Mapped[World] = relationship(back_populates="sessions")
 
@@ -303,6 +305,9 @@ class EntityCreationTask(_TaskColumns, Base):
     )
     # "created" a new entry, or "merged" into an existing one as a note update.
     outcome: Mapped[str | None] = mapped_column(String(20), default=None)
+    # changes of the new entity in later turns of the same batched analysis, applied as its note
+    # updates once it exists: [{"turn_index": n, "update_summary": "..."}]
+    followups: Mapped[list[dict[str, Any]]] = mapped_column(JSON(), default=list)
 
 
 class EntityVector(Base):

@@ -2,7 +2,8 @@
 
 Callers reserve capacity up front (the balance may go negative) and then sleep outside the lock
 for as long as their reservation is ahead of the refill, so concurrent callers are served in
-arrival order and never exceed the rate.  One limiter is shared by every worker of a process.
+arrival order and never exceed the rate.  A rate of None is no limit.  One limiter is shared by
+every worker of a process.
 """
 
 from __future__ import annotations
@@ -33,34 +34,47 @@ class _Bucket:
 class RateLimiter:
     def __init__(
         self,
-        requests_per_second: float,
-        tokens_per_minute: float,
+        requests_per_second: float | None,
+        tokens_per_minute: float | None,
         *,
         burst: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if requests_per_second <= 0 or tokens_per_minute <= 0:
-            raise ValueError("rates must be positive")
+        if (requests_per_second or 1) <= 0 or (tokens_per_minute or 1) <= 0:
+            raise ValueError("rates must be positive (or None: no limit)")
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
         now = clock()
-        self._requests = _Bucket(
-            requests_per_second, burst if burst is not None else max(1.0, requests_per_second), now
+        self._requests = (
+            _Bucket(
+                requests_per_second,
+                burst if burst is not None else max(1.0, requests_per_second),
+                now,
+            )
+            if requests_per_second
+            else None
         )
-        self._tokens = _Bucket(tokens_per_minute / 60.0, tokens_per_minute, now)
+        self._tokens = (
+            _Bucket(tokens_per_minute / 60.0, tokens_per_minute, now) if tokens_per_minute else None
+        )
 
     def acquire(self, tokens: int = 1) -> float:
         """Wait until one request of ``tokens`` estimated tokens may go; return the wait."""
         with self._lock:
             now = self._clock()
-            wait = max(self._requests.reserve(1, now), self._tokens.reserve(tokens, now))
+            wait = max(
+                self._requests.reserve(1, now) if self._requests else 0.0,
+                self._tokens.reserve(tokens, now) if self._tokens else 0.0,
+            )
         if wait > 0:
             self._sleep(wait)
         return wait
 
     def settle(self, estimated: int, actual: int) -> None:
         """Correct a reservation once the real token count is known."""
+        if self._tokens is None:
+            return
         with self._lock:
             self._tokens.refund(estimated - actual)

@@ -140,7 +140,9 @@ class Resilience:
         )
 
         def attempt() -> T:
-            self.limiter.acquire(tokens)
+            waited = self.limiter.acquire(tokens)
+            if waited > 0:  # visible: a rate limit below the pool's pace caps throughput
+                self.stats.add(provider, prompt, "rate_limited_ms", round(waited * 1000))
             self.stats.add(provider, prompt, "calls")
             try:
                 result = fn()

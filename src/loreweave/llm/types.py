@@ -22,7 +22,11 @@ class Message:
 @dataclass(frozen=True)
 class ChatRequest:
     """One chat completion.  ``prompt`` names the template it came from (analysis, rewrite,
-    creation, chat, repair…): for logs, metrics, and for a scripted cassette to match on."""
+    creation, chat, repair…): for logs, metrics, and for a scripted cassette to match on.
+
+    A batched request (``analysis.batch``…) also carries the single requests it stands for in
+    ``parts``; they are never sent, but a fake that knows the single prompts answers a batch
+    from them (:func:`loreweave.llm.prompts.answer_by_parts`)."""
 
     messages: tuple[Message, ...]
     model: str
@@ -30,6 +34,7 @@ class ChatRequest:
     prompt: str = "chat"
     json_schema: dict[str, Any] | None = None
     max_tokens: int | None = None
+    parts: tuple[ChatRequest, ...] = ()
 
     def text(self) -> str:
         return "\n".join(message.content for message in self.messages)

@@ -5,12 +5,21 @@ each shown with a short reference (E1, E2…) that it cannot corrupt into anothe
 Its validated output becomes note-update and entity-creation tasks, written in one transaction
 with the turn's status.  An update naming an unknown reference is dropped and recorded in the
 turn's ``processing_errors``; it is never applied.
+
+When several consecutive turns of a session wait together, one call analyses them
+(``analysis.batch``), each update and creation keeping its own turn.  A creation there has a
+ref (N1…) by which later turns of the batch update it: those updates ride on the creation task
+(``followups``) and become the new entry's note updates, at their turns, once it exists.  Turns
+the answer leaves out go back to the queue untried; if it leaves out the first, that turn is
+analysed alone.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import desc, select
 
@@ -24,20 +33,32 @@ from loreweave.db.models import (
 )
 from loreweave.db.repositories import is_visible, visible_in
 from loreweave.db.uow import UnitOfWork
-from loreweave.llm.schemas import AnalysisResult
+from loreweave.llm.prompts.analysis import (
+    ANALYSIS,
+    ANALYSIS_BATCH,
+    AnalysisResult,
+    BatchAnalysisResult,
+    EntityUpdate,
+)
 from loreweave.llm.structured import complete_structured
-from loreweave.llm.templates import render
-from loreweave.llm.types import ChatModel, ChatRequest, Message
+from loreweave.llm.types import ChatModel, ChatRequest
 from loreweave.memory.ports import Job, Outcome, UnitOfWorkFactory
 from loreweave.queue.notify import QueueName
 
 
 @dataclass
+class Creation:
+    entity_type: str
+    summary: str
+    followups: list[dict[str, object]] = field(default_factory=list)  # later turns' updates
+
+
+@dataclass
 class AnalysisPlan:
-    """The validated outcome of one analysis."""
+    """The validated outcome of one turn's analysis."""
 
     updates: list[tuple[uuid.UUID, str]] = field(default_factory=list)
-    creations: list[tuple[str, str]] = field(default_factory=list)
+    creations: list[Creation] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
 
 
@@ -59,7 +80,9 @@ class AnalysisService:
         self.config = config
 
     # -- prompt ----------------------------------------------------------------------------------
-    def _entities(self, uow: UnitOfWork, session: ChatSession, turn: ChatTurn) -> list[LoreEntry]:
+    def _entities(
+        self, uow: UnitOfWork, session: ChatSession, turns: Sequence[ChatTurn]
+    ) -> list[LoreEntry]:
         query = (
             select(LoreEntry)
             .where(visible_in(session))
@@ -68,24 +91,27 @@ class AnalysisService:
         )
         entities = list(uow.session.scalars(query))
         shown = {e.id for e in entities}
-        for raw in turn.used_entry_ids:
+        for raw in dict.fromkeys(raw for turn in turns for raw in turn.used_entry_ids):
             entry = uow.entries.get(uuid.UUID(raw))
             if entry is not None and entry.id not in shown and is_visible(entry, session):
                 entities.append(entry)
+                shown.add(entry.id)
         return sorted(entities, key=lambda e: (e.created_at, str(e.id)))
 
-    def build_request(self, turn_id: uuid.UUID) -> tuple[ChatRequest, dict[str, uuid.UUID]]:
+    def build_request(
+        self, turn_ids: Sequence[uuid.UUID]
+    ) -> tuple[ChatRequest, dict[str, uuid.UUID]]:
+        """The analysis of these consecutive turns: alone with the spec's prompt, or batched."""
         with self.uow(read_only=True) as uow:
-            turn = uow.turns.require(turn_id)
-            session = uow.sessions.require(turn.session_id)
-            entities = self._entities(uow, session, turn)
+            turns = [uow.turns.require(turn_id) for turn_id in turn_ids]
+            session = uow.sessions.require(turns[0].session_id)
+            entities = self._entities(uow, session, turns)
             history = uow.turns.recent(
-                session.id, self.config.analysis_history_turns, before=turn.turn_index
+                session.id, self.config.analysis_history_turns, before=turns[0].turn_index
             )
             refs = {f"E{i}": entry for i, entry in enumerate(entities, start=1)}
-            text = render(
-                "analysis",
-                entities=[
+            context: dict[str, Any] = {
+                "entities": [
                     {
                         "ref": ref,
                         "entity_type": e.entity_type,
@@ -94,89 +120,177 @@ class AnalysisService:
                     }
                     for ref, e in refs.items()
                 ],
-                history=[
+                "history": [
                     {"user": t.user_message, "assistant": t.assistant_message} for t in history
                 ],
-                user_message=turn.user_message,
-                assistant_message=turn.assistant_message,
-            )
-        request = ChatRequest(
-            (Message("user", text),),
-            self.llm_config.analysis_model,
-            self.llm_config.temperature_analysis,
-            prompt="analysis",
-        )
+            }
+            if len(turns) == 1:
+                request = ANALYSIS.request(
+                    self.llm_config,
+                    **context,
+                    user_message=turns[0].user_message,
+                    assistant_message=turns[0].assistant_message,
+                )
+            else:
+                said = [{"user": t.user_message, "assistant": t.assistant_message} for t in turns]
+                depth = self.config.analysis_history_turns
+                parts = [  # each turn as it would be analysed alone
+                    ANALYSIS.request(
+                        self.llm_config,
+                        entities=context["entities"],
+                        history=([*context["history"], *said[:k]])[-depth:] if depth else [],
+                        user_message=turn["user"],
+                        assistant_message=turn["assistant"],
+                    )
+                    for k, turn in enumerate(said)
+                ]
+                request = ANALYSIS_BATCH.request(
+                    self.llm_config, **context, turns=said, parts=parts
+                )
         return request, {ref: entry.id for ref, entry in refs.items()}
 
     # -- validation ------------------------------------------------------------------------------
+    def _update(self, plan: AnalysisPlan, update: EntityUpdate, refs: dict[str, uuid.UUID]) -> None:
+        entry_id = refs.get(update.lore_entry_id.upper())
+        if entry_id is None:
+            plan.rejected.append(
+                f"update for unknown entity {update.lore_entry_id!r} dropped "
+                f"(not an id shown to the analysis): {_clip(update.update_summary, 120)}"
+            )
+        elif len(plan.updates) >= self.config.max_updates_per_turn:
+            plan.rejected.append(f"update for {update.lore_entry_id} dropped: over the cap")
+        else:
+            plan.updates.append(
+                (entry_id, _clip(update.update_summary, self.config.max_summary_chars))
+            )
+
+    def _creation(self, plan: AnalysisPlan, entity_type: str, summary: str) -> Creation | None:
+        if len(plan.creations) >= self.config.max_creations_per_turn:
+            plan.rejected.append("creation dropped: over the cap")
+            return None
+        creation = Creation(
+            entity_type.strip()[:50].title(), _clip(summary, self.config.max_summary_chars)
+        )
+        plan.creations.append(creation)
+        return creation
+
     def validate(self, result: AnalysisResult, refs: dict[str, uuid.UUID]) -> AnalysisPlan:
         plan = AnalysisPlan()
-        limit = self.config.max_summary_chars
         for update in result.updates:
-            entry_id = refs.get(update.lore_entry_id.upper())
-            if entry_id is None:
-                plan.rejected.append(
-                    f"update for unknown entity {update.lore_entry_id!r} dropped "
-                    f"(not an id shown to the analysis): {_clip(update.update_summary, 120)}"
-                )
-            elif len(plan.updates) >= self.config.max_updates_per_turn:
-                plan.rejected.append(f"update for {update.lore_entry_id} dropped: over the cap")
-            else:
-                plan.updates.append((entry_id, _clip(update.update_summary, limit)))
+            self._update(plan, update, refs)
         for creation in result.creations:
-            if len(plan.creations) >= self.config.max_creations_per_turn:
-                plan.rejected.append("creation dropped: over the cap")
-                continue
-            kind = creation.entity_type.strip()[:50].title()
-            plan.creations.append((kind, _clip(creation.creation_summary, limit)))
+            self._creation(plan, creation.entity_type, creation.creation_summary)
         return plan
 
-    # -- one job ---------------------------------------------------------------------------------
-    def handle(self, job: Job[ChatTurn]) -> Outcome:
-        """Analyse one claimed turn and write its tasks, in the transaction that finishes it."""
-        turn = job.rows[0]
-        request, refs = self.build_request(turn.id)
-        plan = self.validate(complete_structured(self.chat_model, request, AnalysisResult), refs)
-        with job.finishing() as uow:
-            session = uow.sessions.require(turn.session_id)
-            updates = []
-            for entry_id, summary in plan.updates:
-                entry = uow.entries.get(entry_id)
-                if entry is not None and is_visible(entry, session):
-                    updates.append((entry_id, summary))
+    def validate_batch(
+        self, result: BatchAnalysisResult, refs: dict[str, uuid.UUID], turns: Sequence[ChatTurn]
+    ) -> list[AnalysisPlan]:
+        """One plan per turn the answer covers, from the first turn on without a gap (the rest
+        are analysed again later).  An update may name an entity a creation of an earlier turn
+        of the batch introduced (its new id): it rides on that creation, at its own turn."""
+        answered = {key.strip(): part for key, part in result.turns.items()}
+        plans: list[AnalysisPlan] = []
+        created: dict[str, Creation] = {}
+        for position, turn in enumerate(turns, start=1):
+            part = answered.get(str(position))
+            if part is None:
+                break
+            plan = AnalysisPlan()
+            for ref, new in part.creations.items():
+                made = self._creation(plan, new.entity_type, new.summary)
+                if made is not None:
+                    created[ref.strip().upper()] = made
+            for ref, summary in part.updates.items():
+                later = created.get(ref.strip().upper())
+                if later is not None:
+                    clipped = _clip(summary, self.config.max_summary_chars)
+                    later.followups.append(
+                        {"turn_index": turn.turn_index, "update_summary": clipped}
+                    )
                 else:
-                    plan.rejected.append(
-                        f"update for entry {entry_id} dropped: the entry was deleted or hidden "
-                        f"while the turn was analysed: {_clip(summary, 120)}"
+                    self._update(
+                        plan, EntityUpdate(lore_entry_id=ref, update_summary=summary), refs
                     )
-            for entry_id, summary in updates:
-                uow.session.add(
-                    NoteUpdateTask(
-                        lore_entry_id=entry_id,
-                        session_id=turn.session_id,
-                        update_summary=summary,
-                        turn_index=turn.turn_index,
+            plans.append(plan)
+        return plans
+
+    # -- one job ---------------------------------------------------------------------------------
+    def plans(self, turns: Sequence[ChatTurn]) -> list[AnalysisPlan]:
+        """The plans of the leading turns the LLM answered for (at least the first)."""
+        request, refs = self.build_request([t.id for t in turns])
+        if len(turns) == 1:
+            return [
+                self.validate(complete_structured(self.chat_model, request, AnalysisResult), refs)
+            ]
+        result = complete_structured(self.chat_model, request, BatchAnalysisResult)
+        plans = self.validate_batch(result, refs, turns)
+        if plans:
+            return plans
+        return self.plans(turns[:1])  # the answer skipped the first turn: that one alone
+
+    def handle(self, job: Job[ChatTurn]) -> Outcome:
+        """Analyse the claimed turns and write their tasks, in the transaction that finishes
+        them; turns the answer did not cover go back to the queue."""
+        turns = list(job.rows)
+        plans = self.plans(turns)
+        updates_written = creations_written = rejected = 0
+        with job.finishing() as uow:
+            session = uow.sessions.require(turns[0].session_id)
+            for turn, plan in zip(turns, plans, strict=False):
+                updates = self._visible(uow, session, plan)
+                for entry_id, summary in updates:
+                    uow.session.add(
+                        NoteUpdateTask(
+                            lore_entry_id=entry_id,
+                            session_id=turn.session_id,
+                            update_summary=summary,
+                            turn_index=turn.turn_index,
+                        )
                     )
-                )
-                uow.session.flush()  # created_at order = the analysis's order
-            for entity_type, summary in plan.creations:
-                uow.session.add(
-                    EntityCreationTask(
-                        entity_type=entity_type,
-                        creation_summary=summary,
-                        session_id=turn.session_id,
-                        turn_index=turn.turn_index,
+                    uow.session.flush()  # created_at order = the analysis's order
+                for creation in plan.creations:
+                    uow.session.add(
+                        EntityCreationTask(
+                            entity_type=creation.entity_type,
+                            creation_summary=creation.summary,
+                            session_id=turn.session_id,
+                            turn_index=turn.turn_index,
+                            followups=creation.followups,
+                        )
                     )
-                )
-                uow.session.flush()
-            uow.turns.require(turn.id).processing_errors = "\n".join(plan.rejected) or None
+                    uow.session.flush()
+                uow.turns.require(turn.id).processing_errors = "\n".join(plan.rejected) or None
+                updates_written += len(updates)
+                creations_written += len(plan.creations)
+                rejected += len(plan.rejected)
+            left = [turn.id for turn in turns[len(plans) :]]
+            if left:
+                job.release(uow, left)
         wake: dict[QueueName, int] = {}
-        if updates:
-            wake["note_updates"] = len(updates)
-        if plan.creations:
-            wake["entity_creations"] = len(plan.creations)
+        if updates_written:
+            wake["note_updates"] = updates_written
+        if creations_written:
+            wake["entity_creations"] = creations_written
+        if left:
+            wake["analysis"] = 1
         summary = (
-            f"{len(updates)} updates, {len(plan.creations)} creations, "
-            f"{len(plan.rejected)} rejected"
+            f"{len(plans)} turns: {updates_written} updates, {creations_written} creations, "
+            f"{rejected} rejected" + (f"; {len(left)} turns left for later" if left else "")
         )
         return Outcome(summary, wake)
+
+    def _visible(
+        self, uow: UnitOfWork, session: ChatSession, plan: AnalysisPlan
+    ) -> list[tuple[uuid.UUID, str]]:
+        """The plan's updates whose entry still exists and is visible to the session."""
+        updates = []
+        for entry_id, summary in plan.updates:
+            entry = uow.entries.get(entry_id)
+            if entry is not None and is_visible(entry, session):
+                updates.append((entry_id, summary))
+            else:
+                plan.rejected.append(
+                    f"update for entry {entry_id} dropped: the entry was deleted or hidden "
+                    f"while the turn was analysed: {_clip(summary, 120)}"
+                )
+        return updates

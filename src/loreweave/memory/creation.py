@@ -4,10 +4,15 @@ that committed while this one was in flight, since the check runs inside the wri
 serialised per session, and a session's creations run one at a time in turn order.  A duplicate
 becomes a note update of the existing entry at its turn's place, never a second entity; a new
 entry is ``is_dynamically_generated`` with ``origin_session_id``, and its first vector is
-written in the same transaction."""
+written in the same transaction.
+
+When several creations of a session wait together, one call writes them (``creation.batch``);
+each entry is checked on its own, one whose part is missing or unusable is written alone with
+the spec's prompt, and they are saved in order in one transaction, as if one by one."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from sqlalchemy import select
@@ -15,14 +20,21 @@ from sqlalchemy import select
 from loreweave.db.models import ChatSession, EntityCreationTask, LoreEntry, NoteUpdateTask
 from loreweave.db.repositories import visible_in
 from loreweave.db.uow import UnitOfWork
-from loreweave.llm.schemas import CreatedEntity
+from loreweave.errors import InvalidResponse
+from loreweave.llm.prompts.creation import (
+    CREATION,
+    CREATION_BATCH,
+    BatchCreationResult,
+    CreatedEntity,
+)
 from loreweave.llm.structured import complete_structured
-from loreweave.llm.templates import render
-from loreweave.llm.types import ChatRequest, Matrix, Message
+from loreweave.llm.types import ChatRequest, Matrix
 from loreweave.memory.composite import CompositeDocument, DocumentKey, compose
 from loreweave.memory.ports import Job, Outcome
 from loreweave.memory.task_worker import MemoryWorker
 from loreweave.vectors.keywords import normalise_name
+
+log = logging.getLogger("loreweave.creation")
 
 MAX_TAGS = 20
 
@@ -39,74 +51,125 @@ def find_duplicate(uow: UnitOfWork, session: ChatSession, title: str) -> LoreEnt
 
 class EntityCreationWorker(MemoryWorker):
     def handle(self, job: Job[EntityCreationTask]) -> Outcome:
-        task = job.rows[0]
-        request = ChatRequest(
-            (
-                Message(
-                    "user",
-                    render(
-                        "creation",
-                        entity_type=task.entity_type,
-                        creation_summary=task.creation_summary,
-                    ),
-                ),
-            ),
-            self.llm_config.creation_model,
-            self.llm_config.temperature_creation,
-            prompt="creation",
-        )
-        created = complete_structured(self.chat_model, request, CreatedEntity)
+        tasks = list(job.rows)
+        created = self._write(tasks)
         with self.uow(read_only=True) as uow:
-            world_id = uow.sessions.require(task.session_id).world_id
-        entry_id = uuid.uuid4()
-        key = DocumentKey(entry_id, task.session_id)
-        document = compose(key, world_id, created.content, None, self.vectors.config)
-        matrix = self.vectors.embed([document])
-        return self._save(job, created, entry_id, document, matrix)
+            world_id = uow.sessions.require(tasks[0].session_id).world_id
+        entry_ids = [uuid.uuid4() for _ in tasks]
+        config = self.vectors.config
+        documents = [
+            compose(DocumentKey(entry_id, task.session_id), world_id, made.content, None, config)
+            for entry_id, task, made in zip(entry_ids, tasks, created, strict=True)
+        ]
+        matrix = self.vectors.embed(documents)
+        return self._save(job, created, entry_ids, documents, matrix)
 
+    # -- the LLM --------------------------------------------------------------------------------
+    def _write(self, tasks: list[EntityCreationTask]) -> list[CreatedEntity]:
+        """The new entry of each task: one call for all, and alone those it did not do well."""
+        if len(tasks) == 1:
+            return [self._alone(tasks[0])]
+        request = CREATION_BATCH.request(
+            self.llm_config,
+            creations=[
+                {
+                    "ref": f"C{i}",
+                    "entity_type": task.entity_type,
+                    "creation_summary": task.creation_summary,
+                }
+                for i, task in enumerate(tasks, 1)
+            ],
+            parts=[self._single(task) for task in tasks],
+        )
+        try:
+            answer = complete_structured(self.chat_model, request, BatchCreationResult)
+            parts = {ref.strip().upper(): entry for ref, entry in answer.entries.items()}
+        except InvalidResponse as exc:
+            log.warning("batched creation unusable (%s); writing each entry alone", exc)
+            parts = {}
+        created = []
+        for i, task in enumerate(tasks, 1):
+            part = parts.get(f"C{i}")
+            try:
+                if part is None:
+                    raise ValueError("left out")
+                created.append(CreatedEntity.model_validate(part))
+            except ValueError:  # pydantic's ValidationError is one
+                log.info("batched creation left out or spoiled C%d; alone", i)
+                created.append(self._alone(task))
+        return created
+
+    def _single(self, task: EntityCreationTask) -> ChatRequest:
+        return CREATION.request(
+            self.llm_config,
+            entity_type=task.entity_type,
+            creation_summary=task.creation_summary,
+        )
+
+    def _alone(self, task: EntityCreationTask) -> CreatedEntity:
+        return complete_structured(self.chat_model, self._single(task), CreatedEntity)
+
+    # -- the database ---------------------------------------------------------------------------
     def _save(
         self,
         job: Job[EntityCreationTask],
-        created: CreatedEntity,
-        entry_id: uuid.UUID,
-        document: CompositeDocument,
+        created: list[CreatedEntity],
+        entry_ids: list[uuid.UUID],
+        documents: list[CompositeDocument],
         matrix: Matrix,
     ) -> Outcome:
-        claimed = job.rows[0]
+        """Each task in order, as if alone: a duplicate (also of an entry an earlier task of the
+        batch just created) becomes a note update; the task's followups become the entry's note
+        updates at their turns."""
+        matrices = self.vectors.per_document(documents, matrix)
+        outcomes = []
+        updates = 0
         with job.finishing() as uow:
-            session = uow.sessions.lock(claimed.session_id)  # one creation at a time per session
-            task = uow.session.get_one(EntityCreationTask, claimed.id)
-            duplicate = find_duplicate(uow, session, created.title)
-            if duplicate is not None:
-                # the event joins the entry's note updates at its turn's place (the updates of
-                # this turn and later ones wait for the session's creations up to this turn)
-                uow.session.add(
-                    NoteUpdateTask(
-                        lore_entry_id=duplicate.id,
-                        session_id=claimed.session_id,
-                        update_summary=claimed.creation_summary,
-                        turn_index=claimed.turn_index,
+            session = uow.sessions.lock(job.rows[0].session_id)  # one at a time per session
+            for row, (claimed, made, entry_id) in enumerate(
+                zip(job.rows, created, entry_ids, strict=True)
+            ):
+                task = uow.session.get_one(EntityCreationTask, claimed.id)
+                duplicate = find_duplicate(uow, session, made.title)
+                if duplicate is not None:
+                    # the event joins the entry's note updates at its turn's place (the updates
+                    # of this turn and later ones wait for the session's creations up to it)
+                    events = [(task.turn_index, task.creation_summary)]
+                    task.outcome, task.created_lore_entry_id = "merged", duplicate.id
+                    target = duplicate.id
+                    outcomes.append(f"duplicate of {duplicate.title!r}: merged as a note update")
+                else:
+                    events = []
+                    uow.entries.add(
+                        LoreEntry(
+                            id=entry_id,
+                            world_id=session.world_id,
+                            title=made.title,
+                            entity_type=task.entity_type,
+                            content=made.content,
+                            tags=list(dict.fromkeys(made.tags))[:MAX_TAGS],
+                            aliases=[],
+                            is_dynamically_generated=True,
+                            origin_session_id=task.session_id,
+                            origin_turn_index=task.turn_index,
+                        )
                     )
-                )
-                task.outcome, task.created_lore_entry_id = "merged", duplicate.id
-                outcome = f"duplicate of {duplicate.title!r}: merged as a note update"
-            else:
-                uow.entries.add(
-                    LoreEntry(
-                        id=entry_id,
-                        world_id=session.world_id,
-                        title=created.title,
-                        entity_type=claimed.entity_type,
-                        content=created.content,
-                        tags=list(dict.fromkeys(created.tags))[:MAX_TAGS],
-                        aliases=[],
-                        is_dynamically_generated=True,
-                        origin_session_id=claimed.session_id,
-                        origin_turn_index=claimed.turn_index,
+                    self.vectors.write(uow, [documents[row]], matrices[row])
+                    uow.session.flush()  # the next task of the batch sees it
+                    task.outcome, task.created_lore_entry_id = "created", entry_id
+                    target = entry_id
+                    outcomes.append(f"created {made.title!r}")
+                events += [(f["turn_index"], f["update_summary"]) for f in task.followups]
+                for turn_index, summary in events:
+                    uow.session.add(
+                        NoteUpdateTask(
+                            lore_entry_id=target,
+                            session_id=task.session_id,
+                            update_summary=summary,
+                            turn_index=turn_index,
+                        )
                     )
-                )
-                self.vectors.write(uow, [document], matrix)
-                task.outcome, task.created_lore_entry_id = "created", entry_id
-                outcome = f"created {created.title!r}"
-        # the session's later analyses and note updates waited for this creation
-        return Outcome(outcome, {"note_updates": 1, "analysis": 1})
+                    uow.session.flush()  # created_at order = the events' order
+                updates += len(events)
+        # the session's later analyses and note updates waited for these creations
+        return Outcome("; ".join(outcomes), {"note_updates": max(1, updates), "analysis": 1})

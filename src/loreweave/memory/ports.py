@@ -28,6 +28,10 @@ class VectorWriter(Protocol):
 
     def embed(self, documents: Sequence[CompositeDocument]) -> Matrix: ...
 
+    def per_document(
+        self, documents: Sequence[CompositeDocument], matrix: Matrix | None
+    ) -> list[Matrix]: ...
+
     def write(
         self, uow: UnitOfWork, documents: Sequence[CompositeDocument], matrix: Matrix
     ) -> None: ...
@@ -48,6 +52,10 @@ class Job(Protocol, Generic[R]):
     def attempt(self) -> int: ...
 
     def finishing(self) -> AbstractContextManager[UnitOfWork]: ...
+
+    def release(self, uow: UnitOfWork, ids: Sequence[uuid.UUID]) -> None:
+        """Inside ``finishing()``: give these rows back to the queue untried."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,13 @@
 events of one (session, entry) key into ONE rewrite call, then — in one transaction — save the
 note (version + 1, with a revision of the previous text), mark the events done, and write the
 composite document's new vector.  The save is a compare-and-set on the note version that was
-read.  On any failure the previous note stays."""
+read.  On any failure the previous note stays.
+
+When several entities of a session wait together, one call rewrites their notes
+(``rewrite.batch``, answered as JSON); each note is checked on its own, and an entity whose part
+is missing or unusable is rewritten alone with the spec's prompt.  The notes are saved in one
+transaction.  The prompt asks for notes of about ``note_target_words`` words, so a long session
+does not make every rewrite longer and dearer."""
 
 from __future__ import annotations
 
@@ -10,20 +16,23 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from loreweave.config import LLMConfig
 from loreweave.db.models import NoteUpdateTask
 from loreweave.errors import ConcurrentChange, InvalidResponse
-from loreweave.llm.templates import render
-from loreweave.llm.types import ChatRequest, Matrix, Message
+from loreweave.llm.prompts.rewrite import REWRITE, REWRITE_BATCH, BatchRewriteResult
+from loreweave.llm.structured import complete_structured
+from loreweave.llm.types import ChatModel, ChatRequest, Matrix
 from loreweave.memory.composite import CompositeDocument, DocumentKey, compose
-from loreweave.memory.ports import Job, Outcome
+from loreweave.memory.ports import Job, Outcome, UnitOfWorkFactory, VectorWriter
 from loreweave.memory.task_worker import MemoryWorker
 
 log = logging.getLogger("loreweave.rewrite")
 
 ECHOED_LABELS = ("New Session Note:", "Session Note:")
 MIN_RUNAWAY_LIMIT = 4_000
-CAS_ATTEMPTS = 3  # rewrites of one job when the note keeps changing under it
+CAS_ATTEMPTS = 3  # rewrites of one job when a note keeps changing under it
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,14 @@ class Batch:
             max(t.turn_index for t in tasks),
         )
 
+    @classmethod
+    def per_key(cls, tasks: Sequence[NoteUpdateTask]) -> list[Batch]:
+        """The claimed tasks grouped by entry, keys in the order they were claimed."""
+        keys: dict[uuid.UUID, list[NoteUpdateTask]] = {}
+        for task in tasks:
+            keys.setdefault(task.lore_entry_id, []).append(task)
+        return [cls.of(key_tasks) for key_tasks in keys.values()]
+
     def describe(self) -> str:
         return f"key=({self.session_id}, {self.lore_entry_id}) events={len(self.task_ids)}"
 
@@ -65,95 +82,159 @@ def clean_rewrite(text: str, *, before: str, lore: str, events: list[str]) -> st
 
 
 class _NoteChanged(Exception):
-    """The note is no longer the version the rewrite read."""
+    """A note is no longer the version the rewrite read."""
 
 
 @dataclass(frozen=True)
 class NoteRead:
     """What a rewrite is based on: the note version it read (0: no note yet)."""
 
+    batch: Batch
     version: int
     before: str
     lore: str
+    title: str
+    entity_type: str
     world_id: uuid.UUID
-    prompt: str
+
+    def context(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "entity_type": self.entity_type,
+            "lore_entry_content": self.lore,
+            "current_session_note": self.before,
+            "events": self.batch.events,
+        }
+
+    def clean(self, text: str) -> str:
+        return clean_rewrite(text, before=self.before, lore=self.lore, events=self.batch.events)
 
 
 class NoteRewriteWorker(MemoryWorker):
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        chat_model: ChatModel,
+        vectors: VectorWriter,
+        llm_config: LLMConfig,
+        target_words: int | None = None,
+    ) -> None:
+        super().__init__(uow, chat_model, vectors, llm_config)
+        self.target_words = target_words
+
     def handle(self, job: Job[NoteUpdateTask]) -> Outcome:
-        """Fold the claimed events of one key into one rewrite, saved only over the note version
-        it read: when the note changed meanwhile (a rollback, a person's edit), read again and
-        rewrite again, so such a change is never silently undone."""
-        batch = Batch.of(job.rows)
+        """Fold the claimed events of each key into its new note — one call for all the keys —
+        saved only over the note versions it read: when a note changed meanwhile (a rollback, a
+        person's edit), read again and rewrite again, so such a change is never silently
+        undone."""
+        batches = Batch.per_key(job.rows)
         for _ in range(CAS_ATTEMPTS):
-            read = self._read(batch)
-            reply = self.chat_model.complete(
-                ChatRequest(
-                    (Message("user", read.prompt),),
-                    self.llm_config.rewrite_model,
-                    self.llm_config.temperature_rewrite,
-                    prompt="rewrite",
+            reads = [self._read(batch) for batch in batches]
+            notes = self._rewrite(reads)
+            documents = [
+                compose(
+                    DocumentKey(read.batch.lore_entry_id, read.batch.session_id),
+                    read.world_id,
+                    read.lore,
+                    note,
+                    self.vectors.config,
                 )
-            )
-            new_note = clean_rewrite(
-                reply.text, before=read.before, lore=read.lore, events=batch.events
-            )
-            key = DocumentKey(batch.lore_entry_id, batch.session_id)
-            document = compose(key, read.world_id, read.lore, new_note, self.vectors.config)
-            matrix = self.vectors.embed([document])
+                for read, note in zip(reads, notes, strict=True)
+            ]
+            matrix = self.vectors.embed(documents)
             try:
-                version = self._save(job, batch, read, new_note, document, matrix)
+                versions = self._save(job, reads, notes, documents, matrix)
             except _NoteChanged:
-                log.info("note of %s changed during its rewrite; rewriting", batch.describe())
+                log.info("a note of %s changed during its rewrite; rewriting", job.rows[0].id)
                 continue
-            return Outcome(f"note version {version}")
+            if len(versions) == 1:
+                return Outcome(f"note version {versions[0]}")
+            return Outcome(f"{len(versions)} notes, versions {versions}")
         raise ConcurrentChange(
-            f"the note changed during each of {CAS_ATTEMPTS} rewrites; trying again later"
+            f"a note changed during each of {CAS_ATTEMPTS} rewrites; trying again later"
         )
 
+    # -- the LLM --------------------------------------------------------------------------------
+    def _rewrite(self, reads: list[NoteRead]) -> list[str]:
+        """The new note of each read: one call for all, and alone those it did not do well."""
+        if len(reads) == 1:
+            return [self._alone(reads[0])]
+        request = REWRITE_BATCH.request(
+            self.llm_config,
+            entities=[{"ref": f"E{i}", **read.context()} for i, read in enumerate(reads, 1)],
+            target_words=self.target_words,
+            parts=[self._single(read) for read in reads],
+        )
+        try:
+            answer = complete_structured(self.chat_model, request, BatchRewriteResult)
+            parts = {ref.strip().upper(): note for ref, note in answer.notes.items()}
+        except InvalidResponse as exc:
+            log.warning("batched rewrite unusable (%s); rewriting each note alone", exc)
+            parts = {}
+        notes = []
+        for i, read in enumerate(reads, 1):
+            try:
+                notes.append(read.clean(parts[f"E{i}"]))
+            except (KeyError, InvalidResponse):
+                log.info("batched rewrite left out or spoiled %s; alone", read.batch.describe())
+                notes.append(self._alone(read))
+        return notes
+
+    def _single(self, read: NoteRead) -> ChatRequest:
+        return REWRITE.request(self.llm_config, **read.context(), target_words=self.target_words)
+
+    def _alone(self, read: NoteRead) -> str:
+        return read.clean(self.chat_model.complete(self._single(read)).text)
+
+    # -- the database ---------------------------------------------------------------------------
     def _read(self, batch: Batch) -> NoteRead:
         with self.uow(read_only=True) as uow:
             entry = uow.entries.require(batch.lore_entry_id)
             note = uow.notes.for_entry(batch.session_id, entry.id)
-            before = note.note_content if note else ""
-            prompt = render(
-                "rewrite",
-                title=entry.title,
-                entity_type=entry.entity_type,
-                lore_entry_content=entry.content,
-                current_session_note=before,
-                events=batch.events,
-            )
             return NoteRead(
-                note.version if note else 0, before, entry.content, entry.world_id, prompt
+                batch,
+                note.version if note else 0,
+                note.note_content if note else "",
+                entry.content,
+                entry.title,
+                entry.entity_type,
+                entry.world_id,
             )
 
     def _save(
         self,
         job: Job[NoteUpdateTask],
-        batch: Batch,
-        read: NoteRead,
-        new_note: str,
-        document: CompositeDocument,
+        reads: list[NoteRead],
+        notes: list[str],
+        documents: list[CompositeDocument],
         matrix: Matrix,
-    ) -> int:
-        """Save the note, its revision, the events' done status and the composite vector in one
-        transaction — or raise _NoteChanged (nothing saved) if the note is not the version read."""
-        resync = False
+    ) -> list[int]:
+        """Save the notes, their revisions, the events' done status and the composite vectors in
+        one transaction — or raise _NoteChanged (nothing saved) if a note is not the version
+        read."""
+        matrices = self.vectors.per_document(documents, matrix)
+        resync: list[NoteRead] = []
+        versions = []
         with job.finishing() as uow:
-            current = uow.notes.for_entry(batch.session_id, batch.lore_entry_id, lock=True)
-            if (current.version if current else 0) != read.version:
-                raise _NoteChanged
-            last_turn = max(batch.last_turn, (current.last_updated_turn or 0) if current else 0)
-            note = uow.notes.write(batch.session_id, batch.lore_entry_id, new_note, turn=last_turn)
-            for task_id in batch.task_ids:
-                uow.session.get_one(NoteUpdateTask, task_id).applied_version = note.version
-            entry = uow.entries.require(batch.lore_entry_id)
-            if entry.content == read.lore:
-                self.vectors.write(uow, [document], matrix)
-            else:
-                resync = True  # the lore was edited meanwhile: embed what is true now
-            version = note.version
-        if resync:
-            self.vectors.sync_entry(batch.lore_entry_id, batch.session_id)
-        return version
+            for row, (read, new_note, document) in enumerate(
+                zip(reads, notes, documents, strict=True)
+            ):
+                batch = read.batch
+                current = uow.notes.for_entry(batch.session_id, batch.lore_entry_id, lock=True)
+                if (current.version if current else 0) != read.version:
+                    raise _NoteChanged
+                last_turn = max(batch.last_turn, (current.last_updated_turn or 0) if current else 0)
+                note = uow.notes.write(
+                    batch.session_id, batch.lore_entry_id, new_note, turn=last_turn
+                )
+                for task_id in batch.task_ids:
+                    uow.session.get_one(NoteUpdateTask, task_id).applied_version = note.version
+                entry = uow.entries.require(batch.lore_entry_id)
+                if entry.content == read.lore:
+                    self.vectors.write(uow, [document], matrices[row])
+                else:
+                    resync.append(read)  # the lore was edited meanwhile: embed what is true now
+                versions.append(note.version)
+        for read in resync:
+            self.vectors.sync_entry(read.batch.lore_entry_id, read.batch.session_id)
+        return versions

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from loreweave.db.models import (
+    UNFINISHED,
     ChatSession,
     ChatTurn,
     EntityCreationTask,
@@ -124,6 +125,17 @@ class TranscriptService:
                 continue
             key_tasks = [t for t in tasks if t.lore_entry_id == note.lore_entry_id]
             self._revert_note(uow, note, key_tasks, cut, report)
+        for creation in db.scalars(
+            select(EntityCreationTask).where(
+                EntityCreationTask.session_id == session_id,
+                EntityCreationTask.turn_index < cut,
+                EntityCreationTask.status.in_(UNFINISHED),
+            )
+        ):
+            kept = [f for f in creation.followups if f["turn_index"] < cut]
+            if len(kept) != len(creation.followups):  # a batched analysis's later turns
+                creation.followups = kept
+                report.jobs_cancelled += 1
         for model in (NoteUpdateTask, EntityCreationTask):
             removed = db.execute(
                 delete(model)
@@ -356,6 +368,7 @@ class _Copy:
             ChatSession(
                 world_id=original.world_id,
                 title=title or f"{original.title or 'session'} (fork at turn {cut - 1})",
+                last_turn_at=utcnow(),  # a fork is played now
             )
         )
         self.entry_map: dict[uuid.UUID, uuid.UUID] = {}
@@ -447,6 +460,7 @@ class _Copy:
                     creation_summary=task.creation_summary,
                     created_lore_entry_id=self._entry(task.created_lore_entry_id),
                     outcome=task.outcome,
+                    followups=[f for f in task.followups if f["turn_index"] < self.cut],
                     **self._job_state(task),
                 )
             )

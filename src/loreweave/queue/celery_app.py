@@ -1,12 +1,15 @@
 """The Celery backend: Redis carries "queue X has work" messages; the task rows stay the truth.
 
-One Celery queue per kind (``analysis``, ``note_updates``, ``entity_creations``); each message
-runs the same job code as the local backend — claim from the database, process, repeat while
-work is ready — so a lost or duplicated message is harmless.  ``loreweave worker --backend celery``
-starts one Celery worker per queue (its concurrency from ``concurrent_workers``) and runs the
-sweeper, which re-announces ready work, e.g. once Redis is back after an outage.
+One Celery queue per kind (``analysis``, ``note_updates``, ``entity_creations``); a message
+says "there is work" and runs the same job code as the local backend — claim the most important
+ready job from the database (the pipeline's priority policy, across every queue), process it,
+repeat while work is ready — so a lost or duplicated message is harmless.  ``loreweave worker
+--backend celery`` starts one Celery worker on all three queues with ``calls_in_flight``
+concurrency and runs the sweeper, which re-announces ready work, e.g. once Redis is back after
+an outage.
 
-Also usable directly: ``celery -A loreweave.queue.celery_app worker -Q note_updates -c 2``.
+Also usable directly: ``celery -A loreweave.queue.celery_app worker -Q
+analysis,note_updates,entity_creations -c 4``.
 """
 
 from __future__ import annotations
@@ -74,14 +77,14 @@ def container() -> Loreweave:
 
 
 def run_queue(queue: str, max_jobs: int = MAX_JOBS_PER_MESSAGE) -> int:
-    """The one Celery task: run jobs of ``queue`` while some are ready (at most ``max_jobs``)."""
-    known: dict[str, QueueName] = {name: name for name in QUEUES}
-    if queue not in known:
+    """The one Celery task: ``queue`` has work; run the most important ready jobs (of any
+    queue: the priority policy decides) while some are ready, at most ``max_jobs``."""
+    if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
-    runner = container().pipeline.runner(known[queue])
-    worker_id = f"celery:{socket.gethostname()}:{os.getpid()}:{queue}"
+    pipeline = container().pipeline
+    worker_id = f"celery:{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
     done = 0
-    while done < max_jobs and runner(worker_id):
+    while done < max_jobs and pipeline.run_next(worker_id):
         done += 1
     return done
 

@@ -52,6 +52,11 @@ class ClaimedJob:
             yield uow
             uow.commit()
 
+    def release(self, uow: UnitOfWork, ids: Sequence[uuid.UUID]) -> None:
+        """Inside :meth:`finishing`: hand these rows back to the queue, untried (pending now,
+        no failed attempt counted): the call that covered them could not finish them."""
+        jobs.release([uow.session.get_one(self.kind.model, i) for i in ids])
+
     def describe(self) -> str:
         first = self.rows[0]
         ids = ",".join(str(i)[:8] for i in self.ids)
@@ -73,30 +78,36 @@ class JobExecutor:
         self.config = config
         self.notifier = notifier
 
-    def claim(self, worker_id: str) -> ClaimedJob | None:
+    def claim(self, worker_id: str, tier: jobs.Tier = jobs.ANY_SESSION) -> ClaimedJob | None:
         with self.uow() as uow:
-            rows = jobs.claim(uow.session, self.kind, worker_id, self.config)
+            rows = jobs.claim(uow.session, self.kind, worker_id, self.config, tier)
             uow.commit()
         return ClaimedJob(self.kind, rows, worker_id, self.uow) if rows else None
 
     def run_once(self, worker_id: str) -> bool:
-        """Claim and process one job.  Returns False when none was ready."""
+        """Claim and process one job of this kind, whatever its session.  False when none
+        was ready."""
         job = self.claim(worker_id)
         if job is None:
             return False
+        self.run(job)
+        return True
+
+    def run(self, job: ClaimedJob) -> None:
+        """Process a claimed job and record its outcome."""
         started = time.perf_counter()
         try:
             outcome = self.handler(job)
         except LeaseLost as exc:
             log.warning("%s; its result is discarded", exc)
-            return True
+            return
         except LoreweaveError as exc:
             self.record_failure(job, exc, retriable=not jobs.is_final(exc))
-            return True
+            return
         except Exception as exc:  # a crash is a failed attempt too: poison work must end
             log.exception("%s %s crashed", self.kind.label, job.describe())
             self.record_failure(job, exc, retriable=True)
-            return True
+            return
         log.info(
             "%s %s: %s in %.2fs",
             self.kind.label,
@@ -107,16 +118,22 @@ class JobExecutor:
         self.notifier.notify(self.kind.name)  # the key's next job may be ready now
         for queue, count in outcome.wake.items():
             self.notifier.notify(queue, count)
-        return True
 
     def record_failure(self, job: ClaimedJob, exc: BaseException, *, retriable: bool) -> None:
-        """Back to pending with back-off, or failed for good; only while the job is ours."""
+        """Back to pending with back-off, or failed for good; only while the job is ours.  In a
+        batch the failure is the first job's (with the events folded with it); the batch's
+        other jobs go back untried, and wait behind it where their order says so."""
         error = str(exc) or type(exc).__name__
+        first = job.rows[0]
+        failing = [row.id for row in job.rows if self.kind.same_key(first, row)]
         with self.uow() as uow:
             if not jobs.still_owned(uow.session, self.kind, job.ids, job.worker_id):
                 return
-            rows = [uow.session.get_one(self.kind.model, i) for i in job.ids]
+            rows = [uow.session.get_one(self.kind.model, i) for i in failing]
             final = jobs.fail(rows, error, retriable=retriable, config=self.config)
+            jobs.release(
+                [uow.session.get_one(self.kind.model, i) for i in job.ids if i not in failing]
+            )
             uow.commit()
         log.warning(
             "%s %s failed%s: %s",

@@ -11,7 +11,8 @@ Order is kept per key, and a ``failed`` job blocks its key like an unfinished on
 - analysis: turns of a session in turn order, and after the creations of its earlier turns
   (the analysis must see the entities they created, and a creation merged as a duplicate
   becomes a note update that must come before the next turn's updates);
-- note updates: per (session, entry) in (turn, creation) order;
+- note updates: per (session, entry) in (turn, creation) order, and after the session's
+  creations of earlier turns (one merged as a duplicate becomes an earlier event);
 - entity creations: per session in (turn, creation) order.
 
 Candidates are read in ``next_attempt_at`` order along the claim index and checked against
@@ -27,12 +28,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    exists,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from loreweave.config import QueueConfig, Settings
 from loreweave.db.models import (
     UNFINISHED,
+    ChatSession,
     ChatTurn,
     EntityCreationTask,
     NoteUpdateTask,
@@ -68,7 +81,25 @@ class JobRow(Protocol):
     created_at: datetime
 
 
-Candidates = Callable[[Session, datetime, int], list[Any]]
+@dataclass(frozen=True)
+class Tier:
+    """Which sessions a claim serves: those played now (a turn since ``since``) or the others;
+    ``since`` None serves every session."""
+
+    live: bool
+    since: datetime | None = None
+
+    def where(self, model: Any) -> ColumnElement[bool]:
+        if self.since is None:
+            return true()
+        played = select(ChatSession.id).where(ChatSession.last_turn_at >= self.since)
+        column: ColumnElement[Any] = model.session_id
+        return column.in_(played) if self.live else column.not_in(played)
+
+
+ANY_SESSION = Tier(live=True)
+
+Candidates = Callable[[Session, datetime, Any, Tier], list[Any]]
 
 
 @dataclass(frozen=True)
@@ -80,6 +111,9 @@ class JobKind:
     label: str  # for messages: "note update task"
     candidates: Candidates  # ready rows, heads of their keys, locked where it matters
     settings: Callable[[Settings], QueueConfig]
+    # which rows of a failed call share the failure of its first: the events of one entry
+    # folded into one rewrite do; another turn, entity or creation of a batch goes back untried
+    same_key: Callable[[Any, Any], bool] = lambda first, row: row.id == first.id
 
 
 def _locking(db: Session, query: Select[T], model: Any) -> Select[T]:
@@ -90,6 +124,10 @@ def _locking(db: Session, query: Select[T], model: Any) -> Select[T]:
 
 def _ready(model: Any, now: datetime) -> ColumnElement[bool]:
     return and_(model.status == TaskStatus.PENDING.value, model.next_attempt_at <= now)
+
+
+def _is_ready(row: Any, now: datetime) -> bool:
+    return bool(row.status == TaskStatus.PENDING.value and row.next_attempt_at <= now)
 
 
 def _earlier_creations_unfinished() -> ColumnElement[bool]:
@@ -103,12 +141,19 @@ def _earlier_creations_unfinished() -> ColumnElement[bool]:
 
 
 # -- the candidates of each kind ------------------------------------------------------------------
-def _analysis_candidates(db: Session, now: datetime, limit: int) -> list[ChatTurn]:
+# Each kind finds the head of one key (the oldest ready job that nothing earlier of its key waits
+# for), then — batching, only when work waits — the ready jobs that may share its LLM call.
+def _analysis_candidates(
+    db: Session, now: datetime, config: QueueConfig, tier: Tier
+) -> list[ChatTurn]:
+    """The earliest unfinished turn of a session, and the session's next consecutive turns
+    while they are ready (one analysis call covers them)."""
     earlier = aliased(ChatTurn)
     query = (
         select(ChatTurn)
         .where(
             _ready(ChatTurn, now),
+            tier.where(ChatTurn),
             ~exists().where(
                 earlier.session_id == ChatTurn.session_id,
                 earlier.processing_status.in_(UNFINISHED),
@@ -119,7 +164,22 @@ def _analysis_candidates(db: Session, now: datetime, limit: int) -> list[ChatTur
         .order_by(ChatTurn.next_attempt_at)
         .limit(1)
     )
-    return list(db.scalars(_locking(db, query, ChatTurn)))
+    head = db.scalars(_locking(db, query, ChatTurn)).first()
+    if head is None:
+        return []
+    batch = [head]
+    if config.batch_size > 1:
+        followers = (
+            select(ChatTurn)
+            .where(ChatTurn.session_id == head.session_id, ChatTurn.turn_index > head.turn_index)
+            .order_by(ChatTurn.turn_index)
+            .limit(config.batch_size - 1)
+        )
+        for turn in db.scalars(_locking(db, followers, ChatTurn)):
+            if not _is_ready(turn, now) or turn.turn_index != batch[-1].turn_index + 1:
+                break
+            batch.append(turn)
+    return batch
 
 
 def _same_key(other: Any) -> ColumnElement[bool]:
@@ -136,26 +196,37 @@ def _earlier(other: Any, model: Any) -> ColumnElement[bool]:
     )
 
 
-def _note_candidates(db: Session, now: datetime, limit: int) -> list[NoteUpdateTask]:
-    """The head of one (session, entry) key, and the key's next events while they are ready:
-    one rewrite folds them (coalescing), in order."""
+def _note_heads() -> Select[NoteUpdateTask]:
+    """Note tasks that head their (session, entry) key, with no rewrite of the key running and
+    no creation of an earlier turn of the session unfinished (merged as a duplicate, it becomes
+    an earlier event of some entry; a batched analysis writes later turns' updates before)."""
     other = aliased(NoteUpdateTask)
-    head_query = (
-        select(NoteUpdateTask)
-        .where(
-            _ready(NoteUpdateTask, now),
-            ~exists().where(
-                _same_key(other), other.status.in_(UNFINISHED), _earlier(other, NoteUpdateTask)
-            ),
-            ~exists().where(_same_key(other), other.status == TaskStatus.PROCESSING.value),
-        )
-        .order_by(NoteUpdateTask.next_attempt_at)
-        .limit(1)
+    creation = aliased(EntityCreationTask)
+    return select(NoteUpdateTask).where(
+        ~exists().where(
+            _same_key(other), other.status.in_(UNFINISHED), _earlier(other, NoteUpdateTask)
+        ),
+        ~exists().where(_same_key(other), other.status == TaskStatus.PROCESSING.value),
+        ~exists().where(
+            creation.session_id == NoteUpdateTask.session_id,
+            creation.status.in_(UNFINISHED),
+            creation.turn_index < NoteUpdateTask.turn_index,
+        ),
     )
-    head = db.scalars(_locking(db, head_query, NoteUpdateTask)).first()
-    if head is None:
-        return []
-    batch = [head]
+
+
+def _key_events(
+    db: Session, head: NoteUpdateTask, now: datetime, limit: int
+) -> list[NoteUpdateTask]:
+    """The head and its key's next events while they are ready, and while no unfinished
+    creation of the session comes before them: one rewrite folds them."""
+    events = [head]
+    first_creation = db.scalar(
+        select(func.min(EntityCreationTask.turn_index)).where(
+            EntityCreationTask.session_id == head.session_id,
+            EntityCreationTask.status.in_(UNFINISHED),
+        )
+    )
     if limit > 1:
         followers = (
             select(NoteUpdateTask)
@@ -169,18 +240,57 @@ def _note_candidates(db: Session, now: datetime, limit: int) -> list[NoteUpdateT
             .limit(limit - 1)
         )
         for task in db.scalars(_locking(db, followers, NoteUpdateTask)):
-            if task.status != TaskStatus.PENDING.value or task.next_attempt_at > now:
+            if not _is_ready(task, now) or (
+                first_creation is not None and task.turn_index > first_creation
+            ):
                 break  # a later event never overtakes one that waits, backs off or failed
-            batch.append(task)
+            events.append(task)
+    return events
+
+
+def _note_candidates(
+    db: Session, now: datetime, config: QueueConfig, tier: Tier
+) -> list[NoteUpdateTask]:
+    """The head of one (session, entry) key with its ready events; then the heads of the same
+    session's other keys that are ready too, with theirs (one call rewrites those notes)."""
+    query = (
+        _note_heads()
+        .where(_ready(NoteUpdateTask, now), tier.where(NoteUpdateTask))
+        .order_by(NoteUpdateTask.next_attempt_at)
+        .limit(1)
+    )
+    head = db.scalars(_locking(db, query, NoteUpdateTask)).first()
+    if head is None:
+        return []
+    batch = _key_events(db, head, now, config.batch_size)
+    entities = getattr(config, "entities_per_call", 1)
+    if entities > 1:
+        others = (
+            _note_heads()
+            .where(
+                _ready(NoteUpdateTask, now),
+                NoteUpdateTask.session_id == head.session_id,
+                NoteUpdateTask.lore_entry_id != head.lore_entry_id,
+            )
+            .order_by(NoteUpdateTask.turn_index, NoteUpdateTask.created_at)
+            .limit(entities - 1)
+        )
+        for other in db.scalars(_locking(db, others, NoteUpdateTask)).all():
+            batch.extend(_key_events(db, other, now, config.batch_size))
     return batch
 
 
-def _creation_candidates(db: Session, now: datetime, limit: int) -> list[EntityCreationTask]:
+def _creation_candidates(
+    db: Session, now: datetime, config: QueueConfig, tier: Tier
+) -> list[EntityCreationTask]:
+    """A session's earliest unfinished creation, and its next ones while they are ready (one
+    call writes them; they are still saved one by one, in order)."""
     other = aliased(EntityCreationTask)
     query = (
         select(EntityCreationTask)
         .where(
             _ready(EntityCreationTask, now),
+            tier.where(EntityCreationTask),
             ~exists().where(
                 other.session_id == EntityCreationTask.session_id,
                 other.status.in_(UNFINISHED),
@@ -190,7 +300,26 @@ def _creation_candidates(db: Session, now: datetime, limit: int) -> list[EntityC
         .order_by(EntityCreationTask.next_attempt_at)
         .limit(1)
     )
-    return list(db.scalars(_locking(db, query, EntityCreationTask)))
+    head = db.scalars(_locking(db, query, EntityCreationTask)).first()
+    if head is None:
+        return []
+    batch = [head]
+    if config.batch_size > 1:
+        followers = (
+            select(EntityCreationTask)
+            .where(
+                EntityCreationTask.session_id == head.session_id,
+                EntityCreationTask.status.in_(UNFINISHED),
+                EntityCreationTask.id != head.id,
+            )
+            .order_by(EntityCreationTask.turn_index, EntityCreationTask.created_at)
+            .limit(config.batch_size - 1)
+        )
+        for task in db.scalars(_locking(db, followers, EntityCreationTask)):
+            if not _is_ready(task, now):
+                break
+            batch.append(task)
+    return batch
 
 
 def _queues(settings: Settings) -> Any:
@@ -211,6 +340,7 @@ KINDS: dict[QueueName, JobKind] = {
         "note update task",
         _note_candidates,
         lambda s: _queues(s).note_update_queue,
+        lambda first, row: row.lore_entry_id == first.lore_entry_id,
     ),
     "entity_creations": JobKind(
         "entity_creations",
@@ -231,10 +361,13 @@ def kind_of(name: str) -> JobKind:
 
 
 # -- the life-cycle -------------------------------------------------------------------------------
-def claim(db: Session, kind: JobKind, worker_id: str, config: QueueConfig) -> list[Any]:
-    """Lease the next ready job(s) of ``kind`` to ``worker_id``; [] when none is ready."""
+def claim(
+    db: Session, kind: JobKind, worker_id: str, config: QueueConfig, tier: Tier = ANY_SESSION
+) -> list[Any]:
+    """Lease the next ready job(s) of ``kind`` in ``tier``'s sessions to ``worker_id``; []
+    when none is ready."""
     now = utcnow()
-    rows = kind.candidates(db, now, config.batch_size)
+    rows = kind.candidates(db, now, config, tier)
     for row in rows:
         row.status = TaskStatus.PROCESSING.value
         row.worker_id = worker_id
@@ -264,6 +397,16 @@ def complete(rows: Sequence[JobRow]) -> None:
         row.worker_id = None
         row.locked_until = None
         row.error_message = None
+
+
+def release(rows: Sequence[JobRow]) -> None:
+    """Back to pending now, as if never claimed (no attempt counted)."""
+    for row in rows:
+        row.status = TaskStatus.PENDING.value
+        row.processed_at = None
+        row.worker_id = None
+        row.locked_until = None
+        row.next_attempt_at = utcnow()
 
 
 def is_final(exc: BaseException) -> bool:

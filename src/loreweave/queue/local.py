@@ -1,8 +1,9 @@
 """The in-process backend: worker threads inside ``loreweave serve`` or ``loreweave worker``.
 
-``concurrent_workers`` threads per queue (``dual_queue_config.<queue>.concurrent_workers``) loop
-claim → process; an idle thread waits for a notice or ``poll_interval``; a sweeper thread
-re-queues expired leases every ``sweep_interval``.  Works on SQLite and PostgreSQL.
+One pool of ``provider_config.calls_in_flight`` threads serves every queue: each loops
+"claim the most important ready job (the pipeline's priority policy), process it"; an idle
+thread waits for a notice or ``poll_interval``; a sweeper thread re-queues expired leases every
+``sweep_interval``.  Works on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ import socket
 import threading
 
 from loreweave.config import Settings
-from loreweave.queue.notify import EventNotifier, QueueName
+from loreweave.queue.notify import EventNotifier
 from loreweave.queue.pipeline import Pipeline
 
 log = logging.getLogger("loreweave.queue")
 
 
-def worker_name(queue: str, index: int) -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{queue}-{index}"
+def worker_name(index: int) -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:worker-{index}"
 
 
 class LocalWorkers:
@@ -31,47 +32,44 @@ class LocalWorkers:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def counts(self) -> dict[QueueName, int]:
-        return self.pipeline.worker_counts()
+    def counts(self) -> dict[str, int]:
+        return {"pool": self.pipeline.pool_size()}
 
     def start(self) -> None:
-        for queue, count in self.counts().items():
-            for index in range(count):
-                thread = threading.Thread(
-                    target=self._work,
-                    args=(queue, worker_name(queue, index)),
-                    daemon=True,
-                    name=f"loreweave-{queue}-{index}",
-                )
-                self._threads.append(thread)
+        for index in range(self.pipeline.pool_size()):
+            thread = threading.Thread(
+                target=self._work,
+                args=(worker_name(index),),
+                daemon=True,
+                name=f"loreweave-worker-{index}",
+            )
+            self._threads.append(thread)
         self._threads.append(
             threading.Thread(target=self._sweep, daemon=True, name="loreweave-sweeper")
         )
         for thread in self._threads:
             thread.start()
-        log.info("local workers started: %s", self.counts())
+        log.info("local workers started: %d", self.pipeline.pool_size())
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
-        for event in self.notifier.events.values():
-            event.set()
+        self.notifier.wake.set()
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
 
-    def _work(self, queue: QueueName, worker_id: str) -> None:
-        run = self.pipeline.runner(queue)
-        event = self.notifier.events[queue]
+    def _work(self, worker_id: str) -> None:
+        wake = self.notifier.wake
         poll = self.settings.pipeline_config.poll_interval
         while not self._stop.is_set():
             try:
-                busy = run(worker_id)
+                busy = self.pipeline.run_next(worker_id)
             except Exception:  # a bug or the database gone: log, wait, go on
                 log.exception("worker %s crashed on a job; continuing", worker_id)
                 busy = False
             if not busy:
-                event.wait(poll)
-                event.clear()
+                wake.wait(poll)
+                wake.clear()
 
     def _sweep(self) -> None:
         interval = self.settings.pipeline_config.sweep_interval

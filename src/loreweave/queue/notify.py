@@ -23,10 +23,10 @@ class NullNotifier:
 
 
 class EventNotifier:
-    """In-process: wakes the local worker threads of a queue."""
+    """In-process: wakes the local worker threads (one pool serves every queue)."""
 
     def __init__(self) -> None:
-        self.events: dict[QueueName, threading.Event] = {q: threading.Event() for q in QUEUES}
+        self.wake = threading.Event()
 
     def notify(self, queue: QueueName, count: int = 1) -> None:
-        self.events[queue].set()  # wakes every idle thread of the queue
+        self.wake.set()  # wakes every idle thread of the pool

@@ -15,7 +15,6 @@ from rich.console import Console
 
 from loreweave.bootstrap import build
 from loreweave.config import Settings
-from loreweave.queue.jobs import KINDS
 from loreweave.queue.notify import QUEUES
 
 log = logging.getLogger("loreweave.queue")
@@ -64,30 +63,26 @@ def run_workers(settings: Settings, console: Console, config_file: Path | None =
 def _start_celery_workers(
     settings: Settings, config_file: Path | None
 ) -> list[subprocess.Popen[bytes]]:
-    """One Celery worker per queue, with that queue's concurrency."""
+    """One Celery worker on every queue, one process per LLM call in flight."""
     env = dict(os.environ)
     if config_file is not None:
         env["LOREWEAVE_CONFIG"] = str(config_file)
-    concurrency = {name: kind.settings(settings).concurrent_workers for name, kind in KINDS.items()}
-    children = []
-    for queue, count in concurrency.items():
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "loreweave.queue.celery_app",
-            "worker",
-            "-Q",
-            queue,
-            "-c",
-            str(count),
-            "-n",
-            f"{queue}@%h",
-            "--loglevel",
-            settings.log_level,
-            "--without-gossip",
-            "--without-mingle",
-        ]
-        children.append(subprocess.Popen(command, env=env))  # noqa: S603 - our own interpreter
-    return children
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "loreweave.queue.celery_app",
+        "worker",
+        "-Q",
+        ",".join(QUEUES),
+        "-c",
+        str(settings.provider_config.calls_in_flight),
+        "-n",
+        "loreweave@%h",
+        "--loglevel",
+        settings.log_level,
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    return [subprocess.Popen(command, env=env)]  # noqa: S603 - our own interpreter

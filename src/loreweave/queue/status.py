@@ -16,12 +16,22 @@ from loreweave.queue import jobs
 FAILED_SHOWN = 50
 
 
-def _queue_figures(db: Session, kind: jobs.JobKind) -> dict[str, Any]:
+def _queue_figures(db: Session, kind: jobs.JobKind, live: jobs.Tier | None) -> dict[str, Any]:
     model = kind.model
     now = utcnow()
     counts = {s.value: 0 for s in TaskStatus}
     for value, count in db.execute(select(model.status, func.count()).group_by(model.status)):
         counts[str(value)] = int(count)
+    played_now = None
+    if live is not None:  # pending work of the sessions being played: it goes first
+        played_now = int(
+            db.scalar(
+                select(func.count())
+                .select_from(model)
+                .where(model.status == TaskStatus.PENDING.value, live.where(model))
+            )
+            or 0
+        )
     oldest = db.scalar(
         select(func.min(model.created_at)).where(model.status == TaskStatus.PENDING.value)
     )
@@ -40,6 +50,7 @@ def _queue_figures(db: Session, kind: jobs.JobKind) -> dict[str, Any]:
     )
     return {
         "counts": counts,
+        "pending_played_now": played_now,
         "oldest_pending_seconds": (now - oldest).total_seconds() if oldest else None,
         "done_last_minute": len(recent),
         "mean_latency_last_minute_seconds": (
@@ -86,9 +97,10 @@ def job_dict(row: Any) -> dict[str, Any]:
     return data
 
 
-def queue_status(db: Session) -> dict[str, Any]:
-    """Per queue: counts per status, oldest pending age, throughput, failed jobs."""
-    return {name: _queue_figures(db, kind) for name, kind in jobs.KINDS.items()}
+def queue_status(db: Session, live: jobs.Tier | None = None) -> dict[str, Any]:
+    """Per queue: counts per status (and how many pending jobs belong to sessions played now,
+    given their ``live`` tier), oldest pending age, throughput, failed jobs."""
+    return {name: _queue_figures(db, kind, live) for name, kind in jobs.KINDS.items()}
 
 
 def session_jobs(db: Session, queue: str, session_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -2,9 +2,14 @@
 as the Mistral and OpenAI APIs do, so the real SDKs can be tested and benchmarked offline.
 
 Scriptable per test: queue :class:`FakeReply` objects (content, status, headers, delay, a raw
-malformed body) for the next requests, or set a default ``chat_handler``, ``latency`` with jitter,
-an ``api_key`` to require, and a ``requests_per_second`` limit answered with 429 + Retry-After.
-Every request is recorded in :attr:`FakeProviderServer.requests`.
+malformed body) for the next requests, or set a default ``chat_handler`` (and handlers by the
+prompt name loreweave sends in ``X-Loreweave-Prompt``), ``latency`` with jitter — or a latency
+model of the tokens in and out — an ``api_key`` to require, and a ``requests_per_second`` limit
+answered with 429 + Retry-After.  Every request is recorded in
+:attr:`FakeProviderServer.requests`, with its token counts.
+
+Each answer goes out in one write with ``TCP_NODELAY``: headers and body written apart stall on
+delayed ACKs (~40 ms a call on Linux), which would inflate every benchmark figure.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from typing import Any
 from loreweave.testing.hashing_embedder import hash_embedding
 
 ChatHandler = Callable[[dict[str, Any]], str]
+# seconds a chat completion takes, from its prompt and completion tokens
+LatencyModel = Callable[[int, int], float]
 
 
 @dataclass
@@ -44,6 +51,18 @@ class RecordedRequest:
     headers: dict[str, str]
     json: dict[str, Any]
     at: float
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def prompt(self) -> str | None:
+        """The prompt's name, as loreweave sends it."""
+        return self.headers.get("x-loreweave-prompt")
+
+
+def count_tokens(text: str) -> int:
+    """The stand-in's tokens: about four characters each, as in its usage figures."""
+    return max(1, len(text) // 4) if text else 0
 
 
 def _default_chat(body: dict[str, Any]) -> str:
@@ -55,8 +74,10 @@ class FakeProviderServer:
         self,
         *,
         chat_handler: ChatHandler = _default_chat,
+        prompt_handlers: dict[str, ChatHandler] | None = None,
         embedding_dim: int = 64,
         latency: float = 0.0,
+        latency_model: LatencyModel | None = None,
         embedding_latency: float = 0.0,
         jitter: float = 0.0,
         api_key: str | None = None,
@@ -66,8 +87,10 @@ class FakeProviderServer:
         seed: int = 0,
     ) -> None:
         self.chat_handler = chat_handler
+        self.prompt_handlers = dict(prompt_handlers or {})
         self.embedding_dim = embedding_dim
         self.latency = latency
+        self.latency_model = latency_model
         self.embedding_latency = embedding_latency
         self.jitter = jitter
         self.api_key = api_key
@@ -156,8 +179,9 @@ class FakeProviderServer:
         self, path: str, headers: dict[str, str], body: dict[str, Any]
     ) -> tuple[int, dict[str, str], str]:
         """Status, extra headers and body for one request."""
+        record = RecordedRequest(path, headers, body, time.monotonic())
         with self._lock:
-            self.requests.append(RecordedRequest(path, headers, body, time.monotonic()))
+            self.requests.append(record)
         refused = self._gate(headers) or self._fault()
         if refused is not None:
             return refused
@@ -169,9 +193,17 @@ class FakeProviderServer:
                 return reply.status, reply.headers, fallback if reply.body is None else reply.body
         extra = reply.headers if reply else {}
         if path.endswith("/chat/completions"):
-            self._sleep_latency(self.latency)
             content = reply.content if reply and reply.content is not None else None
-            text = self.chat_handler(body) if content is None else content
+            handler = self.prompt_handlers.get(record.prompt or "", self.chat_handler)
+            text = handler(body) if content is None else content
+            record.prompt_tokens = sum(
+                count_tokens(str(m.get("content", ""))) for m in body.get("messages", [])
+            )
+            record.completion_tokens = count_tokens(text)
+            if self.latency_model is not None:
+                time.sleep(self.latency_model(record.prompt_tokens, record.completion_tokens))
+            else:
+                self._sleep_latency(self.latency)
             if body.get("stream"):
                 return 200, {**extra, "Content-Type": "text/event-stream"}, self._sse(body, text)
             return 200, extra, json.dumps(self._completion(body, text))
@@ -212,8 +244,10 @@ class FakeProviderServer:
 
     @staticmethod
     def _completion(body: dict[str, Any], content: str) -> dict[str, Any]:
-        prompt_tokens = sum(len(str(m.get("content", ""))) // 4 for m in body.get("messages", []))
-        completion_tokens = max(1, len(content) // 4)
+        prompt_tokens = sum(
+            count_tokens(str(m.get("content", ""))) for m in body.get("messages", [])
+        )
+        completion_tokens = max(1, count_tokens(content))
         return {
             "id": f"cmpl-{uuid.uuid4().hex[:12]}",
             "object": "chat.completion",
@@ -281,6 +315,10 @@ class FakeProviderServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # one write per answer (headers and body buffered together, flushed at the end)
+            # with TCP_NODELAY: no delayed-ACK stall between a small header and the body
+            disable_nagle_algorithm = True
+            wbufsize = 1 << 16
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
@@ -302,6 +340,7 @@ class FakeProviderServer:
                         self.send_header(key, value)
                     self.end_headers()
                     self.wfile.write(payload)
+                    self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test)
 

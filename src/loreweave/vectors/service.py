@@ -114,7 +114,7 @@ class CompositeVectorService:
         if next(vectors, None) is not None:
             raise ValueError("more vectors than search keys")
 
-    def _per_document(
+    def per_document(
         self, documents: Sequence[CompositeDocument], matrix: Matrix | None
     ) -> list[Matrix]:
         """:meth:`embed`'s matrix cut into each document's key vectors."""
@@ -175,7 +175,7 @@ class CompositeVectorService:
             with self.database.uow(read_only=True) as uow:
                 wanted = self._wanted(uow, entry_ids, session_id)
                 changed = self._changed(uow, [d for docs in wanted.values() for d in docs])
-            vectors = self._per_document(changed, self.embed(changed) if changed else None)
+            vectors = self.per_document(changed, self.embed(changed) if changed else None)
             with self.database.uow() as uow:
                 now = self._wanted(uow, entry_ids, session_id)
                 current = {d.key: d for docs in now.values() for d in docs}

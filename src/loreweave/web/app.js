@@ -348,6 +348,7 @@ async function refreshQueues() {
   const card = (name, label) => {
     const q = status[name];
     const rows = Object.entries(q.counts).flatMap(([k, v]) => [el("dt", {}, k), el("dd", { "data-testid": `${name}-${k}` }, String(v))]);
+    if (q.pending_played_now != null) rows.push(el("dt", {}, "pending, sessions played now"), el("dd", { "data-testid": `${name}-played-now` }, String(q.pending_played_now)));
     rows.push(el("dt", {}, "done last minute"), el("dd", {}, String(q.done_last_minute)));
     const latency = q.mean_latency_last_minute_seconds;
     rows.push(el("dt", {}, "mean latency (last minute)"), el("dd", {}, latency == null ? "—" : `${latency.toFixed(1)} s`));
@@ -355,6 +356,9 @@ async function refreshQueues() {
     return el("div", { class: "card" }, el("h3", {}, label), el("dl", {}, ...rows));
   };
   $("#queue-cards").replaceChildren(card("analysis", "Analysis"), card("note_updates", "Note updates"), card("entity_creations", "Entity creations"));
+  const p = status.priority;
+  const labels = { analysis: "analyses", note_updates: "note rewrites", entity_creations: "creations" };
+  $("#priority").textContent = `Next free LLM call (${p.calls_in_flight} in flight): sessions with a turn in the last ${p.live_seconds} s first, then ${p.queue_order.map((q) => labels[q]).join(", then ")}, oldest first.`;
   const alerts = await api("/api/dual-queue/alerts");
   $("#alerts").replaceChildren(...alerts.map((a) => el("div", { class: "alert", "data-testid": "alert" },
     el("strong", {}, a.key), ` — ${a.summary} `, el("span", { class: "muted" }, `since ${new Date(a.since).toLocaleTimeString()}`))));

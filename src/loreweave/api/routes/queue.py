@@ -24,12 +24,15 @@ SEGMENTS: dict[str, QueueName] = {
 
 @router.get("/status")
 def queue_status(lw: LW) -> dict[str, Any]:
-    """The two queues and the analysis jobs: counts by status, oldest pending age, throughput
-    over the last minute, failed jobs with their errors; and the workers of this process."""
+    """The two queues and the analysis jobs: counts by status (pending ones of sessions played
+    now apart), oldest pending age, throughput over the last minute, failed jobs with their
+    errors; the workers of this process and the priority policy they follow."""
+    tiers = lw.pipeline.tiers()
     with lw.database.uow(read_only=True) as uow:
-        figures = status.queue_status(uow.session)
+        figures = status.queue_status(uow.session, tiers[0] if len(tiers) > 1 else None)
     figures["backend"] = lw.settings.queue_backend
     figures["workers"] = lw.workers.counts() if lw.workers else {}
+    figures["priority"] = lw.pipeline.policy()
     return figures
 
 

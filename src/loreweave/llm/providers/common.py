@@ -59,6 +59,15 @@ def error_for_status(
     return RequestRejected(message, provider=provider)
 
 
+# Names the prompt of each chat request (``analysis``, ``rewrite.batch``…): for a provider's
+# logs, and for stand-in servers to answer by name, never by wording.  Nothing else is sent.
+PROMPT_HEADER = "X-Loreweave-Prompt"
+
+
+def prompt_headers(request: ChatRequest) -> dict[str, str]:
+    return {PROMPT_HEADER: request.prompt}
+
+
 def completion_options(request: ChatRequest) -> dict[str, Any]:
     """The optional chat-completion parameters both APIs name alike: JSON mode when a schema is
     asked (the schema itself is described in the prompt), and ``max_tokens``."""

@@ -21,6 +21,7 @@ from loreweave.llm.providers.common import (
     BatchingEmbedder,
     completion_options,
     error_for_status,
+    prompt_headers,
 )
 from loreweave.llm.types import ChatRequest, ChatResponse, Usage
 
@@ -74,6 +75,7 @@ class MistralChatModel:
                     Any, [{"role": m.role, "content": m.content} for m in request.messages]
                 ),
                 temperature=request.temperature,
+                http_headers=prompt_headers(request),
                 **options,
             )
         )
@@ -97,6 +99,7 @@ class MistralChatModel:
                     Any, [{"role": m.role, "content": m.content} for m in request.messages]
                 ),
                 temperature=request.temperature,
+                http_headers=prompt_headers(request),
             )
         )
         iterator = iter(events)

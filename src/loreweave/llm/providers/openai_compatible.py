@@ -15,6 +15,7 @@ from loreweave.llm.providers.common import (
     BatchingEmbedder,
     completion_options,
     error_for_status,
+    prompt_headers,
 )
 from loreweave.llm.types import ChatRequest, ChatResponse, Usage
 
@@ -63,6 +64,7 @@ class OpenAIChatModel:
                 model=request.model,
                 messages=[{"role": m.role, "content": m.content} for m in request.messages],  # type: ignore[misc]
                 temperature=request.temperature,
+                extra_headers=prompt_headers(request),
                 **options,
             )
         )
@@ -83,6 +85,7 @@ class OpenAIChatModel:
                 messages=[{"role": m.role, "content": m.content} for m in request.messages],  # type: ignore[misc]
                 temperature=request.temperature,
                 stream=True,
+                extra_headers=prompt_headers(request),
             )
         )
         iterator: Iterator[Any] = iter(chunks)

@@ -12,8 +12,9 @@ A request takes the first unused interaction (in cassette order) whose ``prompt`
 prompt name (any, when omitted) and whose ``contains`` strings all appear in its messages;
 ``repeat`` interactions are never used up.  ``response`` is text, or JSON written as an object;
 ``error`` raises that provider error instead (``unavailable``, ``rate_limited``, ``invalid``,
-``authentication``, ``rejected``).  A request that nothing answers is an
-:class:`InvalidResponse` naming it — never an invented answer.
+``authentication``, ``rejected``).  A batched request (``analysis.batch``…) that no interaction
+answers is answered as its single parts would be, each from the cassette.  A request that
+nothing answers is an :class:`InvalidResponse` naming it — never an invented answer.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from loreweave.errors import (
     RateLimited,
     RequestRejected,
 )
+from loreweave.llm.prompts import answer_by_parts
 from loreweave.llm.types import ChatRequest, ChatResponse, Usage, estimate_tokens
 
 PROVIDER = "scripted"
@@ -139,13 +141,20 @@ class ScriptedChatModel:
             yield word if index == 0 else " " + word
 
     def complete(self, request: ChatRequest) -> ChatResponse:
-        text = request.text()
         with self._lock:
             self.calls.append(request)
+        return self._answer(request)
+
+    def _answer(self, request: ChatRequest) -> ChatResponse:
+        text = request.text()
+        with self._lock:
             found = next((i for i in self._pending if i.matches(request, text)), None)
             if found is not None and not found.repeat:
                 self._pending.remove(found)
         if found is None:
+            batched = answer_by_parts(request, self._answer)  # a batch, as its parts would be
+            if batched is not None:
+                return batched
             last = request.messages[-1].content if request.messages else ""
             preview = " ".join(last.split())[:120]
             raise InvalidResponse(

@@ -1,0 +1,286 @@
+"""loreweave against mem0 under load: 20 sessions x 10 turns submitted at once, the same stand-in
+LLM server (one write per answer, TCP_NODELAY) and the same number of LLM calls in flight.
+
+For each latency model — a fixed 1.0 s per call, and 0.25 s + 0.05 ms per input token + 15 ms
+per output token — and each number of calls in flight (4, 16):
+- loreweave (embedded default: SQLite, in-process workers, ``calls_in_flight`` = N): every turn
+  is recorded (``POST …/turns`` semantics: ``chat.record``), and the pipeline runs until all
+  memory is applied;
+- mem0 2.2.1 (PyPI ``mem0ai``, FAISS store, in its own virtual environment): every turn goes to
+  ``Memory.add``, N at a time, a session's turns in order (bench/mem0_driver.py).
+Both use the stand-in's embeddings (20 ms a call).  Measured: turns fully ingested per minute,
+LLM calls and input/output tokens per turn (counted by the server), what a turn waits for memory
+(loreweave: ``record``; mem0: ``add``, which runs in the turn), and turn → memory applied.
+
+    python bench/vs_mem0.py [--mem0-python /work/mem0-venv/bin/python] [--in-flight 4 16]
+
+Results: bench/results/vs_mem0.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from common import percentile, save
+from loreweave.bootstrap import build
+from loreweave.config import Settings
+from loreweave.db.models import (
+    UNFINISHED,
+    ChatSession,
+    ChatTurn,
+    EntityCreationTask,
+    LoreEntry,
+    NoteUpdateTask,
+    World,
+)
+from loreweave.testing import FakeProviderServer
+from story_standin import PROMPT_HANDLERS, by_wording, turn, world
+
+SESSIONS, TURNS = 20, 10
+EMBEDDING_LATENCY = 0.02
+MODELS: dict[str, Callable[[int, int], float]] = {
+    "fixed 1.0 s": lambda tokens_in, tokens_out: 1.0,
+    "0.25 s + 0.05 ms/in + 15 ms/out": lambda tokens_in, tokens_out: (
+        0.25 + 0.00005 * tokens_in + 0.015 * tokens_out
+    ),
+}
+HERE = Path(__file__).parent
+
+
+def workload(sessions: int, turns: int) -> list[list[tuple[str, str]]]:
+    return [[turn(s, t) for t in range(turns)] for s in range(sessions)]
+
+
+def _llm_figures(server: FakeProviderServer, mark: int, turns: int) -> dict[str, float]:
+    calls = [r for r in server.requests[mark:] if r.path.endswith("/chat/completions")]
+    by_prompt: dict[str, list[int]] = {}
+    for r in calls:  # calls, input and output tokens per turn, by prompt name
+        figures = by_prompt.setdefault(r.prompt or "(mem0)", [0, 0, 0])
+        figures[0] += 1
+        figures[1] += r.prompt_tokens
+        figures[2] += r.completion_tokens
+    return {
+        "llm_calls_per_turn": len(calls) / turns,
+        "input_tokens_per_turn": sum(r.prompt_tokens for r in calls) / turns,
+        "output_tokens_per_turn": sum(r.completion_tokens for r in calls) / turns,
+        "per_turn_by_prompt": {
+            name: [round(v / turns, 2) for v in values] for name, values in by_prompt.items()
+        },
+    }
+
+
+def _unfinished(lw: Any) -> int:
+    with lw.database.uow(read_only=True) as uow:
+        return sum(
+            int(
+                uow.session.scalar(
+                    select(func.count()).select_from(model).where(model.status.in_(UNFINISHED))
+                )
+                or 0
+            )
+            for model in (ChatTurn, NoteUpdateTask, EntityCreationTask)
+        )
+
+
+def _applied_latencies(lw: Any) -> list[float]:
+    """Per turn: from its recording to the last memory change it caused."""
+    with lw.database.uow(read_only=True) as uow:
+        done: dict[tuple[uuid.UUID, int], Any] = {}
+        for model in (ChatTurn, NoteUpdateTask, EntityCreationTask):
+            for session_id, index, at in uow.session.execute(
+                select(model.session_id, model.turn_index, model.processed_at)
+            ):
+                key = (session_id, index)
+                if at is not None and (key not in done or at > done[key]):
+                    done[key] = at
+        created = {
+            (t.session_id, t.turn_index): t.created_at
+            for t in uow.session.scalars(select(ChatTurn))
+        }
+    return [(done[key] - at).total_seconds() for key, at in created.items() if key in done]
+
+
+def run_loreweave(
+    server: FakeProviderServer, in_flight: int, stories: list[list[tuple[str, str]]], work: Path
+) -> dict[str, Any]:
+    settings = Settings(
+        database_url=f"sqlite:///{work / 'loreweave.db'}",
+        llm_provider="openai",
+        embedding_provider="openai",
+        openai_base_url=server.openai_url,
+        index_dir=work / "index",
+        llm_config={"embedding_model": "fake-embed"},  # type: ignore[arg-type]
+        provider_config={"calls_in_flight": in_flight, "timeout": 300},  # type: ignore[arg-type]
+        pipeline_config={"poll_interval": 0.2},  # type: ignore[arg-type]
+        log_level="WARNING",
+    )
+    lw = build(settings)
+    with lw.database.uow() as uow:
+        the_world = uow.worlds.add(World(name=f"bench {uuid.uuid4().hex[:6]}"))
+        ids = [uow.entries.add(LoreEntry(world_id=the_world.id, **entry)).id for entry in world()]
+        sessions = [
+            uow.sessions.add(ChatSession(world_id=the_world.id, title=f"s{i}")).id
+            for i in range(len(stories))
+        ]
+        uow.commit()
+    lw.vectors.sync_entries(ids)
+    lw.start_local_workers()
+    mark = len(server.requests)
+    waits: list[float] = []
+    lock = threading.Lock()
+    started = time.perf_counter()
+
+    def play(session_id: uuid.UUID, turns: list[tuple[str, str]]) -> None:
+        for user, reply in turns:
+            begun = time.perf_counter()
+            lw.chat.record(session_id, user, reply)
+            with lock:
+                waits.append(time.perf_counter() - begun)
+
+    players = [
+        threading.Thread(target=play, args=(sid, turns))
+        for sid, turns in zip(sessions, stories, strict=True)
+    ]
+    for player in players:
+        player.start()
+    for player in players:
+        player.join()
+    while _unfinished(lw):
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    turns = sum(len(t) for t in stories)
+    figures = {
+        "turns": turns,
+        "seconds": elapsed,
+        "turns_per_minute": turns / elapsed * 60,
+        **_llm_figures(server, mark, turns),
+        **_waits(waits, _applied_latencies(lw)),
+    }
+    with lw.database.uow(read_only=True) as uow:
+        figures["failed_jobs"] = sum(
+            int(
+                uow.session.scalar(
+                    select(func.count()).select_from(model).where(model.status == "failed")
+                )
+                or 0
+            )
+            for model in (ChatTurn, NoteUpdateTask, EntityCreationTask)
+        )
+    lw.close()
+    return figures
+
+
+def _waits(waits: list[float], applied: list[float]) -> dict[str, float]:
+    return {
+        "turn_wait_p50_ms": percentile(waits, 0.5) * 1000,
+        "turn_wait_p95_ms": percentile(waits, 0.95) * 1000,
+        "turn_to_memory_p50_s": percentile(applied, 0.5),
+        "turn_to_memory_p95_s": percentile(applied, 0.95),
+    }
+
+
+def run_mem0(
+    server: FakeProviderServer,
+    in_flight: int,
+    stories: list[list[tuple[str, str]]],
+    work: Path,
+    python: str,
+) -> dict[str, Any]:
+    load = work / "workload.json"
+    load.write_text(json.dumps(stories))
+    out = work / "mem0.json"
+    mark = len(server.requests)
+    subprocess.run(
+        [
+            python,
+            str(HERE / "mem0_driver.py"),
+            str(load),
+            str(out),
+            "--url",
+            server.openai_url,
+            "--in-flight",
+            str(in_flight),
+        ],
+        check=True,
+    )
+    measured = json.loads(out.read_text())
+    turns = measured["turns"]
+    return {
+        "turns": turns,
+        "seconds": measured["seconds"],
+        "turns_per_minute": turns / measured["seconds"] * 60,
+        **_llm_figures(server, mark, turns),
+        **_waits(measured["turn_waits"], measured["turn_to_memory"]),
+        "failed_jobs": measured["error_count"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mem0-python", default="/work/mem0-venv/bin/python")
+    parser.add_argument("--in-flight", type=int, nargs="+", default=[4, 16])
+    parser.add_argument("--sessions", type=int, default=SESSIONS)
+    parser.add_argument("--turns", type=int, default=TURNS)
+    parser.add_argument("--only", choices=["loreweave", "mem0"], default=None)
+    parser.add_argument("--latency", choices=["fixed", "token"], default=None)
+    args = parser.parse_args()
+    stories = workload(args.sessions, args.turns)
+    rows: list[dict[str, Any]] = []
+    for model_name, model in MODELS.items():
+        if args.latency and (args.latency == "fixed") != model_name.startswith("fixed"):
+            continue
+        for in_flight in args.in_flight:
+            for system in ("loreweave", "mem0"):
+                if args.only and system != args.only:
+                    continue
+                with (
+                    tempfile.TemporaryDirectory() as tmp,
+                    FakeProviderServer(
+                        chat_handler=by_wording,
+                        prompt_handlers=PROMPT_HANDLERS,
+                        latency_model=model,
+                        embedding_latency=EMBEDDING_LATENCY,
+                    ) as server,
+                ):
+                    work = Path(tmp)
+                    if system == "loreweave":
+                        figures = run_loreweave(server, in_flight, stories, work)
+                    else:
+                        figures = run_mem0(server, in_flight, stories, work, args.mem0_python)
+                row = {"latency": model_name, "in_flight": in_flight, "system": system, **figures}
+                print(json.dumps(row))
+                rows.append(row)
+    header = (
+        "| latency model | in flight | system | turns/min | LLM calls/turn | input tok/turn | "
+        "output tok/turn | turn waits p50/p95 | turn → memory p50/p95 | failed |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = [
+        f"| {r['latency']} | {r['in_flight']} | {r['system']} | {r['turns_per_minute']:.0f} | "
+        f"{r['llm_calls_per_turn']:.2f} | {r['input_tokens_per_turn']:.0f} | "
+        f"{r['output_tokens_per_turn']:.0f} | {r['turn_wait_p50_ms']:.0f} / "
+        f"{r['turn_wait_p95_ms']:.0f} ms | {r['turn_to_memory_p50_s']:.1f} / "
+        f"{r['turn_to_memory_p95_s']:.1f} s | {r['failed_jobs']} |"
+        for r in rows
+    ]
+    save(
+        "vs_mem0",
+        {"sessions": args.sessions, "turns": args.turns, "rows": rows},
+        f"{args.sessions} sessions x {args.turns} turns submitted at once; tokens as the "
+        "stand-in counts them (4 characters each).\n\n" + header + "\n".join(lines),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""The prompts: each one a Jinja2 template in this folder, beside the module that names its
+response model and the settings of its model and temperature (graphiti's layout).
+
+A :class:`PromptSpec` renders its template and builds the :class:`ChatRequest`, named after the
+prompt, so providers, metrics, cassettes and fakes all know a request by its name (``analysis``,
+``rewrite.batch``…), never by its wording.  Nothing else writes prompt text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from pydantic import BaseModel
+
+from loreweave.config import LLMConfig
+from loreweave.llm.types import ChatRequest, ChatResponse, Message, Usage
+
+# A batched prompt's answer, built from the answers to its single parts, in order.
+Combine = Callable[[list[str]], Any]
+
+
+@cache
+def _environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("loreweave.llm", "prompts"),
+        undefined=StrictUndefined,
+        autoescape=False,  # noqa: S701 - prompts are plain text for an LLM, not HTML
+        keep_trailing_newline=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """One prompt: its name, its template file, the model it answers with (None: plain text),
+    and the :class:`~loreweave.config.LLMConfig` fields naming its model and temperature."""
+
+    name: str
+    template: str
+    response: type[BaseModel] | None
+    model_setting: str
+    temperature_setting: str
+    combine: Combine | None = None  # for a batched prompt
+
+    def render(self, **context: Any) -> str:
+        return _environment().get_template(f"{self.template}.j2").render(**context).strip()
+
+    def request(
+        self, config: LLMConfig, *, parts: Sequence[ChatRequest] = (), **context: Any
+    ) -> ChatRequest:
+        """The request for this prompt, with its model and temperature from ``config``; a
+        batched prompt names the single requests it stands for (``parts``)."""
+        return ChatRequest(
+            (Message("user", self.render(**context)),),
+            str(getattr(config, self.model_setting)),
+            float(getattr(config, self.temperature_setting)),
+            prompt=self.name,
+            parts=tuple(parts),
+        )
+
+
+def spec(name: str) -> PromptSpec:
+    from loreweave.llm.prompts.catalogue import SPECS
+
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise ValueError(f"unknown prompt {name!r}") from None
+
+
+def render(name: str, **context: Any) -> str:
+    """Render the prompt ``name`` with ``context``."""
+    return spec(name).render(**context)
+
+
+def answer_by_parts(
+    request: ChatRequest, complete: Callable[[ChatRequest], ChatResponse]
+) -> ChatResponse | None:
+    """A batched request answered as its single parts would be, one ``complete`` call each,
+    combined as the batched prompt asks (for fakes that know only the single prompts); None for
+    a request that is not a batch."""
+    batch = spec(request.prompt.removesuffix(".repair")) if request.parts else None
+    if batch is None or batch.combine is None:
+        return None
+    answers = [complete(part) for part in request.parts]
+    text = json.dumps(batch.combine([answer.text for answer in answers]))
+    usage = Usage(
+        sum(a.usage.prompt_tokens for a in answers),
+        sum(a.usage.completion_tokens for a in answers),
+    )
+    return replace(answers[0], text=text, usage=usage)

@@ -3,9 +3,9 @@ LLM server (one write per answer, TCP_NODELAY) and the same number of LLM calls 
 
 For each latency model — a fixed 1.0 s per call, and 0.25 s + 0.05 ms per input token + 15 ms
 per output token — and each number of calls in flight (4, 16):
-- loreweave (embedded default: SQLite, in-process workers, ``calls_in_flight`` = N): every turn
-  is recorded (``POST …/turns`` semantics: ``chat.record``), and the pipeline runs until all
-  memory is applied;
+- loreweave (embedded default: SQLite, in-process workers, ``calls_in_flight`` = N; in its own
+  process, bench/loreweave_driver.py): every turn is recorded (``POST …/turns`` semantics:
+  ``chat.record``), and the pipeline runs until all memory is applied;
 - mem0 2.2.1 (PyPI ``mem0ai``, FAISS store, in its own virtual environment): every turn goes to
   ``Memory.add``, N at a time, a session's turns in order (bench/mem0_driver.py).
 Both use the stand-in's embeddings (20 ms a call).  Measured: turns fully ingested per minute,
@@ -22,30 +22,15 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
 import tempfile
-import threading
-import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-
 from common import percentile, save
-from loreweave.bootstrap import build
-from loreweave.config import Settings
-from loreweave.db.models import (
-    UNFINISHED,
-    ChatSession,
-    ChatTurn,
-    EntityCreationTask,
-    LoreEntry,
-    NoteUpdateTask,
-    World,
-)
 from loreweave.testing import FakeProviderServer
-from story_standin import PROMPT_HANDLERS, by_wording, turn, world
+from story_standin import PROMPT_HANDLERS, by_wording, turn
 
 SESSIONS, TURNS = 20, 10
 EMBEDDING_LATENCY = 0.02
@@ -80,113 +65,41 @@ def _llm_figures(server: FakeProviderServer, mark: int, turns: int) -> dict[str,
     }
 
 
-def _unfinished(lw: Any) -> int:
-    with lw.database.uow(read_only=True) as uow:
-        return sum(
-            int(
-                uow.session.scalar(
-                    select(func.count()).select_from(model).where(model.status.in_(UNFINISHED))
-                )
-                or 0
-            )
-            for model in (ChatTurn, NoteUpdateTask, EntityCreationTask)
-        )
-
-
-def _applied_latencies(lw: Any) -> list[float]:
-    """Per turn: from its recording to the last memory change it caused."""
-    with lw.database.uow(read_only=True) as uow:
-        done: dict[tuple[uuid.UUID, int], Any] = {}
-        for model in (ChatTurn, NoteUpdateTask, EntityCreationTask):
-            for session_id, index, at in uow.session.execute(
-                select(model.session_id, model.turn_index, model.processed_at)
-            ):
-                key = (session_id, index)
-                if at is not None and (key not in done or at > done[key]):
-                    done[key] = at
-        created = {
-            (t.session_id, t.turn_index): t.created_at
-            for t in uow.session.scalars(select(ChatTurn))
-        }
-    return [(done[key] - at).total_seconds() for key, at in created.items() if key in done]
-
-
-def run_loreweave(
-    server: FakeProviderServer, in_flight: int, stories: list[list[tuple[str, str]]], work: Path
-) -> dict[str, Any]:
-    settings = Settings(
-        database_url=f"sqlite:///{work / 'loreweave.db'}",
-        llm_provider="openai",
-        embedding_provider="openai",
-        openai_base_url=server.openai_url,
-        index_dir=work / "index",
-        llm_config={"embedding_model": "fake-embed"},  # type: ignore[arg-type]
-        provider_config={"calls_in_flight": in_flight, "timeout": 300},  # type: ignore[arg-type]
-        pipeline_config={"poll_interval": 0.2},  # type: ignore[arg-type]
-        log_level="WARNING",
-    )
-    lw = build(settings)
-    with lw.database.uow() as uow:
-        the_world = uow.worlds.add(World(name=f"bench {uuid.uuid4().hex[:6]}"))
-        ids = [uow.entries.add(LoreEntry(world_id=the_world.id, **entry)).id for entry in world()]
-        sessions = [
-            uow.sessions.add(ChatSession(world_id=the_world.id, title=f"s{i}")).id
-            for i in range(len(stories))
-        ]
-        uow.commit()
-    lw.vectors.sync_entries(ids)
-    lw.start_local_workers()
-    mark = len(server.requests)
-    waits: list[float] = []
-    lock = threading.Lock()
-    started = time.perf_counter()
-
-    def play(session_id: uuid.UUID, turns: list[tuple[str, str]]) -> None:
-        for user, reply in turns:
-            begun = time.perf_counter()
-            lw.chat.record(session_id, user, reply)
-            with lock:
-                waits.append(time.perf_counter() - begun)
-
-    players = [
-        threading.Thread(target=play, args=(sid, turns))
-        for sid, turns in zip(sessions, stories, strict=True)
-    ]
-    for player in players:
-        player.start()
-    for player in players:
-        player.join()
-    while _unfinished(lw):
-        time.sleep(0.05)
-    elapsed = time.perf_counter() - started
-    turns = sum(len(t) for t in stories)
-    figures = {
-        "turns": turns,
-        "seconds": elapsed,
-        "turns_per_minute": turns / elapsed * 60,
-        **_llm_figures(server, mark, turns),
-        **_waits(waits, _applied_latencies(lw)),
-    }
-    with lw.database.uow(read_only=True) as uow:
-        figures["failed_jobs"] = sum(
-            int(
-                uow.session.scalar(
-                    select(func.count()).select_from(model).where(model.status == "failed")
-                )
-                or 0
-            )
-            for model in (ChatTurn, NoteUpdateTask, EntityCreationTask)
-        )
-    lw.close()
-    return figures
-
-
 def _waits(waits: list[float], applied: list[float]) -> dict[str, float]:
     return {
         "turn_wait_p50_ms": percentile(waits, 0.5) * 1000,
         "turn_wait_p95_ms": percentile(waits, 0.95) * 1000,
         "turn_to_memory_p50_s": percentile(applied, 0.5),
         "turn_to_memory_p95_s": percentile(applied, 0.95),
+    }
+
+
+def run_loreweave(
+    server: FakeProviderServer,
+    in_flight: int,
+    stories: list[list[tuple[str, str]]],
+    work: Path,
+    database_url: str | None,
+) -> dict[str, Any]:
+    """loreweave in its own process, as mem0 is (the stand-in server keeps this one's GIL)."""
+    load = work / "workload.json"
+    load.write_text(json.dumps(stories))
+    out = work / "loreweave.json"
+    mark = len(server.requests)
+    command = [sys.executable, str(HERE / "loreweave_driver.py"), str(load), str(out)]
+    command += ["--url", server.openai_url, "--in-flight", str(in_flight)]
+    if database_url:
+        command += ["--database-url", database_url]
+    subprocess.run(command, check=True)
+    measured = json.loads(out.read_text())
+    turns = measured["turns"]
+    return {
+        "turns": turns,
+        "seconds": measured["seconds"],
+        "turns_per_minute": turns / measured["seconds"] * 60,
+        **_llm_figures(server, mark, turns),
+        **_waits(measured["turn_waits"], measured["turn_to_memory"]),
+        "failed_jobs": measured["failed_jobs"],
     }
 
 
@@ -234,6 +147,9 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=TURNS)
     parser.add_argument("--only", choices=["loreweave", "mem0"], default=None)
     parser.add_argument("--latency", choices=["fixed", "token"], default=None)
+    parser.add_argument(
+        "--database-url", default=None, help="loreweave's database (default: a SQLite file)"
+    )
     args = parser.parse_args()
     stories = workload(args.sessions, args.turns)
     rows: list[dict[str, Any]] = []
@@ -255,7 +171,7 @@ def main() -> None:
                 ):
                     work = Path(tmp)
                     if system == "loreweave":
-                        figures = run_loreweave(server, in_flight, stories, work)
+                        figures = run_loreweave(server, in_flight, stories, work, args.database_url)
                     else:
                         figures = run_mem0(server, in_flight, stories, work, args.mem0_python)
                 row = {"latency": model_name, "in_flight": in_flight, "system": system, **figures}

@@ -234,3 +234,37 @@ def test_creations_waiting_together_share_one_call_and_duplicates_merge(
         )
     assert titles == ["Kenta", "Muramasa"]
     assert _notes(database, session_id) == {"Kenta": "The hunter Kenta bows."}
+
+
+def test_a_first_note_is_its_events_and_later_ones_are_rewritten(
+    database: Database, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """By default a note that does not exist yet is its events, in order, with no LLM call;
+    once it exists, its events are rewritten into it by the LLM."""
+    analysis = ScriptedChatModel()
+    analysis.add(
+        {"updates": [{"lore_entry_id": "E1", "update_summary": "Momo trains."}]},
+        prompt="analysis",
+        contains=["one"],
+    )
+    analysis.add(
+        {"updates": [{"lore_entry_id": "E1", "update_summary": "Momo rests."}]},
+        prompt="analysis",
+        contains=["two"],
+    )
+    rewrite = ScriptedChatModel()
+    rewrite.add("Momo trained, then rested.", prompt="rewrite", contains=["Momo rests."])
+    model = RoutedModel(analysis=analysis, rewrite=rewrite)
+    app = make_app(database, tmp_path, model, pipeline_config={"rewrite_first_note": False})
+    _, session_id, _ = make_world(database, ("Momo", "Character", "A psychic girl."))
+    app.chat.record(session_id, "one", "…")
+    app.pipeline.drain()
+    assert _notes(database, session_id) == {"Momo": "Momo trains."}
+    assert model.sequence == ["analysis"]
+    app.chat.record(session_id, "two", "…")
+    app.pipeline.drain()
+    assert _notes(database, session_id) == {"Momo": "Momo trained, then rested."}
+    assert model.sequence == ["analysis", "analysis", "rewrite"]
+    (asked,) = rewrite.calls
+    assert "[Current Session Note]: Momo trains." in asked.text()
+    assert "Keep the note under about 150 words" in asked.text()

@@ -107,7 +107,9 @@ def test_without_a_live_tier_the_oldest_work_goes_first(database: Database, tmp_
     assert _unfinished_turns(database, played) == 1
 
 
-def test_creations_go_before_rewrites_and_analyses(database: Database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_creations_go_before_the_rewrites_that_may_mention_them(
+    database: Database, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     analysis = ScriptedChatModel()
     analysis.add(
         {
@@ -127,8 +129,9 @@ def test_creations_go_before_rewrites_and_analyses(database: Database, tmp_path)
     app.pipeline.run_next("worker")  # the analysis
     app.chat.record(session_id, "second", "They talk.")  # waits: its turn is later
     app.pipeline.drain()
-    # the creation, then the rewrite that may mention it, then the next turn's analysis
-    assert model.sequence == ["analysis", "creation", "rewrite", "analysis"]
+    # the next turn's analysis waits for the creation (it must see Kenta); the rewrite of the
+    # first turn's event comes last (by default rewrites fold every event that waits)
+    assert model.sequence == ["analysis", "creation", "analysis", "rewrite"]
 
 
 def test_queue_status_shows_the_policy_and_the_played_sessions_work(
@@ -139,7 +142,7 @@ def test_queue_status_shows_the_policy_and_the_played_sessions_work(
     with TestClient(create_app(app)) as client:
         status = client.get("/api/dual-queue/status").json()
     assert status["priority"]["calls_in_flight"] == 3
-    assert status["priority"]["queue_order"] == ["entity_creations", "note_updates", "analysis"]
+    assert status["priority"]["queue_order"] == ["analysis", "entity_creations", "note_updates"]
     assert status["analysis"]["counts"]["pending"] == BACKLOG + 1
     assert status["analysis"]["pending_played_now"] == 1
 

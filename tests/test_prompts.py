@@ -68,3 +68,40 @@ def test_missing_variables_fail_loudly() -> None:
         render("creation", entity_type="Character")
     with pytest.raises(ValueError, match="unknown prompt"):
         render("nonsense")
+
+
+def test_the_rewrite_prompt_asks_for_lean_notes_only_when_given_a_target() -> None:
+    context = {
+        "title": "Momo",
+        "entity_type": "Character",
+        "lore_entry_content": "A psychic girl.",
+        "current_session_note": "Momo trusts Kenta.",
+        "events": ["Momo rests."],
+    }
+    assert "under about" not in render("rewrite", **context)  # the spec's wording
+    lean = render("rewrite", **context, target_words=120)
+    assert "- Keep the note under about 120 words" in lean
+    batch = render(
+        "rewrite.batch",
+        entities=[{"ref": "E1", **context}],
+        target_words=120,
+    )
+    assert "- Keep each note under about 120 words" in batch
+    assert '{"notes": {"E1":' in batch
+
+
+def test_every_prompt_has_a_spec_with_its_settings() -> None:
+    from loreweave.config import LLMConfig
+    from loreweave.llm.prompts.catalogue import SPECS
+
+    config = LLMConfig(rewrite_model="small", temperature_rewrite=0.2)
+    for name, spec in SPECS.items():
+        assert spec.name == name
+        assert isinstance(getattr(config, spec.model_setting), str)
+        assert isinstance(getattr(config, spec.temperature_setting), float)
+    request = SPECS["rewrite.batch"].request(
+        config,
+        entities=[],
+        target_words=None,
+    )
+    assert (request.prompt, request.model, request.temperature) == ("rewrite.batch", "small", 0.2)

@@ -135,7 +135,12 @@ def build(
     handlers: dict[QueueName, Handler] = {
         "analysis": analysis.handle,
         "note_updates": NoteRewriteWorker(
-            uow, chat_model, vectors, llm, settings.pipeline_config.note_target_words
+            uow,
+            chat_model,
+            vectors,
+            llm,
+            settings.pipeline_config.note_target_words,
+            rewrite_first_note=settings.pipeline_config.rewrite_first_note,
         ).handle,
         "entity_creations": EntityCreationWorker(uow, chat_model, vectors, llm).handle,
     }

@@ -203,6 +203,10 @@ class PipelineConfig(_Group):
     note_target_words: int | None = Field(
         150, ge=20, le=5000, description="the rewrite prompt asks for notes this long; None: no"
     )
+    rewrite_first_note: bool = Field(
+        False,
+        description="ask the LLM to write a note that does not exist yet (else: its events)",
+    )
     poll_interval: float = Field(1.0, gt=0, description="seconds an idle worker waits")
     sweep_interval: float = Field(5.0, gt=0)
 
@@ -212,11 +216,13 @@ QueueOrder = Literal["analysis", "note_updates", "entity_creations"]
 
 class PriorityConfig(_Group):
     """Which ready job the next free LLM call goes to.  Sessions being played (a turn within
-    ``live_seconds``) come before an old backlog; then the queues in ``queue_order``; within a
-    queue the oldest job first (a session's earlier turns before its later ones)."""
+    ``live_seconds``) come before an old backlog; then the queues in ``queue_order`` (by default
+    new turns are analysed as they come, creations go before the rewrites that may mention
+    them, and rewrites come last, folding every event that waits); within a queue the oldest
+    job first.  A session's earlier turns always go first where order matters (job order)."""
 
     live_seconds: float = Field(300.0, ge=0, description="0: no live tier, one first-come line")
-    queue_order: list[QueueOrder] = ["entity_creations", "note_updates", "analysis"]
+    queue_order: list[QueueOrder] = ["analysis", "entity_creations", "note_updates"]
 
     @field_validator("queue_order")
     @classmethod

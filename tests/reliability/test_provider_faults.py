@@ -49,7 +49,11 @@ def test_fifty_turns_under_provider_faults(database: Database, tmp_path: Path) -
                 "note_update_queue": {"max_retries": 6, "retry_delay": 0.01},
                 "entity_creation_queue": {"max_retries": 6, "retry_delay": 0.01},
             },
-            pipeline_config={"analysis_max_retries": 6, "analysis_retry_delay": 0.01},  # type: ignore[arg-type]
+            pipeline_config={  # type: ignore[arg-type]
+                "analysis_max_retries": 6,
+                "analysis_retry_delay": 0.01,
+                "rewrite_first_note": True,  # every event goes through the rewrite call
+            },
         )
         lw = build(settings, notifier=NullNotifier(), database=database)
         _, session_id, ids = make_world(

@@ -61,7 +61,11 @@ def test_postgres_restart_mid_run(private_postgres: PrivatePostgres, tmp_path: P
                     "batch_size": 2,
                 }
             },
-            pipeline_config={"poll_interval": 0.05, "sweep_interval": 0.5},
+            pipeline_config={
+                "poll_interval": 0.05,
+                "sweep_interval": 0.5,
+                "rewrite_first_note": True,  # every event goes through the rewrite call
+            },
         )
         app.start_local_workers()
         try:

@@ -8,7 +8,9 @@ When several entities of a session wait together, one call rewrites their notes
 (``rewrite.batch``, answered as JSON); each note is checked on its own, and an entity whose part
 is missing or unusable is rewritten alone with the spec's prompt.  The notes are saved in one
 transaction.  The prompt asks for notes of about ``note_target_words`` words, so a long session
-does not make every rewrite longer and dearer."""
+does not make every rewrite longer and dearer.  A note that does not exist yet is its events
+(``rewrite_first_note`` off, the default): rewriting nothing with them costs a call and says
+no more."""
 
 from __future__ import annotations
 
@@ -118,9 +120,12 @@ class NoteRewriteWorker(MemoryWorker):
         vectors: VectorWriter,
         llm_config: LLMConfig,
         target_words: int | None = None,
+        *,
+        rewrite_first_note: bool = False,
     ) -> None:
         super().__init__(uow, chat_model, vectors, llm_config)
         self.target_words = target_words
+        self.rewrite_first_note = rewrite_first_note
 
     def handle(self, job: Job[NoteUpdateTask]) -> Outcome:
         """Fold the claimed events of each key into its new note — one call for all the keys —
@@ -156,7 +161,19 @@ class NoteRewriteWorker(MemoryWorker):
 
     # -- the LLM --------------------------------------------------------------------------------
     def _rewrite(self, reads: list[NoteRead]) -> list[str]:
-        """The new note of each read: one call for all, and alone those it did not do well."""
+        """The new note of each read.  A note that does not exist yet is its events, in order
+        (all a rewrite of nothing can say; no call), unless ``rewrite_first_note``; the others
+        by one call for all, and alone those it did not do well."""
+        notes: dict[int, str] = {}
+        for i, read in enumerate(reads):
+            if not read.before and not self.rewrite_first_note:
+                notes[i] = read.clean(" ".join(event.strip() for event in read.batch.events))
+        asked = [read for i, read in enumerate(reads) if i not in notes]
+        written = iter(self._ask(asked) if asked else [])
+        return [notes[i] if i in notes else next(written) for i in range(len(reads))]
+
+    def _ask(self, reads: list[NoteRead]) -> list[str]:
+        """The new notes of ``reads`` from the LLM: one call for all, alone those it spoiled."""
         if len(reads) == 1:
             return [self._alone(reads[0])]
         request = REWRITE_BATCH.request(

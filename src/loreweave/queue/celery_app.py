@@ -84,7 +84,8 @@ def run_queue(queue: str, max_jobs: int = MAX_JOBS_PER_MESSAGE) -> int:
     pipeline = container().pipeline
     worker_id = f"celery:{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
     done = 0
-    while done < max_jobs and pipeline.run_next(worker_id):
+    # a prefork process is a pool of one: its calls take what waits
+    while done < max_jobs and pipeline.run_next(worker_id, pool=1):
         done += 1
     return done
 

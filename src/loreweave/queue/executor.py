@@ -76,12 +76,28 @@ class JobExecutor:
         self.handler = handler
         self.uow = uow
         self.config = config
+        # one entity per rewrite while other workers are idle (see Pipeline.run_next)
+        self.narrow = (
+            config.model_copy(update={"entities_per_call": 1})
+            if "entities_per_call" in type(config).model_fields
+            else config
+        )
         self.notifier = notifier
 
-    def claim(self, worker_id: str, tier: jobs.Tier = jobs.ANY_SESSION) -> ClaimedJob | None:
+    def claim(
+        self, worker_id: str, tier: jobs.Tier = jobs.ANY_SESSION, *, wide: bool = True
+    ) -> ClaimedJob | None:
         with self.uow() as uow:
-            rows = jobs.claim(uow.session, self.kind, worker_id, self.config, tier)
+            job = self.claim_in(uow, worker_id, tier, wide=wide)
             uow.commit()
+        return job
+
+    def claim_in(
+        self, uow: UnitOfWork, worker_id: str, tier: jobs.Tier, *, wide: bool = True
+    ) -> ClaimedJob | None:
+        """Claim in ``uow``'s transaction (the caller commits)."""
+        config = self.config if wide else self.narrow
+        rows = jobs.claim(uow.session, self.kind, worker_id, config, tier)
         return ClaimedJob(self.kind, rows, worker_id, self.uow) if rows else None
 
     def run_once(self, worker_id: str) -> bool:

@@ -502,6 +502,15 @@ def sweep(db: Session, settings: Settings) -> int:
     return count
 
 
+def anything_ready(db: Session, kinds: Sequence[JobKind]) -> bool:
+    """Whether some job of ``kinds`` is pending and due (a cheap read before a claim)."""
+    now = utcnow()
+    return any(
+        db.scalar(select(kind.model.id).where(_ready(kind.model, now)).limit(1)) is not None
+        for kind in kinds
+    )
+
+
 def ready_counts(db: Session) -> dict[QueueName, int]:
     """How many jobs of each queue are pending and due (to re-announce lost messages)."""
     now = utcnow()

@@ -3,10 +3,12 @@ policy that picks the next job for a free LLM call, and the sweeper — one obje
 backends drive (DESIGN §1.2, §3).
 
 Priorities (``priority_config``): sessions played now (a turn within ``live_seconds``) before
-an old backlog; then the queues in ``queue_order`` (by default creations, then note rewrites —
-which may mention what was created — then analyses of new turns, so the work of earlier turns
-is finished first and later turns wait together, to be analysed by one call); within a queue
-the oldest job first, and a session's earlier turns always before its later ones.
+an old backlog; then the queues in ``queue_order`` — by default analyses of new turns as they
+come (the later turns of a session wait together and share a call), then creations, before the
+rewrites that may mention them, then rewrites, which fold every event waiting for an entity;
+within a queue the oldest job first.  A session's earlier turns always go first where order
+matters: the job registry's key order (a later turn is analysed after the creations of earlier
+ones; a note's events apply in turn order).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from loreweave.config import Settings
 from loreweave.db.models import utcnow
 from loreweave.memory.ports import UnitOfWorkFactory
 from loreweave.queue import jobs
-from loreweave.queue.executor import Handler, JobExecutor
+from loreweave.queue.executor import ClaimedJob, Handler, JobExecutor
 from loreweave.queue.notify import QUEUES, Notifier, QueueName
 
 log = logging.getLogger("loreweave.pipeline")
@@ -86,26 +88,59 @@ class Pipeline:
         with self._lock:
             self._running[queue] -= 1
 
-    def run_next(self, worker_id: str, queues: tuple[QueueName, ...] = QUEUES) -> bool:
-        """Claim and process the most important ready job of ``queues``; False if none."""
-        for tier in self.tiers():
-            for queue in self.order:
-                if queue not in queues or not self._take_slot(queue):
-                    continue
-                try:
+    def run_next(
+        self, worker_id: str, queues: tuple[QueueName, ...] = QUEUES, *, pool: int | None = None
+    ) -> bool:
+        """Claim and process the most important ready job of ``queues``; False if none.
+
+        ``pool``: the workers sharing this process's calls (default ``calls_in_flight``).  While
+        some of them are idle, a rewrite takes one entity's events, so the others can take the
+        other entities in parallel; once all are busy, it takes several entities of the session
+        in one call (fewer calls while work waits).  Analyses and creations run in turn order
+        within a session anyway, so they always take what waits."""
+        job = self._claim_next(worker_id, queues, pool)
+        if job is None:
+            return False
+        try:
+            self.executors[job.kind.name].run(job)
+        finally:
+            self._free_slot(job.kind.name)
+        return True
+
+    def _claim_next(
+        self, worker_id: str, queues: tuple[QueueName, ...], pool: int | None
+    ) -> ClaimedJob | None:
+        """The policy's pick, claimed in one transaction (on SQLite one write lock, taken only
+        when something is ready at all); its queue's slot is held."""
+        with self.uow(read_only=True) as uow:
+            if not jobs.anything_ready(uow.session, [jobs.KINDS[q] for q in queues]):
+                return None
+        with self.uow() as uow:
+            for tier in self.tiers():
+                for queue in self.order:
+                    if queue not in queues or not self._take_slot(queue):
+                        continue
                     executor = self.executors[queue]
-                    job = executor.claim(worker_id, tier)
+                    try:
+                        job = executor.claim_in(uow, worker_id, tier, wide=self._crowded(pool))
+                    except BaseException:
+                        self._free_slot(queue)
+                        raise
                     if job is not None:
-                        executor.run(job)
-                        return True
-                finally:
+                        uow.commit()
+                        return job
                     self._free_slot(queue)
-        return False
+        return None
+
+    def _crowded(self, pool: int | None) -> bool:
+        with self._lock:
+            running = sum(self._running.values())  # this worker's included
+        return running >= (pool or self.pool_size())
 
     def runner(self, queue: QueueName) -> Callable[[str], bool]:
         """``run(worker_id) -> bool``: claim and process one job of ``queue`` (live sessions
-        first); False if idle."""
-        return lambda worker_id: self.run_next(worker_id, (queue,))
+        first) in this thread, as a pool of one; False if idle."""
+        return lambda worker_id: self.run_next(worker_id, (queue,), pool=1)
 
     # -- upkeep -----------------------------------------------------------------------------------
     def sweep(self) -> dict[QueueName, int]:
@@ -128,6 +163,6 @@ class Pipeline:
         jobs ran.  For tests, the demo and one-shot commands (jobs backing off are left for
         later)."""
         ran = 0
-        while ran < max_jobs and self.run_next(worker_id):
+        while ran < max_jobs and self.run_next(worker_id, pool=1):
             ran += 1
         return ran

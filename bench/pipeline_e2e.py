@@ -122,11 +122,21 @@ class Service:
             LOREWEAVE_LLM_CONFIG__EMBEDDING_MODEL="fake-embed",
             LOREWEAVE_PROVIDER_CONFIG__REQUESTS_PER_SECOND="1000",
             LOREWEAVE_PROVIDER_CONFIG__TOKENS_PER_MINUTE="100000000",
+            # one pool of calls in flight; the earlier fixed pools as its per-queue caps
+            LOREWEAVE_PROVIDER_CONFIG__CALLS_IN_FLIGHT=str(
+                NOTE_WORKERS + CREATION_WORKERS + ANALYSIS_WORKERS
+            ),
             LOREWEAVE_DUAL_QUEUE_CONFIG__NOTE_UPDATE_QUEUE__CONCURRENT_WORKERS=str(NOTE_WORKERS),
             LOREWEAVE_DUAL_QUEUE_CONFIG__ENTITY_CREATION_QUEUE__CONCURRENT_WORKERS=str(
                 CREATION_WORKERS
             ),
             LOREWEAVE_PIPELINE_CONFIG__ANALYSIS_WORKERS=str(ANALYSIS_WORKERS),
+            # one job per call, as this benchmark's stand-in answers only the single prompts
+            # (batching is measured by bench/vs_mem0.py)
+            LOREWEAVE_DUAL_QUEUE_CONFIG__ANALYSIS_QUEUE__BATCH_SIZE="1",
+            LOREWEAVE_DUAL_QUEUE_CONFIG__ENTITY_CREATION_QUEUE__BATCH_SIZE="1",
+            LOREWEAVE_DUAL_QUEUE_CONFIG__NOTE_UPDATE_QUEUE__ENTITIES_PER_CALL="1",
+            LOREWEAVE_PIPELINE_CONFIG__REWRITE_FIRST_NOTE="true",
             LOREWEAVE_PIPELINE_CONFIG__POLL_INTERVAL="0.2",
             LOREWEAVE_PIPELINE_CONFIG__SWEEP_INTERVAL="2",
             LOREWEAVE_INDEX_DIR=str(workdir / "index"),

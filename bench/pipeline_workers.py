@@ -39,7 +39,7 @@ def run(workers: int, entities: int, per_entity: int, latency: float) -> dict[st
         settings = Settings(
             database_url=f"sqlite:///{Path(tmp) / 'bench.db'}",
             index_dir=Path(tmp) / "index",
-            dual_queue_config={"note_update_queue": {"concurrent_workers": workers}},  # type: ignore[arg-type]
+            provider_config={"calls_in_flight": workers},  # type: ignore[arg-type]
             pipeline_config={"poll_interval": 0.02},  # type: ignore[arg-type]
         )
         chat = OpenAIChatModel(None, base_url=server.openai_url, timeout=30)

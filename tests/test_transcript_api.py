@@ -72,7 +72,10 @@ def test_delete_turns_undoes_their_memory(client: TestClient, lw: Loreweave) -> 
     reverted: dict[str, Any] = client.delete(f"/api/sessions/{session}/turns/1").json()
     assert reverted["turns_removed"] == [1, 2]
     assert [e["title"] for e in reverted["entries_removed"]] == ["Dee"]
-    # Ann's note is back to what turn 0 made of it; Bo's note (only turn 1) is gone
+    # Ann's note is back to what turn 0 made of it — its events were folded into one rewrite
+    # with turn 2's, so they are applied again — and Bo's note (only turn 1) is gone
+    assert reverted["turns_to_analyse"] == []
+    lw.pipeline.drain()
     assert notes(client, session) == {"Ann": "0-Ann | 0-Ann"}  # turn 0 and its reply name Ann
     assert "Dee" not in titles(client, world, session)
     assert len(client.get(f"/api/sessions/{session}/turns").json()) == 1

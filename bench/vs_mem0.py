@@ -150,6 +150,7 @@ def main() -> None:
     parser.add_argument(
         "--database-url", default=None, help="loreweave's database (default: a SQLite file)"
     )
+    parser.add_argument("--label", default="", help="saved as vs_mem0_<label>")
     args = parser.parse_args()
     stories = workload(args.sessions, args.turns)
     rows: list[dict[str, Any]] = []
@@ -191,7 +192,7 @@ def main() -> None:
         for r in rows
     ]
     save(
-        "vs_mem0",
+        f"vs_mem0_{args.label}" if args.label else "vs_mem0",
         {"sessions": args.sessions, "turns": args.turns, "rows": rows},
         f"{args.sessions} sessions x {args.turns} turns submitted at once; tokens as the "
         "stand-in counts them (4 characters each).\n\n" + header + "\n".join(lines),

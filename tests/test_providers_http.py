@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
+import httpx
 import numpy as np
 import pytest
 
@@ -269,3 +270,40 @@ def test_streaming_retries_before_the_first_chunk(
     chunks = list(resilient(make_chat(provider, server), sleep).stream(request()))
     assert "".join(chunks) == "Back again."
     assert len(sleep.waits) == 1
+
+
+def test_the_stand_in_answers_in_one_write_without_nagle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Headers and body written apart stall ~40 ms a call on delayed ACKs (Nagle waits for the
+    ACK of the first segment): every figure measured against the stand-in would carry it."""
+    import socket
+
+    writes: list[tuple[int, bool]] = []  # (bytes, TCP_NODELAY) of the server's sends
+    server = FakeProviderServer().start()
+    original_send, original_sendall = socket.socket.send, socket.socket.sendall
+
+    def record(sock: socket.socket, data: bytes) -> None:
+        if sock.getsockname()[1] == server.port:
+            nodelay = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            writes.append((len(data), bool(nodelay)))
+
+    def send(sock: socket.socket, data: bytes, *args: int) -> int:
+        record(sock, data)
+        return original_send(sock, data, *args)
+
+    def sendall(sock: socket.socket, data: bytes, *args: int) -> None:
+        record(sock, data)
+        original_sendall(sock, data, *args)
+
+    monkeypatch.setattr(socket.socket, "send", send)
+    monkeypatch.setattr(socket.socket, "sendall", sendall)
+    try:
+        with httpx.Client() as client:
+            reply = client.post(
+                f"{server.openai_url}/chat/completions",
+                json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+            )
+    finally:
+        server.stop()
+    assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"] == "OK"
+    assert len(writes) == 1, writes  # headers and body together
+    assert writes[0][1] is True  # TCP_NODELAY

@@ -39,13 +39,15 @@ class Standin:
     provider = "standin"
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, int, int]] = []  # (prompt, tokens in, tokens out)
+        # (prompt, tokens in, tokens out, notes it rewrote)
+        self.calls: list[tuple[str, int, int, int]] = []
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         body = {"messages": [{"role": m.role, "content": m.content} for m in request.messages]}
         text = PROMPT_HANDLERS.get(request.prompt, by_wording)(body)
         tokens_in = sum(count_tokens(m.content) for m in request.messages)
-        self.calls.append((request.prompt, tokens_in, count_tokens(text)))
+        notes = request.messages[0].content.count("] [Entity]:") or 1
+        self.calls.append((request.prompt, tokens_in, count_tokens(text), notes))
         return ChatResponse(text, request.model, Usage(tokens_in, count_tokens(text)))
 
 
@@ -75,6 +77,7 @@ def play(target: int | None, turns: int) -> list[dict[str, Any]]:
                     words = [len(n.note_content.split()) for n in uow.notes.in_session(session_id)]
                 window = [c for c in model.calls[seen:] if c[0].startswith("rewrite")]
                 seen = len(model.calls)
+                rewritten = max(1, sum(c[3] for c in window))
                 rows.append(
                     {
                         "turn": index + 1,
@@ -82,8 +85,9 @@ def play(target: int | None, turns: int) -> list[dict[str, Any]]:
                         "note_words_mean": sum(words) / len(words),
                         "note_words_max": max(words),
                         "rewrite_calls": len(window),
-                        "rewrite_tokens_in": sum(c[1] for c in window) / max(1, len(window)),
-                        "rewrite_tokens_out": sum(c[2] for c in window) / max(1, len(window)),
+                        "notes_rewritten": sum(c[3] for c in window),
+                        "tokens_in_per_note": sum(c[1] for c in window) / rewritten,
+                        "tokens_out_per_note": sum(c[2] for c in window) / rewritten,
                     }
                 )
         lw.close()
@@ -96,15 +100,15 @@ def main() -> None:
     args = parser.parse_args()
     results = {"target 150 words": play(150, args.turns), "no target": play(None, args.turns)}
     lines = [
-        "| rewrite prompt | after turn | notes | note words mean / max | rewrite calls since "
-        "last row | tokens in / out per rewrite |",
+        "| rewrite prompt | after turn | notes | note words mean / max | rewrite calls (notes) "
+        "since the last row | tokens in / out per note rewritten |",
         "|---|---|---|---|---|---|",
     ]
     for name, rows in results.items():
         lines += [
             f"| {name} | {r['turn']} | {r['notes']} | {r['note_words_mean']:.0f} / "
-            f"{r['note_words_max']} | {r['rewrite_calls']} | {r['rewrite_tokens_in']:.0f} / "
-            f"{r['rewrite_tokens_out']:.0f} |"
+            f"{r['note_words_max']} | {r['rewrite_calls']} ({r['notes_rewritten']}) | "
+            f"{r['tokens_in_per_note']:.0f} / {r['tokens_out_per_note']:.0f} |"
             for r in rows
         ]
     save("note_length", {"turns": args.turns, "results": results}, "\n".join(lines))

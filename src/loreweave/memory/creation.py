@@ -12,7 +12,6 @@ the spec's prompt, and they are saved in order in one transaction, as if one by 
 
 from __future__ import annotations
 
-import logging
 import uuid
 
 from sqlalchemy import select
@@ -20,7 +19,6 @@ from sqlalchemy import select
 from loreweave.db.models import ChatSession, EntityCreationTask, LoreEntry, NoteUpdateTask
 from loreweave.db.repositories import visible_in
 from loreweave.db.uow import UnitOfWork
-from loreweave.errors import InvalidResponse
 from loreweave.llm.prompts.creation import (
     CREATION,
     CREATION_BATCH,
@@ -29,12 +27,11 @@ from loreweave.llm.prompts.creation import (
 )
 from loreweave.llm.structured import complete_structured
 from loreweave.llm.types import ChatRequest, Matrix
+from loreweave.memory.batch import each_or_alone
 from loreweave.memory.composite import CompositeDocument, DocumentKey, compose
 from loreweave.memory.ports import Job, Outcome
 from loreweave.memory.task_worker import MemoryWorker
 from loreweave.vectors.keywords import normalise_name
-
-log = logging.getLogger("loreweave.creation")
 
 MAX_TAGS = 20
 
@@ -81,23 +78,15 @@ class EntityCreationWorker(MemoryWorker):
             ],
             parts=[self._single(task) for task in tasks],
         )
-        try:
-            answer = complete_structured(self.chat_model, request, BatchCreationResult)
-            parts = {ref.strip().upper(): entry for ref, entry in answer.entries.items()}
-        except InvalidResponse as exc:
-            log.warning("batched creation unusable (%s); writing each entry alone", exc)
-            parts = {}
-        created = []
-        for i, task in enumerate(tasks, 1):
-            part = parts.get(f"C{i}")
-            try:
-                if part is None:
-                    raise ValueError("left out")
-                created.append(CreatedEntity.model_validate(part))
-            except ValueError:  # pydantic's ValidationError is one
-                log.info("batched creation left out or spoiled C%d; alone", i)
-                created.append(self._alone(task))
-        return created
+        return each_or_alone(
+            self.chat_model,
+            request,
+            BatchCreationResult,
+            lambda answer: answer.entries,
+            [(f"C{i}", task) for i, task in enumerate(tasks, 1)],
+            lambda _task, part: CreatedEntity.model_validate(part),
+            self._alone,
+        )
 
     def _single(self, task: EntityCreationTask) -> ChatRequest:
         return CREATION.request(

@@ -24,8 +24,8 @@ from loreweave.config import LLMConfig
 from loreweave.db.models import NoteUpdateTask
 from loreweave.errors import ConcurrentChange, InvalidResponse
 from loreweave.llm.prompts.rewrite import REWRITE, REWRITE_BATCH, BatchRewriteResult
-from loreweave.llm.structured import complete_structured
 from loreweave.llm.types import ChatModel, ChatRequest, Matrix
+from loreweave.memory.batch import each_or_alone
 from loreweave.memory.composite import CompositeDocument, DocumentKey, compose
 from loreweave.memory.ports import Job, Outcome, UnitOfWorkFactory, VectorWriter
 from loreweave.memory.task_worker import MemoryWorker
@@ -182,20 +182,15 @@ class NoteRewriteWorker(MemoryWorker):
             target_words=self.target_words,
             parts=[self._single(read) for read in reads],
         )
-        try:
-            answer = complete_structured(self.chat_model, request, BatchRewriteResult)
-            parts = {ref.strip().upper(): note for ref, note in answer.notes.items()}
-        except InvalidResponse as exc:
-            log.warning("batched rewrite unusable (%s); rewriting each note alone", exc)
-            parts = {}
-        notes = []
-        for i, read in enumerate(reads, 1):
-            try:
-                notes.append(read.clean(parts[f"E{i}"]))
-            except (KeyError, InvalidResponse):
-                log.info("batched rewrite left out or spoiled %s; alone", read.batch.describe())
-                notes.append(self._alone(read))
-        return notes
+        return each_or_alone(
+            self.chat_model,
+            request,
+            BatchRewriteResult,
+            lambda answer: answer.notes,
+            [(f"E{i}", read) for i, read in enumerate(reads, 1)],
+            lambda read, note: read.clean(note),
+            self._alone,
+        )
 
     def _single(self, read: NoteRead) -> ChatRequest:
         return REWRITE.request(self.llm_config, **read.context(), target_words=self.target_words)

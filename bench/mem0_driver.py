@@ -117,7 +117,7 @@ def _run(memory: Memory, sessions: list[list[list[str]]], in_flight: int, out: P
                 "turn_waits": run.waits,
                 "turn_to_memory": run.applied,
                 "errors": run.errors[:5],
-                "error_count": len(run.errors),
+                "failed_jobs": len(run.errors),
             }
         )
     )

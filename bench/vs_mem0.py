@@ -74,23 +74,18 @@ def _waits(waits: list[float], applied: list[float]) -> dict[str, float]:
     }
 
 
-def run_loreweave(
+def _drive(
     server: FakeProviderServer,
-    in_flight: int,
+    command: list[str],
     stories: list[list[tuple[str, str]]],
     work: Path,
-    database_url: str | None,
+    extra: list[str],
 ) -> dict[str, Any]:
-    """loreweave in its own process, as mem0 is (the stand-in server keeps this one's GIL)."""
-    load = work / "workload.json"
+    """Run a driver on the workload against the stand-in; its figures and the server's."""
+    load, out = work / "workload.json", work / "measured.json"
     load.write_text(json.dumps(stories))
-    out = work / "loreweave.json"
     mark = len(server.requests)
-    command = [sys.executable, str(HERE / "loreweave_driver.py"), str(load), str(out)]
-    command += ["--url", server.openai_url, "--in-flight", str(in_flight)]
-    if database_url:
-        command += ["--database-url", database_url]
-    subprocess.run(command, check=True)
+    subprocess.run([*command, str(load), str(out), "--url", server.openai_url, *extra], check=True)
     measured = json.loads(out.read_text())
     turns = measured["turns"]
     return {
@@ -103,6 +98,21 @@ def run_loreweave(
     }
 
 
+def run_loreweave(
+    server: FakeProviderServer,
+    in_flight: int,
+    stories: list[list[tuple[str, str]]],
+    work: Path,
+    database_url: str | None,
+) -> dict[str, Any]:
+    """loreweave in its own process, as mem0 is (the stand-in server keeps this one's GIL)."""
+    extra = ["--in-flight", str(in_flight)]
+    if database_url:
+        extra += ["--database-url", database_url]
+    command = [sys.executable, str(HERE / "loreweave_driver.py")]
+    return _drive(server, command, stories, work, extra)
+
+
 def run_mem0(
     server: FakeProviderServer,
     in_flight: int,
@@ -110,33 +120,8 @@ def run_mem0(
     work: Path,
     python: str,
 ) -> dict[str, Any]:
-    load = work / "workload.json"
-    load.write_text(json.dumps(stories))
-    out = work / "mem0.json"
-    mark = len(server.requests)
-    subprocess.run(
-        [
-            python,
-            str(HERE / "mem0_driver.py"),
-            str(load),
-            str(out),
-            "--url",
-            server.openai_url,
-            "--in-flight",
-            str(in_flight),
-        ],
-        check=True,
-    )
-    measured = json.loads(out.read_text())
-    turns = measured["turns"]
-    return {
-        "turns": turns,
-        "seconds": measured["seconds"],
-        "turns_per_minute": turns / measured["seconds"] * 60,
-        **_llm_figures(server, mark, turns),
-        **_waits(measured["turn_waits"], measured["turn_to_memory"]),
-        "failed_jobs": measured["error_count"],
-    }
+    command = [python, str(HERE / "mem0_driver.py")]
+    return _drive(server, command, stories, work, ["--in-flight", str(in_flight)])
 
 
 def main() -> None:

@@ -123,12 +123,12 @@ class Pipeline:
                     executor = self.executors[queue]
                     try:
                         job = executor.claim_in(uow, worker_id, tier, wide=self._crowded(pool))
+                        if job is not None:
+                            uow.commit()
+                            return job  # the slot stays held until the job has run
                     except BaseException:
                         self._free_slot(queue)
                         raise
-                    if job is not None:
-                        uow.commit()
-                        return job
                     self._free_slot(queue)
         return None
 

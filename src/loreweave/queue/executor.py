@@ -85,29 +85,12 @@ class JobExecutor:
         self.notifier = notifier
 
     def claim(
-        self, worker_id: str, tier: jobs.Tier = jobs.ANY_SESSION, *, wide: bool = True
-    ) -> ClaimedJob | None:
-        with self.uow() as uow:
-            job = self.claim_in(uow, worker_id, tier, wide=wide)
-            uow.commit()
-        return job
-
-    def claim_in(
         self, uow: UnitOfWork, worker_id: str, tier: jobs.Tier, *, wide: bool = True
     ) -> ClaimedJob | None:
         """Claim in ``uow``'s transaction (the caller commits)."""
         config = self.config if wide else self.narrow
         rows = jobs.claim(uow.session, self.kind, worker_id, config, tier)
         return ClaimedJob(self.kind, rows, worker_id, self.uow) if rows else None
-
-    def run_once(self, worker_id: str) -> bool:
-        """Claim and process one job of this kind, whatever its session.  False when none
-        was ready."""
-        job = self.claim(worker_id)
-        if job is None:
-            return False
-        self.run(job)
-        return True
 
     def run(self, job: ClaimedJob) -> None:
         """Process a claimed job and record its outcome."""

@@ -215,18 +215,21 @@ def _note_heads() -> Select[NoteUpdateTask]:
     )
 
 
-def _key_events(
-    db: Session, head: NoteUpdateTask, now: datetime, limit: int
-) -> list[NoteUpdateTask]:
-    """The head and its key's next events while they are ready, and while no unfinished
-    creation of the session comes before them: one rewrite folds them."""
-    events = [head]
-    first_creation = db.scalar(
+def _first_unfinished_creation(db: Session, session_id: Any) -> int | None:
+    return db.scalar(
         select(func.min(EntityCreationTask.turn_index)).where(
-            EntityCreationTask.session_id == head.session_id,
+            EntityCreationTask.session_id == session_id,
             EntityCreationTask.status.in_(UNFINISHED),
         )
     )
+
+
+def _key_events(
+    db: Session, head: NoteUpdateTask, now: datetime, limit: int, before: int | None
+) -> list[NoteUpdateTask]:
+    """The head and its key's next events while they are ready, and while they come no later
+    than the session's first unfinished creation (``before``): one rewrite folds them."""
+    events = [head]
     if limit > 1:
         followers = (
             select(NoteUpdateTask)
@@ -240,9 +243,7 @@ def _key_events(
             .limit(limit - 1)
         )
         for task in db.scalars(_locking(db, followers, NoteUpdateTask)):
-            if not _is_ready(task, now) or (
-                first_creation is not None and task.turn_index > first_creation
-            ):
+            if not _is_ready(task, now) or (before is not None and task.turn_index > before):
                 break  # a later event never overtakes one that waits, backs off or failed
             events.append(task)
     return events
@@ -262,7 +263,8 @@ def _note_candidates(
     head = db.scalars(_locking(db, query, NoteUpdateTask)).first()
     if head is None:
         return []
-    batch = _key_events(db, head, now, config.batch_size)
+    before = _first_unfinished_creation(db, head.session_id) if config.batch_size > 1 else None
+    batch = _key_events(db, head, now, config.batch_size, before)
     entities = getattr(config, "entities_per_call", 1)
     if entities > 1:
         others = (
@@ -276,7 +278,7 @@ def _note_candidates(
             .limit(entities - 1)
         )
         for other in db.scalars(_locking(db, others, NoteUpdateTask)).all():
-            batch.extend(_key_events(db, other, now, config.batch_size))
+            batch.extend(_key_events(db, other, now, config.batch_size, before))
     return batch
 
 

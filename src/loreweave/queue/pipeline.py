@@ -122,7 +122,7 @@ class Pipeline:
                         continue
                     executor = self.executors[queue]
                     try:
-                        job = executor.claim_in(uow, worker_id, tier, wide=self._crowded(pool))
+                        job = executor.claim(uow, worker_id, tier, wide=self._crowded(pool))
                         if job is not None:
                             uow.commit()
                             return job  # the slot stays held until the job has run

@@ -218,7 +218,7 @@ def test_creations_waiting_together_share_one_call_and_duplicates_merge(
     model.models["creation.batch"] = creation
     app = make_app(database, tmp_path, model)
     _, session_id, _ = make_world(database, ("Momo", "Character", "A psychic girl."))
-    app.chat.record(session_id, "Kenta arrives with a katana.", "…")
+    app.chat.record(session_id, "Kenta arrives with Muramasa, a katana.", "…")
     app.pipeline.drain()
     assert model.calls["creation.batch"] == 1 and "creation" not in model.calls
     with database.uow(read_only=True) as uow:

@@ -135,14 +135,11 @@ def build(
     handlers: dict[QueueName, Handler] = {
         "analysis": analysis.handle,
         "note_updates": NoteRewriteWorker(
-            uow,
-            chat_model,
-            vectors,
-            llm,
-            settings.pipeline_config.note_target_words,
-            rewrite_first_note=settings.pipeline_config.rewrite_first_note,
+            uow, chat_model, vectors, llm, settings.pipeline_config
         ).handle,
-        "entity_creations": EntityCreationWorker(uow, chat_model, vectors, llm).handle,
+        "entity_creations": EntityCreationWorker(
+            uow, chat_model, vectors, llm, settings.pipeline_config
+        ).handle,
     }
     pipeline = Pipeline(uow, handlers, settings, notifier)
     metrics = Metrics(database, providers.stats)

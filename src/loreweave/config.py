@@ -173,6 +173,9 @@ class ProxyConfig(_Group):
     impersonate_patterns: list[str] = [r"^\[Write your next reply from the point of view of"]
 
 
+StructuredOutput = Literal["auto", "json_schema", "json_object_schema", "json_object", "off"]
+
+
 class ProviderConfig(_Group):
     """Resilience around every LLM and embedding provider."""
 
@@ -185,6 +188,14 @@ class ProviderConfig(_Group):
         ge=1,
         le=256,
         description="LLM calls the memory workers of a process make at once (the worker pool)",
+    )
+    structured_output: StructuredOutput = Field(
+        "auto",
+        description=(
+            "how a memory request's JSON schema is sent: json_schema (Mistral, OpenAI, vLLM, "
+            "llama.cpp's llama-server, Ollama), json_object_schema (llama-cpp-python's server), "
+            "json_object (JSON mode, no schema), off; auto steps down when a server refuses one"
+        ),
     )
     # None: no limit of our own; the provider's 429s (and their Retry-After) still slow us down.
     # Set them to your plan's limits: a limit below calls_in_flight's pace caps throughput.
@@ -200,12 +211,26 @@ class PipelineConfig(_Group):
     max_updates_per_turn: int = Field(10, ge=0, le=100)
     max_creations_per_turn: int = Field(5, ge=0, le=100)
     max_summary_chars: int = Field(1000, ge=50, le=20_000)
+    max_entry_chars: int = Field(
+        2000, ge=100, le=50_000, description="a created entry's description, at most"
+    )
     note_target_words: int | None = Field(
         150, ge=20, le=5000, description="the rewrite prompt asks for notes this long; None: no"
     )
     rewrite_first_note: bool = Field(
         False,
         description="ask the LLM to write a note that does not exist yet (else: its events)",
+    )
+    # grounding checks: what validates but did not come from the story (each says what it
+    # rejected: the turn's processing notes, the task's error)
+    ground_creations: bool = Field(
+        True, description="reject a created entry whose name its turn (or those shown) never uses"
+    )
+    ground_updates: bool = Field(
+        True, description="flag an update whose summary shares no word with its turn"
+    )
+    ground_notes: bool = Field(
+        True, description="a rewritten note with a name from nowhere is unusable (retried)"
     )
     poll_interval: float = Field(1.0, gt=0, description="seconds an idle worker waits")
     sweep_interval: float = Field(5.0, gt=0)

@@ -87,9 +87,10 @@ class ProviderError(LoreweaveError):
 
     retriable = False
 
-    def __init__(self, message: str, *, provider: str = "") -> None:
+    def __init__(self, message: str, *, provider: str = "", status: int | None = None) -> None:
         super().__init__(f"{provider}: {message}" if provider else message)
         self.provider = provider
+        self.status = status  # the HTTP status the provider answered, when it answered one
 
 
 class RateLimited(ProviderError):
@@ -98,7 +99,7 @@ class RateLimited(ProviderError):
     retriable = True
 
     def __init__(self, message: str, *, provider: str = "", retry_after: float | None = None):
-        super().__init__(message, provider=provider)
+        super().__init__(message, provider=provider, status=429)
         self.retry_after = retry_after
 
 

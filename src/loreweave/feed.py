@@ -74,6 +74,8 @@ def describe(uow: Any, task: NoteUpdateTask | EntityCreationTask) -> str:
     title = entry.title if entry else "?"
     if task.outcome == "merged":
         return f"[cyan]↺ duplicate of {title}[/]: becomes a note update of the existing entry"
+    if task.outcome == "rejected":  # not grounded in the story: its reason
+        return f"[yellow]✗ not created:[/] {task.error_message}"
     return f"[green]✓ new in this story:[/] {title} ({task.entity_type})"
 
 

@@ -15,6 +15,7 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -109,6 +110,7 @@ class ProxyService:
         *,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        passthrough: dict[str, Any] | None = None,
     ) -> Prepared:
         request = read_request(raw, self.config.continue_patterns, self.config.impersonate_patterns)
         if not request.messages:
@@ -136,6 +138,7 @@ class ProxyService:
             self.llm_config.temperature_chat if temperature is None else temperature,
             prompt="chat",
             max_tokens=max_tokens,
+            passthrough=passthrough,
         )
         last_reply = shown[-1].content if shown and shown[-1].role == "assistant" else ""
         if step.generate == "regenerate":

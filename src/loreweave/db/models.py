@@ -303,7 +303,9 @@ class EntityCreationTask(_TaskColumns, Base):
     created_lore_entry_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("lore_entries.id", ondelete="SET NULL"), default=None
     )
-    # "created" a new entry, or "merged" into an existing one as a note update.
+    # "created" a new entry, "merged" into an existing one as a note update, or "rejected":
+    # not grounded in the story (its name in none of the turns its analysis saw; the reason in
+    # error_message).
     outcome: Mapped[str | None] = mapped_column(String(20), default=None)
     # changes of the new entity in later turns of the same batched analysis, applied as its note
     # updates once it exists: [{"turn_index": n, "update_summary": "..."}]

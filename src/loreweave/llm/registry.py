@@ -39,10 +39,17 @@ def _require_mistral_key(settings: Settings, what: str) -> str:
 def _mistral_chat(settings: Settings) -> ChatModel:
     from loreweave.llm.providers.mistral import MistralChatModel
 
+    mode = settings.provider_config.structured_output
+    if mode == "json_object_schema":
+        raise ConfigurationError(
+            "provider_config.structured_output=json_object_schema is llama-cpp-python's form; "
+            "Mistral takes json_schema, json_object, off or auto"
+        )
     return MistralChatModel(
         _require_mistral_key(settings, "LOREWEAVE_LLM_PROVIDER"),
         server_url=settings.mistral_server_url,
         timeout=settings.provider_config.timeout,
+        structured_output=mode,
     )
 
 
@@ -65,6 +72,7 @@ def _openai_chat(settings: Settings) -> ChatModel:
         _openai_target(settings, "LOREWEAVE_LLM_PROVIDER"),
         base_url=settings.openai_base_url,
         timeout=settings.provider_config.timeout,
+        structured_output=settings.provider_config.structured_output,
     )
 
 

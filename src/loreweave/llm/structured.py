@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from loreweave.errors import InvalidResponse
-from loreweave.llm.types import ChatModel, ChatRequest, Message
+from loreweave.llm.types import ChatModel, ChatRequest, ChatResponse, Message
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -51,13 +51,23 @@ def _parse(text: str, schema: type[T]) -> T:
         raise ValueError(f"the JSON does not match the expected format ({problems})") from exc
 
 
+def _answer(response: ChatResponse, schema: type[T]) -> T:
+    if response.truncated:
+        raise ValueError(
+            "the answer was cut off at the token limit; answer again, shorter, within the limits"
+        )
+    return _parse(response.text, schema)
+
+
 def complete_structured(model: ChatModel, request: ChatRequest, schema: type[T]) -> T:
-    """Ask for JSON matching ``schema``; on an unusable answer, one repair request quoting the
-    problem; then :class:`InvalidResponse`."""
-    request = replace(request, json_schema=schema.model_json_schema())
-    reply = model.complete(request).text
+    """Ask for JSON matching ``schema`` (the request's own JSON schema is sent when it has one,
+    else the model's); on an unusable answer (not the JSON asked for, or cut at the token
+    limit), one repair request quoting the problem; then :class:`InvalidResponse`."""
+    request = replace(request, json_schema=request.json_schema or schema.model_json_schema())
+    first_response = model.complete(request)
+    reply = first_response.text
     try:
-        return _parse(reply, schema)
+        return _answer(first_response, schema)
     except ValueError as first:
         repair = replace(
             request,
@@ -68,9 +78,8 @@ def complete_structured(model: ChatModel, request: ChatRequest, schema: type[T])
                 Message("user", REPAIR_INSTRUCTION.format(error=first)),
             ),
         )
-        second_reply = model.complete(repair).text
         try:
-            return _parse(second_reply, schema)
+            return _answer(model.complete(repair), schema)
         except ValueError as second:
             raise InvalidResponse(
                 f"{request.prompt}: unusable response after one repair: {second}",

@@ -35,6 +35,13 @@ class ChatRequest:
     json_schema: dict[str, Any] | None = None
     max_tokens: int | None = None
     parts: tuple[ChatRequest, ...] = ()
+    # a client's own options, sent upstream untouched (the proxy: response_format, tools…)
+    passthrough: dict[str, Any] | None = None
+
+    @property
+    def schema_name(self) -> str:
+        """The name a ``json_schema`` response format gives the schema (``[a-zA-Z0-9_-]``)."""
+        return self.prompt.removesuffix(".repair").replace(".", "_")
 
     def text(self) -> str:
         return "\n".join(message.content for message in self.messages)
@@ -56,6 +63,13 @@ class ChatResponse:
     model: str
     usage: Usage = field(default_factory=Usage)
     latency: float = 0.0
+    finish_reason: str | None = None  # "stop", "length" (cut at max_tokens), "tool_calls"…
+    tool_calls: tuple[dict[str, Any], ...] = ()  # as the provider sent them (the proxy)
+
+    @property
+    def truncated(self) -> bool:
+        """The answer was cut at ``max_tokens``: whatever it holds is incomplete."""
+        return self.finish_reason == "length"
 
 
 @runtime_checkable

@@ -39,10 +39,15 @@ from loreweave.llm.prompts.analysis import (
     AnalysisResult,
     BatchAnalysisResult,
     EntityUpdate,
+    analysis_max_tokens,
+    analysis_schema,
+    batch_analysis_schema,
 )
 from loreweave.llm.structured import complete_structured
 from loreweave.llm.types import ChatModel, ChatRequest
+from loreweave.memory.grounding import shares_something
 from loreweave.memory.ports import Job, Outcome, UnitOfWorkFactory
+from loreweave.memory.usable import copied_placeholder
 from loreweave.queue.notify import QueueName
 
 
@@ -60,6 +65,10 @@ class AnalysisPlan:
     updates: list[tuple[uuid.UUID, str]] = field(default_factory=list)
     creations: list[Creation] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+
+
+def _said(turn: ChatTurn) -> str:
+    return f"{turn.user_message}\n{turn.assistant_message}"
 
 
 def _clip(text: str, limit: int) -> str:
@@ -124,9 +133,14 @@ class AnalysisService:
                     {"user": t.user_message, "assistant": t.assistant_message} for t in history
                 ],
             }
+            single: dict[str, Any] = {
+                "schema": analysis_schema(list(refs), self.config),
+                "max_tokens": analysis_max_tokens(self.config),
+            }
             if len(turns) == 1:
                 request = ANALYSIS.request(
                     self.llm_config,
+                    **single,
                     **context,
                     user_message=turns[0].user_message,
                     assistant_message=turns[0].assistant_message,
@@ -137,6 +151,7 @@ class AnalysisService:
                 parts = [  # each turn as it would be analysed alone
                     ANALYSIS.request(
                         self.llm_config,
+                        **single,
                         entities=context["entities"],
                         history=([*context["history"], *said[:k]])[-depth:] if depth else [],
                         user_message=turn["user"],
@@ -145,14 +160,27 @@ class AnalysisService:
                     for k, turn in enumerate(said)
                 ]
                 request = ANALYSIS_BATCH.request(
-                    self.llm_config, **context, turns=said, parts=parts
+                    self.llm_config,
+                    schema=batch_analysis_schema(list(refs), len(turns), self.config),
+                    max_tokens=analysis_max_tokens(self.config, len(turns)),
+                    **context,
+                    turns=said,
+                    parts=parts,
                 )
         return request, {ref: entry.id for ref, entry in refs.items()}
 
     # -- validation ------------------------------------------------------------------------------
-    def _update(self, plan: AnalysisPlan, update: EntityUpdate, refs: dict[str, uuid.UUID]) -> None:
+    def _update(
+        self, plan: AnalysisPlan, update: EntityUpdate, refs: dict[str, uuid.UUID], said: str
+    ) -> None:
         entry_id = refs.get(update.lore_entry_id.upper())
-        if entry_id is None:
+        placeholder = copied_placeholder(update.update_summary)
+        if placeholder is not None:
+            plan.rejected.append(
+                f"update for {update.lore_entry_id} dropped: it copies the prompt's "
+                f"placeholder {placeholder!r}"
+            )
+        elif entry_id is None:
             plan.rejected.append(
                 f"update for unknown entity {update.lore_entry_id!r} dropped "
                 f"(not an id shown to the analysis): {_clip(update.update_summary, 120)}"
@@ -160,11 +188,22 @@ class AnalysisService:
         elif len(plan.updates) >= self.config.max_updates_per_turn:
             plan.rejected.append(f"update for {update.lore_entry_id} dropped: over the cap")
         else:
+            if self.config.ground_updates and not shares_something(update.update_summary, said):
+                plan.rejected.append(
+                    f"update for {update.lore_entry_id} kept but flagged: it shares no word "
+                    f"with its turn: {_clip(update.update_summary, 120)}"
+                )
             plan.updates.append(
                 (entry_id, _clip(update.update_summary, self.config.max_summary_chars))
             )
 
     def _creation(self, plan: AnalysisPlan, entity_type: str, summary: str) -> Creation | None:
+        placeholder = copied_placeholder(summary)
+        if placeholder is not None:
+            plan.rejected.append(
+                f"creation dropped: it copies the prompt's placeholder {placeholder!r}"
+            )
+            return None
         if len(plan.creations) >= self.config.max_creations_per_turn:
             plan.rejected.append("creation dropped: over the cap")
             return None
@@ -174,10 +213,13 @@ class AnalysisService:
         plan.creations.append(creation)
         return creation
 
-    def validate(self, result: AnalysisResult, refs: dict[str, uuid.UUID]) -> AnalysisPlan:
+    def validate(
+        self, result: AnalysisResult, refs: dict[str, uuid.UUID], said: str = ""
+    ) -> AnalysisPlan:
+        """The plan of one turn's answer; ``said`` is the turn's text (for grounding)."""
         plan = AnalysisPlan()
         for update in result.updates:
-            self._update(plan, update, refs)
+            self._update(plan, update, refs, said)
         for creation in result.creations:
             self._creation(plan, creation.entity_type, creation.creation_summary)
         return plan
@@ -208,9 +250,8 @@ class AnalysisService:
                         {"turn_index": turn.turn_index, "update_summary": clipped}
                     )
                 else:
-                    self._update(
-                        plan, EntityUpdate(lore_entry_id=ref, update_summary=summary), refs
-                    )
+                    update = EntityUpdate(lore_entry_id=ref, update_summary=summary)
+                    self._update(plan, update, refs, _said(turn))
             plans.append(plan)
         return plans
 
@@ -219,9 +260,8 @@ class AnalysisService:
         """The plans of the leading turns the LLM answered for (at least the first)."""
         request, refs = self.build_request([t.id for t in turns])
         if len(turns) == 1:
-            return [
-                self.validate(complete_structured(self.chat_model, request, AnalysisResult), refs)
-            ]
+            single = complete_structured(self.chat_model, request, AnalysisResult)
+            return [self.validate(single, refs, _said(turns[0]))]
         result = complete_structured(self.chat_model, request, BatchAnalysisResult)
         plans = self.validate_batch(result, refs, turns)
         if plans:

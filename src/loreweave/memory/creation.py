@@ -24,13 +24,18 @@ from loreweave.llm.prompts.creation import (
     CREATION_BATCH,
     BatchCreationResult,
     CreatedEntity,
+    batch_creation_schema,
+    created_entity_schema,
+    creation_max_tokens,
 )
 from loreweave.llm.structured import complete_structured
 from loreweave.llm.types import ChatRequest, Matrix
 from loreweave.memory.batch import each_or_alone
 from loreweave.memory.composite import CompositeDocument, DocumentKey, compose
+from loreweave.memory.grounding import named_in
 from loreweave.memory.ports import Job, Outcome
 from loreweave.memory.task_worker import MemoryWorker
+from loreweave.memory.usable import copied_placeholder
 from loreweave.vectors.keywords import normalise_name
 
 MAX_TAGS = 20
@@ -66,15 +71,19 @@ class EntityCreationWorker(MemoryWorker):
         """The new entry of each task: one call for all, and alone those it did not do well."""
         if len(tasks) == 1:
             return [self._alone(tasks[0])]
+        refs = [f"C{i}" for i in range(1, len(tasks) + 1)]
+        chars = self.limits.max_entry_chars
         request = CREATION_BATCH.request(
             self.llm_config,
+            schema=batch_creation_schema(refs, chars),
+            max_tokens=creation_max_tokens(chars, len(tasks)),
             creations=[
                 {
-                    "ref": f"C{i}",
+                    "ref": ref,
                     "entity_type": task.entity_type,
                     "creation_summary": task.creation_summary,
                 }
-                for i, task in enumerate(tasks, 1)
+                for ref, task in zip(refs, tasks, strict=True)
             ],
             parts=[self._single(task) for task in tasks],
         )
@@ -83,14 +92,17 @@ class EntityCreationWorker(MemoryWorker):
             request,
             BatchCreationResult,
             lambda answer: answer.entries,
-            [(f"C{i}", task) for i, task in enumerate(tasks, 1)],
+            list(zip(refs, tasks, strict=True)),
             lambda _task, part: CreatedEntity.model_validate(part),
             self._alone,
         )
 
     def _single(self, task: EntityCreationTask) -> ChatRequest:
+        chars = self.limits.max_entry_chars
         return CREATION.request(
             self.llm_config,
+            schema=created_entity_schema(chars),
+            max_tokens=creation_max_tokens(chars),
             entity_type=task.entity_type,
             creation_summary=task.creation_summary,
         )
@@ -99,6 +111,27 @@ class EntityCreationWorker(MemoryWorker):
         return complete_structured(self.chat_model, self._single(task), CreatedEntity)
 
     # -- the database ---------------------------------------------------------------------------
+    def _ungrounded(
+        self, uow: UnitOfWork, task: EntityCreationTask, made: CreatedEntity
+    ) -> str | None:
+        """Why the entry cannot be saved: its name occurs in none of the turns its analysis
+        saw (its own and the earlier ones shown), or it copies a prompt's placeholder."""
+        placeholder = copied_placeholder(f"{made.title}\n{made.content}")
+        if placeholder is not None:
+            return f"creation rejected: it copies the prompt's placeholder {placeholder!r}"
+        if not self.limits.ground_creations:
+            return None
+        seen = uow.turns.recent(
+            task.session_id, self.limits.analysis_history_turns + 1, before=task.turn_index + 1
+        )
+        said = "\n".join(f"{t.user_message}\n{t.assistant_message}" for t in seen)
+        if named_in(made.title, said):
+            return None
+        return (
+            f"creation of {made.title!r} rejected: the turn never names it "
+            f"(summary: {task.creation_summary[:120]})"
+        )
+
     def _save(
         self,
         job: Job[EntityCreationTask],
@@ -119,6 +152,15 @@ class EntityCreationWorker(MemoryWorker):
                 zip(job.rows, created, entry_ids, strict=True)
             ):
                 task = uow.session.get_one(EntityCreationTask, claimed.id)
+                ungrounded = self._ungrounded(uow, task, made)
+                if ungrounded is not None:
+                    task.outcome, task.error_message = "rejected", ungrounded
+                    for turn in uow.turns.recent(task.session_id, 1, before=task.turn_index + 1):
+                        turn.processing_errors = "\n".join(
+                            filter(None, [turn.processing_errors, ungrounded])
+                        )
+                    outcomes.append(ungrounded)
+                    continue  # its followups were updates of an entity that is not
                 duplicate = find_duplicate(uow, session, made.title)
                 if duplicate is not None:
                     # the event joins the entry's note updates at its turn's place (the updates

@@ -17,24 +17,40 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from loreweave.config import LLMConfig
-from loreweave.db.models import NoteUpdateTask
+from sqlalchemy import select
+
+from loreweave.db.models import LoreEntry, NoteUpdateTask
+from loreweave.db.repositories import visible_in
 from loreweave.errors import ConcurrentChange, InvalidResponse
-from loreweave.llm.prompts.rewrite import REWRITE, REWRITE_BATCH, BatchRewriteResult
-from loreweave.llm.types import ChatModel, ChatRequest, Matrix
+from loreweave.llm.prompts.rewrite import (
+    REWRITE,
+    REWRITE_BATCH,
+    BatchRewriteResult,
+    batch_rewrite_schema,
+    note_max_chars,
+    rewrite_max_tokens,
+)
+from loreweave.llm.types import ChatRequest, ChatResponse, Matrix, Message
 from loreweave.memory.batch import each_or_alone
 from loreweave.memory.composite import CompositeDocument, DocumentKey, compose
-from loreweave.memory.ports import Job, Outcome, UnitOfWorkFactory, VectorWriter
+from loreweave.memory.grounding import new_names
+from loreweave.memory.ports import Job, Outcome
 from loreweave.memory.task_worker import MemoryWorker
+from loreweave.memory.usable import copied_placeholder, joined_without_repeats, repetition
 
 log = logging.getLogger("loreweave.rewrite")
 
 ECHOED_LABELS = ("New Session Note:", "Session Note:")
 MIN_RUNAWAY_LIMIT = 4_000
 CAS_ATTEMPTS = 3  # rewrites of one job when a note keeps changing under it
+REPAIR_NOTE = (
+    "Your note could not be used: {error}.\n"
+    "Write the complete note again: say each thing once, only what the lore, the current note "
+    "and the events say, and nothing before or after the note."
+)
 
 
 @dataclass(frozen=True)
@@ -69,8 +85,12 @@ class Batch:
         return f"key=({self.session_id}, {self.lore_entry_id}) events={len(self.task_ids)}"
 
 
-def clean_rewrite(text: str, *, before: str, lore: str, events: list[str]) -> str:
-    """The note an LLM answered, or InvalidResponse when it is empty or runs away."""
+def clean_rewrite(
+    text: str, *, before: str, lore: str, events: list[str], title: str = "", grounded: bool = False
+) -> str:
+    """The note an LLM answered, or InvalidResponse when it is empty, runs away, repeats itself
+    (what the note and its events already repeated aside), copies a placeholder, or (with
+    ``grounded``) names someone its title, lore, old note and events never do."""
     note = text.strip()
     for label in ECHOED_LABELS:
         if note.startswith(label):
@@ -80,6 +100,16 @@ def clean_rewrite(text: str, *, before: str, lore: str, events: list[str]) -> st
     limit = max(MIN_RUNAWAY_LIMIT, 3 * (len(before) + len(lore) + sum(map(len, events))))
     if len(note) > limit:
         raise InvalidResponse(f"the rewrite runs away: {len(note)} characters (limit {limit})")
+    loop = repetition(note, given="\n".join([before, *events]))
+    if loop is not None:
+        raise InvalidResponse(f"the rewrite {loop}")
+    placeholder = copied_placeholder(note)
+    if placeholder is not None:
+        raise InvalidResponse(f"the rewrite copies the prompt's placeholder {placeholder!r}")
+    if grounded:
+        strangers = new_names(note, "\n".join([title, lore, before, *events]))
+        if strangers:
+            raise InvalidResponse(f"the rewrite names what its inputs never do: {strangers[:5]}")
     return note
 
 
@@ -98,6 +128,7 @@ class NoteRead:
     title: str
     entity_type: str
     world_id: uuid.UUID
+    known: str = ""  # the names of the entities the session can see (grounding: not strangers)
 
     def context(self) -> dict[str, Any]:
         return {
@@ -108,24 +139,21 @@ class NoteRead:
             "events": self.batch.events,
         }
 
-    def clean(self, text: str) -> str:
-        return clean_rewrite(text, before=self.before, lore=self.lore, events=self.batch.events)
+    def clean(self, text: str, *, grounded: bool) -> str:
+        return clean_rewrite(
+            text,
+            before=self.before,
+            lore=self.lore,
+            events=self.batch.events,
+            title=f"{self.title}\n{self.known}",
+            grounded=grounded,
+        )
 
 
 class NoteRewriteWorker(MemoryWorker):
-    def __init__(
-        self,
-        uow: UnitOfWorkFactory,
-        chat_model: ChatModel,
-        vectors: VectorWriter,
-        llm_config: LLMConfig,
-        target_words: int | None = None,
-        *,
-        rewrite_first_note: bool = False,
-    ) -> None:
-        super().__init__(uow, chat_model, vectors, llm_config)
-        self.target_words = target_words
-        self.rewrite_first_note = rewrite_first_note
+    @property
+    def target_words(self) -> int | None:
+        return self.limits.note_target_words
 
     def handle(self, job: Job[NoteUpdateTask]) -> Outcome:
         """Fold the claimed events of each key into its new note — one call for all the keys —
@@ -165,9 +193,11 @@ class NoteRewriteWorker(MemoryWorker):
         (all a rewrite of nothing can say; no call), unless ``rewrite_first_note``; the others
         by one call for all, and alone those it did not do well."""
         notes: dict[int, str] = {}
+        bound = note_max_chars(self.target_words)  # longer events are written into a note
         for i, read in enumerate(reads):
-            if not read.before and not self.rewrite_first_note:
-                notes[i] = read.clean(" ".join(event.strip() for event in read.batch.events))
+            joined = joined_without_repeats(read.batch.events)
+            if not read.before and not self.limits.rewrite_first_note and len(joined) <= bound:
+                notes[i] = joined
         asked = [read for i, read in enumerate(reads) if i not in notes]
         written = iter(self._ask(asked) if asked else [])
         return [notes[i] if i in notes else next(written) for i in range(len(reads))]
@@ -176,9 +206,14 @@ class NoteRewriteWorker(MemoryWorker):
         """The new notes of ``reads`` from the LLM: one call for all, alone those it spoiled."""
         if len(reads) == 1:
             return [self._alone(reads[0])]
+        refs = [f"E{i}" for i in range(1, len(reads) + 1)]
         request = REWRITE_BATCH.request(
             self.llm_config,
-            entities=[{"ref": f"E{i}", **read.context()} for i, read in enumerate(reads, 1)],
+            schema=batch_rewrite_schema(refs, self.target_words),
+            max_tokens=rewrite_max_tokens(self.target_words, len(reads)),
+            entities=[
+                {"ref": ref, **read.context()} for ref, read in zip(refs, reads, strict=True)
+            ],
             target_words=self.target_words,
             parts=[self._single(read) for read in reads],
         )
@@ -187,22 +222,55 @@ class NoteRewriteWorker(MemoryWorker):
             request,
             BatchRewriteResult,
             lambda answer: answer.notes,
-            [(f"E{i}", read) for i, read in enumerate(reads, 1)],
-            lambda read, note: read.clean(note),
+            list(zip(refs, reads, strict=True)),
+            lambda read, note: read.clean(note, grounded=self.limits.ground_notes),
             self._alone,
         )
 
     def _single(self, read: NoteRead) -> ChatRequest:
-        return REWRITE.request(self.llm_config, **read.context(), target_words=self.target_words)
+        return REWRITE.request(
+            self.llm_config,
+            max_tokens=rewrite_max_tokens(self.target_words),
+            **read.context(),
+            target_words=self.target_words,
+        )
 
     def _alone(self, read: NoteRead) -> str:
-        return read.clean(self.chat_model.complete(self._single(read)).text)
+        """The spec's rewrite of one note; an unusable answer gets one repair request quoting
+        its problem (as a structured answer does), then InvalidResponse: the note stays."""
+        request = self._single(read)
+        response = self.chat_model.complete(request)
+        try:
+            return self._usable(read, response)
+        except InvalidResponse as first:
+            repair = replace(
+                request,
+                prompt=f"{request.prompt}.repair",
+                messages=(
+                    *request.messages,
+                    Message("assistant", response.text),
+                    Message("user", REPAIR_NOTE.format(error=first)),
+                ),
+            )
+            return self._usable(read, self.chat_model.complete(repair))
+
+    def _usable(self, read: NoteRead, response: ChatResponse) -> str:
+        if response.truncated:
+            raise InvalidResponse("the rewrite was cut off at the token limit")
+        return read.clean(response.text, grounded=self.limits.ground_notes)
 
     # -- the database ---------------------------------------------------------------------------
     def _read(self, batch: Batch) -> NoteRead:
         with self.uow(read_only=True) as uow:
             entry = uow.entries.require(batch.lore_entry_id)
             note = uow.notes.for_entry(batch.session_id, entry.id)
+            known = ""
+            if self.limits.ground_notes:
+                session = uow.sessions.require(batch.session_id)
+                rows = uow.session.execute(
+                    select(LoreEntry.title, LoreEntry.aliases).where(visible_in(session))
+                )
+                known = "\n".join(f"{title} {' '.join(aliases or [])}" for title, aliases in rows)
             return NoteRead(
                 batch,
                 note.version if note else 0,
@@ -211,6 +279,7 @@ class NoteRewriteWorker(MemoryWorker):
                 entry.title,
                 entry.entity_type,
                 entry.world_id,
+                known,
             )
 
     def _save(

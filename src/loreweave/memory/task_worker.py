@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loreweave.config import LLMConfig
+from loreweave.config import LLMConfig, PipelineConfig
 from loreweave.llm.types import ChatModel
 from loreweave.memory.ports import UnitOfWorkFactory, VectorWriter
 
@@ -14,8 +14,10 @@ class MemoryWorker:
         chat_model: ChatModel,
         vectors: VectorWriter,
         llm_config: LLMConfig,
+        limits: PipelineConfig,
     ) -> None:
         self.uow = uow
         self.chat_model = chat_model
         self.vectors = vectors
         self.llm_config = llm_config
+        self.limits = limits  # what an answer may hold: caps, lengths, the note's target

@@ -2,7 +2,9 @@
 as the Mistral and OpenAI APIs do, so the real SDKs can be tested and benchmarked offline.
 
 Scriptable per test: queue :class:`FakeReply` objects (content, status, headers, delay, a raw
-malformed body) for the next requests, or set a default ``chat_handler`` (and handlers by the
+malformed body, a finish reason, tool calls) for the next requests, refuse structured-output
+forms as a server that does not know them does (``refused_forms``: ``{"json_schema": 500}``
+is llama-cpp-python's server), or set a default ``chat_handler`` (and handlers by the
 prompt name loreweave sends in ``X-Loreweave-Prompt``), ``latency`` with jitter — or a latency
 model of the tokens in and out — an ``api_key`` to require, and a ``requests_per_second`` limit
 answered with 429 + Retry-After.  Every request is recorded in
@@ -43,6 +45,9 @@ class FakeReply:
     body: str | None = None
     delay: float = 0.0
     path: str | None = None  # only for this path ("/v1/chat/completions", "/v1/embeddings")
+    prompt: str | None = None  # only for requests of this prompt ("chat", "analysis"…)
+    finish_reason: str = "stop"  # "length": cut at max_tokens
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -58,6 +63,16 @@ class RecordedRequest:
     def prompt(self) -> str | None:
         """The prompt's name, as loreweave sends it."""
         return self.headers.get("x-loreweave-prompt")
+
+
+def structured_form(body: dict[str, Any]) -> str:
+    """The structured-output form of a request body: ``json_schema``, ``json_object_schema``
+    (llama-cpp-python's), ``json_object`` or ``off``."""
+    response_format = body.get("response_format") or {}
+    kind = response_format.get("type")
+    if kind == "json_object" and "schema" in response_format:
+        return "json_object_schema"
+    return str(kind) if kind else "off"
 
 
 def count_tokens(text: str) -> int:
@@ -84,6 +99,7 @@ class FakeProviderServer:
         requests_per_second: float | None = None,
         faults: dict[str, float] | None = None,
         fault_delay: float = 5.0,
+        refused_forms: dict[str, int] | None = None,
         seed: int = 0,
     ) -> None:
         self.chat_handler = chat_handler
@@ -99,6 +115,7 @@ class FakeProviderServer:
         # after fault_delay seconds), drawn per request from a seeded generator
         self.faults = dict(faults or {})
         self.fault_delay = fault_delay
+        self.refused_forms = dict(refused_forms or {})
         self.injected: dict[str, int] = {}
         self.requests: list[RecordedRequest] = []
         self._replies: deque[FakeReply] = deque()
@@ -149,10 +166,10 @@ class FakeProviderServer:
             return [r for r in self.requests if r.path == path]
 
     # -- serving -----------------------------------------------------------------------------
-    def _take_reply(self, path: str) -> FakeReply | None:
+    def _take_reply(self, path: str, prompt: str | None) -> FakeReply | None:
         with self._lock:
             for reply in self._replies:
-                if reply.path in (None, path):
+                if reply.path in (None, path) and reply.prompt in (None, prompt):
                     self._replies.remove(reply)
                     return reply
         return None
@@ -182,10 +199,10 @@ class FakeProviderServer:
         record = RecordedRequest(path, headers, body, time.monotonic())
         with self._lock:
             self.requests.append(record)
-        refused = self._gate(headers) or self._fault()
+        refused = self._gate(headers) or self._refuse_form(path, body) or self._fault()
         if refused is not None:
             return refused
-        reply = self._take_reply(path)
+        reply = self._take_reply(path, record.prompt)
         if reply is not None:
             time.sleep(reply.delay)
             if reply.status != 200 or reply.body is not None:
@@ -206,11 +223,24 @@ class FakeProviderServer:
                 self._sleep_latency(self.latency)
             if body.get("stream"):
                 return 200, {**extra, "Content-Type": "text/event-stream"}, self._sse(body, text)
-            return 200, extra, json.dumps(self._completion(body, text))
+            completion = self._completion(body, text)
+            if reply is not None:
+                choice = completion["choices"][0]
+                choice["finish_reason"] = reply.finish_reason
+                choice["message"]["tool_calls"] = reply.tool_calls
+            return 200, extra, json.dumps(completion)
         if path.endswith("/embeddings"):
             self._sleep_latency(self.embedding_latency)
             return 200, extra, json.dumps(self._embeddings(body))
         return 404, {}, json.dumps({"message": f"no route {path}"})
+
+    def _refuse_form(
+        self, path: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, str], str] | None:
+        status = self.refused_forms.get(structured_form(body))
+        if status is None or not path.endswith("/chat/completions"):
+            return None
+        return status, {}, json.dumps({"message": f"unsupported response_format ({status})"})
 
     def _fault(self) -> tuple[int, dict[str, str], str] | None:
         if not self.faults:

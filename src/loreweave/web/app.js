@@ -260,7 +260,7 @@ async function refreshTurns() {
   const changes = new Map();
   const add = (turn, text) => changes.set(turn, [...(changes.get(turn) || []), text]);
   for (const u of updates) add(u.turn_index, `${title(u.lore_entry_id)} ${u.status === "done" ? "noted" : u.status}`);
-  for (const c of creations) add(c.turn_index, c.outcome === "created" ? `created ${title(c.created_lore_entry_id)}` : c.outcome === "merged" ? `merged into ${title(c.created_lore_entry_id)}` : `creation ${c.status}`);
+  for (const c of creations) add(c.turn_index, c.outcome === "created" ? `created ${title(c.created_lore_entry_id)}` : c.outcome === "merged" ? `merged into ${title(c.created_lore_entry_id)}` : c.outcome === "rejected" ? `not created: ${c.error_message || "not grounded in the story"}` : `creation ${c.status}`);
   const open = new Set([...document.querySelectorAll("details.inspector[open]")].map((d) => d.dataset.testid));
   if (!turns.length) { $("#turns").replaceChildren(el("li", { class: "empty" }, "No turns yet: write what happens below.")); return; }
   $("#turns").replaceChildren(...turns.map((t, i) => turnItem(t, i === turns.length - 1, changes.get(t.turn_index) || [])));

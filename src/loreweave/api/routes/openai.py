@@ -23,11 +23,14 @@ from loreweave.api.access import AccessTo
 from loreweave.api.deps import LW
 from loreweave.api.errors import error_status
 from loreweave.errors import NotFound
-from loreweave.llm.types import StreamingChatModel, Usage
+from loreweave.llm.types import ChatResponse, StreamingChatModel
 from loreweave.proxy import MODEL_PREFIX, Prepared
 
 router = APIRouter(tags=["openai"])
 log = logging.getLogger("loreweave.api")
+
+# a client's own options, sent upstream untouched (SillyTavern extensions ask for json_schema)
+PASSED_THROUGH = ("response_format", "tools", "tool_choice")
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error"}
 
@@ -51,6 +54,11 @@ class CompletionIn(BaseModel):
     stream: bool = False
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     max_tokens: Annotated[int, Field(ge=1)] | None = None
+
+    def passthrough(self) -> dict[str, Any] | None:
+        extra = self.model_extra or {}
+        options = {name: extra[name] for name in PASSED_THROUGH if extra.get(name) is not None}
+        return options or None
 
 
 def openai_error(status: int, message: str, code: str | None = None) -> JSONResponse:
@@ -110,7 +118,11 @@ async def chat_completions(request: Request, lw: LW, access: AccessTo) -> Respon
         raw = [(m.role if m.role != "developer" else "system", m.text()) for m in body.messages]
         prepared = await run_in_threadpool(
             lambda: lw.proxy.prepare(
-                target, raw, temperature=body.temperature, max_tokens=body.max_tokens
+                target,
+                raw,
+                temperature=body.temperature,
+                max_tokens=body.max_tokens,
+                passthrough=body.passthrough(),
             )
         )
     except Exception as exc:  # every failure answers in the OpenAI format
@@ -125,7 +137,7 @@ async def chat_completions(request: Request, lw: LW, access: AccessTo) -> Respon
         await run_in_threadpool(lw.proxy.finish, prepared, response.text)
     except Exception as exc:
         return _failure(exc)
-    return JSONResponse(reply.completion(response.text, response.usage), headers=reply.headers)
+    return JSONResponse(reply.completion(response), headers=reply.headers)
 
 
 class Reply:
@@ -137,7 +149,11 @@ class Reply:
         self.model = model
         self.headers = {"X-Loreweave-Session": str(session_id)}
 
-    def completion(self, text: str, usage: Usage) -> dict[str, Any]:
+    def completion(self, response: ChatResponse) -> dict[str, Any]:
+        usage = response.usage
+        message: dict[str, Any] = {"role": "assistant", "content": response.text}
+        if response.tool_calls:  # the upstream's, as it sent them
+            message["tool_calls"] = list(response.tool_calls)
         return {
             "id": self.id,
             "object": "chat.completion",
@@ -146,8 +162,8 @@ class Reply:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
+                    "message": message,
+                    "finish_reason": response.finish_reason or "stop",
                 }
             ],
             "usage": {

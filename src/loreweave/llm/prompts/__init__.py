@@ -52,15 +52,25 @@ class PromptSpec:
         return _environment().get_template(f"{self.template}.j2").render(**context).strip()
 
     def request(
-        self, config: LLMConfig, *, parts: Sequence[ChatRequest] = (), **context: Any
+        self,
+        config: LLMConfig,
+        *,
+        schema: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+        parts: Sequence[ChatRequest] = (),
+        **context: Any,
     ) -> ChatRequest:
-        """The request for this prompt, with its model and temperature from ``config``; a
-        batched prompt names the single requests it stands for (``parts``)."""
+        """The request for this prompt, with its model and temperature from ``config``, the
+        JSON schema its answer must follow (built for this request: the ids it shows, its
+        caps; :mod:`loreweave.llm.prompts.schema`) and the tokens it may take; a batched prompt
+        names the single requests it stands for (``parts``)."""
         return ChatRequest(
             (Message("user", self.render(**context)),),
             str(getattr(config, self.model_setting)),
             float(getattr(config, self.temperature_setting)),
             prompt=self.name,
+            json_schema=schema,
+            max_tokens=max_tokens,
             parts=tuple(parts),
         )
 

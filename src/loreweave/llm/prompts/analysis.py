@@ -3,12 +3,23 @@ several consecutive turns of a session at once (``analysis.batch``, when they wa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
+from loreweave.config import PipelineConfig
 from loreweave.llm.prompts import PromptSpec
 from loreweave.llm.prompts.common import Output, Text, extract_json
+from loreweave.llm.prompts.schema import (
+    ENTITY_TYPES,
+    Schema,
+    array,
+    obj,
+    one_of,
+    text,
+    tokens_for,
+)
 
 
 class EntityUpdate(Output):
@@ -72,6 +83,53 @@ def _combine(answers: list[str]) -> dict[str, Any]:
         updates = {u.lore_entry_id: u.update_summary for u in single.updates}
         turns[str(number)] = {"updates": updates, "creations": creations}
     return {"turns": turns}
+
+
+# -- the schema each request sends (the refs it shows, its caps) ---------------------------------
+def _ref(refs: Sequence[str]) -> Schema:
+    return one_of(refs) if refs else text(8)
+
+
+def analysis_schema(refs: Sequence[str], limits: PipelineConfig) -> Schema:
+    """One turn: updates only of the refs shown, at most the caps, each summary bounded."""
+    summary = text(limits.max_summary_chars)
+    update = obj({"lore_entry_id": _ref(refs), "update_summary": summary})
+    creation = obj({"entity_type": one_of(ENTITY_TYPES), "creation_summary": summary})
+    return obj(
+        {
+            "updates": array(update, limits.max_updates_per_turn if refs else 0),
+            "creations": array(creation, limits.max_creations_per_turn),
+        }
+    )
+
+
+def batch_analysis_schema(refs: Sequence[str], turns: int, limits: PipelineConfig) -> Schema:
+    """Every turn of the batch answered (by its number); a turn's updates keyed by the refs
+    shown or the new ids (N1…) of the batch's creations, which are at most the caps."""
+    summary = text(limits.max_summary_chars)
+    new_refs = [f"N{i}" for i in range(1, turns * limits.max_creations_per_turn + 1)]
+    new = obj({"entity_type": one_of(ENTITY_TYPES), "summary": summary})
+    turn = obj(
+        {
+            "updates": {
+                **obj({ref: summary for ref in [*refs, *new_refs]}, required=()),
+                "maxProperties": limits.max_updates_per_turn,
+            },
+            "creations": {
+                **obj({ref: new for ref in new_refs}, required=()),
+                "maxProperties": limits.max_creations_per_turn,
+            },
+        },
+        required=(),  # the prompt: "leave out what is empty"
+    )
+    return obj({"turns": obj({str(n): turn for n in range(1, turns + 1)})})
+
+
+def analysis_max_tokens(limits: PipelineConfig, turns: int = 1) -> int:
+    """What an answer within the caps may take, for one turn or a batch of them."""
+    item = tokens_for(limits.max_summary_chars)
+    per_turn = (limits.max_updates_per_turn + limits.max_creations_per_turn) * item
+    return tokens_for(0) + turns * (per_turn + tokens_for(0))
 
 
 ANALYSIS = PromptSpec(

@@ -53,10 +53,10 @@ def error_for_status(
     if status == 429:
         return RateLimited(message, provider=provider, retry_after=retry_after_seconds(headers))
     if status in (401, 403):
-        return AuthenticationFailed(message, provider=provider)
+        return AuthenticationFailed(message, provider=provider, status=status)
     if status == 408 or status >= 500:
-        return ProviderUnavailable(message, provider=provider)
-    return RequestRejected(message, provider=provider)
+        return ProviderUnavailable(message, provider=provider, status=status)
+    return RequestRejected(message, provider=provider, status=status)
 
 
 # Names the prompt of each chat request (``analysis``, ``rewrite.batch``…): for a provider's
@@ -68,12 +68,15 @@ def prompt_headers(request: ChatRequest) -> dict[str, str]:
     return {PROMPT_HEADER: request.prompt}
 
 
-def completion_options(request: ChatRequest) -> dict[str, Any]:
-    """The optional chat-completion parameters both APIs name alike: JSON mode when a schema is
-    asked (the schema itself is described in the prompt), and ``max_tokens``."""
-    options: dict[str, Any] = {}
-    if request.json_schema is not None:
-        options["response_format"] = {"type": "json_object"}
+def completion_options(
+    request: ChatRequest, response_format: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The optional chat-completion parameters both APIs name alike: a client's own options
+    (the proxy's pass-through), the structured-output form chosen for the request's schema
+    (:mod:`loreweave.llm.providers.forms`), and ``max_tokens``."""
+    options: dict[str, Any] = dict(request.passthrough or {})
+    if response_format is not None:
+        options["response_format"] = response_format
     if request.max_tokens is not None:
         options["max_tokens"] = request.max_tokens
     return options

@@ -23,12 +23,15 @@ from loreweave.llm.providers.common import (
     error_for_status,
     prompt_headers,
 )
+from loreweave.llm.providers.forms import Form, StructuredForms
 from loreweave.llm.types import ChatRequest, ChatResponse, Usage
 
 PROVIDER = "mistral"
 T = TypeVar("T")
 
 EMBED_DIMS = {"mistral-embed": 1024}
+# Mistral takes a schema as json_schema (custom structured outputs, every model) or JSON mode.
+FORMS: tuple[Form, ...] = ("json_schema", "json_object", "off")
 
 
 def _call(fn: Callable[[], T]) -> T:
@@ -36,7 +39,7 @@ def _call(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except mistral_errors.HTTPValidationError as exc:
-        raise RequestRejected(f"HTTP 422: {exc.body[:300]}", provider=PROVIDER) from exc
+        raise RequestRejected(f"HTTP 422: {exc.body[:300]}", provider=PROVIDER, status=422) from exc
     except mistral_errors.ResponseValidationError as exc:
         raise MalformedResponse(f"malformed response: {exc}", provider=PROVIDER) from exc
     except mistral_errors.SDKError as exc:
@@ -62,33 +65,47 @@ def _client(api_key: str, server_url: str | None, timeout: float) -> Mistral:
 class MistralChatModel:
     provider = PROVIDER
 
-    def __init__(self, api_key: str, *, server_url: str | None = None, timeout: float = 60.0):
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        server_url: str | None = None,
+        timeout: float = 60.0,
+        structured_output: str = "auto",
+    ):
         self._client = _client(api_key, server_url, timeout)
+        self.forms = StructuredForms(structured_output, FORMS, provider=PROVIDER)
 
     def complete(self, request: ChatRequest) -> ChatResponse:
-        options = completion_options(request)
         started = time.perf_counter()
-        result = _call(
-            lambda: self._client.chat.complete(
-                model=request.model,
-                messages=cast(
-                    Any, [{"role": m.role, "content": m.content} for m in request.messages]
-                ),
-                temperature=request.temperature,
-                http_headers=prompt_headers(request),
-                **options,
-            )
+        result = self.forms.send(
+            request,
+            lambda response_format: _call(
+                lambda: self._client.chat.complete(
+                    model=request.model,
+                    messages=cast(
+                        Any, [{"role": m.role, "content": m.content} for m in request.messages]
+                    ),
+                    temperature=request.temperature,
+                    http_headers=prompt_headers(request),
+                    **completion_options(request, response_format),
+                )
+            ),
         )
-        if not result.choices or result.choices[0].message is None:
+        choice = result.choices[0] if result.choices else None
+        if choice is None or choice.message is None:
             raise InvalidResponse("a completion without a message", provider=PROVIDER)
-        content = result.choices[0].message.content
+        content = choice.message.content
         if not isinstance(content, str):
             content = "".join(getattr(chunk, "text", "") for chunk in content or [])
+        calls = choice.message.tool_calls or []
         return ChatResponse(
             text=content,
             model=result.model,
             usage=Usage(result.usage.prompt_tokens or 0, result.usage.completion_tokens or 0),
             latency=time.perf_counter() - started,
+            finish_reason=str(choice.finish_reason) if choice.finish_reason else None,
+            tool_calls=tuple(call.model_dump(mode="json") for call in calls),
         )
 
     def stream(self, request: ChatRequest) -> Iterator[str]:
@@ -100,6 +117,7 @@ class MistralChatModel:
                 ),
                 temperature=request.temperature,
                 http_headers=prompt_headers(request),
+                **completion_options(request),
             )
         )
         iterator = iter(events)

@@ -17,6 +17,7 @@ from loreweave.llm.providers.common import (
     error_for_status,
     prompt_headers,
 )
+from loreweave.llm.providers.forms import FORMS, StructuredForms
 from loreweave.llm.types import ChatRequest, ChatResponse, Usage
 
 PROVIDER = "openai"
@@ -52,30 +53,41 @@ class OpenAIChatModel:
     provider = PROVIDER
 
     def __init__(
-        self, api_key: str | None, *, base_url: str | None = None, timeout: float = 60.0
+        self,
+        api_key: str | None,
+        *,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        structured_output: str = "auto",
     ) -> None:
         self._client = _client(api_key, base_url, timeout)
+        self.forms = StructuredForms(structured_output, FORMS, provider=PROVIDER)
 
     def complete(self, request: ChatRequest) -> ChatResponse:
-        options = completion_options(request)
         started = time.perf_counter()
-        result = _call(
-            lambda: self._client.chat.completions.create(
-                model=request.model,
-                messages=[{"role": m.role, "content": m.content} for m in request.messages],  # type: ignore[misc]
-                temperature=request.temperature,
-                extra_headers=prompt_headers(request),
-                **options,
-            )
+        result = self.forms.send(
+            request,
+            lambda response_format: _call(
+                lambda: self._client.chat.completions.create(
+                    model=request.model,
+                    messages=[{"role": m.role, "content": m.content} for m in request.messages],  # type: ignore[misc]
+                    temperature=request.temperature,
+                    extra_headers=prompt_headers(request),
+                    **completion_options(request, response_format),
+                )
+            ),
         )
         if not result.choices:
             raise InvalidResponse("a completion without choices", provider=PROVIDER)
         usage = result.usage
+        choice = result.choices[0]
         return ChatResponse(
-            text=result.choices[0].message.content or "",
+            text=choice.message.content or "",
             model=result.model,
             usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage(),
             latency=time.perf_counter() - started,
+            finish_reason=choice.finish_reason,
+            tool_calls=tuple(call.model_dump() for call in choice.message.tool_calls or ()),
         )
 
     def stream(self, request: ChatRequest) -> Iterator[str]:
@@ -86,6 +98,7 @@ class OpenAIChatModel:
                 temperature=request.temperature,
                 stream=True,
                 extra_headers=prompt_headers(request),
+                **completion_options(request),
             )
         )
         iterator: Iterator[Any] = iter(chunks)

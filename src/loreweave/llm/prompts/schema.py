@@ -1,0 +1,66 @@
+"""The JSON schema a memory request sends with it, built for that request: the ids it shows as
+an enum, the per-turn caps as ``maxItems``, every text with its length bound.  A server that
+enforces schemas (Mistral, OpenAI, vLLM, llama.cpp) then cannot answer an invented id, a
+missing turn or a runaway summary; the answer is validated with the prompt's pydantic model
+all the same (servers exist that accept a schema and do not enforce it).
+
+``max_tokens`` for the same request comes from the same bounds (:func:`tokens_for`), so an
+answer that rambles past them is cut, and a cut answer is unusable, never saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+Schema = dict[str, Any]
+
+# What the analysis prompt offers as entity types (its validation still takes any short name).
+ENTITY_TYPES = ("Character", "Location", "Item", "Faction", "Creature", "Event", "Concept")
+
+# About three characters a token for English prose inside JSON (escapes, quotes): generous,
+# so a bound never cuts an answer that keeps within its lengths.
+CHARS_PER_TOKEN = 3
+JSON_OVERHEAD = 16  # tokens of keys, quotes and braces around one item
+
+
+def tokens_for(chars: int) -> int:
+    """The tokens an answer of at most ``chars`` characters may take."""
+    return chars // CHARS_PER_TOKEN + JSON_OVERHEAD
+
+
+def text(max_length: int) -> Schema:
+    return {"type": "string", "minLength": 1, "maxLength": max_length}
+
+
+def one_of(values: Sequence[str]) -> Schema:
+    return {"type": "string", "enum": list(values)}
+
+
+def array(items: Schema, max_items: int) -> Schema:
+    return {"type": "array", "items": items, "maxItems": max_items}
+
+
+def obj(properties: Mapping[str, Schema], required: Iterable[str] | None = None) -> Schema:
+    """An object of exactly these properties (all required unless ``required`` says which)."""
+    return {
+        "type": "object",
+        "properties": dict(properties),
+        "required": list(properties if required is None else required),
+        "additionalProperties": False,
+    }
+
+
+def strict_compatible(schema: Any) -> bool:
+    """Whether ``schema`` meets OpenAI's strict mode (every object closed, every property
+    required), which is when a provider is told ``"strict": true``."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "object" and (
+            schema.get("additionalProperties") is not False
+            or set(schema.get("required", ())) != set(schema.get("properties", {}))
+        ):
+            return False
+        return all(strict_compatible(value) for value in schema.values())
+    if isinstance(schema, list):
+        return all(strict_compatible(value) for value in schema)
+    return True

@@ -221,7 +221,10 @@ def measure(
         title = {e.id: e.title for e in visible}
         updated = {(t.turn_index, title.get(t.lore_entry_id, "?")) for t in tasks}
         created = [e for e in visible if e.is_dynamically_generated]
-        notes = {title.get(n.lore_entry_id, "?"): n.note_content for n in uow.notes.in_session(session_id)}
+        notes = {
+            title.get(n.lore_entry_id, "?"): n.note_content
+            for n in uow.notes.in_session(session_id)
+        }
         errors = "\n".join(t.processing_errors or "" for t in analysed)
     truth_updates = {(i, name) for i, t in enumerate(turns) for name in t["updates"]}
     truth_new = {(0, name) for name in newcomers}

@@ -87,7 +87,10 @@ def test_a_creation_the_turn_never_names_is_rejected_and_recorded(
     off = make_app(database, tmp_path, model, pipeline_config={"ground_creations": False})
     creation.add({"title": "Kenta", "content": "A hunter.", "tags": []}, prompt="creation")
     analysis.add(
-        {"updates": [], "creations": [{"entity_type": "Character", "creation_summary": "A hunter."}]},
+        {
+            "updates": [],
+            "creations": [{"entity_type": "Character", "creation_summary": "A hunter."}],
+        },
         prompt="analysis",
     )
     model.models["creation"] = creation

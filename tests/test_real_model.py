@@ -324,3 +324,52 @@ def test_delete_and_edit_on_a_real_model_equal_a_replay(smollm2: str, tmp_path: 
         _check_memory(lw.database, played, repairs)
     finally:
         lw.close()
+
+
+HARBOUR = Path(__file__).parents[1] / "bench" / "model_quality_story.json"
+EXAMPLE_PHRASES = ("kenta", "demon hunter", "magical ability", "katana", "momo")
+
+
+def test_a_story_with_named_newcomers_keeps_to_the_story(smollm2: str, tmp_path: Path) -> None:
+    """The harbour story's first turns (a newcomer, Corwin Hale, named at turn 3): no entity
+    the story never names, nothing of the prompts' old example in any note or entry, and the
+    newcomer created or its absence recorded with a reason."""
+    story = json.loads(HARBOUR.read_text())
+    settings = _settings(smollm2, tmp_path, dual_queue_config={"analysis_queue": {"batch_size": 1}})
+    providers = build_providers(settings)
+    providers.embedder = HashingEmbedder(64)
+    lw = build(settings, providers=providers)
+    try:
+        world_id = _world(lw, story | {"entries": [{"aliases": [], **e} for e in story["entries"]]})
+        session_id = _session(lw, world_id)
+        turns = [(t["user"], t["reply"]) for t in story["turns"][:6]]
+        for user, reply in turns:
+            lw.chat.record(session_id, user, reply)
+            lw.pipeline.drain()
+        repairs = sum(
+            n
+            for (_, prompt, what), n in providers.stats.snapshot().items()
+            if what == "calls" and prompt.endswith(".repair")
+        )
+        _check_memory(lw.database, session_id, repairs)
+        with lw.database.uow(read_only=True) as uow:
+            session = uow.sessions.require(session_id)
+            entries = uow.session.scalars(select(LoreEntry).where(visible_in(session))).all()
+            texts = [e.title + " " + e.content for e in entries if e.is_dynamically_generated]
+            texts += [n.note_content for n in uow.notes.in_session(session_id)]
+            for text in texts:
+                assert not any(p in text.lower() for p in EXAMPLE_PHRASES), text
+            created = [e.title for e in entries if e.is_dynamically_generated]
+            reasons = "\n".join(
+                t.processing_errors or ""
+                for t in uow.session.scalars(
+                    select(ChatTurn).where(ChatTurn.session_id == session_id)
+                )
+            )
+            corwin = any(named_in(title, "Corwin Hale") for title in created)
+            assert corwin or "Corwin" in reasons or "turn never names" in reasons, (
+                created,
+                reasons,
+            )
+    finally:
+        lw.close()

@@ -30,8 +30,8 @@ def _turn(turn: int) -> dict[str, Any]:
         "updates": [{"lore_entry_id": f"E{turn % 4 + 1}", "update_summary": f"event-{turn}"}],
         "creations": [],
     }
-    if turn % 5 == 0:
-        name = NAMES[(turn // 5) % len(NAMES)]
+    name = newcomer(turn)
+    if name is not None:
         result["creations"].append(
             {
                 "entity_type": "Character",
@@ -105,9 +105,21 @@ def creation_batch(body: dict[str, Any]) -> str:
     return json.dumps({"entries": entries})
 
 
+_USER_TURN = re.compile(r"^Turn (\d+)")
+
+
+def newcomer(turn: int) -> str | None:
+    """The character turn ``turn`` introduces (every fifth turn), by name."""
+    return NAMES[(turn // 5) % len(NAMES)] if turn % 5 == 0 else None
+
+
 def story_llm(body: dict[str, Any]) -> str:
-    """The narrator (and anything unnamed)."""
-    return "The story goes on."
+    """The narrator (and anything unnamed): it names the newcomer of a turn that has one, so
+    what the analysis creates is grounded in the story."""
+    users = [str(m.get("content", "")) for m in body.get("messages", []) if m.get("role") == "user"]
+    found = _USER_TURN.match(users[-1]) if users else None
+    name = newcomer(int(found.group(1))) if found else None
+    return f"The story goes on, and {name} arrives." if name else "The story goes on."
 
 
 HANDLERS = {

@@ -45,7 +45,7 @@ from loreweave.llm.prompts.analysis import (
 )
 from loreweave.llm.structured import complete_structured
 from loreweave.llm.types import ChatModel, ChatRequest
-from loreweave.memory.grounding import shares_something
+from loreweave.memory.grounding import shares_something, unknown_full_names
 from loreweave.memory.ports import Job, Outcome, UnitOfWorkFactory
 from loreweave.memory.usable import copied_placeholder
 from loreweave.queue.notify import QueueName
@@ -109,8 +109,9 @@ class AnalysisService:
 
     def build_request(
         self, turn_ids: Sequence[uuid.UUID]
-    ) -> tuple[ChatRequest, dict[str, uuid.UUID]]:
-        """The analysis of these consecutive turns: alone with the spec's prompt, or batched."""
+    ) -> tuple[ChatRequest, dict[str, uuid.UUID], str]:
+        """The analysis of these consecutive turns: alone with the spec's prompt, or batched;
+        with the refs it shows and the names of those entities (titles and aliases)."""
         with self.uow(read_only=True) as uow:
             turns = [uow.turns.require(turn_id) for turn_id in turn_ids]
             session = uow.sessions.require(turns[0].session_id)
@@ -167,7 +168,8 @@ class AnalysisService:
                     turns=said,
                     parts=parts,
                 )
-        return request, {ref: entry.id for ref, entry in refs.items()}
+        names = "\n".join(f"{e.title} {' '.join(e.aliases or [])}" for e in refs.values())
+        return request, {ref: entry.id for ref, entry in refs.items()}, names
 
     # -- validation ------------------------------------------------------------------------------
     def _update(
@@ -212,6 +214,17 @@ class AnalysisService:
         )
         plan.creations.append(creation)
         return creation
+
+    @staticmethod
+    def _unknown_names(plan: AnalysisPlan, said: str, names: str) -> None:
+        """Record the names the turn uses that are no entity shown and no creation proposes:
+        a newcomer the analysis missed is then a recorded absence, not a silent one."""
+        proposed = " ".join(creation.summary for creation in plan.creations)
+        missing = unknown_full_names(said, f"{names}\n{proposed}")
+        if missing:
+            plan.rejected.append(
+                "named in the turn, but no entity and no creation: " + ", ".join(missing[:8])
+            )
 
     def validate(
         self, result: AnalysisResult, refs: dict[str, uuid.UUID], said: str = ""
@@ -258,13 +271,17 @@ class AnalysisService:
     # -- one job ---------------------------------------------------------------------------------
     def plans(self, turns: Sequence[ChatTurn]) -> list[AnalysisPlan]:
         """The plans of the leading turns the LLM answered for (at least the first)."""
-        request, refs = self.build_request([t.id for t in turns])
+        request, refs, names = self.build_request([t.id for t in turns])
         if len(turns) == 1:
             single = complete_structured(self.chat_model, request, AnalysisResult)
-            return [self.validate(single, refs, _said(turns[0]))]
-        result = complete_structured(self.chat_model, request, BatchAnalysisResult)
-        plans = self.validate_batch(result, refs, turns)
+            plans = [self.validate(single, refs, _said(turns[0]))]
+        else:
+            result = complete_structured(self.chat_model, request, BatchAnalysisResult)
+            plans = self.validate_batch(result, refs, turns)
         if plans:
+            if self.config.ground_updates:
+                for turn, plan in zip(turns, plans, strict=False):
+                    self._unknown_names(plan, _said(turn), names)
             return plans
         return self.plans(turns[:1])  # the answer skipped the first turn: that one alone
 

@@ -54,3 +54,16 @@ def new_names(note: str, given: str) -> list[str]:
             if len(word) > 2 and word[0].isupper() and word.lower() not in known:
                 found[word] = None
     return list(found)
+
+
+_FULL_NAME = re.compile(r"\b[A-Z][\w']+(?:\s+(?:of\s+|the\s+)?[A-Z][\w']+)+")
+
+
+def unknown_full_names(text: str, known: str) -> list[str]:
+    """The full names in ``text`` (two or more capitalised words: "Corwin Hale", "Sister
+    Maren") that ``known`` (the entities shown, the creations proposed) never names."""
+    found: dict[str, None] = {}
+    for match in _FULL_NAME.finditer(text):
+        if not named_in(match.group(), known):
+            found[match.group()] = None
+    return list(found)

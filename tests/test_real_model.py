@@ -49,7 +49,8 @@ from loreweave.vectors.keywords import normalise_name
 from .pipeline_support import wait_until_idle
 from .private_services import free_port
 
-pytestmark = [pytest.mark.realmodel, pytest.mark.slow]
+# a 135M model on 2 cores: minutes per story, not the suite's 300 s per test
+pytestmark = [pytest.mark.realmodel, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 # caps a 135M model can keep within (README "Use a local model")
 SMALL_MODEL = {

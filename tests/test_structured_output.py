@@ -185,11 +185,9 @@ def test_every_memory_request_carries_its_schema_and_token_bound(
     batch = sent["analysis.batch"][0].json["response_format"]["json_schema"]["schema"]
     turns = batch["properties"]["turns"]
     assert turns["required"] == ["1", "2"]  # every turn of the batch must be answered
-    assert set(turns["properties"]["1"]["properties"]["updates"]["properties"]) == {
-        "E1",
-        "E2",
-        *(f"N{i}" for i in range(1, 11)),
-    }
+    updates = turns["properties"]["1"]["properties"]["updates"]
+    assert set(updates["propertyNames"]["enum"]) == {"E1", "E2", *(f"N{i}" for i in range(1, 11))}
+    assert updates["maxProperties"] == 6
     notes = sent["rewrite.batch"][0].json["response_format"]["json_schema"]["schema"]
     assert notes["properties"]["notes"]["required"] == ["E1", "E2"]
     # everything the fake answered was saved: the story went through both SDKs whole
@@ -439,3 +437,16 @@ def test_the_proxy_passes_a_clients_response_format_and_tools_through(
     assert choice.finish_reason == "tool_calls"
     assert choice.message.tool_calls is not None
     assert choice.message.tool_calls[0].function.arguments == '{"sides": 20}'
+
+
+def test_mistral_refuses_llama_cpp_pythons_form_in_one_clear_line(tmp_path: Path) -> None:
+    from loreweave.errors import ConfigurationError
+
+    settings = Settings(
+        index_dir=tmp_path,
+        llm_provider="mistral",
+        mistral_api_key="k",
+        provider_config={"structured_output": "json_object_schema"},
+    )
+    with pytest.raises(ConfigurationError, match="Mistral takes json_schema, json_object, off"):
+        build_providers(settings)

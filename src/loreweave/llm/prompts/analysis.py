@@ -15,6 +15,7 @@ from loreweave.llm.prompts.schema import (
     ENTITY_TYPES,
     Schema,
     array,
+    keyed,
     obj,
     one_of,
     text,
@@ -111,14 +112,8 @@ def batch_analysis_schema(refs: Sequence[str], turns: int, limits: PipelineConfi
     new = obj({"entity_type": one_of(ENTITY_TYPES), "summary": summary})
     turn = obj(
         {
-            "updates": {
-                **obj({ref: summary for ref in [*refs, *new_refs]}, required=()),
-                "maxProperties": limits.max_updates_per_turn,
-            },
-            "creations": {
-                **obj({ref: new for ref in new_refs}, required=()),
-                "maxProperties": limits.max_creations_per_turn,
-            },
+            "updates": keyed([*refs, *new_refs], summary, limits.max_updates_per_turn),
+            "creations": keyed(new_refs, new, limits.max_creations_per_turn),
         },
         required=(),  # the prompt: "leave out what is empty"
     )

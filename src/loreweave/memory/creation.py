@@ -152,7 +152,9 @@ class EntityCreationWorker(MemoryWorker):
                 zip(job.rows, created, entry_ids, strict=True)
             ):
                 task = uow.session.get_one(EntityCreationTask, claimed.id)
-                ungrounded = self._ungrounded(uow, task, made)
+                duplicate = find_duplicate(uow, session, made.title)
+                # an entity the session knows is no invention; a new one must be in the story
+                ungrounded = None if duplicate else self._ungrounded(uow, task, made)
                 if ungrounded is not None:
                     task.outcome, task.error_message = "rejected", ungrounded
                     for turn in uow.turns.recent(task.session_id, 1, before=task.turn_index + 1):
@@ -161,7 +163,6 @@ class EntityCreationWorker(MemoryWorker):
                         )
                     outcomes.append(ungrounded)
                     continue  # its followups were updates of an entity that is not
-                duplicate = find_duplicate(uow, session, made.title)
                 if duplicate is not None:
                     # the event joins the entry's note updates at its turn's place (the updates
                     # of this turn and later ones wait for the session's creations up to it)

@@ -111,8 +111,8 @@ def story_model() -> ScriptedChatModel:
 
 TURNS = [
     "Momo trains at the shrine.",
-    "A stranger appears.",
-    "The stranger introduces himself.",
+    "A stranger appears: Kenta, with a katana.",
+    "The stranger introduces himself as Kenta.",
     "Momo spars with him.",
     "They rest.",
 ]

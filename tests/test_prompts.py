@@ -40,7 +40,10 @@ def test_creation_keeps_the_spec_wording() -> None:
     text = render("creation", entity_type="Character", creation_summary="Kenta appears.")
     assert text.startswith("You are a world-building assistant.")
     assert "[Creation Summary]: Kenta appears." in text
-    assert '"title": "Kenta"' in text
+    assert "- title: Entity name" in text and "- tags: Array of relevant keywords" in text
+    # the example shows the answer's shape, with no story content a model could copy (issue 29)
+    assert '"title": "<the entity\'s name, as the summary writes it>"' in text
+    assert "Kenta" not in text.replace("Kenta appears.", "")
     assert text.endswith("Response:")
 
 

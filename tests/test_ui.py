@@ -182,6 +182,9 @@ def test_turns_deleted_regenerated_swapped_and_forked(tmp_path: Path) -> None:
         expect(page.get_by_test_id("transcript-status")).to_contain_text("Regenerated turn 1")
         expect(page.get_by_test_id("alternatives-1")).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "ui-5-regenerated.png"))
+        # a regenerate cuts turn 1's memory and analyses it again: the delete below undoes what
+        # that re-analysis applied, so it waits for it (on a loaded machine it came after)
+        expect(notes).to_contain_text("1-Bo", timeout=20_000)
 
         page.get_by_test_id("delete-1").click()
         status = page.get_by_test_id("transcript-status")

@@ -141,8 +141,44 @@ def _settings(args: argparse.Namespace, url: str, folder: Path) -> Settings:
         },
         provider_config=provider,
         pipeline_config=pipeline,
-        dual_queue_config={"analysis_queue": {"batch_size": args.batch_size}},
+        # a failed attempt is retried at once (by default a minute later): the run measures
+        # what the retries give, not how long they wait
+        dual_queue_config={
+            "analysis_queue": {"batch_size": args.batch_size, "retry_delay": 0.2},
+            "note_update_queue": {"retry_delay": 0.2},
+            "entity_creation_queue": {"retry_delay": 0.2},
+        },
     )
+
+
+def _waiting(lw: Any) -> int:
+    with lw.database.uow(read_only=True) as uow:
+        return sum(
+            len(
+                uow.session.scalars(
+                    select(column).where(column.in_(["pending", "processing"]))
+                ).all()
+            )
+            for column in (
+                NoteUpdateTask.status,
+                EntityCreationTask.status,
+                ChatTurn.processing_status,
+            )
+        )
+
+
+def settle(lw: Any, still: float = 5.0) -> None:
+    """Drain, and again while retries wait, until nothing is pending, or nothing has moved for
+    ``still`` seconds (work blocked behind a job that failed for good)."""
+    last, since = -1, time.monotonic()
+    while True:
+        lw.pipeline.drain()
+        waiting = _waiting(lw)
+        if waiting != last:
+            last, since = waiting, time.monotonic()
+        if not waiting or time.monotonic() - since > still:
+            return
+        time.sleep(0.3)
 
 
 def play(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
@@ -164,7 +200,7 @@ def play(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
     started = time.perf_counter()
     for number, turn in enumerate(turns, 1):
         lw.chat.record(session_id, turn["user"], turn["reply"])
-        lw.pipeline.drain()
+        settle(lw)
         print(f"turn {number}/{len(turns)}: {time.perf_counter() - started:.0f} s", flush=True)
     seconds = time.perf_counter() - started
     figures = measure(lw, session_id, story, turns, recorder)

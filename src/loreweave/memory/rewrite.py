@@ -86,7 +86,14 @@ class Batch:
 
 
 def clean_rewrite(
-    text: str, *, before: str, lore: str, events: list[str], title: str = "", grounded: bool = False
+    text: str,
+    *,
+    before: str,
+    lore: str,
+    events: list[str],
+    title: str = "",
+    grounded: bool = False,
+    max_chars: int | None = None,
 ) -> str:
     """The note an LLM answered, or InvalidResponse when it is empty, runs away, repeats itself
     (what the note and its events already repeated aside), copies a placeholder, or (with
@@ -100,6 +107,11 @@ def clean_rewrite(
     limit = max(MIN_RUNAWAY_LIMIT, 3 * (len(before) + len(lore) + sum(map(len, events))))
     if len(note) > limit:
         raise InvalidResponse(f"the rewrite runs away: {len(note)} characters (limit {limit})")
+    if max_chars is not None and len(note) > max_chars:
+        raise InvalidResponse(
+            f"the note is {len(note)} characters, over its bound of {max_chars}: keep what "
+            "matters now, shorter"
+        )
     loop = repetition(note, given="\n".join([before, *events]))
     if loop is not None:
         raise InvalidResponse(f"the rewrite {loop}")
@@ -139,7 +151,7 @@ class NoteRead:
             "events": self.batch.events,
         }
 
-    def clean(self, text: str, *, grounded: bool) -> str:
+    def clean(self, text: str, *, grounded: bool, max_chars: int | None = None) -> str:
         return clean_rewrite(
             text,
             before=self.before,
@@ -147,6 +159,7 @@ class NoteRead:
             events=self.batch.events,
             title=f"{self.title}\n{self.known}",
             grounded=grounded,
+            max_chars=max_chars,
         )
 
 
@@ -154,6 +167,12 @@ class NoteRewriteWorker(MemoryWorker):
     @property
     def target_words(self) -> int | None:
         return self.limits.note_target_words
+
+    @property
+    def _checks(self) -> dict[str, Any]:
+        """What a rewritten note is held to: grounding, and its bound when it has a target."""
+        bound = note_max_chars(self.target_words) if self.target_words else None
+        return {"grounded": self.limits.ground_notes, "max_chars": bound}
 
     def handle(self, job: Job[NoteUpdateTask]) -> Outcome:
         """Fold the claimed events of each key into its new note — one call for all the keys —
@@ -223,7 +242,7 @@ class NoteRewriteWorker(MemoryWorker):
             BatchRewriteResult,
             lambda answer: answer.notes,
             list(zip(refs, reads, strict=True)),
-            lambda read, note: read.clean(note, grounded=self.limits.ground_notes),
+            lambda read, note: read.clean(note, **self._checks),
             self._alone,
         )
 
@@ -257,7 +276,7 @@ class NoteRewriteWorker(MemoryWorker):
     def _usable(self, read: NoteRead, response: ChatResponse) -> str:
         if response.truncated:
             raise InvalidResponse("the rewrite was cut off at the token limit")
-        return read.clean(response.text, grounded=self.limits.ground_notes)
+        return read.clean(response.text, **self._checks)
 
     # -- the database ---------------------------------------------------------------------------
     def _read(self, batch: Batch) -> NoteRead:

@@ -246,7 +246,7 @@ def test_the_demo_story_and_a_proxied_chat_through_serve(smollm2: str, tmp_path:
         stored = http.get(f"/api/sessions/{proxied}/turns").json()
         assert [t["user_message"] for t in stored] == [m["content"] for m in messages[1::2]]
         assert stored[0]["assistant_message"] == reply
-        database.close()
+        database.dispose()
     finally:
         serve.terminate()
         serve.wait(30)

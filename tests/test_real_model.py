@@ -174,6 +174,15 @@ def _structured_repair(prompt: str) -> bool:
     return prompt.endswith(".repair") and prompt != "rewrite.repair"
 
 
+def _json_repairs(providers: Any) -> int:
+    """Repair requests of JSON answers, from a process's own call statistics."""
+    return sum(
+        n
+        for (_, prompt, what), n in providers.stats.snapshot().items()
+        if what == "calls" and _structured_repair(prompt)
+    )
+
+
 def _repairs(metrics: str) -> int:
     return sum(
         int(float(line.rsplit(" ", 1)[1]))
@@ -326,11 +335,7 @@ def test_delete_and_edit_on_a_real_model_equal_a_replay(smollm2: str, tmp_path: 
         _play(lw, replay, turns[:3])
         _play(lw, replay, [edited])
         assert _memory(lw, played) == _memory(lw, replay)
-        repairs = sum(
-            n
-            for (_, prompt, what), n in providers.stats.snapshot().items()
-            if what == "calls" and _structured_repair(prompt)
-        )
+        repairs = _json_repairs(providers)
         _check_memory(lw.database, played, repairs)
     finally:
         lw.close()
@@ -356,11 +361,7 @@ def test_a_story_with_named_newcomers_keeps_to_the_story(smollm2: str, tmp_path:
         for user, reply in turns:
             lw.chat.record(session_id, user, reply)
             lw.pipeline.drain()
-        repairs = sum(
-            n
-            for (_, prompt, what), n in providers.stats.snapshot().items()
-            if what == "calls" and _structured_repair(prompt)
-        )
+        repairs = _json_repairs(providers)
         _check_memory(lw.database, session_id, repairs)
         with lw.database.uow(read_only=True) as uow:
             session = uow.sessions.require(session_id)

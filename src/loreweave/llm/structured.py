@@ -59,6 +59,15 @@ def _answer(response: ChatResponse, schema: type[T]) -> T:
     return _parse(response.text, schema)
 
 
+def repair_request(request: ChatRequest, reply: str, instruction: str) -> ChatRequest:
+    """The one repair of an unusable answer: the request, the answer, and what was wrong."""
+    return replace(
+        request,
+        prompt=f"{request.prompt}.repair",
+        messages=(*request.messages, Message("assistant", reply), Message("user", instruction)),
+    )
+
+
 def complete_structured(model: ChatModel, request: ChatRequest, schema: type[T]) -> T:
     """Ask for JSON matching ``schema`` (the request's own JSON schema is sent when it has one,
     else the model's); on an unusable answer (not the JSON asked for, or cut at the token
@@ -69,15 +78,7 @@ def complete_structured(model: ChatModel, request: ChatRequest, schema: type[T])
     try:
         return _answer(first_response, schema)
     except ValueError as first:
-        repair = replace(
-            request,
-            prompt=f"{request.prompt}.repair",
-            messages=(
-                *request.messages,
-                Message("assistant", reply),
-                Message("user", REPAIR_INSTRUCTION.format(error=first)),
-            ),
-        )
+        repair = repair_request(request, reply, REPAIR_INSTRUCTION.format(error=first))
         try:
             return _answer(model.complete(repair), schema)
         except ValueError as second:

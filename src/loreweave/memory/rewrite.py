@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -33,7 +33,8 @@ from loreweave.llm.prompts.rewrite import (
     note_max_chars,
     rewrite_max_tokens,
 )
-from loreweave.llm.types import ChatRequest, ChatResponse, Matrix, Message
+from loreweave.llm.structured import repair_request
+from loreweave.llm.types import ChatRequest, ChatResponse, Matrix
 from loreweave.memory.batch import each_or_alone
 from loreweave.memory.composite import CompositeDocument, DocumentKey, compose
 from loreweave.memory.grounding import new_names
@@ -262,15 +263,7 @@ class NoteRewriteWorker(MemoryWorker):
         try:
             return self._usable(read, response)
         except InvalidResponse as first:
-            repair = replace(
-                request,
-                prompt=f"{request.prompt}.repair",
-                messages=(
-                    *request.messages,
-                    Message("assistant", response.text),
-                    Message("user", REPAIR_NOTE.format(error=first)),
-                ),
-            )
+            repair = repair_request(request, response.text, REPAIR_NOTE.format(error=first))
             return self._usable(read, self.chat_model.complete(repair))
 
     def _usable(self, read: NoteRead, response: ChatResponse) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -22,6 +23,7 @@ from loreweave.db.models import (
     NoteUpdateTask,
     World,
 )
+from loreweave.errors import ProviderError
 from loreweave.llm.prompts import answer_by_parts
 from loreweave.llm.registry import Providers
 from loreweave.llm.resilience import CallStats
@@ -158,3 +160,78 @@ class RoutedModel:
             if batched is not None:
                 return batched
         return self.models[name].complete(request)
+
+
+class StoryUpstream:
+    """A proxy's upstream: numbered chat replies (in pieces when streamed); the analysis of
+    every turn is one event for ``entity`` (the turn's first words); rewrites append events, so
+    a note shows which turns were folded, in which order."""
+
+    provider = "upstream"
+
+    def __init__(self, entity: str) -> None:
+        self.entity = entity
+        self.replies = 0
+        self.seen: list[ChatRequest] = []
+        self.rewriter = AppendingRewriter()
+        self.lock = threading.Lock()
+        self.fail = False  # the next chat call fails
+
+    def _reply(self, request: ChatRequest) -> str:
+        with self.lock:
+            if self.fail:
+                self.fail = False
+                raise ProviderError("upstream: HTTP 503: overloaded")
+            self.replies += 1
+            self.seen.append(request)
+            number = self.replies
+        last = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+        return f"Proxy reply {number} to: {last[:40]}"
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        if request.prompt == "chat":
+            return ChatResponse(self._reply(request), request.model)
+        batched = answer_by_parts(request, self.complete)
+        if batched is not None:
+            return batched
+        if request.prompt == "analysis":
+            prompt = request.messages[-1].content
+            ref = re.search(rf"(E\d+)\b[^\n]*{re.escape(self.entity)}", prompt)
+            turn = prompt.rsplit("User:", 1)[-1].strip()
+            summary = " ".join(turn.split()[:6]) or "silence"
+            updates = [{"lore_entry_id": ref.group(1), "update_summary": summary}] if ref else []
+            return ChatResponse(json.dumps({"updates": updates, "creations": []}), "m")
+        return self.rewriter.complete(request)
+
+    def stream(self, request: ChatRequest) -> Iterator[str]:
+        text = self._reply(request)
+        yield from (text[i : i + 7] for i in range(0, len(text), 7))
+
+
+def notes_of(database: Database, session_id: uuid.UUID) -> dict[str, str]:
+    """A session's notes by entry title."""
+    with database.uow(read_only=True) as uow:
+        return {
+            uow.entries.require(n.lore_entry_id).title: n.note_content
+            for n in uow.notes.in_session(session_id)
+        }
+
+
+def replayed_notes(lw: Loreweave, session_id: uuid.UUID) -> dict[str, str]:
+    """The notes of a fresh session fed ``session_id``'s transcript as it stands, drained."""
+    with lw.database.uow() as uow:
+        world_id = uow.sessions.require(session_id).world_id
+        replay = uow.sessions.add(ChatSession(world_id=world_id))
+        for index, turn in enumerate(uow.turns.recent(session_id, 10_000)):
+            uow.session.add(
+                ChatTurn(
+                    session_id=replay.id,
+                    turn_index=index,
+                    user_message=turn.user_message,
+                    assistant_message=turn.assistant_message,
+                )
+            )
+        uow.commit()
+    lw.pipeline.drain()
+    wait_until_idle(lw.database)  # what a running worker claimed meanwhile
+    return notes_of(lw.database, replay.id)

@@ -249,6 +249,39 @@ def test_with_keys_only_healthz_is_open(database: Database, tmp_path: Path) -> N
         )
 
 
+def test_a_cors_preflight_is_answered_without_the_key_and_the_request_still_needs_it(
+    database: Database, tmp_path: Path
+) -> None:
+    origin = "http://app.example"
+    lw = make_app(
+        database,
+        tmp_path,
+        RoutedModel(),
+        notifier=NullNotifier(),
+        api_keys="k-123456",
+        cors_origins=[origin],
+    )
+    asks = {
+        "Origin": origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+    with TestClient(create_app(lw)) as client:
+        preflight = client.options("/v1/chat/completions", headers=asks)
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == origin
+        # an OPTIONS that is no preflight (no Origin, or no method asked about) needs the key
+        assert client.options("/api/worlds").status_code == 401
+        assert client.options("/api/worlds", headers={"Origin": origin}).status_code == 401
+        # and the request the preflight asked about is checked as any other
+        assert client.get("/api/worlds", headers={"Origin": origin}).status_code == 401
+        allowed = client.get(
+            "/api/worlds", headers={"Origin": origin, "Authorization": "Bearer k-123456"}
+        )
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == origin
+
+
 def test_only_the_allowed_host_names_are_served(database: Database, tmp_path: Path) -> None:
     lw = make_app(database, tmp_path, RoutedModel(), notifier=NullNotifier())
     hosts, warning = serving_plan("127.0.0.1", [], [])

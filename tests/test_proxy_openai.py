@@ -1,6 +1,7 @@
 """The proxy driven by the unmodified ``openai`` SDK, over HTTP, plain and streamed: a chat of
-five turns, regenerations, an edit, a deletion, a branch continued on both sides; the key, the
-model name and the upstream's failures in the OpenAI format."""
+five turns, regenerations, an edit, a deletion, a branch continued on both sides; two chats that
+open alike, interleaved, stay two chats (one key or two); the key, the model name and the
+upstream's failures in the OpenAI format."""
 
 from __future__ import annotations
 
@@ -15,51 +16,21 @@ import pytest
 from loreweave.bootstrap import Loreweave
 from loreweave.db import Database
 from loreweave.db.models import LoreEntry, World
-from loreweave.errors import ProviderError
 from loreweave.follow import Message, to_messages
-from loreweave.llm.types import ChatRequest, ChatResponse
 
-from .pipeline_support import make_app
+from .pipeline_support import StoryUpstream, make_app, notes_of, replayed_notes, wait_until_idle
 from .private_services import serving
 
 KEY = "sk-proxy-test"
-
-
-class Upstream:
-    """Numbered replies; streamed in pieces; ``fail`` makes the next call fail."""
-
-    provider = "upstream"
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.seen: list[ChatRequest] = []
-        self.fail = False
-
-    def _reply(self, request: ChatRequest) -> str:
-        if request.prompt != "chat":
-            return '{"updates": [], "creations": []}' if request.prompt == "analysis" else "-"
-        if self.fail:
-            self.fail = False
-            raise ProviderError("upstream: HTTP 503: overloaded")
-        self.calls += 1
-        self.seen.append(request)
-        last = next(m.content for m in reversed(request.messages) if m.role == "user")
-        return f"Reply {self.calls} to {last}"
-
-    def complete(self, request: ChatRequest) -> ChatResponse:
-        return ChatResponse(self._reply(request), request.model)
-
-    def stream(self, request: ChatRequest) -> Iterator[str]:
-        text = self._reply(request)
-        yield from (text[i : i + 5] for i in range(0, len(text), 5))
+OTHER_KEY = "sk-proxy-other"
 
 
 @pytest.fixture
 def proxy(
     database: Database, tmp_path: Path
-) -> Iterator[tuple[openai.OpenAI, Loreweave, Upstream]]:
-    upstream = Upstream()
-    lw = make_app(database, tmp_path, upstream, api_keys=[KEY])
+) -> Iterator[tuple[openai.OpenAI, Loreweave, StoryUpstream]]:
+    upstream = StoryUpstream("Lighthouse")
+    lw = make_app(database, tmp_path, upstream, api_keys=[KEY, OTHER_KEY])
     with lw.database.uow() as uow:
         world = uow.worlds.add(World(name="Harbour"))
         entries = [
@@ -79,10 +50,11 @@ def proxy(
 class Chat:
     """What an app holds: its messages; it sends them all, every time."""
 
-    def __init__(self, client: openai.OpenAI, stream: bool) -> None:
+    def __init__(self, client: openai.OpenAI, stream: bool, *opening: dict[str, str]) -> None:
         self.client = client
         self.stream = stream
         self.messages: list[dict[str, str]] = [{"role": "system", "content": "Be brief."}]
+        self.messages += opening
         self.session = ""
 
     def ask(self, text: str | None = None) -> str:
@@ -130,12 +102,12 @@ def alternatives(lw: Loreweave, session: str) -> list[list[str]]:
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
 def test_a_chat_through_the_openai_sdk(
-    proxy: tuple[openai.OpenAI, Loreweave, Upstream], stream: bool
+    proxy: tuple[openai.OpenAI, Loreweave, StoryUpstream], stream: bool
 ) -> None:
     client, lw, upstream = proxy
     chat = Chat(client, stream)
     for i in range(5):
-        assert chat.ask(f"Message {i} about the lighthouse.").startswith("Reply")
+        assert chat.ask(f"Message {i} about the lighthouse.").startswith("Proxy reply")
     session = chat.session
     assert stored(lw, session) == chat.shown()
     assert any("[Base Lore]\nA lighthouse" in m.content for m in upstream.seen[-1].messages)
@@ -166,7 +138,9 @@ def test_a_chat_through_the_openai_sdk(
     assert stored(lw, parent.session) == parent.shown()
 
 
-def test_keys_models_and_upstream_errors(proxy: tuple[openai.OpenAI, Loreweave, Upstream]) -> None:
+def test_keys_models_and_upstream_errors(
+    proxy: tuple[openai.OpenAI, Loreweave, StoryUpstream],
+) -> None:
     client, _, upstream = proxy
     assert [m.id for m in client.models.list()] == ["loreweave/Harbour"]
     stranger = openai.OpenAI(base_url=str(client.base_url), api_key="wrong", max_retries=0)
@@ -184,4 +158,76 @@ def test_keys_models_and_upstream_errors(proxy: tuple[openai.OpenAI, Loreweave, 
     assert failed.value.status_code == 502 and "overloaded" in failed.value.message
     # the failed request recorded nothing; the same request again is a new chat's first turn
     reply = client.chat.completions.create(model="loreweave/Harbour", messages=messages)
-    assert reply.choices[0].message.content == "Reply 1 to Hello."
+    assert reply.choices[0].message.content == "Proxy reply 1 to: Hello."
+
+
+GREETING = {"role": "assistant", "content": "The harbour is quiet tonight. What brings you here?"}
+
+
+def interleaved(first: Chat, second: Chat) -> None:
+    """Two people playing at once, each opening with the most common first message."""
+    for i in range(3):
+        first.ask("Hello!" if i == 0 else f"A{i}: to the lighthouse.")
+        second.ask("Hello!" if i == 0 else f"B{i}: to the harbour master.")
+
+
+def same_memory_as_its_transcript(lw: Loreweave, *chats: Chat) -> None:
+    wait_until_idle(lw.database)
+    for chat in chats:
+        notes = notes_of(lw.database, uuid.UUID(chat.session))
+        assert notes["Lighthouse"]  # the chat did change the memory
+        assert replayed_notes(lw, uuid.UUID(chat.session)) == notes
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_two_chats_that_open_alike_stay_two_chats(
+    proxy: tuple[openai.OpenAI, Loreweave, StoryUpstream], stream: bool
+) -> None:
+    """Same key, same system prompt, greeting and first message, interleaved: B's first request
+    looks like a regenerate of A's first turn, and B's second one picks that reply and goes on:
+    a fork, never a cut of A's turns."""
+    client, lw, _ = proxy
+    a, b = Chat(client, stream, GREETING), Chat(client, stream, GREETING)
+    interleaved(a, b)
+    assert a.session != b.session
+    assert stored(lw, a.session) == a.shown()
+    assert stored(lw, b.session) == b.shown()
+    same_memory_as_its_transcript(lw, a, b)
+
+
+def test_chats_of_other_keys_or_users_are_never_touched(
+    proxy: tuple[openai.OpenAI, Loreweave, StoryUpstream],
+) -> None:
+    """Two keys, the very same transcript: two chats; so are two ``user`` fields of one key,
+    and two ``X-Loreweave-Chat`` headers.  A regenerate stays in its caller's chat."""
+    client, lw, _ = proxy
+    other = openai.OpenAI(base_url=str(client.base_url), api_key=OTHER_KEY, max_retries=0)
+    a, b = Chat(client, False, GREETING), Chat(other, False, GREETING)
+    for text in ("Hello!", "To the lighthouse."):
+        a.ask(text)
+        b.messages = [dict(m) for m in a.messages]
+        b.complete(b.messages[:-1])  # the whole transcript, again: a regenerate, elsewhere
+    assert a.session != b.session
+    assert stored(lw, a.session) == a.shown()
+    assert alternatives(lw, a.session)[-1] == []
+    channels = {
+        client.with_options(default_headers={"X-Loreweave-Chat": channel})
+        .chat.completions.with_raw_response.create(
+            model="loreweave/Harbour",
+            messages=[{"role": "user", "content": "Hello!"}],
+            user="player-1",
+        )
+        .headers["x-loreweave-session"]
+        for channel in ("general", "tavern")
+    }
+    assert len(channels) == 2 and a.session not in channels
+    users = {
+        client.chat.completions.with_raw_response.create(
+            model="loreweave/Harbour",
+            messages=[{"role": "user", "content": "Hello!"}],
+            user=user,
+        ).headers["x-loreweave-session"]
+        for user in ("player-1", "player-2")
+    }
+    assert len(users) == 2 and a.session not in users
+    same_memory_as_its_transcript(lw, a, b)

@@ -13,10 +13,7 @@ the queues drain, each chat's memory must equal that of a fresh session fed its 
 from __future__ import annotations
 
 import json
-import re
-import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,55 +22,11 @@ from fastapi.testclient import TestClient
 
 from loreweave.api.app import create_app
 from loreweave.db import Database
-from loreweave.db.models import ChatSession, ChatTurn
 from loreweave.follow import Message, to_messages
-from loreweave.llm.prompts import answer_by_parts
-from loreweave.llm.types import ChatRequest, ChatResponse
-from tests.pipeline_support import AppendingRewriter, make_app
+from tests.pipeline_support import StoryUpstream, make_app, notes_of, replayed_notes
 
 SEQUENCES = Path(__file__).parent / "data" / "sillytavern-requests" / "sequences.json"
 MODEL = "loreweave/Eldoria"
-
-
-class Upstream:
-    """The chat provider behind the proxy: numbered replies, in pieces when streamed; the
-    analysis of every turn is one event for Seraphina (the turn's first words); rewrites append
-    events, so a note shows which turns were folded, in which order."""
-
-    provider = "upstream"
-
-    def __init__(self) -> None:
-        self.replies = 0
-        self.seen: list[ChatRequest] = []
-        self.rewriter = AppendingRewriter()
-        self.lock = threading.Lock()
-
-    def _reply(self, request: ChatRequest) -> str:
-        with self.lock:
-            self.replies += 1
-            self.seen.append(request)
-            number = self.replies
-        last = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
-        return f"Proxy reply {number} to: {last[:40]}"
-
-    def complete(self, request: ChatRequest) -> ChatResponse:
-        if request.prompt == "chat":
-            return ChatResponse(self._reply(request), request.model)
-        batched = answer_by_parts(request, self.complete)
-        if batched is not None:
-            return batched
-        if request.prompt == "analysis":
-            prompt = request.messages[-1].content
-            ref = re.search(r"(E\d+)\b[^\n]*Seraphina", prompt)
-            turn = prompt.rsplit("User:", 1)[-1].strip()
-            summary = " ".join(turn.split()[:6]) or "silence"
-            updates = [{"lore_entry_id": ref.group(1), "update_summary": summary}] if ref else []
-            return ChatResponse(json.dumps({"updates": updates, "creations": []}), "m")
-        return self.rewriter.complete(request)
-
-    def stream(self, request: ChatRequest) -> Iterator[str]:
-        text = self._reply(request)
-        yield from (text[i : i + 7] for i in range(0, len(text), 7))
 
 
 def swapped(text: str, swap: dict[str, str]) -> str:
@@ -98,14 +51,6 @@ def chat_of(database: Database, session_id: str) -> list[Message]:
         return to_messages([(t.user_message, t.assistant_message) for t in turns])
 
 
-def notes_of(database: Database, session_id: Any) -> dict[str, str]:
-    with database.uow(read_only=True) as uow:
-        return {
-            uow.entries.require(n.lore_entry_id).title: n.note_content
-            for n in uow.notes.in_session(session_id)
-        }
-
-
 class Replay:
     """SillyTavern's recorded session, played through the proxy, checked as it goes."""
 
@@ -114,7 +59,7 @@ class Replay:
     def __init__(self, database: Database, tmp_path: Path) -> None:
         self.database = database
         self.recording = json.loads(SEQUENCES.read_text())
-        self.upstream = Upstream()
+        self.upstream = StoryUpstream("Seraphina")
         self.lw = make_app(database, tmp_path, self.upstream, api_keys=["sk-standin-key"])
         self.client = TestClient(create_app(self.lw))
         self.auth = {"Authorization": "Bearer sk-standin-key"}
@@ -183,20 +128,7 @@ class Replay:
         """Each chat's memory equals that of a fresh session fed its final transcript."""
         assert self.lw.pipeline.drain() > 0
         for session_id in map(uuid.UUID, set(self.sessions.values())):
-            with self.database.uow() as uow:
-                replay = uow.sessions.add(ChatSession(world_id=uuid.UUID(self.world)))
-                for index, turn in enumerate(uow.turns.recent(session_id, 10_000)):
-                    uow.session.add(
-                        ChatTurn(
-                            session_id=replay.id,
-                            turn_index=index,
-                            user_message=turn.user_message,
-                            assistant_message=turn.assistant_message,
-                        )
-                    )
-                uow.commit()
-            self.lw.pipeline.drain()
-            replayed = notes_of(self.database, replay.id)
+            replayed = replayed_notes(self.lw, session_id)
             assert replayed["Seraphina"]  # the chat did change the memory
             assert replayed == notes_of(self.database, session_id)
 

@@ -6,15 +6,18 @@ the proxy carries out with the transcript's operations (so the memory follows, e
 
 - System messages are dropped (they come and go: World Info, the card, author's notes); a
   trailing system message after the last reply is a *nudge*: continue or impersonate.
-- The chat is found from its turns: each message is compared by role and content with the
-  stored chats of the world; the one sharing the most messages (at least one the player wrote)
-  wins.  The request may be a window of it: an app drops the oldest turns when its context is
-  full, so a missing head is kept, never deleted.
+- The chat is found from its turns, among the chats of the same caller (the proxy scopes them:
+  the API key, the OpenAI ``user`` field, the ``X-Loreweave-Chat`` header): each message is
+  compared by role and content with the stored chats; the one sharing the most messages (at
+  least one the player wrote) wins.  The request may be a window of it: an app drops the oldest
+  turns when its context is full, so a missing head is kept, never deleted.
 - What changed, against that chat: a new user message appends a turn; the same turns as before
-  without the last reply regenerate it; the stored prefix plus a new message while the stored
-  chat goes on is a fork (copy-on-write: a chat a person can return to is never cut); anything
-  else (an edited, deleted or re-chosen message) cuts the chat at the first changed turn and
-  records the rest as the app shows it.
+  without the last reply regenerate it; one message changed with the rest of the chat as it was
+  is an edit in place, messages deleted with the rest as it was a deletion; a change of the last
+  exchange (a swipe, an edit of the last message) replaces it.  Anything else changes a turn
+  and everything after it (a branch, a reply's alternative chosen and gone on from, another
+  chat that opened alike): a fork from the common prefix, and the chat it diverged from stays
+  as it was (copy-on-write: no request cuts turns another request confirmed).
 
 A chat is kept as turns (user message, reply): a reply without a user message before it (an
 opening greeting, a second reply in a row after a deletion) is a turn with an empty user
@@ -164,17 +167,11 @@ def plan(stored: Sequence[Message], shown: Sequence[Message], nudge: Nudge | Non
     ends_with_user = bool(new) and new[-1].role == "user"
     if ends_with_user and old and old[-1].role == "assistant" and new == old[:-1]:
         return Plan(keep=len(to_turns(old)), generate="regenerate")
-    old_turns = to_turns(old)
     if not ends_with_user:
-        return _sync(old_turns, to_turns(new))
-    if new[:-1] == old[: len(new) - 1] and len(new) - 1 < len(old):
-        # the stored prefix and a new message while the stored chat goes on: a fork
-        target = to_turns(new)
-        keep = _common(old_turns, target)
-        return Plan(keep=keep, fork=True, record=target[keep:-1], generate="turn")
+        return _sync(to_turns(old), to_turns(new))
     # the chat as shown, then the new user message's turn generated (a user message before it
     # without a reply stays a turn without a reply)
-    step = _sync(old_turns, to_turns(new)[:-1])
+    step = _sync(to_turns(old), to_turns(new)[:-1])
     step.generate = "turn"
     return step
 
@@ -187,9 +184,19 @@ def _common(old: Sequence[Turn], new: Sequence[Turn]) -> int:
 
 
 def _sync(old: list[Turn], new: list[Turn]) -> Plan:
+    """The plan that makes ``old`` into ``new``: appended turns are recorded; one turn changed
+    with the rest as it was is an edit; turns deleted with the rest as it was are cut and the
+    rest recorded again; a change of the last exchange replaces it.  Anything else changes a
+    turn and what followed it: a new chat copied from the common prefix, so a turn another
+    request confirmed is never cut."""
     keep = _common(old, new)
     if keep == len(old):
         return Plan(keep=keep, record=new[keep:])
     if keep < len(new) and len(new) >= len(old) and old[keep + 1 :] == new[keep + 1 : len(old)]:
         return Plan(keep=keep, edit=new[keep], record=new[len(old) :])
-    return Plan(keep=keep, record=new[keep:])
+    deleted = any(
+        new[keep : keep + len(old) - rest] == old[rest:] for rest in range(keep + 1, len(old))
+    )
+    if deleted or keep >= len(old) - 1:
+        return Plan(keep=keep, record=new[keep:])
+    return Plan(keep=keep, fork=True, record=new[keep:])

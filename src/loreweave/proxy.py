@@ -10,6 +10,7 @@ resilience layer, and hands the complete reply to :meth:`ProxyService.finish`, w
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import uuid
@@ -35,6 +36,16 @@ log = logging.getLogger("loreweave.proxy")
 
 MODEL_PREFIX = "loreweave/"
 MAX_CANDIDATES = 20  # stored chats compared with a request (the latest first)
+
+
+def caller_of(key: str = "", user: str = "", chat: str = "") -> str | None:
+    """Who sends a request, as the proxy scopes chats: the API key's fingerprint, the OpenAI
+    ``user`` field, the ``X-Loreweave-Chat`` header; None when none is given (the one shared
+    pool, as a single local app has it)."""
+    if not (key or user or chat):
+        return None
+    named = "\x00".join((key, user, chat)).encode()
+    return hashlib.sha256(named).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -111,15 +122,17 @@ class ProxyService:
         temperature: float | None = None,
         max_tokens: int | None = None,
         passthrough: dict[str, Any] | None = None,
+        caller: str | None = None,
     ) -> Prepared:
+        """``caller`` (:func:`caller_of`): the request is matched only against its chats."""
         request = read_request(raw, self.config.continue_patterns, self.config.impersonate_patterns)
         if not request.messages:
             raise InvalidInput("the request has no user or assistant message")
-        candidates = self._candidates(target.world.id, request.messages)
+        candidates = self._candidates(target.world.id, caller, request.messages)
         found = match({s: to_messages(t) for s, t in candidates.items()}, request.messages)
         if found is None:
             stored: list[Message] = []
-            session_id = self._new_session(target.world.id, request.messages)
+            session_id = self._new_session(target.world.id, caller, request.messages)
         else:
             session_id = found.session_id
             stored = to_messages(candidates[session_id])
@@ -165,9 +178,10 @@ class ProxyService:
 
     # -- finding and changing the chat ---------------------------------------------------------
     def _candidates(
-        self, world_id: uuid.UUID, messages: Sequence[Message]
+        self, world_id: uuid.UUID, caller: str | None, messages: Sequence[Message]
     ) -> dict[uuid.UUID, list[tuple[str, str]]]:
-        """The world's chats holding one of the request's user messages, latest first."""
+        """The caller's chats in the world holding one of the request's user messages, latest
+        first."""
         said = sorted({m.content for m in messages if m.role == "user" and m.content})
         if not said:
             return {}
@@ -176,7 +190,13 @@ class ProxyService:
                 uow.session.scalars(
                     select(ChatTurn.session_id)
                     .join(ChatSession, ChatSession.id == ChatTurn.session_id)
-                    .where(ChatSession.world_id == world_id, ChatTurn.user_message.in_(said))
+                    .where(
+                        ChatSession.world_id == world_id,
+                        ChatSession.caller.is_(None)
+                        if caller is None
+                        else ChatSession.caller == caller,
+                        ChatTurn.user_message.in_(said),
+                    )
                     .group_by(ChatTurn.session_id)
                     .order_by(func.max(ChatTurn.created_at).desc())
                     .limit(MAX_CANDIDATES)
@@ -192,11 +212,13 @@ class ProxyService:
             chats[session_id].append((user, reply))
         return chats
 
-    def _new_session(self, world_id: uuid.UUID, messages: Sequence[Message]) -> uuid.UUID:
+    def _new_session(
+        self, world_id: uuid.UUID, caller: str | None, messages: Sequence[Message]
+    ) -> uuid.UUID:
         first = next((m.content for m in messages if m.role == "user" and m.content), "")
-        title = f"chat: {first[:60]}" if first else "chat"
+        title = f"chat: {' '.join(first.split())[:60]}" if first else "chat"
         with self.database.uow() as uow:
-            session = uow.sessions.add(ChatSession(world_id=world_id, title=title))
+            session = uow.sessions.add(ChatSession(world_id=world_id, title=title, caller=caller))
             uow.commit()
             return session.id
 
@@ -210,8 +232,9 @@ class ProxyService:
                 session_id = self.transcript.fork(session_id, step.keep - 1).id
             else:
                 with self.database.uow(read_only=True) as uow:
-                    world_id = uow.sessions.require(session_id).world_id
-                session_id = self._new_session(world_id, [])
+                    session = uow.sessions.require(session_id)
+                    world_id, caller = session.world_id, session.caller
+                session_id = self._new_session(world_id, caller, [])
         elif step.edit is not None:
             user, reply = step.edit
             old_user, old_reply = turns[step.keep]

@@ -5,6 +5,7 @@ rebinding of a server on 127.0.0.1).  A pure ASGI middleware, so nothing is buff
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import json
 import uuid
@@ -17,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 OPEN_PATHS = ("/healthz",)
 WORLDS = "loreweave.worlds"  # the request scope's record of what the key may use
+KEY = "loreweave.key"  # and of which key it was: a fingerprint, never the key itself
 
 
 def parse_key(raw: str) -> tuple[str, frozenset[uuid.UUID] | None]:
@@ -65,34 +67,35 @@ class EdgeGuard:
             if name not in self.allowed_hosts:
                 await _answer(send, 400, "this server does not serve that Host name")
                 return
-        if self.keys and path not in OPEN_PATHS:
-            allowed = self._authorised(headers)
+        if self.keys and path not in OPEN_PATHS and not _preflight(scope, headers):
+            allowed, fingerprint = self._authorised(headers)
             if allowed is False:
                 await _answer(send, 401, _challenge_text(path), _challenge(path))
                 return
             scope[WORLDS] = allowed  # None: every world
+            scope[KEY] = fingerprint
         declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
             await _answer(send, 413, f"the body is larger than {self.max_body} bytes")
             return
         await self._bounded(scope, receive, send)
 
-    def _authorised(self, headers: Headers) -> frozenset[uuid.UUID] | bool | None:
-        """False, or the worlds the key may use (None: all)."""
+    def _authorised(self, headers: Headers) -> tuple[frozenset[uuid.UUID] | bool | None, str]:
+        """False, or the worlds the key may use (None: all); and the key's fingerprint."""
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() == "basic":  # the browser UI: the key as the password
             try:
                 token = base64.b64decode(token).decode().partition(":")[2]
             except ValueError:
-                return False
+                return False, ""
         elif scheme.lower() != "bearer":
-            return False
+            return False, ""
         given = token.strip().encode()
         matched: frozenset[uuid.UUID] | bool | None = False
         for key, worlds in self.keys:  # compare with every key: no timing of which matched
             if hmac.compare_digest(given, key):
                 matched = worlds
-        return matched
+        return matched, hashlib.sha256(given).hexdigest()[:16] if matched is not False else ""
 
     async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
         received = 0
@@ -117,6 +120,16 @@ class EdgeGuard:
         except BodyTooLarge:
             if not started:
                 await _answer(send, 413, f"the body is larger than {self.max_body} bytes")
+
+
+def _preflight(scope: Scope, headers: Headers) -> bool:
+    """A CORS preflight: a browser sends it without the key (the CORS middleware answers it;
+    the request it asks about is checked as any other)."""
+    return (
+        scope["method"] == "OPTIONS"
+        and "origin" in headers
+        and "access-control-request-method" in headers
+    )
 
 
 def _challenge(path: str) -> list[tuple[bytes, bytes]]:

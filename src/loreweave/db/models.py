@@ -165,12 +165,17 @@ class LoreEntry(Timestamped, Base):
 
 class ChatSession(Timestamped, Base):
     __tablename__ = "chat_sessions"
+    __table_args__ = (Index("ix_chat_sessions_world_caller", "world_id", "caller"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     world_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("worlds.id", ondelete="CASCADE"), index=True
     )
     title: Mapped[str] = mapped_column(String(200), default="")
+    # who sent the proxy's requests (a hash of the API key, the OpenAI ``user`` field and the
+    # X-Loreweave-Chat header): the proxy matches a request only against its caller's chats;
+    # None for a session made through the REST API, or by a caller who named nothing
+    caller: Mapped[str | None] = mapped_column(String(64), default=None)
     # when its latest turn arrived: a session played now goes before an old backlog
     last_turn_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
 

@@ -367,6 +367,7 @@ class _Copy:
         self.fork = uow.sessions.add(
             ChatSession(
                 world_id=original.world_id,
+                caller=original.caller,  # the proxy's fork stays its caller's chat
                 title=title or f"{original.title or 'session'} (fork at turn {cut - 1})",
                 last_turn_at=utcnow(),  # a fork is played now
             )

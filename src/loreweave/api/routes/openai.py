@@ -22,15 +22,21 @@ from starlette.concurrency import run_in_threadpool
 from loreweave.api.access import AccessTo
 from loreweave.api.deps import LW
 from loreweave.api.errors import error_status
+from loreweave.api.guard import KEY
 from loreweave.errors import NotFound
 from loreweave.llm.types import ChatResponse, StreamingChatModel
-from loreweave.proxy import MODEL_PREFIX, Prepared
+from loreweave.proxy import MODEL_PREFIX, Prepared, caller_of
 
 router = APIRouter(tags=["openai"])
 log = logging.getLogger("loreweave.api")
 
 # a client's own options, sent upstream untouched (SillyTavern extensions ask for json_schema)
 PASSED_THROUGH = ("response_format", "tools", "tool_choice")
+
+# a static header a client sends per connection (SillyTavern: "Additional headers"): chats of
+# one key and user kept apart, e.g. one per Discord channel
+CHAT_HEADER = "x-loreweave-chat"
+MAX_CALLER_CHARS = 256
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error"}
 
@@ -54,6 +60,7 @@ class CompletionIn(BaseModel):
     stream: bool = False
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     max_tokens: Annotated[int, Field(ge=1)] | None = None
+    user: Annotated[str, Field(max_length=MAX_CALLER_CHARS)] | None = None  # the end user
 
     def passthrough(self) -> dict[str, Any] | None:
         extra = self.model_extra or {}
@@ -111,6 +118,10 @@ async def chat_completions(request: Request, lw: LW, access: AccessTo) -> Respon
     body = await _read(request)
     if isinstance(body, JSONResponse):
         return body
+    chat = request.headers.get(CHAT_HEADER, "").strip()
+    if len(chat) > MAX_CALLER_CHARS:
+        return openai_error(400, f"the {CHAT_HEADER} header is over {MAX_CALLER_CHARS} characters")
+    caller = caller_of(request.scope.get(KEY, ""), body.user or "", chat)
     try:
         target = await run_in_threadpool(lw.proxy.target, body.model)
         if not access.allows(target.world.id):
@@ -123,6 +134,7 @@ async def chat_completions(request: Request, lw: LW, access: AccessTo) -> Respon
                 temperature=body.temperature,
                 max_tokens=body.max_tokens,
                 passthrough=body.passthrough(),
+                caller=caller,
             )
         )
     except Exception as exc:  # every failure answers in the OpenAI format

@@ -63,6 +63,23 @@ def seed(client: TestClient) -> tuple[str, str, str]:
     return world["id"], entry.json()["id"], session["id"]
 
 
+def test_the_text_filter_matches_what_was_typed_not_wildcards(client: TestClient) -> None:
+    world_id, entry_id, _ = seed(client)
+    odd = client.post(
+        f"/api/worlds/{world_id}/lore-entries",
+        json={"title": "100% Proof_Gin", "entity_type": "Item", "content": "A back\\slash."},
+    ).json()["id"]
+
+    def found(text: str) -> list[str]:
+        url = f"/api/worlds/{world_id}/lore-entries"
+        return [e["id"] for e in client.get(url, params={"text": text}).json()]
+
+    assert found("psychic") == [entry_id]
+    assert found("%") == [odd] and found("_") == [odd] and found("0% p") == [odd]
+    assert found("f_G") == [odd] and found("M_mo") == [] and found("M%o") == []
+    assert found("\\") == [odd] and found("k\\s") == [odd]
+
+
 def test_worlds_entries_and_sessions(client: TestClient) -> None:
     world_id, entry_id, session_id = seed(client)
     assert [w["name"] for w in client.get("/api/worlds").json()] == ["Eldoria"]

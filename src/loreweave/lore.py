@@ -100,9 +100,12 @@ class LoreService:
             if where.dynamic is not None:
                 query = query.where(LoreEntry.is_dynamically_generated.is_(where.dynamic))
             if where.text:
-                pattern = f"%{where.text}%"
+                pattern = f"%{_literal(where.text)}%"  # the text as typed: no wildcards of its own
                 query = query.where(
-                    or_(LoreEntry.title.ilike(pattern), LoreEntry.content.ilike(pattern))
+                    or_(
+                        LoreEntry.title.ilike(pattern, escape="\\"),
+                        LoreEntry.content.ilike(pattern, escape="\\"),
+                    )
                 )
             entries = uow.session.scalars(query.order_by(LoreEntry.title, LoreEntry.id)).all()
         if where.tag:
@@ -184,3 +187,9 @@ class LoreService:
             uow.commit()
         self.vectors.sync_entry(entry_id, session_id)
         return note
+
+
+def _literal(text: str) -> str:
+    """``text`` for a LIKE pattern that matches it literally: ``%``, ``_`` and the escape
+    character itself escaped."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -24,9 +24,15 @@ from loreweave.llm.types import ChatRequest, ChatResponse, Message, Usage
 Combine = Callable[[list[str]], Any]
 
 
+def one_line(value: object) -> str:
+    """A value put into one line of a prompt's structured list (an id, a type, a title): its
+    whitespace, newlines included, collapsed to single spaces, so no title can forge a line."""
+    return " ".join(str(value).split())
+
+
 @cache
 def _environment() -> Environment:
-    return Environment(
+    environment = Environment(
         loader=PackageLoader("loreweave.llm", "prompts"),
         undefined=StrictUndefined,
         autoescape=False,  # noqa: S701 - prompts are plain text for an LLM, not HTML
@@ -34,6 +40,8 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.filters["line"] = one_line
+    return environment
 
 
 @dataclass(frozen=True)

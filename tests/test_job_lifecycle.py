@@ -5,23 +5,28 @@ analyses that can be retried or skipped, concurrent turns, poison work, vanished
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from loreweave.api import create_app
 from loreweave.bootstrap import Loreweave
+from loreweave.config import Settings
 from loreweave.db import Database
 from loreweave.db.models import ChatTurn, EntityCreationTask, NoteUpdateTask, TaskStatus, utcnow
 from loreweave.errors import ProviderUnavailable
 from loreweave.llm.providers.scripted import ScriptedChatModel
 from loreweave.llm.types import ChatRequest, ChatResponse
 from loreweave.lore import LoreService
-from loreweave.queue.notify import NullNotifier
+from loreweave.queue.local import LocalWorkers
+from loreweave.queue.notify import EventNotifier, NullNotifier
 
 from .pipeline_support import AppendingRewriter, RoutedModel, make_app, make_world
 
@@ -390,3 +395,50 @@ def test_an_entry_deleted_during_analysis_is_dropped_with_a_reason(
         assert "deleted" in (turn.processing_errors or "")
         tasks = uow.session.scalars(select(NoteUpdateTask)).all()
         assert [(t.lore_entry_id, t.status) for t in tasks] == [(ids["Shrine"], "done")]
+
+
+class _GoneDatabase:
+    """A pipeline whose database is down for its first ``down`` claims, then back."""
+
+    def __init__(self, down: int) -> None:
+        self.down = down
+        self.claims = 0
+        self.back = threading.Event()
+        self._lock = threading.Lock()
+
+    def pool_size(self) -> int:
+        return 1  # one thread: the order of its log lines is the order of its attempts
+
+    def run_next(self, worker_id: str) -> bool:
+        with self._lock:
+            self.claims += 1
+            claims = self.claims
+        if claims <= self.down:
+            raise OperationalError("SELECT", {}, ConnectionRefusedError("connection refused"))
+        self.back.set()
+        return False
+
+    def sweep(self) -> None:
+        pass
+
+
+def test_a_dependency_down_logs_one_line_per_attempt_and_the_traceback_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pipeline = _GoneDatabase(down=12)
+    settings = Settings(pipeline_config={"poll_interval": 0.01, "sweep_interval": 60})
+    workers = LocalWorkers(pipeline, EventNotifier(), settings)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, logger="loreweave.queue"):
+        workers.start()
+        try:
+            assert pipeline.back.wait(30)
+        finally:
+            workers.stop()
+    records = [r for r in caplog.records if r.name == "loreweave.queue"]
+    failures = [r for r in records if "worker loop failed" in r.getMessage()]
+    assert len(failures) == 12
+    assert [r for r in failures if r.exc_info] == failures[:1]  # the traceback once
+    assert all("OperationalError" in r.getMessage() for r in failures)
+    assert "attempt 12" in failures[-1].getMessage()
+    recovered = [r for r in records if "recovered after 12 failed attempts" in r.getMessage()]
+    assert len(recovered) == 1

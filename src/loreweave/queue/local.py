@@ -14,6 +14,7 @@ import socket
 import threading
 
 from loreweave.config import Settings
+from loreweave.queue.failing import RepeatedFailure
 from loreweave.queue.notify import EventNotifier
 from loreweave.queue.pipeline import Pipeline
 
@@ -31,6 +32,8 @@ class LocalWorkers:
         self.settings = settings
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._work_failures = RepeatedFailure(log, "worker loop")
+        self._sweep_failures = RepeatedFailure(log, "sweeper")
 
     def counts(self) -> dict[str, int]:
         return {"pool": self.pipeline.pool_size()}
@@ -64,9 +67,11 @@ class LocalWorkers:
         while not self._stop.is_set():
             try:
                 busy = self.pipeline.run_next(worker_id)
-            except Exception:  # a bug or the database gone: log, wait, go on
-                log.exception("worker %s crashed on a job; continuing", worker_id)
+            except Exception as exc:  # a bug or the database gone: log, wait, go on
+                self._work_failures.failed(exc, worker_id)
                 busy = False
+            else:
+                self._work_failures.succeeded()
             if not busy:
                 wake.wait(poll)
                 wake.clear()
@@ -76,5 +81,7 @@ class LocalWorkers:
         while not self._stop.wait(interval):
             try:
                 self.pipeline.sweep()
-            except Exception:
-                log.exception("sweeper failed; retrying in %.0fs", interval)
+            except Exception as exc:
+                self._sweep_failures.failed(exc, f"retrying in {interval:.0f}s")
+            else:
+                self._sweep_failures.succeeded()

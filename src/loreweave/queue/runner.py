@@ -15,6 +15,7 @@ from rich.console import Console
 
 from loreweave.bootstrap import build
 from loreweave.config import Settings
+from loreweave.queue.failing import RepeatedFailure
 from loreweave.queue.notify import QUEUES
 
 log = logging.getLogger("loreweave.queue")
@@ -44,11 +45,14 @@ def run_workers(settings: Settings, console: Console, config_file: Path | None =
         children = _start_celery_workers(settings, config_file)
         console.print(f"celery workers running for queues {', '.join(QUEUES)}; Ctrl-C stops them")
         interval = settings.pipeline_config.sweep_interval
+        failures = RepeatedFailure(log, "sweeper")
         while not stop.wait(interval):
             try:
                 app.pipeline.sweep()  # expired leases back to pending; re-announce ready work
-            except Exception:
-                log.exception("sweeper failed; retrying")
+            except Exception as exc:
+                failures.failed(exc, f"retrying in {interval:.0f}s")
+            else:
+                failures.succeeded()
             for child in children:
                 if child.poll() is not None:
                     raise SystemExit(f"a celery worker exited with code {child.returncode}")

@@ -56,6 +56,7 @@ class Chat:
         self.messages: list[dict[str, str]] = [{"role": "system", "content": "Be brief."}]
         self.messages += opening
         self.session = ""
+        self.timing = ""  # the last answer's Server-Timing header
 
     def ask(self, text: str | None = None) -> str:
         if text is not None:
@@ -72,6 +73,7 @@ class Chat:
                 stream=True,
             )
             self.session = streamed.headers["x-loreweave-session"]
+            self.timing = streamed.headers["server-timing"]
             parts = [c.choices[0].delta.content or "" for c in streamed.parse() if c.choices]
             return "".join(parts)
         raw = self.client.chat.completions.with_raw_response.create(
@@ -79,6 +81,7 @@ class Chat:
             messages=messages,  # type: ignore[arg-type]
         )
         self.session = raw.headers["x-loreweave-session"]
+        self.timing = raw.headers["server-timing"]
         return raw.parse().choices[0].message.content or ""
 
     def regenerate(self) -> str:
@@ -111,6 +114,11 @@ def test_a_chat_through_the_openai_sdk(
     session = chat.session
     assert stored(lw, session) == chat.shown()
     assert any("[Base Lore]\nA lighthouse" in m.content for m in upstream.seen[-1].messages)
+    # where the time went: a streamed answer's headers leave before the upstream call
+    phases = dict(part.split(";dur=") for part in chat.timing.split(", "))
+    before = ["body", "target", "match", "stored", "follow", "retrieve"]
+    assert list(phases) == before + ([] if stream else ["upstream", "record"])
+    assert all(float(ms) >= 0 for ms in phases.values())
 
     first, second = chat.messages[-1]["content"], chat.regenerate()
     third = chat.regenerate()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,25 @@ def caller_of(key: str = "", user: str = "", chat: str = "") -> str | None:
     return hashlib.sha256(named).hexdigest()[:32]
 
 
+class Stopwatch:
+    """Where a request's time goes, phase by phase (a phase timed twice adds up): sent back as
+    the standard ``Server-Timing`` header, so a browser's network panel or a benchmark reads
+    it."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        """The time since the last lap (or the start) was spent on ``phase``."""
+        now = time.perf_counter()
+        self.phases[phase] = self.phases.get(phase, 0.0) + now - self._last
+        self._last = now
+
+    def header(self) -> str:
+        return ", ".join(f"{name};dur={seconds * 1e3:.2f}" for name, seconds in self.phases.items())
+
+
 @dataclass(frozen=True)
 class Target:
     world: World
@@ -65,6 +85,7 @@ class Prepared:
     used: list[RetrievedEntry]
     lore: str  # the lore block put in
     last_reply: str  # the reply a regenerate replaces, or a continue extends
+    clock: Stopwatch  # where the time went so far
 
 
 class ProxyService:
@@ -123,12 +144,18 @@ class ProxyService:
         max_tokens: int | None = None,
         passthrough: dict[str, Any] | None = None,
         caller: str | None = None,
+        clock: Stopwatch | None = None,
     ) -> Prepared:
-        """``caller`` (:func:`caller_of`): the request is matched only against its chats."""
+        """``caller`` (:func:`caller_of`): the request is matched only against its chats;
+        ``clock`` times the phases (``stored``: reading the caller's chats; ``match``: finding
+        and planning; ``follow``: changing the chat; ``retrieve``: the lore block)."""
+        clock = clock or Stopwatch()
         request = read_request(raw, self.config.continue_patterns, self.config.impersonate_patterns)
         if not request.messages:
             raise InvalidInput("the request has no user or assistant message")
+        clock.lap("match")
         candidates = self._candidates(target.world.id, caller, request.messages)
+        clock.lap("stored")
         found = match({s: to_messages(t) for s, t in candidates.items()}, request.messages)
         if found is None:
             stored: list[Message] = []
@@ -138,8 +165,10 @@ class ProxyService:
             stored = to_messages(candidates[session_id])
         shown = stored[: found.head if found else 0] + request.messages
         step = plan(stored, shown, request.nudge)
+        clock.lap("match")
         analyse = found is not None or self.config.analyse_unmatched_history
         session_id = self._apply(session_id, stored, step, analyse=analyse)
+        clock.lap("follow")
         message, history = self._query(shown, step)
         used = self.retriever.retrieve(
             session_id, message, token_budget=self.config.token_budget, history=history
@@ -156,10 +185,12 @@ class ProxyService:
         last_reply = shown[-1].content if shown and shown[-1].role == "assistant" else ""
         if step.generate == "regenerate":
             last_reply = stored[-1].content
-        return Prepared(session_id, step, upstream, used, lore, last_reply)
+        clock.lap("retrieve")
+        return Prepared(session_id, step, upstream, used, lore, last_reply, clock)
 
     def finish(self, prepared: Prepared, reply: str) -> None:
-        """Record the complete reply as the plan says."""
+        """Record the complete reply as the plan says (timed as ``record``)."""
+        prepared.clock.lap("upstream")
         session_id, step = prepared.session_id, prepared.plan
         used = [str(e.lore_entry_id) for e in prepared.used]
         if step.generate == "turn":
@@ -175,6 +206,7 @@ class ProxyService:
                 session_id, self._last_index(session_id), assistant_message=merged
             )
         self.notify()
+        prepared.clock.lap("record")
 
     # -- finding and changing the chat ---------------------------------------------------------
     def _candidates(

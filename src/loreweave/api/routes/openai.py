@@ -25,7 +25,7 @@ from loreweave.api.errors import error_status
 from loreweave.api.guard import KEY
 from loreweave.errors import NotFound
 from loreweave.llm.types import ChatResponse, StreamingChatModel
-from loreweave.proxy import MODEL_PREFIX, Prepared, caller_of
+from loreweave.proxy import MODEL_PREFIX, Prepared, Stopwatch, caller_of
 
 router = APIRouter(tags=["openai"])
 log = logging.getLogger("loreweave.api")
@@ -115,15 +115,21 @@ async def _read(request: Request) -> CompletionIn | JSONResponse:
 
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(request: Request, lw: LW, access: AccessTo) -> Response:
+    """The answer's ``Server-Timing`` header says where the time went: ``body`` (reading the
+    request), then :meth:`ProxyService.prepare`'s phases, ``upstream`` and ``record`` (a streamed
+    answer's headers go out before the upstream call: they hold the phases before it)."""
+    clock = Stopwatch()
     body = await _read(request)
     if isinstance(body, JSONResponse):
         return body
+    clock.lap("body")
     chat = request.headers.get(CHAT_HEADER, "").strip()
     if len(chat) > MAX_CALLER_CHARS:
         return openai_error(400, f"the {CHAT_HEADER} header is over {MAX_CALLER_CHARS} characters")
     caller = caller_of(request.scope.get(KEY, ""), body.user or "", chat)
     try:
         target = await run_in_threadpool(lw.proxy.target, body.model)
+        clock.lap("target")
         if not access.allows(target.world.id):
             raise NotFound("world", repr(body.model))
         raw = [(m.role if m.role != "developer" else "system", m.text()) for m in body.messages]
@@ -135,12 +141,14 @@ async def chat_completions(request: Request, lw: LW, access: AccessTo) -> Respon
                 max_tokens=body.max_tokens,
                 passthrough=body.passthrough(),
                 caller=caller,
+                clock=clock,
             )
         )
     except Exception as exc:  # every failure answers in the OpenAI format
         return _failure(exc)
     reply = Reply(body.model, prepared.session_id)
     if body.stream:
+        reply.headers["Server-Timing"] = clock.header()
         return StreamingResponse(
             reply.stream(lw, prepared), media_type="text/event-stream", headers=reply.headers
         )
@@ -149,6 +157,7 @@ async def chat_completions(request: Request, lw: LW, access: AccessTo) -> Respon
         await run_in_threadpool(lw.proxy.finish, prepared, response.text)
     except Exception as exc:
         return _failure(exc)
+    reply.headers["Server-Timing"] = clock.header()
     return JSONResponse(reply.completion(response), headers=reply.headers)
 
 

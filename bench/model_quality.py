@@ -145,7 +145,10 @@ def _settings(args: argparse.Namespace, url: str, folder: Path) -> Settings:
         # what the retries give, not how long they wait
         dual_queue_config={
             "analysis_queue": {"batch_size": args.batch_size, "retry_delay": 0.2},
-            "note_update_queue": {"retry_delay": 0.2},
+            "note_update_queue": {
+                "entities_per_call": args.entities_per_call,
+                "retry_delay": 0.2,
+            },
             "entity_creation_queue": {"retry_delay": 0.2},
         },
     )
@@ -348,6 +351,9 @@ def main() -> None:
     parser.add_argument("--structured", default="auto", help="provider_config.structured_output")
     parser.add_argument("--no-grounding", action="store_true", help="grounding checks off")
     parser.add_argument("--batch-size", type=int, default=1, help="turns one analysis may cover")
+    parser.add_argument(
+        "--entities-per-call", type=int, default=1, help="notes one rewrite may cover"
+    )
     parser.add_argument("--turns", type=int, default=30)
     parser.add_argument("--label", default="after")
     args = parser.parse_args()

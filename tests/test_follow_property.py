@@ -6,10 +6,13 @@ stays whole and the request goes on in a fork."""
 
 from __future__ import annotations
 
+import uuid
+from difflib import SequenceMatcher
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loreweave.follow import Message, Plan, Turn, plan, to_messages, to_turns
+from loreweave.follow import Match, Message, Plan, Turn, match, plan, to_messages, to_turns
 
 turns = st.lists(
     st.tuples(st.sampled_from(["", "a", "b"]), st.sampled_from(["", "x", "y"])).filter(
@@ -60,3 +63,31 @@ def test_a_plan_leads_to_the_chat_shown_and_cuts_nothing_confirmed(
     expected = to_turns(messages)[:-1] if step.generate == "turn" else to_turns(messages)
     assert chat == expected
     assert kept_what_was_confirmed(step, old, after), (old, messages, step)
+
+
+def _aligned(candidates: dict[uuid.UUID, list[Message]], request: list[Message]) -> Match | None:
+    """``match`` as it was before its shortcut: every candidate aligned by SequenceMatcher."""
+    best: Match | None = None
+    for session_id, stored in candidates.items():
+        blocks = SequenceMatcher(None, request, stored, autojunk=False).get_matching_blocks()
+        blocks = [b for b in blocks if b.size]
+        shared = sum(b.size for b in blocks)
+        users = sum(
+            1 for b in blocks for m in request[b.a : b.a + b.size] if m.role == "user" and m.content
+        )
+        if not users or (best is not None and shared <= best.shared):
+            continue
+        best = Match(session_id, shared, max(0, blocks[0].b - blocks[0].a))
+    return best
+
+
+@settings(max_examples=2000, deadline=None)
+@given(chats=st.lists(turns, min_size=1, max_size=3), shown=turns, grow=st.booleans())
+def test_the_shortcut_for_a_chat_that_goes_on_finds_what_the_alignment_finds(
+    chats: list[list[Turn]], shown: list[Turn], grow: bool
+) -> None:
+    candidates = {uuid.UUID(int=i + 1): to_messages(chat) for i, chat in enumerate(chats)}
+    request = to_messages(shown)
+    if grow:  # the first chat, gone on: the shortcut's case
+        request = [*to_messages(chats[0]), *request]
+    assert match(candidates, request) == _aligned(candidates, request)

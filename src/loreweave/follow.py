@@ -117,16 +117,24 @@ def match(candidates: dict[uuid.UUID, list[Message]], request: Sequence[Message]
     them the player's; ties go to the first candidate (the caller orders them, latest first)."""
     best: Match | None = None
     for session_id, stored in candidates.items():
-        blocks = SequenceMatcher(None, request, stored, autojunk=False).get_matching_blocks()
-        blocks = [b for b in blocks if b.size]
-        shared = sum(b.size for b in blocks)
-        users = sum(
-            1 for b in blocks for m in request[b.a : b.a + b.size] if m.role == "user" and m.content
-        )
+        if len(stored) <= len(request) and request[: len(stored)] == stored:
+            # the common case, a chat that goes on: the alignment is the whole stored chat
+            shared, head = len(stored), 0
+            users = sum(1 for m in stored if m.role == "user" and m.content)
+        else:
+            blocks = SequenceMatcher(None, request, stored, autojunk=False).get_matching_blocks()
+            blocks = [b for b in blocks if b.size]
+            shared = sum(b.size for b in blocks)
+            users = sum(
+                1
+                for b in blocks
+                for m in request[b.a : b.a + b.size]
+                if m.role == "user" and m.content
+            )
+            head = max(0, blocks[0].b - blocks[0].a) if blocks else 0
         if not users or (best is not None and shared <= best.shared):
             continue
-        first = blocks[0]
-        best = Match(session_id, shared, max(0, first.b - first.a))
+        best = Match(session_id, shared, head)
     return best
 
 

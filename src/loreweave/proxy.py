@@ -37,6 +37,7 @@ log = logging.getLogger("loreweave.proxy")
 
 MODEL_PREFIX = "loreweave/"
 MAX_CANDIDATES = 20  # stored chats compared with a request (the latest first)
+ENDS = 4  # the user messages at each end of a request that find its candidate chats
 
 
 def caller_of(key: str = "", user: str = "", chat: str = "") -> str | None:
@@ -212,9 +213,10 @@ class ProxyService:
     def _candidates(
         self, world_id: uuid.UUID, caller: str | None, messages: Sequence[Message]
     ) -> dict[uuid.UUID, list[tuple[str, str]]]:
-        """The caller's chats in the world holding one of the request's user messages, latest
-        first."""
-        said = sorted({m.content for m in messages if m.role == "user" and m.content})
+        """The caller's chats in the world holding one of the request's first or last user
+        messages (a chat it goes on, branches from or is a window of holds one), latest first."""
+        users = [m.content for m in messages if m.role == "user" and m.content]
+        said = sorted({*users[:ENDS], *users[-ENDS:]})
         if not said:
             return {}
         with self.database.uow(read_only=True) as uow:

@@ -333,6 +333,36 @@ def test_a_missing_local_embedder_package_is_one_line(tmp_path: Path) -> None:
     assert "pip install 'loreweave[local]'" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("sdk", "env", "args"),
+    [
+        ("mistralai", {"MISTRAL_API_KEY": "k-1"}, ["demo"]),
+        ("mistralai", {"LOREWEAVE_LLM_PROVIDER": "mistral", "MISTRAL_API_KEY": "k-1"}, ["serve"]),
+        ("openai", {"LOREWEAVE_LLM_PROVIDER": "openai", "OPENAI_API_KEY": "k-1"}, ["serve"]),
+        (
+            "openai",
+            {"LOREWEAVE_LLM_PROVIDER": "openai", "OPENAI_API_KEY": "k-1"},
+            ["chat", "--world", "Hollow Hill"],
+        ),
+    ],
+)
+def test_a_provider_without_its_sdk_is_one_line(
+    tmp_path: Path, sdk: str, env: dict[str, str], args: list[str]
+) -> None:
+    """README's paths with the base install (no ``mistral`` or ``openai`` extra): one line
+    naming what to install, never a traceback."""
+    if args[0] == "chat":  # the world the demo's last line suggests chatting in
+        assert run("demo", cwd=tmp_path).returncode == 0
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / f"{sdk}.py").write_text(f"raise ModuleNotFoundError('x', name='{sdk}')\n")
+    result = run(*args, cwd=tmp_path, env={"PYTHONPATH": str(shadow), **env}, stdin="")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    extra = "mistral" if sdk == "mistralai" else "openai"
+    assert f"pip install 'loreweave[{extra}]'" in result.stderr
+
+
 def test_worlds_and_sessions_by_name_or_id_prefix(tmp_path: Path) -> None:
     tiny = str(Path(__file__).parent / "data" / "tiny-worldinfo.json")
     assert run("import", tiny, "--new-world", "Eldoria", cwd=tmp_path).returncode == 0

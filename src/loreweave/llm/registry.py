@@ -6,7 +6,8 @@ statistics are shared by every worker thread of that process.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from loreweave.config import Settings
@@ -36,8 +37,28 @@ def _require_mistral_key(settings: Settings, what: str) -> str:
     return key
 
 
+# a provider's SDK, and the extra that installs it
+SDKS = {"mistral": "mistralai", "openai": "openai"}
+
+
+@contextmanager
+def _sdk(provider: str) -> Iterator[None]:
+    """Importing a provider whose SDK is not installed says, in one line, what to install."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        sdk = SDKS[provider]
+        if exc.name is None or exc.name.split(".")[0] != sdk:
+            raise
+        raise ConfigurationError(
+            f"the {provider} provider needs the {sdk} package: "
+            f"pip install 'loreweave[{provider}]' (or choose another provider)"
+        ) from None
+
+
 def _mistral_chat(settings: Settings) -> ChatModel:
-    from loreweave.llm.providers.mistral import MistralChatModel
+    with _sdk("mistral"):
+        from loreweave.llm.providers.mistral import MistralChatModel
 
     mode = settings.provider_config.structured_output
     if mode == "json_object_schema":
@@ -66,7 +87,8 @@ def _openai_target(settings: Settings, variable: str) -> str | None:
 
 
 def _openai_chat(settings: Settings) -> ChatModel:
-    from loreweave.llm.providers.openai_compatible import OpenAIChatModel
+    with _sdk("openai"):
+        from loreweave.llm.providers.openai_compatible import OpenAIChatModel
 
     return OpenAIChatModel(
         _openai_target(settings, "LOREWEAVE_LLM_PROVIDER"),
@@ -89,7 +111,8 @@ def _scripted_chat(settings: Settings) -> ChatModel:
 
 
 def _mistral_embedder(settings: Settings) -> Embedder:
-    from loreweave.llm.providers.mistral import MistralEmbedder
+    with _sdk("mistral"):
+        from loreweave.llm.providers.mistral import MistralEmbedder
 
     return MistralEmbedder(
         _require_mistral_key(settings, "LOREWEAVE_EMBEDDING_PROVIDER"),
@@ -100,7 +123,8 @@ def _mistral_embedder(settings: Settings) -> Embedder:
 
 
 def _openai_embedder(settings: Settings) -> Embedder:
-    from loreweave.llm.providers.openai_compatible import OpenAIEmbedder
+    with _sdk("openai"):
+        from loreweave.llm.providers.openai_compatible import OpenAIEmbedder
 
     return OpenAIEmbedder(
         _openai_target(settings, "LOREWEAVE_EMBEDDING_PROVIDER"),

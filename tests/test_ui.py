@@ -333,3 +333,66 @@ def test_the_offline_placeholder_says_so(tmp_path: Path) -> None:
         page.wait_for_load_state("networkidle")
         expect(page.get_by_test_id("offline")).to_be_hidden()
         browser.close()
+
+
+def test_a_world_created_while_another_is_selected_gets_its_own_turns(tmp_path: Path) -> None:
+    """The current world and session are one thing: a world created while another (with a
+    session) is selected lists its own lore, shows no other transcript, and a turn typed next
+    lands in a session of the new world (checked in the database)."""
+    import httpx
+    from playwright.sync_api import expect, sync_playwright
+
+    need_chromium()
+    database = Database(f"sqlite:///{tmp_path / 'ui.db'}")
+    model = RoutedModel(
+        chat=Narrator(), analysis=Analyst(), creation=Creator(), rewrite=AppendingRewriter()
+    )
+    lw = make_app(database, tmp_path, model, pipeline_config={"poll_interval": 0.05})
+    samples = Path(__file__).parent / "data"
+    with serving(lw) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.goto(url)
+        page.get_by_test_id("new-world-name").fill("Old world")
+        page.get_by_test_id("create-world").click()
+        expect(page.get_by_test_id("world-select")).to_contain_text("Old world")
+        page.get_by_role("button", name="Session", exact=True).click()
+        page.get_by_test_id("new-session").click()
+        page.get_by_test_id("message").fill("A turn of the old world")
+        page.get_by_test_id("send").click()
+        expect(page.get_by_test_id("turns")).to_contain_text("A turn of the old world")
+
+        page.get_by_role("button", name="Lore", exact=True).click()
+        page.get_by_test_id("new-world-name").fill("New world")
+        page.get_by_test_id("create-world").click()
+        expect(page.get_by_test_id("world-select")).to_have_value(
+            next(w["id"] for w in httpx.get(f"{url}api/worlds").json() if w["name"] == "New world")
+        )
+        page.get_by_test_id("import-file").set_input_files(
+            str(samples / "sillytavern-world-info-eldoria.json")
+        )
+        expect(page.get_by_test_id("import-status")).to_contain_text("Imported 4 entries")
+        expect(page.get_by_test_id("entry-list").locator("li")).to_have_count(4)
+
+        page.get_by_role("button", name="Session", exact=True).click()
+        expect(page.get_by_test_id("turns")).not_to_contain_text("A turn of the old world")
+        page.get_by_test_id("new-session").click()
+        page.get_by_test_id("message").fill("A turn of the new world")
+        page.get_by_test_id("send").click()
+        expect(page.get_by_test_id("turns")).to_contain_text("A turn of the new world")
+        expect(page.get_by_test_id("turns")).to_contain_text("memory:")  # recorded, listed
+        browser.close()
+
+    with lw.database.uow(read_only=True) as uow:
+        turns = {
+            world.name: [
+                turn.user_message
+                for session in uow.sessions.in_world(world.id)
+                for turn in uow.turns.recent(session.id, 100)
+            ]
+            for world in uow.worlds.list()
+        }
+    assert turns == {
+        "Old world": ["A turn of the old world"],
+        "New world": ["A turn of the new world"],
+    }

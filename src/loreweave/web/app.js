@@ -52,15 +52,21 @@ async function refreshWorlds(select) {
   const worlds = await api("/api/worlds");
   const box = $("#world-select");
   box.replaceChildren(...worlds.map((w) => el("option", { value: w.id }, w.name)));
-  state.world = select || state.world || worlds[0]?.id || null;
-  if (state.world) box.value = state.world;
+  const kept = worlds.some((w) => w.id === state.world) ? state.world : null;
+  await selectWorld(select || kept || worlds[0]?.id || null);
+}
+// The current world and session are set here only: another world never keeps the previous
+// one's session, entry form or status lines (a turn typed next goes to this world's session).
+async function selectWorld(id, switched = id !== state.world) {
+  if (switched) {
+    state.world = id; state.session = null;
+    editEntry(null);
+    $("#transcript-status").textContent = ""; $("#import-status").textContent = "";
+  }
+  if (state.world) $("#world-select").value = state.world;
   await refreshSessions(); await refreshEntries();  // the session first: its created entries are listed
 }
-$("#world-select").addEventListener("change", async (event) => {
-  state.world = event.target.value; state.session = null;
-  editEntry(null);  // never keep another world's entry in the form
-  await refreshSessions(); await refreshEntries();
-});
+$("#world-select").addEventListener("change", (event) => selectWorld(event.target.value, true));  // a person's switch
 $("#new-world").addEventListener("submit", async (event) => {
   event.preventDefault();
   const world = await api("/api/worlds", { method: "POST", body: JSON.stringify({ name: event.target.name.value }) });
@@ -156,10 +162,9 @@ $("#export").addEventListener("click", async () => {
 
 // -- sessions ------------------------------------------------------------------------------------
 async function refreshSessions() {
-  if (!state.world) return;
-  const sessions = await api(`/api/worlds/${state.world}/sessions`);
+  const sessions = state.world ? await api(`/api/worlds/${state.world}/sessions`) : [];
   $("#session-select").replaceChildren(...sessions.map((s, i) => el("option", { value: s.id }, s.title || `Session ${i + 1}`)));
-  state.session = state.session || sessions[0]?.id || null;
+  if (!sessions.some((s) => s.id === state.session)) state.session = sessions[0]?.id || null;
   if (state.session) $("#session-select").value = state.session;
   await refreshTurns(); await refreshNotes();
 }

@@ -1,6 +1,6 @@
 // loreweave's browser UI: plain ES modules against the HTTP API, no build step.
 const $ = (selector) => document.querySelector(selector);
-const state = { world: null, session: null, entries: [], entry: null, notesTimer: null, queueTimer: null };
+const state = { world: null, session: null, picks: 0, entries: [], entry: null, notesTimer: null, queueTimer: null };
 
 const apiKey = $("#api-key");
 apiKey.value = localStorage.getItem("loreweave-key") || "";
@@ -49,15 +49,18 @@ document.querySelectorAll("nav button").forEach((button) => button.addEventListe
 
 // -- worlds -------------------------------------------------------------------------------------
 async function refreshWorlds(select) {
+  const picks = state.picks;
   const worlds = await api("/api/worlds");
   const box = $("#world-select");
   box.replaceChildren(...worlds.map((w) => el("option", { value: w.id }, w.name)));
   const kept = worlds.some((w) => w.id === state.world) ? state.world : null;
+  if (state.picks !== picks) select = kept;  // a world picked meanwhile wins over this refresh
   await selectWorld(select || kept || worlds[0]?.id || null);
 }
 // The current world and session are set here only: another world never keeps the previous
 // one's session, entry form or status lines (a turn typed next goes to this world's session).
 async function selectWorld(id, switched = id !== state.world) {
+  state.picks += 1;
   if (switched) {
     state.world = id; state.session = null;
     editEntry(null);
@@ -82,7 +85,10 @@ async function refreshEntries() {
   if (text) params.set("text", text);
   if ($("#entry-type").value) params.set("type", $("#entry-type").value);
   if (state.session) params.set("session_id", state.session);
-  state.entries = await api(`/api/worlds/${state.world}/lore-entries?${params}`);
+  const asked = [state.world, state.session];
+  const entries = await api(`/api/worlds/${state.world}/lore-entries?${params}`);
+  if (asked[0] !== state.world || asked[1] !== state.session) return;  // another world's, late
+  state.entries = entries;
   const types = [...new Set(state.entries.map((e) => e.entity_type))].sort();
   const current = $("#entry-type").value;
   $("#entry-type").replaceChildren(el("option", { value: "" }, "all types"), ...types.map((t) => el("option", { value: t }, t)));
@@ -162,7 +168,9 @@ $("#export").addEventListener("click", async () => {
 
 // -- sessions ------------------------------------------------------------------------------------
 async function refreshSessions() {
-  const sessions = state.world ? await api(`/api/worlds/${state.world}/sessions`) : [];
+  const world = state.world;
+  const sessions = world ? await api(`/api/worlds/${world}/sessions`) : [];
+  if (world !== state.world) return;  // another world's answer, come late
   $("#session-select").replaceChildren(...sessions.map((s, i) => el("option", { value: s.id }, s.title || `Session ${i + 1}`)));
   if (!sessions.some((s) => s.id === state.session)) state.session = sessions[0]?.id || null;
   if (state.session) $("#session-select").value = state.session;

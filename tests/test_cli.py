@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -52,7 +54,9 @@ def test_db_upgrade_current_downgrade_on_the_default_sqlite_file(tmp_path: Path)
     result = run("db", "upgrade", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "loreweave.db").exists()
-    assert "revision 0006" in result.stdout
+    versions = Path(loreweave.__file__).parent / "db" / "migrations" / "versions"
+    newest = max(path.name[:4] for path in versions.glob("0*.py"))  # the head: the newest file
+    assert f"revision {newest}" in result.stdout
 
     result = run("db", "current", cwd=tmp_path)
     assert result.returncode == 0
@@ -231,7 +235,7 @@ def test_chat_in_the_terminal(tmp_path: Path) -> None:
         json.dumps({"entries": {"0": {"key": ["Momo"], "content": "Momo is a psychic girl."}}})
     )
     imported = run("import", str(lorebook), "--new-world", "W", cwd=tmp_path)
-    world_id = imported.stdout.strip().split()[-1]
+    world_id = imported.stdout.strip().split()[-1].strip("()")
     cassette = tmp_path / "c.json"
     cassette.write_text(
         json.dumps(
@@ -291,7 +295,10 @@ def test_bad_files_and_paths_are_one_error_line(tmp_path: Path) -> None:
 
     writer = threading.Thread(target=feed, daemon=True)
     writer.start()
+    empty = tmp_path / "empty.json"
+    empty.write_text("\n")
     cases = [
+        (("import", str(empty), "--new-world", "W"), "empty.json: the file is empty"),
         (("import", str(nested), "--new-world", "W"), "nested too deeply"),
         (("import", str(surrogate), "--new-world", "W"), "lone surrogate"),
         (("import", str(nul), "--new-world", "W"), "NUL"),
@@ -312,14 +319,28 @@ def test_bad_files_and_paths_are_one_error_line(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert world.returncode == 0, world.stderr
-    world_id = world.stdout.strip().rsplit(" ", 1)[-1]
+    imported = world.stdout.strip()
+    named = re.fullmatch(r"imported 1 entries from .+ into world 'W' \((.+)\)", imported)
+    assert named, world.stdout  # the world by its name, then its id
+    world_id = named.group(1)
     for target, expected in (
         (tmp_path / "missing" / "out.json", "does not exist"),
         (tmp_path, "is a directory"),
+        (tmp_path / "card.txt", "an export is written as .json (or a card as .png)"),
     ):
         result = run("export", "--world", world_id, "-o", str(target), cwd=tmp_path)
         assert result.returncode == 1 and expected in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+    assert not (tmp_path / "card.txt").exists()
+    # --format is a choice: listed, checked, in any case
+    out = str(tmp_path / "book.json")
+    wrong = run("export", "--world", "W", "-o", out, "--format", "nope", cwd=tmp_path)
+    assert wrong.returncode == 2 and "'worldinfo', 'character-book', 'card'" in wrong.stderr
+    right = run("export", "--world", "W", "-o", out, "--format", "Character-Book", cwd=tmp_path)
+    assert right.returncode == 0, right.stderr
+    assert isinstance(json.loads(Path(out).read_text())["entries"], list)  # a character book
+    both = run("import", str(empty), cwd=tmp_path)
+    assert "give exactly one of --world (a name or id) or --new-world NAME" in both.stderr
 
 
 def test_a_missing_local_embedder_package_is_one_line(tmp_path: Path) -> None:

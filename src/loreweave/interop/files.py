@@ -43,6 +43,8 @@ def parse_lorebook(data: bytes, *, strict: bool = False) -> Lorebook:
     """:func:`read_lorebook` for a file's bytes (an upload)."""
     if len(data) > MAX_FILE_BYTES:
         raise InvalidInput(f"larger than {MAX_FILE_BYTES // 2**20} MiB")
+    if not data.strip():
+        raise InvalidInput("the file is empty")
     if data.startswith(charcard.PNG_SIGNATURE):
         card = charcard.card_from_png(data)
         book = charcard.parse(card, strict=strict, image=data)
@@ -121,10 +123,13 @@ def write_document(path: Path, document: dict[str, Any], image: bytes | None = N
         raise InvalidInput(f"{path} is a directory: give a file name")
     if not path.parent.is_dir():
         raise InvalidInput(f"{path.parent} does not exist")
-    if path.suffix.lower() == ".png":
+    suffix = path.suffix.lower()
+    if suffix == ".png":
         if image is None or "data" not in document:
             raise InvalidInput(f"{path}: only a card imported from a PNG exports as a PNG")
         payload = charcard.png_with_card(image, document)
+    elif suffix != ".json":
+        raise InvalidInput(f"{path}: an export is written as .json (or a card as .png)")
     else:
         payload = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
     temporary = path.with_name(path.name + ".tmp")

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from loreweave.chat import ChatService
+from loreweave.chat import ChatService, Names
 from loreweave.config import CompositeDocumentConfig, LLMConfig
 from loreweave.db import Database
 from loreweave.db.models import ChatSession, LoreEntry, TurnStatus, World
@@ -111,3 +111,32 @@ def test_a_streamed_turn_checks_input_before_streaming(setup) -> None:  # type: 
         service.turn_stream(uuid.uuid4(), "hello")
     with pytest.raises(InvalidInput):
         service.turn_stream(uuid.uuid4(), "")
+
+
+def test_name_macros_are_substituted_in_the_lore_sent_and_kept_in_the_lore_stored(
+    database: Database,
+) -> None:
+    embedder = HashingEmbedder(64)
+    vectors = CompositeVectorService(database, embedder, CompositeDocumentConfig())
+    retriever = Retriever(
+        database, embedder, IndexCache(dim=64, model=embedder.model_name), vectors
+    )
+    model = ScriptedChatModel()
+    model.add("The shrine is quiet.", prompt="chat")
+    service = ChatService(database, model, retriever, LLMConfig(), names=Names("Aki", "Momo"))
+    content = "{{char}} is {{User}}'s friend; {{ CHAR }} trusts {{user}}. {{original}} stays."
+    with database.uow() as uow:
+        world = uow.worlds.add(World(name="Eldoria"))
+        session = uow.sessions.add(ChatSession(world_id=world.id))
+        entry = uow.entries.add(
+            LoreEntry(world_id=world.id, title="{{char}}", entity_type="Character", content=content)
+        )
+        uow.commit()
+    vectors.sync_entry(entry.id)
+    service.turn(session.id, "Momo and Aki talk at the shrine.")
+    system = model.calls_for("chat")[0].messages[0].content
+    assert "### Momo (Character)" in system
+    assert "Momo is Aki's friend; Momo trusts Aki. {{original}} stays." in system
+    assert "{{char}}" not in system and "{{user}}" not in system.lower()
+    with database.uow(read_only=True) as uow:
+        assert uow.entries.require(entry.id).content == content  # the stored lore keeps them

@@ -239,3 +239,33 @@ def test_chats_of_other_keys_or_users_are_never_touched(
     }
     assert len(users) == 2 and a.session not in users
     same_memory_as_its_transcript(lw, a, b)
+
+
+def test_name_macros_take_the_names_a_request_carries(
+    proxy: tuple[openai.OpenAI, Loreweave, StoryUpstream],
+) -> None:
+    client, lw, upstream = proxy
+    with lw.database.uow() as uow:
+        world = next(w for w in uow.worlds.list() if w.name == "Harbour")
+        keeper = uow.entries.add(
+            LoreEntry(
+                world_id=world.id,
+                title="Keeper",
+                content="{{char}} keeps the lighthouse and owes {{user}} a favour.",
+            )
+        ).id
+        uow.commit()
+    lw.vectors.sync_entries([keeper])
+
+    def lore_sent(messages: list[dict[str, str]]) -> str:
+        client.chat.completions.create(model="loreweave/Harbour", messages=messages)  # type: ignore[arg-type]
+        return next(m.content for m in upstream.seen[-1].messages if "[Base Lore]" in m.content)
+
+    named = [
+        {"role": "assistant", "content": "The lamp is lit.", "name": "Isolde"},
+        {"role": "user", "content": "Who keeps the lighthouse?", "name": "Corwin"},
+    ]
+    assert "Isolde keeps the lighthouse and owes Corwin a favour." in lore_sent(named)
+    # no names in the request: the settings' (persona_name, character_name)
+    plain = [{"role": "user", "content": "Who keeps the lighthouse, then?"}]
+    assert "Character keeps the lighthouse and owes User a favour." in lore_sent(plain)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from loreweave.alerts import conditions
 from loreweave.alerts.monitor import AlertMonitor
 from loreweave.alerts.sink import AlertSink
-from loreweave.chat import ChatService
+from loreweave.chat import ChatService, Names
 from loreweave.config import Settings
 from loreweave.db.engine import Database
 from loreweave.llm.registry import Providers, build_providers
@@ -129,6 +129,7 @@ def build(
         llm,
         on_turn_committed=lambda _session_id: notifier.notify("analysis"),
         transcript=transcript,
+        names=Names(settings.persona_name, settings.character_name),
     )
     uow = database.uow
     analysis = AnalysisService(uow, chat_model, llm, settings.pipeline_config)

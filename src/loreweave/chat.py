@@ -7,6 +7,7 @@ The turn row is written with ``processing_status = 'pending'``: that row *is* th
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -87,10 +88,32 @@ def prompt_lore(entries: list[RetrievedEntry], text: str) -> dict[str, Any]:
     }
 
 
-def lore_block(entries: list[RetrievedEntry]) -> str:
-    """The retrieved entities as a prompt gives them (session notes take priority): loreweave's
-    own chat prompt and the context endpoint both use it."""
-    documents = [{"title": e.title, "entity_type": e.entity_type, "text": e.text} for e in entries]
+MACRO = re.compile(r"\{\{\s*(user|char)\s*\}\}", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Names:
+    """Who ``{{user}}`` (the persona) and ``{{char}}`` (the character) are, as SillyTavern's
+    name macros mean them: substituted in lore text sent to a model; stored lore keeps them."""
+
+    user: str = "User"
+    char: str = "Character"
+
+    def substitute(self, text: str) -> str:
+        return MACRO.sub(lambda m: self.user if m.group(1).lower() == "user" else self.char, text)
+
+
+def lore_block(entries: list[RetrievedEntry], names: Names = Names()) -> str:
+    """The retrieved entities as a prompt gives them (session notes take priority), the name
+    macros substituted: loreweave's own chat prompt, the proxy and the context endpoint use it."""
+    documents = [
+        {
+            "title": names.substitute(e.title),
+            "entity_type": e.entity_type,
+            "text": names.substitute(e.text),
+        }
+        for e in entries
+    ]
     return render("lore", documents=documents)
 
 
@@ -105,6 +128,7 @@ class ChatService:
         history_turns: int = 6,
         on_turn_committed: Callable[[uuid.UUID], None] | None = None,
         transcript: TranscriptService | None = None,
+        names: Names = Names(),
     ) -> None:
         self.database = database
         self.chat_model = chat_model
@@ -113,6 +137,7 @@ class ChatService:
         self.history_turns = history_turns
         self.on_turn_committed = on_turn_committed
         self.transcript = transcript
+        self.names = names
 
     @staticmethod
     def validate(message: str) -> str:
@@ -133,7 +158,7 @@ class ChatService:
         used = self.retriever.search(session_id, message, history=pairs)
         retrieved = time.perf_counter() - loaded
         history = turns[len(turns) - self.history_turns :] if self.history_turns else []
-        lore = lore_block(used)
+        lore = lore_block(used, self.names)
         system = render(
             "chat",
             world_name=world.name,

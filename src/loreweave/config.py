@@ -298,6 +298,10 @@ class Settings(BaseSettings):
     # sharing one Redis database stay apart
     broker_key_prefix: str = Field("", max_length=100, pattern=r"^[\w.:-]*$")
     index_dir: Path = Path("loreweave-index")
+    # SillyTavern's name macros ({{user}}, {{char}}, any case) in lore text sent to a model; the
+    # proxy takes the names from a request's messages when they carry them (``name``)
+    persona_name: str = Field("User", min_length=1, max_length=100)
+    character_name: str = Field("Character", min_length=1, max_length=100)
     llm_provider: Literal["mistral", "openai", "scripted"] = "mistral"
     embedding_provider: Literal["mistral", "openai", "local"] = "local"
     mistral_server_url: str | None = None

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from loreweave.chat import ChatService, lore_block
+from loreweave.chat import ChatService, Names, lore_block
 from loreweave.config import LLMConfig, ProxyConfig
 from loreweave.db.engine import Database
 from loreweave.db.models import ChatSession, ChatTurn, World
@@ -146,10 +146,12 @@ class ProxyService:
         passthrough: dict[str, Any] | None = None,
         caller: str | None = None,
         clock: Stopwatch | None = None,
+        names: Names | None = None,
     ) -> Prepared:
         """``caller`` (:func:`caller_of`): the request is matched only against its chats;
         ``clock`` times the phases (``stored``: reading the caller's chats; ``match``: finding
-        and planning; ``follow``: changing the chat; ``retrieve``: the lore block)."""
+        and planning; ``follow``: changing the chat; ``retrieve``: the lore block); ``names``:
+        who ``{{user}}`` and ``{{char}}`` are (default: the settings')."""
         clock = clock or Stopwatch()
         request = read_request(raw, self.config.continue_patterns, self.config.impersonate_patterns)
         if not request.messages:
@@ -174,7 +176,7 @@ class ProxyService:
         used = self.retriever.retrieve(
             session_id, message, token_budget=self.config.token_budget, history=history
         ).entries
-        lore = lore_block(used)
+        lore = lore_block(used, names or self.chat.names)
         upstream = ChatRequest(
             tuple(self._with_lore(raw, lore)),
             target.upstream_model,

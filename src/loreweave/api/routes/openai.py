@@ -23,6 +23,7 @@ from loreweave.api.access import AccessTo
 from loreweave.api.deps import LW
 from loreweave.api.errors import error_status
 from loreweave.api.guard import KEY
+from loreweave.chat import Names
 from loreweave.errors import NotFound
 from loreweave.llm.types import ChatResponse, StreamingChatModel
 from loreweave.proxy import MODEL_PREFIX, Prepared, Stopwatch, caller_of
@@ -46,6 +47,11 @@ class ChatMessageIn(BaseModel):
     role: Literal["system", "user", "assistant", "developer"]
     content: Annotated[str, Field(max_length=200_000)] | list[dict[str, Any]] | None = None
 
+    def name(self) -> str:
+        """The speaker's name when the client sends one (the OpenAI ``name`` field)."""
+        name = (self.model_extra or {}).get("name")
+        return name.strip()[:100] if isinstance(name, str) else ""
+
     def text(self) -> str:
         """The content; a list of parts (the newer format) gives its text parts."""
         if isinstance(self.content, list):
@@ -61,6 +67,12 @@ class CompletionIn(BaseModel):
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     max_tokens: Annotated[int, Field(ge=1)] | None = None
     user: Annotated[str, Field(max_length=MAX_CALLER_CHARS)] | None = None  # the end user
+
+    def names(self, default: Names) -> Names:
+        """Who ``{{user}}`` and ``{{char}}`` are: the last user and assistant messages' names,
+        when the client sends them, else ``default`` (the settings')."""
+        said = {m.role: m.name() for m in self.messages if m.name()}
+        return Names(said.get("user") or default.user, said.get("assistant") or default.char)
 
     def passthrough(self) -> dict[str, Any] | None:
         extra = self.model_extra or {}
@@ -142,6 +154,7 @@ async def chat_completions(request: Request, lw: LW, access: AccessTo) -> Respon
                 passthrough=body.passthrough(),
                 caller=caller,
                 clock=clock,
+                names=body.names(lw.proxy.chat.names),
             )
         )
     except Exception as exc:  # every failure answers in the OpenAI format

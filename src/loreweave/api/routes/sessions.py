@@ -273,7 +273,7 @@ def context(session_id: uuid.UUID, body: ContextIn, lw: LW) -> ContextOut:
         )
 
     return ContextOut(
-        text=lore_block(found.entries),
+        text=lore_block(found.entries, lw.chat.names),
         entries=[entry(h) for h in found.entries],
         tokens=found.tokens,
         skipped=[entry(h) for h in found.skipped],

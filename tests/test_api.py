@@ -80,6 +80,18 @@ def test_the_text_filter_matches_what_was_typed_not_wildcards(client: TestClient
     assert found("\\") == [odd] and found("k\\s") == [odd]
 
 
+def test_a_world_name_is_taken_once_in_any_case(client: TestClient) -> None:
+    first = client.post("/api/worlds", json={"name": "Eldoria"}).json()
+    for name in ("Eldoria", "eldoria", "  ELDORIA  "):
+        again = client.post("/api/worlds", json={"name": name})
+        assert again.status_code == 409, again.text
+        assert first["id"] in again.json()["detail"]  # the world that has the name
+    assert client.post("/api/worlds", json={"name": "Eldoria 2"}).status_code == 201
+    assert [w["name"] for w in client.get("/api/worlds").json()] == ["Eldoria", "Eldoria 2"]
+    models = client.get("/v1/models").json()["data"]
+    assert [m["id"] for m in models].count("loreweave/Eldoria") == 1
+
+
 def test_worlds_entries_and_sessions(client: TestClient) -> None:
     world_id, entry_id, session_id = seed(client)
     assert [w["name"] for w in client.get("/api/worlds").json()] == ["Eldoria"]

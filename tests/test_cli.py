@@ -396,9 +396,12 @@ def test_worlds_and_sessions_by_name_or_id_prefix(tmp_path: Path) -> None:
         assert exported.returncode == 0, exported.stderr
         assert "Momo" in out.read_text()
     assert run("import", tiny, "--world", "Eldoria", cwd=tmp_path).returncode == 0
-    assert run("import", tiny, "--new-world", "Eldoria", cwd=tmp_path).returncode == 0
-    ambiguous = run("export", "--world", "Eldoria", "-o", str(tmp_path / "x.json"), cwd=tmp_path)
-    assert ambiguous.returncode == 1 and "matches 2 worlds" in ambiguous.stderr
+    # world names are unique, in any case: a second "Eldoria" is refused, naming the first
+    again = run("import", tiny, "--new-world", " ELDORIA ", cwd=tmp_path)
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert f"a world named 'Eldoria' already exists (id {world_id})" in again.stderr
+    assert "import into it with --world" in again.stderr
+    assert run("worlds", cwd=tmp_path).stdout.count("Eldoria") == 1
     missing = run("export", "--world", "Atlantis", "-o", str(tmp_path / "x.json"), cwd=tmp_path)
     assert missing.returncode == 1 and "not found" in missing.stderr
     sessions = run("sessions", "--world", world_id[:8], cwd=tmp_path)

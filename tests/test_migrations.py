@@ -186,3 +186,41 @@ def test_world_info_secondary_keys_leave_the_aliases(empty_database_url: str) ->
             )
     finally:
         database.dispose()
+
+
+@BOTH
+def test_0008_renames_worlds_of_one_name_in_the_order_they_were_made(
+    empty_database_url: str,
+) -> None:
+    import uuid
+
+    from sqlalchemy import text
+
+    database = Database(empty_database_url)
+    try:
+        migrate.upgrade(database.engine, "0007")
+        names = ["Eldoria", "eldoria ", "Other", "ELDORIA", "Eldoria (2)"]
+        with database.engine.begin() as connection:
+            for order, name in enumerate(names):
+                connection.execute(
+                    text(
+                        "INSERT INTO worlds (id, name, description, created_at, updated_at) "
+                        "VALUES (:id, :name, '', :at, :at)"
+                    ),
+                    {"id": uuid.uuid4().hex, "name": name, "at": f"2026-01-0{order + 1} 00:00:00"},
+                )
+        migrate.upgrade(database.engine)
+        with database.engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT name, name_key FROM worlds ORDER BY created_at")
+            ).all()
+        assert [row[0] for row in rows] == [
+            "Eldoria",
+            "eldoria (2)",
+            "Other",
+            "ELDORIA (3)",
+            "Eldoria (2) (2)",
+        ]
+        assert len({row[1] for row in rows}) == len(rows)
+    finally:
+        database.dispose()

@@ -15,7 +15,7 @@ from rich.console import Console
 from loreweave import __version__
 from loreweave.config import Settings, load_settings
 from loreweave.db import Database, migrate
-from loreweave.errors import ConfigurationError, InvalidInput, LoreweaveError
+from loreweave.errors import ConfigurationError, Conflict, InvalidInput, LoreweaveError
 from loreweave.interop.files import ExportFormat
 from loreweave.vectors.service import CompositeVectorService
 
@@ -259,7 +259,12 @@ def import_(
     database = vectors.database
     if new_world is not None:
         with database.uow() as uow:
-            world_id = uow.worlds.add(World(name=new_world[:200])).id
+            try:
+                world_id = uow.worlds.add(World(name=new_world[:200])).id
+            except Conflict as exc:
+                raise Conflict(
+                    f"{exc}: import into it with --world {new_world!r}, or choose another name"
+                ) from None
             uow.commit()
     else:
         world_id, _ = _find(ctx, world or "", None)

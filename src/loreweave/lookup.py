@@ -35,9 +35,11 @@ def find_world(uow: UnitOfWork, ref: str) -> World:
         return uow.worlds.require(uuid.UUID(ref))
     except ValueError:
         pass
+    named = uow.worlds.named(ref)  # names are unique
+    if named is not None:
+        return named
     rows = [(w.id, w.name) for w in uow.worlds.list()]
-    named = [(i, n) for i, n in rows if n.strip().lower() == ref.strip().lower()]
-    return uow.worlds.require(_pick("world", ref, named, rows))
+    return uow.worlds.require(_pick("world", ref, [], rows))
 
 
 def find_session(uow: UnitOfWork, ref: str, world_id: uuid.UUID | None = None) -> ChatSession:

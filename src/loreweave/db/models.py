@@ -32,7 +32,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy import text as sql_text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, synonym
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, synonym, validates
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -107,6 +107,8 @@ class World(Timestamped, Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200))
+    # the name as worlds are told apart (and found by name): one world per name, in any case
+    name_key: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     # An imported lorebook's own fields (World Info's name, scan_depth, token_budget…), by
     # format, kept for a faithful export.
@@ -118,6 +120,16 @@ class World(Timestamped, Base):
     sessions: Mapped[list[ChatSession]] = relationship(
         back_populates="world", cascade="all, delete-orphan", passive_deletes=True
     )
+
+    @validates("name")
+    def _keyed(self, _key: str, name: str) -> str:
+        self.name_key = world_key(name)
+        return name
+
+
+def world_key(name: str) -> str:
+    """How world names are compared: stripped, whitespace collapsed, case folded."""
+    return " ".join(name.split()).casefold()
 
 
 class LoreEntry(Timestamped, Base):

@@ -17,8 +17,9 @@ from loreweave.db.models import (
     SessionNote,
     SessionNoteRevision,
     World,
+    world_key,
 )
-from loreweave.errors import NotFound
+from loreweave.errors import Conflict, NotFound
 
 M = TypeVar("M", bound=Base)
 
@@ -55,6 +56,17 @@ class WorldRepository(Repository[World]):
 
     def list(self) -> Sequence[World]:
         return self.session.scalars(select(World).order_by(World.created_at)).all()
+
+    def named(self, name: str) -> World | None:
+        """The world of this name, in any case (names are unique: :func:`world_key`)."""
+        return self.session.scalars(select(World).where(World.name_key == world_key(name))).first()
+
+    def add(self, obj: World) -> World:
+        """A new world; its name must be free (409: the world that has it, by id)."""
+        existing = self.named(obj.name)
+        if existing is not None and existing is not obj:
+            raise Conflict(f"a world named {existing.name!r} already exists (id {existing.id})")
+        return super().add(obj)
 
 
 # What a chat session can see -- the one predicate, in SQL and in Python: its world's lore, minus

@@ -62,7 +62,8 @@ def make_world(
 ) -> tuple[uuid.UUID, uuid.UUID, dict[str, uuid.UUID]]:
     """A world with entries (title, type, content) and one session."""
     with database.uow() as uow:
-        world = uow.worlds.add(World(name="Eldoria"))
+        names = ("Eldoria", *(f"Eldoria {n}" for n in range(2, 100)))  # world names are unique
+        world = uow.worlds.add(World(name=next(n for n in names if uow.worlds.named(n) is None)))
         session = uow.sessions.add(ChatSession(world_id=world.id, title="run"))
         ids = {
             title: uow.entries.add(

@@ -51,11 +51,9 @@ def setup(lw: Loreweave, story: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID, s
     """The story's world, named apart from earlier runs' ("Hollow Hill (2)"), and a session."""
     lore = LoreService(lw.database, lw.vectors)
     with lw.database.uow() as uow:
-        taken = {w.name for w in uow.worlds.list()}
         base = story["world"]["name"]
-        name = next(
-            n for n in (base, *(f"{base} ({i})" for i in range(2, 10_000))) if n not in taken
-        )
+        names = (base, *(f"{base} ({i})" for i in range(2, 10_000)))
+        name = next(n for n in names if uow.worlds.named(n) is None)  # names are unique
         world = uow.worlds.add(World(**{**story["world"], "name": name}))
         session = uow.sessions.add(ChatSession(world_id=world.id, title="Demo"))
         uow.commit()

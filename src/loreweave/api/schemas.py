@@ -252,6 +252,7 @@ class Reverted(BaseModel):
     entries_removed: list[dict[str, Any]]
     entries_kept: list[dict[str, Any]]  # with the reason they were kept
     jobs_cancelled: int
+    jobs_released: int = 0  # jobs that shared a cancelled claim: claimable at once
 
 
 class TurnChanged(BaseModel):

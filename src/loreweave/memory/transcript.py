@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from loreweave.db import lifecycle
 from loreweave.db.models import (
     UNFINISHED,
     ChatSession,
@@ -51,6 +52,7 @@ class Reverted:
     entries_removed: list[dict[str, Any]] = field(default_factory=list)
     entries_kept: list[dict[str, Any]] = field(default_factory=list)
     jobs_cancelled: int = 0
+    jobs_released: int = 0  # kept jobs that shared a cancelled claim, claimable at once
     touched: set[uuid.UUID] = field(default_factory=set)  # entries whose vectors to sync
 
 
@@ -80,17 +82,6 @@ def note_as_of(
     return NoteAsOf(first - 1, earlier.note_content, earlier.last_updated_turn, repend)
 
 
-def _repend(task: NoteUpdateTask | EntityCreationTask | ChatTurn) -> None:
-    """A job to do again from the start (not a failed attempt)."""
-    task.status = TaskStatus.PENDING.value
-    task.retry_count = 0
-    task.worker_id = None
-    task.locked_until = None
-    task.next_attempt_at = utcnow()
-    task.processed_at = None
-    task.error_message = None
-
-
 class TranscriptService:
     def __init__(self, uow: UnitOfWorkFactory, vectors: VectorWriter) -> None:
         self.uow = uow
@@ -114,6 +105,7 @@ class TranscriptService:
         turns from ``cut`` on are removed (``drop_turns``) or analysed again."""
         report = Reverted(cut)
         db = uow.session
+        claims = lifecycle.claims_in(db, session_id)
         doomed = self._created_entries(uow, session_id, cut, report)
         tasks = db.scalars(
             select(NoteUpdateTask)
@@ -156,8 +148,9 @@ class TranscriptService:
                 db.delete(turn)
             else:
                 report.turns_to_analyse.append(turn.turn_index)
-                _repend(turn)
-        db.flush()
+                lifecycle.repend(turn)
+        # what the undone part's workers held beside it is claimable now, not at lease expiry
+        report.jobs_released = lifecycle.release_broken_claims(db, session_id, claims)
         return report
 
     def _created_entries(
@@ -202,11 +195,11 @@ class TranscriptService:
             return  # no event of the undone turns in this note, none on its way
         for task in tasks:  # a batch in flight may mix kept and undone events: do it again
             if task.turn_index < cut and task.status == TaskStatus.PROCESSING.value:
-                _repend(task)
+                lifecycle.repend(task)
         if before is None:
             return
         for task in before.repend:
-            _repend(task)
+            lifecycle.repend(task)
             task.applied_version = None
         title = uow.entries.require(entry_id).title
         report.touched.add(entry_id)

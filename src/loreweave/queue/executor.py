@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loreweave.config import QueueConfig
+from loreweave.db import lifecycle
 from loreweave.db.uow import UnitOfWork
 from loreweave.errors import LeaseLost, LoreweaveError
 from loreweave.memory.ports import Outcome, UnitOfWorkFactory
@@ -32,7 +33,7 @@ class ClaimedJob:
 
     kind: jobs.JobKind
     rows: Sequence[Any]
-    worker_id: str
+    worker_id: str  # the claim's token (the worker's name and a nonce)
     uow: UnitOfWorkFactory
 
     @property
@@ -48,14 +49,14 @@ class ClaimedJob:
         with self.uow() as uow:
             if not jobs.still_owned(uow.session, self.kind, self.ids, self.worker_id):
                 raise LeaseLost(f"{self.kind.label} {self.describe()} lost its lease")
-            jobs.complete([uow.session.get_one(self.kind.model, i) for i in self.ids])
+            lifecycle.complete([uow.session.get_one(self.kind.model, i) for i in self.ids])
             yield uow
             uow.commit()
 
     def release(self, uow: UnitOfWork, ids: Sequence[uuid.UUID]) -> None:
         """Inside :meth:`finishing`: hand these rows back to the queue, untried (pending now,
         no failed attempt counted): the call that covered them could not finish them."""
-        jobs.release([uow.session.get_one(self.kind.model, i) for i in ids])
+        lifecycle.release([uow.session.get_one(self.kind.model, i) for i in ids])
 
     def describe(self) -> str:
         first = self.rows[0]
@@ -90,7 +91,7 @@ class JobExecutor:
         """Claim in ``uow``'s transaction (the caller commits)."""
         config = self.config if wide else self.narrow
         rows = jobs.claim(uow.session, self.kind, worker_id, config, tier)
-        return ClaimedJob(self.kind, rows, worker_id, self.uow) if rows else None
+        return ClaimedJob(self.kind, rows, rows[0].worker_id, self.uow) if rows else None
 
     def run(self, job: ClaimedJob) -> None:
         """Process a claimed job and record its outcome."""
@@ -129,8 +130,14 @@ class JobExecutor:
             if not jobs.still_owned(uow.session, self.kind, job.ids, job.worker_id):
                 return
             rows = [uow.session.get_one(self.kind.model, i) for i in failing]
-            final = jobs.fail(rows, error, retriable=retriable, config=self.config)
-            jobs.release(
+            final = lifecycle.fail(
+                rows,
+                error,
+                retriable=retriable,
+                max_retries=self.config.max_retries,
+                retry_delay=self.config.retry_delay,
+            )
+            lifecycle.release(
                 [uow.session.get_one(self.kind.model, i) for i in job.ids if i not in failing]
             )
             uow.commit()

@@ -1,5 +1,5 @@
-"""One owner of the job life-cycle (DESIGN §3): a registry of job kinds, and claim, complete,
-fail, retry, skip and sweep written once for all of them.
+"""The job kinds (DESIGN §3): a registry of them, how each finds its ready jobs, and claim,
+retry, skip and sweep for all of them; what each step does to a row is ``db.lifecycle``'s.
 
 Every job row — a turn's analysis (``chat_turns``), a note update, an entity creation — has the
 same life: ``pending → processing → done``, back to ``pending`` with back-off after a failed
@@ -25,8 +25,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -43,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from loreweave.config import QueueConfig, Settings
+from loreweave.db import lifecycle
 from loreweave.db.models import (
     UNFINISHED,
     ChatSession,
@@ -62,23 +63,6 @@ from loreweave.errors import (
 from loreweave.queue.notify import QueueName
 
 T = TypeVar("T")
-ERROR_LIMIT = 2000
-
-
-class JobRow(Protocol):
-    """What every job table has (``chat_turns`` through synonyms)."""
-
-    id: uuid.UUID
-    session_id: uuid.UUID
-    turn_index: int
-    status: str
-    retry_count: int
-    error_message: str | None
-    processed_at: datetime | None
-    next_attempt_at: datetime
-    locked_until: datetime | None
-    worker_id: str | None
-    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -368,77 +352,30 @@ def claim(
 ) -> list[Any]:
     """Lease the next ready job(s) of ``kind`` in ``tier``'s sessions to ``worker_id``; []
     when none is ready."""
-    now = utcnow()
-    rows = kind.candidates(db, now, config, tier)
-    for row in rows:
-        row.status = TaskStatus.PROCESSING.value
-        row.worker_id = worker_id
-        row.locked_until = now + timedelta(seconds=config.lease_seconds)
+    rows = kind.candidates(db, utcnow(), config, tier)
+    lifecycle.lease(rows, lifecycle.claim_token(worker_id), config.lease_seconds)
     db.flush()
     return rows
 
 
-def still_owned(db: Session, kind: JobKind, ids: Sequence[uuid.UUID], worker_id: str) -> bool:
-    """True if every job in ``ids`` is still ``worker_id``'s (locks them on PostgreSQL)."""
+def still_owned(db: Session, kind: JobKind, ids: Sequence[uuid.UUID], token: str) -> bool:
+    """True if every job in ``ids`` is still held by the claim ``token`` (locks them on
+    PostgreSQL)."""
     model = kind.model
     query = select(model.id).where(
         model.id.in_(ids),
         model.status == TaskStatus.PROCESSING.value,
-        model.worker_id == worker_id,
+        model.worker_id == token,
     )
     if db.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
     return len(db.scalars(query).all()) == len(ids)
 
 
-def complete(rows: Sequence[JobRow]) -> None:
-    now = utcnow()
-    for row in rows:
-        row.status = TaskStatus.DONE.value
-        row.processed_at = now
-        row.worker_id = None
-        row.locked_until = None
-        row.error_message = None
-
-
-def release(rows: Sequence[JobRow]) -> None:
-    """Back to pending now, as if never claimed (no attempt counted)."""
-    for row in rows:
-        row.status = TaskStatus.PENDING.value
-        row.processed_at = None
-        row.worker_id = None
-        row.locked_until = None
-        row.next_attempt_at = utcnow()
-
-
 def is_final(exc: BaseException) -> bool:
     """Errors that another attempt cannot fix: a bad key, a rejected request, a vanished row.
     Anything else (outages, rate limits, unusable LLM output, a crash) is worth another try."""
     return isinstance(exc, (AuthenticationFailed, RequestRejected, NotFound, InvalidInput))
-
-
-def backoff(retry_delay: float, failures: int) -> timedelta:
-    return timedelta(seconds=retry_delay * 2 ** max(0, failures - 1))
-
-
-def fail(rows: Sequence[JobRow], error: str, *, retriable: bool, config: QueueConfig) -> bool:
-    """Record a failed attempt: back to pending with back-off, or ``failed`` once
-    ``max_retries`` attempts have failed (at once when not retriable).  True if failed."""
-    now = utcnow()
-    final = False
-    for row in rows:
-        row.retry_count += 1
-        row.error_message = f"attempt {row.retry_count}: {error}"[:ERROR_LIMIT]
-        row.worker_id = None
-        row.locked_until = None
-        if not retriable or row.retry_count >= config.max_retries:
-            row.status = TaskStatus.FAILED.value
-            row.processed_at = now
-            final = True
-        else:
-            row.status = TaskStatus.PENDING.value
-            row.next_attempt_at = now + backoff(config.retry_delay, row.retry_count)
-    return final
 
 
 def _require_failed(db: Session, kind: JobKind, job_id: uuid.UUID, action: str) -> Any:
@@ -453,11 +390,8 @@ def _require_failed(db: Session, kind: JobKind, job_id: uuid.UUID, action: str) 
 def retry(db: Session, kind: JobKind, job_id: uuid.UUID) -> Any:
     """A person's retry: a failed job becomes pending now, with a fresh count."""
     row = _require_failed(db, kind, job_id, "retried")
-    row.status = TaskStatus.PENDING.value
+    lifecycle.release([row])  # the last error stays shown until the next attempt ends
     row.retry_count = 0
-    row.next_attempt_at = utcnow()
-    row.worker_id = None
-    row.locked_until = None
     db.flush()
     return row
 
@@ -467,7 +401,8 @@ def skip(db: Session, kind: JobKind, job_id: uuid.UUID, by: str = "a person") ->
     row = _require_failed(db, kind, job_id, "skipped")
     row.status = TaskStatus.SKIPPED.value
     row.processed_at = utcnow()
-    row.error_message = f"skipped by {by}; last error: {row.error_message or '-'}"[:ERROR_LIMIT]
+    reason = f"skipped by {by}; last error: {row.error_message or '-'}"
+    row.error_message = reason[: lifecycle.ERROR_LIMIT]
     db.flush()
     return row
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import threading
+import time
 
 from loreweave.config import Settings
 from loreweave.queue.failing import RepeatedFailure
@@ -21,8 +23,10 @@ from loreweave.queue.pipeline import Pipeline
 log = logging.getLogger("loreweave.queue")
 
 
-def worker_name(index: int) -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:worker-{index}"
+def pool_name() -> str:
+    """host:pid:pool-nonce: — the prefix of one pool's worker names (a process may hold more
+    than one pool, as tests do)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}:"
 
 
 class LocalWorkers:
@@ -30,6 +34,7 @@ class LocalWorkers:
         self.pipeline = pipeline
         self.notifier = notifier
         self.settings = settings
+        self.name = pool_name()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._work_failures = RepeatedFailure(log, "worker loop")
@@ -42,7 +47,7 @@ class LocalWorkers:
         for index in range(self.pipeline.pool_size()):
             thread = threading.Thread(
                 target=self._work,
-                args=(worker_name(index),),
+                args=(f"{self.name}worker-{index}",),
                 daemon=True,
                 name=f"loreweave-worker-{index}",
             )
@@ -55,11 +60,18 @@ class LocalWorkers:
         log.info("local workers started: %d", self.pipeline.pool_size())
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Stop claiming, wait up to ``timeout`` for the calls in flight, then hand back what
+        is still held (another process claims it at once; a late answer is discarded)."""
         self._stop.set()
         self.notifier.wake.set()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
+        try:
+            self.pipeline.release_held(self.name)
+        except Exception as exc:  # the database gone: the leases expire instead
+            log.warning("could not hand back the jobs in flight (%s); their leases expire", exc)
 
     def _work(self, worker_id: str) -> None:
         wake = self.notifier.wake

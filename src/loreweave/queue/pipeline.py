@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 
 from loreweave.config import Settings
+from loreweave.db import lifecycle
 from loreweave.db.models import utcnow
 from loreweave.memory.ports import UnitOfWorkFactory
 from loreweave.queue import jobs
@@ -157,6 +158,16 @@ class Pipeline:
             if ready[queue]:
                 self.notifier.notify(queue, ready[queue])
         return ready
+
+    def release_held(self, worker_prefix: str) -> int:
+        """Hand back the jobs held by workers whose names start with ``worker_prefix`` (they
+        stopped cleanly): claimable now; a late answer of theirs is discarded."""
+        with self.uow() as uow:
+            released = lifecycle.release_held(uow.session, worker_prefix)
+            uow.commit()
+        if released:
+            log.info("released %d jobs held by stopped workers %s*", released, worker_prefix)
+        return released
 
     def drain(self, worker_id: str = "drain", *, max_jobs: int = 100_000) -> int:
         """Run every queue in this thread, by priority, until nothing is ready; return how many

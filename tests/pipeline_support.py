@@ -177,6 +177,7 @@ class StoryUpstream:
         self.rewriter = AppendingRewriter()
         self.lock = threading.Lock()
         self.fail = False  # the next chat call fails
+        self.padding = ("", "")  # around each reply, as real models write them
 
     def _reply(self, request: ChatRequest) -> str:
         with self.lock:
@@ -187,7 +188,8 @@ class StoryUpstream:
             self.seen.append(request)
             number = self.replies
         last = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
-        return f"Proxy reply {number} to: {last[:40]}"
+        before, after = self.padding
+        return f"{before}Proxy reply {number} to: {last[:40]}{after}"
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         if request.prompt == "chat":

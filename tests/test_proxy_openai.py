@@ -12,10 +12,11 @@ from typing import Any
 
 import openai
 import pytest
+from sqlalchemy import select
 
 from loreweave.bootstrap import Loreweave
 from loreweave.db import Database
-from loreweave.db.models import LoreEntry, World
+from loreweave.db.models import LoreEntry, SessionNoteRevision, World
 from loreweave.follow import Message, to_messages
 
 from .pipeline_support import StoryUpstream, make_app, notes_of, replayed_notes, wait_until_idle
@@ -144,6 +145,30 @@ def test_a_chat_through_the_openai_sdk(
     assert branch.session != parent.session == parent_session
     assert stored(lw, branch.session) == branch.shown()
     assert stored(lw, parent.session) == parent.shown()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_a_reply_shown_trimmed_is_not_an_edit(
+    proxy: tuple[openai.OpenAI, Loreweave, StoryUpstream], stream: bool
+) -> None:
+    """Models pad their replies; SillyTavern shows and resends them trimmed (and a Windows
+    client with CRLF line ends): the chat goes on, nothing is reverted or analysed again."""
+    client, lw, upstream = proxy
+    upstream.padding = ("\n ", " \n\n")
+    chat = Chat(client, stream)
+    for text in ("To the lighthouse.", "Up the stairs\nto the lamp.", "The lamp is lit."):
+        chat.ask(text)
+        chat.messages[-1]["content"] = chat.messages[-1]["content"].strip()
+        chat.messages[-2]["content"] = chat.messages[-2]["content"].replace("\n", "\r\n")
+    assert stored(lw, chat.session) == [
+        Message(m.role, m.content.replace("\r\n", "\n")) for m in chat.shown()
+    ]
+    wait_until_idle(lw.database)
+    with lw.database.uow(read_only=True) as uow:
+        reasons = uow.session.scalars(select(SessionNoteRevision.reason)).all()
+    assert reasons and "revert" not in reasons
+    session = uuid.UUID(chat.session)
+    assert notes_of(lw.database, session) == replayed_notes(lw, session)
 
 
 def test_keys_models_and_upstream_errors(

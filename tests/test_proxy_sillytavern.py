@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from loreweave.api.app import create_app
 from loreweave.db import Database
-from loreweave.follow import Message, to_messages
+from loreweave.follow import Message, as_shown, to_messages
 from tests.pipeline_support import StoryUpstream, make_app, notes_of, replayed_notes
 
 SEQUENCES = Path(__file__).parent / "data" / "sillytavern-requests" / "sequences.json"
@@ -98,7 +98,8 @@ class Replay:
             ]
             answer = self.client.post("/v1/chat/completions", json=body, headers=self.auth)
             assert answer.status_code == 200, (step["step"], answer.text)
-            self.swap[request["reply_text"]] = read_stream(answer.text)
+            # SillyTavern shows (and resends) a reply trimmed
+            self.swap[request["reply_text"]] = as_shown(read_stream(answer.text))
             self.sessions[step["st_state_after"]["chatId"]] = answer.headers["X-Loreweave-Session"]
             assert "[Base Lore]" in self.upstream.seen[-1].text()  # the lore block went upstream
             sent = True
@@ -107,7 +108,7 @@ class Replay:
     def check(self, step: dict[str, Any]) -> None:
         state = step["st_state_after"]
         self.known[state["chatId"]] = [
-            Message("user" if m["is_user"] else "assistant", swapped(m["mes"], self.swap))
+            Message("user" if m["is_user"] else "assistant", as_shown(swapped(m["mes"], self.swap)))
             for m in state["chat"]
             if not m["is_system"]
         ]

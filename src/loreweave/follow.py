@@ -4,8 +4,10 @@ An OpenAI-compatible client sends only ``messages``: no chat id, no swipe, edit 
 This module says which stored chat a request continues and what the request means, as a plan
 the proxy carries out with the transcript's operations (so the memory follows, exactly).
 
-- System messages are dropped (they come and go: World Info, the card, author's notes); a
-  trailing system message after the last reply is a *nudge*: continue or impersonate.
+- Messages are compared as the app shows them (:func:`as_shown`: no surrounding whitespace,
+  ``\\n`` line ends).  System messages are dropped (they come and go: World Info, the card,
+  author's notes); a trailing system message after the last reply is a *nudge*: continue or
+  impersonate.
 - The chat is found from its turns, among the chats of the same caller (the proxy scopes them:
   the API key, the OpenAI ``user`` field, the ``X-Loreweave-Chat`` header): each message is
   compared by role and content with the stored chats; the one sharing the most messages (at
@@ -42,6 +44,13 @@ Turn = tuple[str, str]  # (user message, reply); either may be empty
 class Message:
     role: Role
     content: str
+
+
+def as_shown(content: str) -> str:
+    """A message as an app shows it: line ends as ``\\n``, no surrounding whitespace (models
+    pad their replies; SillyTavern trims them and resends them trimmed).  Messages are compared
+    and stored in this form, so padding is never taken for an edit."""
+    return content.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
 def to_turns(messages: Sequence[Message]) -> list[Turn]:
@@ -88,7 +97,11 @@ def read_request(
     impersonate_patterns: Sequence[str] = IMPERSONATE_PATTERNS,
 ) -> Request:
     """(role, content) pairs as sent, system messages included."""
-    messages = [Message(role, content) for role, content in raw if role in ("user", "assistant")]  # type: ignore[arg-type]
+    messages = [
+        Message(role, as_shown(content))  # type: ignore[arg-type]
+        for role, content in raw
+        if role in ("user", "assistant")
+    ]
     nudge: Nudge | None = None
     last_system = [content for role, content in raw[-1:] if role == "system"]
     if last_system and messages:

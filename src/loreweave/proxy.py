@@ -26,7 +26,16 @@ from loreweave.config import LLMConfig, ProxyConfig
 from loreweave.db.engine import Database
 from loreweave.db.models import ChatSession, ChatTurn, World
 from loreweave.errors import InvalidInput, NotFound
-from loreweave.follow import Message, Plan, match, plan, read_request, to_messages, to_turns
+from loreweave.follow import (
+    Message,
+    Plan,
+    as_shown,
+    match,
+    plan,
+    read_request,
+    to_messages,
+    to_turns,
+)
 from loreweave.llm.types import ChatRequest
 from loreweave.llm.types import Message as ChatMessage
 from loreweave.lookup import find_world
@@ -195,10 +204,11 @@ class ProxyService:
         """Record the complete reply as the plan says (timed as ``record``)."""
         prepared.clock.lap("upstream")
         session_id, step = prepared.session_id, prepared.plan
+        reply = as_shown(reply)
         used = [str(e.lore_entry_id) for e in prepared.used]
         if step.generate == "turn":
             user = prepared.request.messages
-            message = next(m.content for m in reversed(user) if m.role == "user")
+            message = as_shown(next(m.content for m in reversed(user) if m.role == "user"))
             self.chat.persist(session_id, message, reply, prepared.used, lore=prepared.lore)
         elif step.generate == "regenerate":
             index = self._last_index(session_id)
@@ -245,7 +255,7 @@ class ProxyService:
             ).all()
         chats: dict[uuid.UUID, list[tuple[str, str]]] = {s: [] for s in sessions}
         for session_id, user, reply in turns:
-            chats[session_id].append((user, reply))
+            chats[session_id].append((as_shown(user), as_shown(reply)))
         return chats
 
     def _new_session(

@@ -9,11 +9,14 @@ import threading
 import uuid
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from loreweave.db import Database
-from loreweave.db.models import ChatTurn, NoteUpdateTask
+from loreweave.db.models import ChatTurn, EntityCreationTask, NoteUpdateTask
 from loreweave.llm.providers.scripted import ScriptedChatModel
+from loreweave.queue.notify import NullNotifier
 
 from .pipeline_support import (
     AppendingRewriter,
@@ -23,6 +26,7 @@ from .pipeline_support import (
     notes_of,
     replayed_notes,
 )
+from .test_job_lifecycle import FailingOn, add_events
 
 LONG_LEASE = {"lease_seconds": 3600}  # waiting for it would be noticed
 
@@ -138,3 +142,111 @@ def test_workers_that_stop_cleanly_hand_back_what_they_hold(
     app.pipeline.drain()
     assert _states(database, ChatTurn, session_id)[0][1] == "done"
     assert notes_of(database, session_id) == replayed_notes(app, session_id)
+
+
+# -- a failure never stops the story's memory (issue 24, point 1) ----------------------------------
+def test_a_creation_refused_for_good_holds_only_its_own_followups(
+    database: Database, tmp_path: Any
+) -> None:
+    """Turn 0 introduces Kenta, whose description the provider refuses (HTTP 400, as a content
+    filter answers); ten more turns change Momo: each is analysed and applied, in order; a retry
+    creates Kenta."""
+    analysis = ScriptedChatModel()
+    analysis.add(
+        {"creations": [{"entity_type": "Character", "creation_summary": "Kenta, a hunter."}]},
+        prompt="analysis",
+        contains=["Kenta appears."],
+    )
+    for turn in range(10, 0, -1):  # a turn's prompt shows the earlier ones: the latest first
+        answer = {"updates": [{"lore_entry_id": "E1", "update_summary": f"Momo step {turn}."}]}
+        analysis.add(answer, prompt="analysis", contains=[f"Step {turn}."], repeat=True)
+    creation = ScriptedChatModel()
+    creation.add(error="rejected", prompt="creation")
+    creation.add(KENTA, prompt="creation", repeat=True)
+    model = RoutedModel(analysis=analysis, creation=creation, rewrite=AppendingRewriter())
+    app = make_app(
+        database,
+        tmp_path,
+        model,
+        dual_queue_config={"analysis_queue": {"batch_size": 1}},
+    )
+    _, session_id, _ = make_world(database, ("Momo", "Character", "A psychic girl."))
+    app.chat.record(session_id, "Kenta appears.", "…")
+    app.pipeline.drain()
+    for turn in range(1, 11):
+        app.chat.record(session_id, f"Step {turn}.", "…")
+    app.pipeline.drain()
+    turns = _states(database, ChatTurn, session_id)
+    assert [t[1] for t in turns] == ["done"] * 11
+    notes = notes_of(database, session_id)
+    assert list(notes) == ["Momo"]
+    assert [notes["Momo"].count(f"Momo step {t}.") for t in range(1, 11)] == [1] * 10
+    with database.uow(read_only=True) as uow:
+        failed = uow.session.scalars(select(EntityCreationTask)).one()
+        assert failed.status == "failed"
+    app.act_on_job("retry", failed.id, by="a test")
+    app.pipeline.drain()
+    with database.uow(read_only=True) as uow:
+        assert uow.session.scalars(select(EntityCreationTask.outcome)).one() == "created"
+    notes = notes_of(database, session_id)
+    assert [notes["Momo"].count(f"Momo step {t}.") for t in range(1, 11)] == [1] * 10
+
+
+KENTA = {"title": "Kenta", "content": "A demon hunter with a katana.", "tags": ["hunter"]}
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    events=st.integers(min_value=1, max_value=7),
+    failing=st.sets(st.integers(min_value=0, max_value=6)),
+    batch=st.integers(min_value=1, max_value=4),
+    order=st.permutations(range(7)),
+)
+def test_set_aside_events_and_their_retries_keep_the_note_in_order(
+    database: Database,
+    tmp_path: Any,
+    events: int,
+    failing: set[int],
+    batch: int,
+    order: list[int],
+) -> None:
+    """Events of one note, some refused for good: the note is the others, in order; each
+    retried (in any order, draining in between), the note is every event in order — what a
+    replay of the transcript without failures gives."""
+    failing = {f for f in failing if f < events}
+    model = FailingOn()
+    model.failing = {f"ev{f}" for f in failing}
+    app = make_app(
+        database,
+        tmp_path,
+        model,
+        notifier=NullNotifier(),
+        dual_queue_config={
+            "note_update_queue": {"max_retries": 1, "retry_delay": 0, "batch_size": batch}
+        },
+    )
+    _, session_id, ids = make_world(database, ("Momo", "Character", "A girl."))
+    add_events(database, session_id, ids["Momo"], *range(events))
+    app.pipeline.drain()
+
+    def events_in_note() -> list[str]:
+        return [e for e in notes_of(database, session_id).get("Momo", "").split(" | ") if e]
+
+    kept = [f"ev{i}" for i in range(events) if i not in failing]
+    if any(i not in failing for i in range(events)) and batch == 1:
+        assert events_in_note() == kept
+    with database.uow(read_only=True) as uow:
+        failed = uow.session.scalars(
+            select(NoteUpdateTask.id)
+            .where(NoteUpdateTask.status == "failed")
+            .order_by(NoteUpdateTask.turn_index)
+        ).all()
+    model.failing = set()
+    for index in (i for i in order if i < len(failed)):  # in any order
+        app.act_on_job("retry", failed[index], by="a test")
+        app.pipeline.drain()
+    assert events_in_note() == [f"ev{i}" for i in range(events)]

@@ -73,7 +73,7 @@ def client_for(lw: Loreweave) -> TestClient:
     return TestClient(create_app(lw))
 
 
-# -- 1. a failed note update blocks its entity; a retry applies it in turn order -----------------
+# -- 1. a failed note update is set aside; a retry folds it in its place ------------------------
 def ev1_fails(
     database: Database, tmp_path: Path, *turns: int
 ) -> tuple[Loreweave, FailingOn, uuid.UUID, uuid.UUID, NoteUpdateTask]:
@@ -98,23 +98,33 @@ def ev1_fails(
     return lw, model, session_id, ids["Momo"], failed
 
 
-def test_failed_update_blocks_later_events_until_retried(
+def test_a_failed_update_is_set_aside_and_a_retry_folds_it_in_its_place(
     database: Database, tmp_path: Path
 ) -> None:
     lw, model, session_id, momo, failed = ev1_fails(database, tmp_path, 0, 1, 2, 3)
-    assert note_of(database, session_id, momo) == ("ev0", 0)  # ev2, ev3 wait for ev1
-    model.failing = set()
+    # the later events did not wait for ev1; the note says what it is missing
+    assert note_of(database, session_id, momo) == ("ev0 | ev2 | ev3", 3)
     with client_for(lw) as client:
+        [note] = client.get(f"/api/sessions/{session_id}/notes").json()
+        assert [(m["id"], m["turn_index"]) for m in note["missing_events"]] == [(str(failed.id), 1)]
+        model.failing = set()
         assert client.post(f"/api/dual-queue/retry-note-update/{failed.id}").status_code == 200
-    lw.pipeline.drain()
-    assert note_of(database, session_id, momo) == ("ev0 | ev1 | ev2 | ev3", 3)
+        lw.pipeline.drain()
+        # in its place, exactly as if it had never failed
+        assert note_of(database, session_id, momo) == ("ev0 | ev1 | ev2 | ev3", 3)
+        [note] = client.get(f"/api/sessions/{session_id}/notes").json()
+        assert note["missing_events"] == []
+    with database.uow(read_only=True) as uow:
+        revisions = uow.notes.revisions(uow.notes.for_entry(session_id, momo).id)  # type: ignore[union-attr]
+        assert "revert" in [r.reason for r in revisions]
 
 
 def test_a_skipped_update_lets_the_later_ones_go_ahead(database: Database, tmp_path: Path) -> None:
     lw, _, session_id, momo, failed = ev1_fails(database, tmp_path, 0, 1, 2)
+    assert note_of(database, session_id, momo) == ("ev0 | ev2", 2)
     with client_for(lw) as client:
-        pending = uow_first_pending(database)
-        assert client.post(f"/api/dual-queue/skip-note-update/{pending}").status_code == 409
+        done = uow_first(database, TaskStatus.DONE)
+        assert client.post(f"/api/dual-queue/skip-note-update/{done}").status_code == 409
         skipped = client.post(f"/api/dual-queue/skip-note-update/{failed.id}")
         assert skipped.status_code == 200 and skipped.json()["status"] == "skipped"
         assert "skipped by the HTTP API" in skipped.json()["error_message"]
@@ -123,10 +133,10 @@ def test_a_skipped_update_lets_the_later_ones_go_ahead(database: Database, tmp_p
     assert note_of(database, session_id, momo) == ("ev0 | ev2", 2)
 
 
-def uow_first_pending(database: Database) -> uuid.UUID:
+def uow_first(database: Database, status: TaskStatus) -> uuid.UUID:
     with database.uow(read_only=True) as uow:
         return uow.session.scalars(
-            select(NoteUpdateTask.id).where(NoteUpdateTask.status == TaskStatus.PENDING.value)
+            select(NoteUpdateTask.id).where(NoteUpdateTask.status == status.value)
         ).first()  # type: ignore[return-value]
 
 

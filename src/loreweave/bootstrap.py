@@ -4,8 +4,10 @@ providers or workers; no work happens at import time."""
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from loreweave.alerts import conditions
 from loreweave.alerts.monitor import AlertMonitor
@@ -20,6 +22,7 @@ from loreweave.memory.rewrite import NoteRewriteWorker
 from loreweave.memory.transcript import TranscriptService
 from loreweave.metrics import Metrics
 from loreweave.proxy import ProxyService
+from loreweave.queue import status
 from loreweave.queue.executor import Handler
 from loreweave.queue.local import LocalWorkers
 from loreweave.queue.notify import QUEUES, EventNotifier, Notifier, QueueName
@@ -57,6 +60,23 @@ class Loreweave:
             self.workers = LocalWorkers(self.pipeline, self.notifier, self.settings)
             self.workers.start()
         return self.workers
+
+    def act_on_job(
+        self,
+        action: Literal["retry", "skip"],
+        job_id: uuid.UUID,
+        *,
+        by: str,
+        queue: QueueName | None = None,
+    ) -> dict[str, Any]:
+        """A person's retry or skip of a failed job (:func:`loreweave.queue.status.act`), the
+        notes it took back synced to the index, and the workers told."""
+        acted = status.act(self.database.uow, action, job_id, by=by, queue=queue)
+        if acted.reverted is not None and acted.session_id is not None:
+            self.transcript.sync(acted.session_id, acted.reverted)
+        for name in QUEUES:  # a retried job is ready; a skipped one unblocks its key's next jobs
+            self.notifier.notify(name)
+        return acted.job
 
     def close(self) -> None:
         self.alerts.stop()

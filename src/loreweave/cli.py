@@ -7,7 +7,7 @@ import sys
 import uuid
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -390,18 +390,19 @@ def tasks_list(
     console.print(table)
 
 
-def _act_on_job(ctx: typer.Context, job_id: str, action: str) -> None:
-    from loreweave.queue import jobs
+def _act_on_job(ctx: typer.Context, job_id: str, action: Literal["retry", "skip"]) -> None:
+    from loreweave.queue import jobs, status
 
     database = _database(ctx)
     database.ensure_schema()
-    with database.uow() as uow:
+    with database.uow(read_only=True) as uow:
         kind, _ = jobs.find(uow.session, _uuid(job_id))
-        if action == "retry":
-            jobs.retry(uow.session, kind, _uuid(job_id))
-        else:
-            jobs.skip(uow.session, kind, _uuid(job_id), by="loreweave tasks skip")
-        uow.commit()
+    acted = status.act(database.uow, action, _uuid(job_id), by=f"loreweave tasks {action}")
+    database.dispose()
+    if acted.reverted is not None and acted.reverted.touched:  # the notes it took back
+        vectors = _vector_service(ctx)
+        for entry_id in sorted(acted.reverted.touched):
+            vectors.sync_entry(entry_id, acted.session_id)
     done = "is pending again" if action == "retry" else "was skipped; later jobs go ahead"
     console.print(f"{kind.label} {job_id} {done}")
 

@@ -58,18 +58,33 @@ def failed_jobs(db: Session) -> list[Condition]:
                 "session_id": str(row.session_id),
                 "turn_index": row.turn_index,
                 "error": row.error_message or "",
+                "summary": _summary(row),
             }
             for row in rows
         ]
+        waits = (
+            "they hold their session's later turns until retried or skipped"
+            if name == "analysis"
+            else "set aside: the memory goes on without them until they are retried (folded "
+            "in their place) or skipped"
+        )
         found.append(
             Condition(
                 f"job_failed:{name}",
-                f"{count} {kind.label}(s) failed after their retries; they block the later work "
-                "of their entity or session until retried or skipped",
+                f"{count} {kind.label}(s) failed after their retries; {waits}",
                 {"queue": name, "failed": count, "jobs": jobs},
             )
         )
     return found
+
+
+def _summary(row: Any) -> str:
+    """What the failed job was about: the turn's message, the event, the entity proposed."""
+    for name in ("update_summary", "creation_summary", "user_message"):
+        text = getattr(row, name, None)
+        if isinstance(text, str):
+            return text[:200]
+    return ""
 
 
 def backlog(db: Session, config: AlertConfig, now: datetime) -> list[Condition]:

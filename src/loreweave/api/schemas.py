@@ -215,6 +215,16 @@ class TurnView(_Out):
     created_at: datetime
 
 
+class MissingEvent(BaseModel):
+    """An event of the note that failed for good and was set aside: the note goes on without
+    it until it is retried (then folded in its place) or skipped."""
+
+    id: uuid.UUID
+    turn_index: int
+    update_summary: str
+    error_message: str | None
+
+
 class NoteOut(BaseModel):
     lore_entry_id: uuid.UUID
     title: str
@@ -222,6 +232,7 @@ class NoteOut(BaseModel):
     version: int
     last_updated_turn: int | None
     updated_at: datetime
+    missing_events: list[MissingEvent] = []
 
 
 class RevisionOut(_Out):

@@ -82,8 +82,10 @@ class TaskStatus(enum.StrEnum):
     """Life of every job (a turn's analysis, a note update, an entity creation):
     pending → processing → done | pending (retry) | failed → pending (manual retry) | skipped.
 
-    ``failed`` is unfinished: it blocks the later jobs of its key until a person retries or
-    skips it.  ``done`` and ``skipped`` are finished."""
+    ``failed`` is unfinished but set aside: a failed note update or creation does not hold the
+    later jobs of its key (they go on; a retry re-applies it in order), a failed analysis holds
+    its session's later analyses until a person retries or skips it.  ``done`` and ``skipped``
+    are finished."""
 
     PENDING = "pending"
     PROCESSING = "processing"
@@ -95,6 +97,7 @@ class TaskStatus(enum.StrEnum):
 # A turn's analysis (the spec's ``processing_status``) lives the same life as a task.
 TurnStatus = TaskStatus
 UNFINISHED = (TaskStatus.PENDING.value, TaskStatus.PROCESSING.value, TaskStatus.FAILED.value)
+ON_ITS_WAY = (TaskStatus.PENDING.value, TaskStatus.PROCESSING.value)  # unfinished, not set aside
 
 
 class Timestamped:

@@ -71,15 +71,95 @@ def note_as_of(
 ) -> NoteAsOf | None:
     """A note before turn ``cut``, from its history and its key's tasks — None when no event of
     a turn ≥ cut was folded into it."""
-    folded = [t.applied_version for t in tasks if t.turn_index >= cut and t.applied_version]
+    return note_without(history, tasks, [t for t in tasks if t.turn_index >= cut])
+
+
+def note_without(
+    history: Sequence[SessionNoteRevision],
+    tasks: Sequence[NoteUpdateTask],
+    undone: Sequence[NoteUpdateTask],
+) -> NoteAsOf | None:
+    """A note as it was before the first of the ``undone`` events was folded in — None when
+    none was.  ``repend``: the other events folded at or after that version."""
+    folded = [t.applied_version for t in undone if t.applied_version]
     if not folded:
         return None
     first = min(folded)
-    repend = [t for t in tasks if t.turn_index < cut and (t.applied_version or 0) >= first]
+    undone_ids = {t.id for t in undone}
+    repend = [t for t in tasks if t.id not in undone_ids and (t.applied_version or 0) >= first]
     if first == 1:
         return NoteAsOf(0, "", None, repend)
     earlier = next(r for r in history if r.version == first - 1)
     return NoteAsOf(first - 1, earlier.note_content, earlier.last_updated_turn, repend)
+
+
+def _in_order(task: NoteUpdateTask) -> tuple[int, Any]:
+    return (task.turn_index, task.created_at)
+
+
+def _write_back(uow: UnitOfWork, note: SessionNote, before: NoteAsOf, report: Reverted) -> None:
+    """The note back to ``before``; the events folded since it go back to the queue."""
+    for task in before.repend:
+        lifecycle.repend(task)
+        task.applied_version = None
+    entry_id = note.lore_entry_id
+    title = uow.entries.require(entry_id).title
+    report.touched.add(entry_id)
+    if before.version == 0:
+        uow.session.delete(note)
+        report.notes.append({"lore_entry_id": str(entry_id), "title": title, "note": None})
+        return
+    written = uow.notes.write(
+        note.session_id, entry_id, before.text, turn=before.last_turn, reason="revert"
+    )
+    report.notes.append(
+        {
+            "lore_entry_id": str(entry_id),
+            "title": title,
+            "note": before.text,
+            "version": written.version,
+            "as_of_version": before.version,
+        }
+    )
+
+
+def lock_session(uow: UnitOfWork, session_id: uuid.UUID) -> ChatSession:
+    """Lock the session's jobs, then the session (PostgreSQL), in the order the workers take
+    them (job rows before the session and note rows), so a cut never deadlocks with them."""
+    if uow.session.get_bind().dialect.name == "postgresql":
+        for model in (ChatTurn, NoteUpdateTask, EntityCreationTask):
+            uow.session.execute(
+                select(model.id).where(model.session_id == session_id).with_for_update()
+            )
+    return uow.sessions.lock(session_id)
+
+
+def refold(uow: UnitOfWork, task: NoteUpdateTask) -> Reverted:
+    """Before a set-aside (failed) event is retried, in ``uow``'s transaction: its note goes
+    back to the version before the events folded since it, and those are pending again,
+    so the retried event is applied in its place and they after it (as a cut re-pends)."""
+    report = Reverted(task.turn_index)
+    note = uow.notes.for_entry(task.session_id, task.lore_entry_id)
+    if note is None:
+        return report
+    tasks = uow.session.scalars(
+        select(NoteUpdateTask)
+        .where(
+            NoteUpdateTask.session_id == task.session_id,
+            NoteUpdateTask.lore_entry_id == task.lore_entry_id,
+        )
+        .order_by(NoteUpdateTask.turn_index, NoteUpdateTask.created_at)
+    ).all()
+    since = [t for t in tasks if t.id != task.id and _in_order(t) > _in_order(task)]
+    before = note_without(uow.notes.revisions(note.id), tasks, since)
+    if before is not None:
+        for later in since:
+            if later.applied_version is not None:
+                lifecycle.repend(later)
+                later.applied_version = None
+        _write_back(uow, note, before, report)
+    uow.session.flush()
+    return report
 
 
 class TranscriptService:
@@ -89,14 +169,7 @@ class TranscriptService:
 
     # -- the primitive -------------------------------------------------------------------------
     def lock(self, uow: UnitOfWork, session_id: uuid.UUID) -> ChatSession:
-        """Lock the session's jobs, then the session (PostgreSQL), in the order the workers take
-        them (job rows before the session and note rows), so a cut never deadlocks with them."""
-        if uow.session.get_bind().dialect.name == "postgresql":
-            for model in (ChatTurn, NoteUpdateTask, EntityCreationTask):
-                uow.session.execute(
-                    select(model.id).where(model.session_id == session_id).with_for_update()
-                )
-        return uow.sessions.lock(session_id)
+        return lock_session(uow, session_id)
 
     def cut(
         self, uow: UnitOfWork, session_id: uuid.UUID, cut: int, *, drop_turns: bool
@@ -188,7 +261,6 @@ class TranscriptService:
         cut: int,
         report: Reverted,
     ) -> None:
-        entry_id = note.lore_entry_id
         unfinished_later = any(t.turn_index >= cut and t.applied_version is None for t in tasks)
         before = note_as_of(uow.notes.revisions(note.id), tasks, cut)
         if before is None and not unfinished_later:
@@ -196,29 +268,8 @@ class TranscriptService:
         for task in tasks:  # a batch in flight may mix kept and undone events: do it again
             if task.turn_index < cut and task.status == TaskStatus.PROCESSING.value:
                 lifecycle.repend(task)
-        if before is None:
-            return
-        for task in before.repend:
-            lifecycle.repend(task)
-            task.applied_version = None
-        title = uow.entries.require(entry_id).title
-        report.touched.add(entry_id)
-        if before.version == 0:
-            uow.session.delete(note)
-            report.notes.append({"lore_entry_id": str(entry_id), "title": title, "note": None})
-            return
-        written = uow.notes.write(
-            note.session_id, entry_id, before.text, turn=before.last_turn, reason="revert"
-        )
-        report.notes.append(
-            {
-                "lore_entry_id": str(entry_id),
-                "title": title,
-                "note": before.text,
-                "version": written.version,
-                "as_of_version": before.version,
-            }
-        )
+        if before is not None:
+            _write_back(uow, note, before, report)
 
     @staticmethod
     def _delete_entry(uow: UnitOfWork, entry_id: uuid.UUID) -> None:

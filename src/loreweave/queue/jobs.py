@@ -7,12 +7,15 @@ attempt, ``failed`` after ``max_retries`` failed attempts (or at once for an err
 fix), and from ``failed`` a person retries it (``pending``) or skips it (``skipped``).  A claim
 holds a lease; an attempt that crashes or whose lease expires counts as a failed attempt.
 
-Order is kept per key, and a ``failed`` job blocks its key like an unfinished one:
-- analysis: turns of a session in turn order, and after the creations of its earlier turns
-  (the analysis must see the entities they created, and a creation merged as a duplicate
-  becomes a note update that must come before the next turn's updates);
+Order is kept per key; a job that failed for good is set aside (DESIGN §3: a failure never
+stops the story's memory) except a failed analysis, which holds its session's later turns:
+- analysis: turns of a session in turn order, and after the creations of its earlier turns on
+  their way (the analysis must see the entities they created, and a creation merged as a
+  duplicate becomes a note update that must come before the next turn's updates); a failed
+  creation holds only its own follow-ups (they ride on it);
 - note updates: per (session, entry) in (turn, creation) order, and after the session's
-  creations of earlier turns (one merged as a duplicate becomes an earlier event);
+  creations of earlier turns on their way (one merged as a duplicate becomes an earlier event);
+  a failed event is passed over, and its retry folds it in its place again (``refold``);
 - entity creations: per session in (turn, creation) order.
 
 Candidates are read in ``next_attempt_at`` order along the claim index and checked against
@@ -45,6 +48,7 @@ from sqlalchemy.orm import Session, aliased
 from loreweave.config import QueueConfig, Settings
 from loreweave.db import lifecycle
 from loreweave.db.models import (
+    ON_ITS_WAY,
     UNFINISHED,
     ChatSession,
     ChatTurn,
@@ -115,11 +119,12 @@ def _is_ready(row: Any, now: datetime) -> bool:
 
 
 def _earlier_creations_unfinished() -> ColumnElement[bool]:
-    """True while a creation of the turn's session and of an earlier turn is unfinished."""
+    """True while a creation of the turn's session and of an earlier turn is on its way (one
+    that failed for good is set aside: the analysis goes on as if its entity did not exist)."""
     creation = aliased(EntityCreationTask)
     return exists().where(
         creation.session_id == ChatTurn.session_id,
-        creation.status.in_(UNFINISHED),
+        creation.status.in_(ON_ITS_WAY),
         creation.turn_index < ChatTurn.turn_index,
     )
 
@@ -188,12 +193,12 @@ def _note_heads() -> Select[NoteUpdateTask]:
     creation = aliased(EntityCreationTask)
     return select(NoteUpdateTask).where(
         ~exists().where(
-            _same_key(other), other.status.in_(UNFINISHED), _earlier(other, NoteUpdateTask)
+            _same_key(other), other.status.in_(ON_ITS_WAY), _earlier(other, NoteUpdateTask)
         ),
         ~exists().where(_same_key(other), other.status == TaskStatus.PROCESSING.value),
         ~exists().where(
             creation.session_id == NoteUpdateTask.session_id,
-            creation.status.in_(UNFINISHED),
+            creation.status.in_(ON_ITS_WAY),
             creation.turn_index < NoteUpdateTask.turn_index,
         ),
     )
@@ -203,7 +208,7 @@ def _first_unfinished_creation(db: Session, session_id: Any) -> int | None:
     return db.scalar(
         select(func.min(EntityCreationTask.turn_index)).where(
             EntityCreationTask.session_id == session_id,
-            EntityCreationTask.status.in_(UNFINISHED),
+            EntityCreationTask.status.in_(ON_ITS_WAY),
         )
     )
 
@@ -220,7 +225,7 @@ def _key_events(
             .where(
                 NoteUpdateTask.session_id == head.session_id,
                 NoteUpdateTask.lore_entry_id == head.lore_entry_id,
-                NoteUpdateTask.status.in_(UNFINISHED),
+                NoteUpdateTask.status.in_(ON_ITS_WAY),
                 NoteUpdateTask.id != head.id,
             )
             .order_by(NoteUpdateTask.turn_index, NoteUpdateTask.created_at)
@@ -279,7 +284,7 @@ def _creation_candidates(
             tier.where(EntityCreationTask),
             ~exists().where(
                 other.session_id == EntityCreationTask.session_id,
-                other.status.in_(UNFINISHED),
+                other.status.in_(ON_ITS_WAY),
                 _earlier(other, EntityCreationTask),
             ),
         )
@@ -295,7 +300,7 @@ def _creation_candidates(
             select(EntityCreationTask)
             .where(
                 EntityCreationTask.session_id == head.session_id,
-                EntityCreationTask.status.in_(UNFINISHED),
+                EntityCreationTask.status.in_(ON_ITS_WAY),
                 EntityCreationTask.id != head.id,
             )
             .order_by(EntityCreationTask.turn_index, EntityCreationTask.created_at)

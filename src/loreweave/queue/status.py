@@ -4,13 +4,16 @@ analysis jobs as for the two task queues — and a person's retries and skips.""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from loreweave.db.models import UNFINISHED, ChatTurn, NoteUpdateTask, TaskStatus, utcnow
+from loreweave.memory.ports import UnitOfWorkFactory
+from loreweave.memory.transcript import Reverted, lock_session, refold
 from loreweave.queue import jobs
 
 FAILED_SHOWN = 50
@@ -131,6 +134,46 @@ def retry(db: Session, queue: str, job_id: uuid.UUID) -> dict[str, Any]:
 def skip(db: Session, queue: str, job_id: uuid.UUID, by: str) -> dict[str, Any]:
     """Give up a failed job, recorded; its key's later jobs go ahead."""
     return job_dict(jobs.skip(db, jobs.kind_of(queue), job_id, by))
+
+
+@dataclass(frozen=True)
+class Acted:
+    """A person's retry or skip: the job as it is now; the notes a retry took back (their
+    vectors to sync) and their session."""
+
+    job: dict[str, Any]
+    reverted: Reverted | None = None
+    session_id: uuid.UUID | None = None
+
+
+def act(
+    uow_factory: UnitOfWorkFactory,
+    action: Literal["retry", "skip"],
+    job_id: uuid.UUID,
+    *,
+    by: str,
+    queue: str | None = None,
+) -> Acted:
+    """Retry or skip a failed job, in one transaction.  A set-aside note event is retried in
+    its place: its note goes back to the version before the events folded since it, and they
+    are folded again after it (DESIGN §3).  ``queue``: the job must be of it (else NotFound)."""
+    with uow_factory() as uow:
+        if queue is None:
+            kind, row = jobs.find(uow.session, job_id)
+        else:
+            kind = jobs.kind_of(queue)
+            row = uow.session.get(kind.model, job_id)
+        reverted = None
+        if action == "retry" and isinstance(row, NoteUpdateTask):
+            lock_session(uow, row.session_id)
+            if row.status == TaskStatus.FAILED.value:
+                reverted = refold(uow, row)
+        if action == "retry":
+            job = retry(uow.session, kind.name, job_id)
+        else:
+            job = skip(uow.session, kind.name, job_id, by)
+        uow.commit()
+    return Acted(job, reverted, row.session_id if reverted else None)
 
 
 def history(db: Session, minutes: int = 60) -> dict[str, Any]:

@@ -322,7 +322,9 @@ async function refreshNotes() {
   if (!notes.length) { $("#notes").replaceChildren(el("li", { class: "empty" }, "No notes yet: they appear as the story changes the world.")); return; }
   $("#notes").replaceChildren(...notes.map((note) => el("li", { onclick: () => showHistory(note), "data-testid": "note" },
     el("strong", {}, note.title), el("span", { class: "badge" }, `v${note.version}`),
-    el("div", { class: "note" }, note.note_content))));
+    el("div", { class: "note" }, note.note_content),
+    ...(note.missing_events || []).map((m) => el("div", { class: "missing", "data-testid": "missing-event" },
+      `missing an event of turn ${m.turn_index + 1} (failed; retry it in Queues): ${m.update_summary}`)))));
 }
 function diff(before, after) {
   const a = before.split(/\s+/).filter(Boolean), b = after.split(/\s+/).filter(Boolean);

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
 from loreweave.api.deps import LW
 from loreweave.queue import status
-from loreweave.queue.notify import QUEUES, QueueName
+from loreweave.queue.notify import QueueName
 
 router = APIRouter(prefix="/api/dual-queue", tags=["dual-queue"])
 
@@ -73,21 +73,9 @@ def alerts(lw: LW) -> list[dict[str, Any]]:
     ]
 
 
-def _act(lw: LW, action: str, queue: QueueName, job_id: uuid.UUID) -> dict[str, Any]:
-    with lw.database.uow() as uow:
-        if action == "retry":
-            job = status.retry(uow.session, queue, job_id)
-        else:
-            job = status.skip(uow.session, queue, job_id, by="the HTTP API")
-        uow.commit()
-    for name in QUEUES:  # a retried job is ready; a skipped one unblocks its key's next jobs
-        lw.notifier.notify(name)
-    return job
-
-
-def _register(action: str, segment: str, queue: QueueName) -> None:
+def _register(action: Literal["retry", "skip"], segment: str, queue: QueueName) -> None:
     def endpoint(job_id: uuid.UUID, lw: LW) -> dict[str, Any]:
-        return _act(lw, action, queue, job_id)
+        return lw.act_on_job(action, job_id, by="the HTTP API", queue=queue)
 
     what = "turn's analysis" if queue == "analysis" else segment.replace("-", " ") + " task"
     endpoint.__name__ = f"{action}_{queue}"
@@ -99,6 +87,7 @@ def _register(action: str, segment: str, queue: QueueName) -> None:
     router.post(f"/{action}-{segment}/{{job_id}}", name=endpoint.__name__)(endpoint)
 
 
+_action: Literal["retry", "skip"]
 for _action in ("retry", "skip"):
     for _segment, _queue in SEGMENTS.items():
         _register(_action, _segment, _queue)

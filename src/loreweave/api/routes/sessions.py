@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
+from sqlalchemy import select
 
 from loreweave.api.deps import LW, Lore
 from loreweave.api.errors import error_status
@@ -20,6 +21,7 @@ from loreweave.api.schemas import (
     ContextIn,
     ContextOut,
     ForkIn,
+    MissingEvent,
     NoteIn,
     NoteOut,
     RevisionOut,
@@ -35,7 +37,7 @@ from loreweave.api.schemas import (
 )
 from loreweave.api.schemas import Reverted as RevertedOut
 from loreweave.chat import StreamEvent, TurnResult, lore_block
-from loreweave.db.models import ChatTurn, SessionNote
+from loreweave.db.models import ChatTurn, NoteUpdateTask, SessionNote, TaskStatus
 from loreweave.errors import InvalidInput, NotFound
 from loreweave.follow import Message, to_turns
 from loreweave.memory.transcript import Reverted
@@ -65,7 +67,7 @@ def _turn_out(result: TurnResult) -> TurnOut:
     )
 
 
-def _note_out(note: SessionNote, title: str) -> NoteOut:
+def _note_out(note: SessionNote, title: str, missing: Sequence[NoteUpdateTask] = ()) -> NoteOut:
     return NoteOut(
         lore_entry_id=note.lore_entry_id,
         title=title,
@@ -73,6 +75,16 @@ def _note_out(note: SessionNote, title: str) -> NoteOut:
         version=note.version,
         last_updated_turn=note.last_updated_turn,
         updated_at=note.updated_at,
+        missing_events=[
+            MissingEvent(
+                id=t.id,
+                turn_index=t.turn_index,
+                update_summary=t.update_summary,
+                error_message=t.error_message,
+            )
+            for t in missing
+            if t.lore_entry_id == note.lore_entry_id
+        ],
     )
 
 
@@ -193,8 +205,16 @@ def delete_session(session_id: uuid.UUID, lw: LW) -> Response:
 def list_notes(session_id: uuid.UUID, lw: LW) -> list[NoteOut]:
     with lw.database.uow(read_only=True) as uow:
         uow.sessions.require(session_id)
+        missing = uow.session.scalars(
+            select(NoteUpdateTask)
+            .where(
+                NoteUpdateTask.session_id == session_id,
+                NoteUpdateTask.status == TaskStatus.FAILED.value,
+            )
+            .order_by(NoteUpdateTask.turn_index, NoteUpdateTask.created_at)
+        ).all()
         return [
-            _note_out(note, uow.entries.require(note.lore_entry_id).title)
+            _note_out(note, uow.entries.require(note.lore_entry_id).title, missing)
             for note in uow.notes.in_session(session_id)
         ]
 

@@ -165,6 +165,38 @@ def test_streamed_turn(client: TestClient) -> None:
     assert done["turn_index"] == 0
 
 
+def test_a_turn_retried_with_its_idempotency_key_is_recorded_once(
+    client: TestClient, lw: Loreweave, model: ScriptedChatModel
+) -> None:
+    """A client whose connection was cut after the turn was recorded sends it again with the
+    same key: the first answer again, one turn, one chat call; plain, streamed and recorded."""
+    _, _, session_id = seed(client)
+    url = f"/api/sessions/{session_id}/turns"
+    first = client.post(url, json={"message": "Go"}, headers={"Idempotency-Key": "k-1"})
+    calls = len([c for c in model.calls if c.prompt == "chat"])
+    again = client.post(url, json={"message": "Go"}, headers={"Idempotency-Key": "k-1"})
+    assert first.status_code == again.status_code == 200
+    assert again.json()["turn_index"] == first.json()["turn_index"] == 0
+    assert again.json()["reply"] == first.json()["reply"]
+    assert len([c for c in model.calls if c.prompt == "chat"]) == calls  # no second chat call
+    with client.stream(
+        "POST", f"{url}?stream=true", json={"message": "Go"}, headers={"Idempotency-Key": "k-1"}
+    ) as streamed:
+        done = [b for b in "".join(streamed.iter_text()).split("\n\n") if "event: done" in b]
+    assert json.loads(done[0].split("data: ", 1)[1])["turn_index"] == 0
+    other = client.post(url, json={"message": "Stop"}, headers={"Idempotency-Key": "k-1"})
+    assert other.status_code == 409 and "k-1" in other.json()["detail"]
+    played = {"message": "Elsewhere.", "reply": "Played by another app."}
+    for _ in range(2):
+        recorded = client.post(url, json=played, headers={"Idempotency-Key": "k-2"})
+        assert recorded.json()["turn_index"] == 1
+    assert client.post(url, json={"message": "Go"}).json()["turn_index"] == 2  # no key: new
+    with lw.database.uow(read_only=True) as uow:
+        assert len(uow.turns.recent(uuid.UUID(session_id), 100)) == 3
+    too_long = client.post(url, json={"message": "Go"}, headers={"Idempotency-Key": "k" * 201})
+    assert too_long.status_code == 422
+
+
 def test_promote_and_delete(client: TestClient, lw: Loreweave) -> None:
     world_id, _, session_id = seed(client)
     from loreweave.db.models import LoreEntry

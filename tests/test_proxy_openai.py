@@ -171,6 +171,26 @@ def test_a_reply_shown_trimmed_is_not_an_edit(
     assert notes_of(lw.database, session) == replayed_notes(lw, session)
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_a_request_retried_with_its_idempotency_key_is_recorded_once(
+    proxy: tuple[openai.OpenAI, Loreweave, StoryUpstream], stream: bool
+) -> None:
+    """The connection cut after the turn was recorded, the client sends the same request with
+    the same key: the recorded reply, no upstream call, no alternative.  Without the key the
+    same request is a regenerate (SillyTavern's swipe sends exactly that)."""
+    client, lw, upstream = proxy
+    chat = Chat(client.with_options(default_headers={"Idempotency-Key": "turn-1"}), stream)
+    chat.messages.append({"role": "user", "content": "To the lighthouse."})
+    first = chat.complete(chat.messages)
+    calls = upstream.replies
+    assert chat.complete(chat.messages) == first and upstream.replies == calls
+    assert stored(lw, chat.session) == [*chat.shown(), Message("assistant", first)]
+    assert alternatives(lw, chat.session) == [[]]
+    chat.client = client  # no key: a swipe
+    second = chat.complete(chat.messages)
+    assert second != first and alternatives(lw, chat.session) == [[first]]
+
+
 def test_keys_models_and_upstream_errors(
     proxy: tuple[openai.OpenAI, Loreweave, StoryUpstream],
 ) -> None:

@@ -14,12 +14,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from loreweave.config import LLMConfig
 from loreweave.db.engine import Database
 from loreweave.db.models import ChatTurn, TurnStatus, utcnow
+from loreweave.db.uow import UnitOfWork
 from loreweave.errors import Conflict, DatabaseUnavailable, InvalidInput
 from loreweave.llm.prompts import render
 from loreweave.llm.types import ChatModel, ChatRequest, Message, StreamingChatModel
@@ -189,9 +191,11 @@ class ChatService:
         *,
         lore: str = "",
         analyse: bool = True,
+        key: str | None = None,
     ) -> ChatTurn:
         """Write the turn and its analysis job in one transaction (``used`` and ``lore``: what
-        its prompt was given).  The session's row is locked
+        its prompt was given; ``key``: the client's idempotency key — a turn of the session
+        already recorded under it is returned instead).  The session's row is locked
         while the next index is taken, so turns posted at once are numbered one after another
         and every one is recorded.  A reply exists by now (it was paid for): if the database
         went away meanwhile, keep trying for ``PERSIST_PATIENCE`` seconds before giving up."""
@@ -203,7 +207,7 @@ class ChatService:
                 reraise=True,
             ):
                 with attempt:
-                    return self._insert(session_id, message, reply, used, lore, analyse)
+                    return self._insert(session_id, message, reply, used, lore, analyse, key)
         except OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise DatabaseUnavailable(f"the turn could not be recorded: {reason}") from exc
@@ -217,9 +221,13 @@ class ChatService:
         used: list[RetrievedEntry],
         lore: str = "",
         analyse: bool = True,
+        key: str | None = None,
     ) -> ChatTurn:
         with self.database.uow() as uow:
             session = uow.sessions.lock(session_id)
+            recorded = self._recorded(uow, session_id, key, message)
+            if recorded is not None:
+                return recorded  # the same request again (a retry after a cut connection)
             session.last_turn_at = utcnow()  # played now: its memory goes first
             turn = ChatTurn(
                 session_id=session_id,
@@ -230,12 +238,45 @@ class ChatService:
                 prompt_lore=prompt_lore(used, lore) if used else {},
                 # a turn not to analyse (``analyse``) is recorded as done: no job
                 processing_status=TurnStatus.PENDING if analyse else TurnStatus.DONE,
+                idempotency_key=key,
             )
             uow.session.add(turn)
             uow.commit()
         if self.on_turn_committed is not None:
             self.on_turn_committed(session_id)
         return turn
+
+    @staticmethod
+    def _recorded(
+        uow: UnitOfWork, session_id: uuid.UUID, key: str | None, message: str
+    ) -> ChatTurn | None:
+        """The session's turn recorded under ``key`` (None: no key, or none yet); a key used
+        for another message is a client's mistake (409)."""
+        if key is None:
+            return None
+        turn = uow.session.scalars(
+            select(ChatTurn).where(
+                ChatTurn.session_id == session_id, ChatTurn.idempotency_key == key
+            )
+        ).first()
+        if turn is not None and turn.user_message != message:
+            raise Conflict(
+                f"Idempotency-Key {key!r} was used for turn {turn.turn_index}, another message"
+            )
+        return turn
+
+    def already_recorded(
+        self, session_id: uuid.UUID, key: str | None, message: str
+    ) -> TurnResult | None:
+        """The turn recorded under ``key``, as its first answer said (no chat call made)."""
+        if key is None:
+            return None
+        with self.database.uow(read_only=True) as uow:
+            uow.sessions.require(session_id)
+            turn = self._recorded(uow, session_id, key, self.validate(message))
+            if turn is None:
+                return None
+            return TurnResult(turn.id, turn.turn_index, turn.assistant_message, [], 0.0, {})
 
     def regenerate(self, session_id: uuid.UUID, turn_index: int) -> tuple[ChatTurn, Reverted]:
         """A new reply for the last turn from the chat model; the old reply is kept as an
@@ -256,10 +297,16 @@ class ChatService:
             self.on_turn_committed(session_id)
         return result
 
-    def turn_stream(self, session_id: uuid.UUID, message: str) -> Iterator[StreamEvent]:
+    def turn_stream(
+        self, session_id: uuid.UUID, message: str, *, key: str | None = None
+    ) -> Iterator[StreamEvent]:
         """Like :meth:`turn`, handing out the reply as it is generated.  Bad input and unknown
-        sessions raise here, before the stream starts; the turn is recorded once it is complete."""
+        sessions raise here, before the stream starts; the turn is recorded once it is complete.
+        A turn already recorded under ``key`` is one ``delta`` of its reply, then ``done``."""
         message = self.validate(message)
+        again = self.already_recorded(session_id, key, message)
+        if again is not None:
+            return iter([StreamEvent("delta", again.reply), StreamEvent("done", result=again)])
         started = time.perf_counter()
         prepared = self.prepare(session_id, message)
         prepared_at = time.perf_counter()
@@ -277,7 +324,7 @@ class ChatService:
             answered_at = time.perf_counter()
             reply = "".join(parts)
             turn = self.persist(
-                session_id, message, reply, prepared.used_entries, lore=prepared.lore
+                session_id, message, reply, prepared.used_entries, lore=prepared.lore, key=key
             )
             yield StreamEvent(
                 "done",
@@ -286,30 +333,38 @@ class ChatService:
 
         return events()
 
-    def record(self, session_id: uuid.UUID, message: str, reply: str) -> TurnResult:
+    def record(
+        self, session_id: uuid.UUID, message: str, reply: str, *, key: str | None = None
+    ) -> TurnResult:
         """A turn another app played (its own prompt, its own model): recorded and analysed
         like any other, no chat call made."""
         message = self.validate(message)
         reply = self.validate_reply(reply)
         started = time.perf_counter()
-        turn = self.persist(session_id, message, reply, [])
+        turn = self.persist(session_id, message, reply, [], key=key)
         persisted = time.perf_counter() - started
-        return TurnResult(turn.id, turn.turn_index, reply, [], persisted, {"persist": persisted})
+        recorded = turn.assistant_message
+        return TurnResult(turn.id, turn.turn_index, recorded, [], persisted, {"persist": persisted})
 
     @staticmethod
     def validate_reply(reply: str) -> str:
         return _checked(reply, "the reply", MAX_REPLY_LENGTH)
 
-    def turn(self, session_id: uuid.UUID, message: str) -> TurnResult:
+    def turn(self, session_id: uuid.UUID, message: str, *, key: str | None = None) -> TurnResult:
         message = self.validate(message)
+        again = self.already_recorded(session_id, key, message)
+        if again is not None:
+            return again
         started = time.perf_counter()
         prepared = self.prepare(session_id, message)
         prepared_at = time.perf_counter()
         response = self.chat_model.complete(prepared.request)
         answered_at = time.perf_counter()
         turn = self.persist(
-            session_id, message, response.text, prepared.used_entries, lore=prepared.lore
+            session_id, message, response.text, prepared.used_entries, lore=prepared.lore, key=key
         )
+        if turn.assistant_message != response.text:  # another request with the key came first
+            return TurnResult(turn.id, turn.turn_index, turn.assistant_message, [], 0.0, {})
         result = self._result(turn, response.text, prepared, started, prepared_at, answered_at)
         log.debug("turn %d of %s: %s", turn.turn_index, session_id, result.timings)
         return result

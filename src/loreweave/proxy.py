@@ -96,6 +96,8 @@ class Prepared:
     lore: str  # the lore block put in
     last_reply: str  # the reply a regenerate replaces, or a continue extends
     clock: Stopwatch  # where the time went so far
+    key: str | None = None  # the client's Idempotency-Key: the turn recorded under it
+    recorded: str | None = None  # the same request again: this reply, nothing called or recorded
 
 
 class ProxyService:
@@ -156,11 +158,14 @@ class ProxyService:
         caller: str | None = None,
         clock: Stopwatch | None = None,
         names: Names | None = None,
+        key: str | None = None,
     ) -> Prepared:
         """``caller`` (:func:`caller_of`): the request is matched only against its chats;
         ``clock`` times the phases (``stored``: reading the caller's chats; ``match``: finding
         and planning; ``follow``: changing the chat; ``retrieve``: the lore block); ``names``:
-        who ``{{user}}`` and ``{{char}}`` are (default: the settings')."""
+        who ``{{user}}`` and ``{{char}}`` are (default: the settings'); ``key``: the request's
+        ``Idempotency-Key`` — sent again for the turn recorded under it (a client retrying after
+        a cut connection), the recorded reply is the answer (a regenerate without it)."""
         clock = clock or Stopwatch()
         request = read_request(raw, self.config.continue_patterns, self.config.impersonate_patterns)
         if not request.messages:
@@ -178,6 +183,15 @@ class ProxyService:
         shown = stored[: found.head if found else 0] + request.messages
         step = plan(stored, shown, request.nudge)
         clock.lap("match")
+        if (
+            key is not None
+            and found is not None
+            and step.generate == "regenerate"
+            and self._last_key(session_id) == key
+        ):
+            recorded = stored[-1].content
+            upstream = ChatRequest((), target.upstream_model, self.llm_config.temperature_chat)
+            return Prepared(session_id, step, upstream, [], "", recorded, clock, key, recorded)
         analyse = found is not None or self.config.analyse_unmatched_history
         session_id = self._apply(session_id, stored, step, analyse=analyse)
         clock.lap("follow")
@@ -198,18 +212,22 @@ class ProxyService:
         if step.generate == "regenerate":
             last_reply = stored[-1].content
         clock.lap("retrieve")
-        return Prepared(session_id, step, upstream, used, lore, last_reply, clock)
+        return Prepared(session_id, step, upstream, used, lore, last_reply, clock, key)
 
     def finish(self, prepared: Prepared, reply: str) -> None:
         """Record the complete reply as the plan says (timed as ``record``)."""
         prepared.clock.lap("upstream")
         session_id, step = prepared.session_id, prepared.plan
+        if prepared.recorded is not None:
+            return  # answered from the record: nothing new
         reply = as_shown(reply)
         used = [str(e.lore_entry_id) for e in prepared.used]
         if step.generate == "turn":
             user = prepared.request.messages
             message = as_shown(next(m.content for m in reversed(user) if m.role == "user"))
-            self.chat.persist(session_id, message, reply, prepared.used, lore=prepared.lore)
+            self.chat.persist(
+                session_id, message, reply, prepared.used, lore=prepared.lore, key=prepared.key
+            )
         elif step.generate == "regenerate":
             index = self._last_index(session_id)
             self.transcript.replace_reply(session_id, index, prepared.last_reply, reply, used)
@@ -311,6 +329,11 @@ class ProxyService:
         if step.changes or step.keep < len(turns):
             self.notify()
         return session_id
+
+    def _last_key(self, session_id: uuid.UUID) -> str | None:
+        with self.database.uow(read_only=True) as uow:
+            last = uow.turns.recent(session_id, 1)
+            return last[0].idempotency_key if last else None
 
     def _last_index(self, session_id: uuid.UUID) -> int:
         with self.database.uow(read_only=True) as uow:

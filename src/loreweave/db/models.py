@@ -204,6 +204,9 @@ class ChatTurn(Base):
     __tablename__ = "chat_turns"
     __table_args__ = (
         UniqueConstraint("session_id", "turn_index"),
+        UniqueConstraint(
+            "session_id", "idempotency_key", name="uq_chat_turns_session_idempotency_key"
+        ),
         Index("ix_chat_turns_claim", "processing_status", "next_attempt_at"),
         Index("ix_chat_turns_session_status", "session_id", "processing_status", "turn_index"),
     )
@@ -223,6 +226,8 @@ class ChatTurn(Base):
     )
     # earlier replies to this message (regenerated or swapped out), oldest first
     alternatives: Mapped[list[str]] = mapped_column(default=list, server_default=sql_text("'[]'"))
+    # the client's Idempotency-Key: the same key again in this session is this turn, not a new one
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
     processing_status: Mapped[str] = mapped_column(
         String(20), default=TurnStatus.PENDING, server_default=TurnStatus.PENDING.value
     )

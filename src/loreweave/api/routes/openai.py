@@ -38,6 +38,7 @@ PASSED_THROUGH = ("response_format", "tools", "tool_choice")
 # one key and user kept apart, e.g. one per Discord channel
 CHAT_HEADER = "x-loreweave-chat"
 MAX_CALLER_CHARS = 256
+MAX_KEY_CHARS = 200  # chat_turns.idempotency_key
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error"}
 
@@ -139,6 +140,9 @@ async def chat_completions(request: Request, lw: LW, access: AccessTo) -> Respon
     if len(chat) > MAX_CALLER_CHARS:
         return openai_error(400, f"the {CHAT_HEADER} header is over {MAX_CALLER_CHARS} characters")
     caller = caller_of(request.scope.get(KEY, ""), body.user or "", chat)
+    key = request.headers.get("Idempotency-Key", "").strip() or None
+    if key is not None and len(key) > MAX_KEY_CHARS:
+        return openai_error(400, f"the Idempotency-Key header is over {MAX_KEY_CHARS} characters")
     try:
         target = await run_in_threadpool(lw.proxy.target, body.model)
         clock.lap("target")
@@ -155,6 +159,7 @@ async def chat_completions(request: Request, lw: LW, access: AccessTo) -> Respon
                 caller=caller,
                 clock=clock,
                 names=body.names(lw.proxy.chat.names),
+                key=key,
             )
         )
     except Exception as exc:  # every failure answers in the OpenAI format
@@ -166,7 +171,7 @@ async def chat_completions(request: Request, lw: LW, access: AccessTo) -> Respon
             reply.stream(lw, prepared), media_type="text/event-stream", headers=reply.headers
         )
     try:
-        response = await run_in_threadpool(lw.proxy.chat.chat_model.complete, prepared.request)
+        response = await run_in_threadpool(Reply.answer, lw, prepared)
         await run_in_threadpool(lw.proxy.finish, prepared, response.text)
     except Exception as exc:
         return _failure(exc)
@@ -217,6 +222,14 @@ class Reply:
         }
         return f"data: {json.dumps(payload)}\n\n"
 
+    @staticmethod
+    def answer(lw: Any, prepared: Prepared) -> ChatResponse:
+        """The upstream's whole answer, or the one recorded for the request's key."""
+        if prepared.recorded is not None:
+            return ChatResponse(prepared.recorded, prepared.request.model)
+        response: ChatResponse = lw.proxy.chat.chat_model.complete(prepared.request)
+        return response
+
     def stream(self, lw: Any, prepared: Prepared) -> Iterator[str]:
         """Pieces as the provider sends them; the turn recorded once the reply is complete."""
         model = lw.proxy.chat.chat_model
@@ -224,7 +237,9 @@ class Reply:
         try:
             yield self.chunk({"role": "assistant", "content": ""})
             pieces = (
-                model.stream(prepared.request)
+                iter([prepared.recorded])
+                if prepared.recorded is not None
+                else model.stream(prepared.request)
                 if isinstance(model, StreamingChatModel)
                 else iter([model.complete(prepared.request).text])
             )

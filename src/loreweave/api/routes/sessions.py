@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
@@ -96,20 +96,30 @@ def get_session(session_id: uuid.UUID, lw: LW) -> SessionOut:
 
 @router.post("/api/sessions/{session_id}/turns", response_model=TurnOut)
 def play_turn(
-    session_id: uuid.UUID, body: TurnIn, lw: LW, stream: bool = False
+    session_id: uuid.UUID,
+    body: TurnIn,
+    lw: LW,
+    stream: bool = False,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
+    ] = None,
 ) -> TurnOut | StreamingResponse:
     """Play one turn.  ``?stream=true`` answers with server-sent events: ``delta`` events with
     pieces of the reply, then one ``done`` event with the recorded turn.  With ``reply``, the
-    turn another app played is recorded and analysed; no chat call is made."""
+    turn another app played is recorded and analysed; no chat call is made.  With an
+    ``Idempotency-Key`` header, the same key again (a retry after a cut connection) answers
+    the turn recorded the first time, recording nothing (409 if it came with another message)."""
+    key = idempotency_key
     if body.reply is not None:
         if stream:
             raise InvalidInput("a recorded turn (with a reply) is not streamed")
-        return _turn_out(lw.chat.record(session_id, body.message, body.reply))
+        return _turn_out(lw.chat.record(session_id, body.message, body.reply, key=key))
     if not stream:
-        result = lw.chat.turn(session_id, body.message)
+        result = lw.chat.turn(session_id, body.message, key=key)
         lw.metrics.observe_turn(result.overhead_seconds)
         return _turn_out(result)
-    events = lw.chat.turn_stream(session_id, body.message)  # raises 404/422 before streaming
+    # raises 404/422 before streaming
+    events = lw.chat.turn_stream(session_id, body.message, key=key)
 
     def sse(events: Iterator[StreamEvent]) -> Iterator[str]:
         try:

@@ -100,6 +100,7 @@ class FakeProviderServer:
         faults: dict[str, float] | None = None,
         fault_delay: float = 5.0,
         refused_forms: dict[str, int] | None = None,
+        refuse: Callable[[str | None, dict[str, Any]], bool] | None = None,
         seed: int = 0,
     ) -> None:
         self.chat_handler = chat_handler
@@ -116,6 +117,8 @@ class FakeProviderServer:
         self.faults = dict(faults or {})
         self.fault_delay = fault_delay
         self.refused_forms = dict(refused_forms or {})
+        # (prompt name, body) -> True: answered HTTP 400 every time, as a content filter does
+        self.refuse = refuse
         self.injected: dict[str, int] = {}
         self.requests: list[RecordedRequest] = []
         self._replies: deque[FakeReply] = deque()
@@ -202,6 +205,10 @@ class FakeProviderServer:
         refused = self._gate(headers) or self._refuse_form(path, body) or self._fault()
         if refused is not None:
             return refused
+        if self.refuse is not None and self.refuse(record.prompt, body):
+            with self._lock:
+                self.injected["refused"] = self.injected.get("refused", 0) + 1
+            return 400, {}, json.dumps({"message": "content filtered", "type": "invalid_request"})
         reply = self._take_reply(path, record.prompt)
         if reply is not None:
             time.sleep(reply.delay)

@@ -232,6 +232,7 @@ def replayed_notes(lw: Loreweave, session_id: uuid.UUID) -> dict[str, str]:
                     turn_index=index,
                     user_message=turn.user_message,
                     assistant_message=turn.assistant_message,
+                    speaker=turn.speaker,  # who spoke is part of the transcript
                 )
             )
         uow.commit()

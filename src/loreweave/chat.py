@@ -192,10 +192,12 @@ class ChatService:
         lore: str = "",
         analyse: bool = True,
         key: str | None = None,
+        speaker: str | None = None,
     ) -> ChatTurn:
         """Write the turn and its analysis job in one transaction (``used`` and ``lore``: what
         its prompt was given; ``key``: the client's idempotency key — a turn of the session
-        already recorded under it is returned instead).  The session's row is locked
+        already recorded under it is returned instead; ``speaker``: who spoke the reply, a
+        group chat's member).  The session's row is locked
         while the next index is taken, so turns posted at once are numbered one after another
         and every one is recorded.  A reply exists by now (it was paid for): if the database
         went away meanwhile, keep trying for ``PERSIST_PATIENCE`` seconds before giving up."""
@@ -207,7 +209,9 @@ class ChatService:
                 reraise=True,
             ):
                 with attempt:
-                    return self._insert(session_id, message, reply, used, lore, analyse, key)
+                    return self._insert(
+                        session_id, message, reply, used, lore, analyse, key, speaker
+                    )
         except OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise DatabaseUnavailable(f"the turn could not be recorded: {reason}") from exc
@@ -222,6 +226,7 @@ class ChatService:
         lore: str = "",
         analyse: bool = True,
         key: str | None = None,
+        speaker: str | None = None,
     ) -> ChatTurn:
         with self.database.uow() as uow:
             session = uow.sessions.lock(session_id)
@@ -239,6 +244,7 @@ class ChatService:
                 # a turn not to analyse (``analyse``) is recorded as done: no job
                 processing_status=TurnStatus.PENDING if analyse else TurnStatus.DONE,
                 idempotency_key=key,
+                speaker=speaker,
             )
             uow.session.add(turn)
             uow.commit()

@@ -169,8 +169,13 @@ class ProxyConfig(_Group):
     analyse_unmatched_history: bool = Field(
         True, description="a chat seen first mid-way: analyse the turns it already had"
     )
-    continue_patterns: list[str] = [r"^\[Continue the following message"]
+    continue_patterns: list[str] = [
+        r"^\[Continue the following message",
+        r"^\[Continue your last message",
+    ]
     impersonate_patterns: list[str] = [r"^\[Write your next reply from the point of view of"]
+    # a group chat's nudge, naming the member who speaks next (the group ``name``)
+    group_patterns: list[str] = [r"^\[Write the next reply only as (?P<name>[^\]\n]+?)\.\]$"]
 
 
 StructuredOutput = Literal["auto", "json_schema", "json_object_schema", "json_object", "off"]

@@ -77,31 +77,54 @@ def to_messages(turns: Sequence[Turn]) -> list[Message]:
 
 # -- the request -------------------------------------------------------------------------------
 
-Nudge = Literal["continue", "impersonate", "other"]
+Nudge = Literal["continue", "impersonate", "group", "other"]
 
-# SillyTavern's default prompts (1.12): "[Continue the following message. …]" and "[Write your
-# next reply from the point of view of {{user}}, …]"
-CONTINUE_PATTERNS = (r"^\[Continue the following message",)
+# SillyTavern's default prompts: "[Continue the following message. …]" (1.12) or "[Continue your
+# last message without repeating its original content.]" (later), "[Write your next reply from
+# the point of view of {{user}}, …]", and a group chat's "[Write the next reply only as
+# {{char}}.]" (the member who speaks next: the pattern's ``name``)
+CONTINUE_PATTERNS = (r"^\[Continue the following message", r"^\[Continue your last message")
 IMPERSONATE_PATTERNS = (r"^\[Write your next reply from the point of view of",)
+GROUP_PATTERNS = (r"^\[Write the next reply only as (?P<name>[^\]\n]+?)\.\]$",)
 
 
 @dataclass(frozen=True)
 class Request:
     messages: list[Message]  # user and assistant messages, in order
     nudge: Nudge | None  # a trailing system message after the last reply
+    speaker: str | None = None  # a group chat: the member who speaks next (the group nudge)
+
+
+def group_speaker(text: str, patterns: Sequence[str] = GROUP_PATTERNS) -> str | None:
+    """The member a group chat's nudge names, or None."""
+    for pattern in patterns:
+        found = re.search(pattern, text.strip())
+        if found is not None:
+            return found.group("name").strip()
+    return None
 
 
 def read_request(
     raw: Sequence[tuple[str, str]],
     continue_patterns: Sequence[str] = CONTINUE_PATTERNS,
     impersonate_patterns: Sequence[str] = IMPERSONATE_PATTERNS,
+    group_patterns: Sequence[str] = GROUP_PATTERNS,
 ) -> Request:
-    """(role, content) pairs as sent, system messages included."""
+    """(role, content) pairs as sent, system messages included.  A group chat's nudge is the
+    last message, as a system message (or a user one, where the app's post-processing turns
+    system messages into user messages)."""
+    speaker = None
+    if raw and raw[-1][0] in ("system", "user"):
+        speaker = group_speaker(raw[-1][1], group_patterns)
+        if speaker is not None:
+            raw = raw[:-1]
     messages = [
         Message(role, as_shown(content))  # type: ignore[arg-type]
         for role, content in raw
         if role in ("user", "assistant")
     ]
+    if speaker is not None:
+        return Request(messages, "group" if messages else None, speaker)
     nudge: Nudge | None = None
     last_system = [content for role, content in raw[-1:] if role == "system"]
     if last_system and messages:
@@ -161,7 +184,9 @@ class Plan:
     ``fork``: continue in a copy of the chat's first ``keep`` turns (the chat stays as it is);
     otherwise turns from ``keep`` on are changed: ``edit`` (one turn changed in place) or cut
     (every turn from ``keep`` dropped); then ``record`` is appended as it is (no chat call).
-    ``generate``: ``turn`` (a reply to the last user message, a new turn), ``regenerate``
+    ``generate``: ``turn`` (a reply to the last user message, a new turn), ``reply`` (another
+    reply after the last one, a group chat's next member: a turn without a user message),
+    ``regenerate``
     (a new reply to the last turn, the old one kept), ``continue`` (the last reply extended),
     ``impersonate`` (a reply that is not a turn: nothing recorded) or None.
     """
@@ -170,7 +195,7 @@ class Plan:
     fork: bool = False
     edit: Turn | None = None
     record: list[Turn] = field(default_factory=list)
-    generate: Literal["turn", "regenerate", "continue", "impersonate"] | None = None
+    generate: Literal["turn", "reply", "regenerate", "continue", "impersonate"] | None = None
 
     @property
     def changes(self) -> bool:
@@ -181,6 +206,14 @@ def plan(stored: Sequence[Message], shown: Sequence[Message], nudge: Nudge | Non
     """``stored``: the chat as loreweave has it; ``shown``: as the app shows it now (the
     request's messages after the stored head the app dropped)."""
     old, new = list(stored), list(shown)
+    if nudge == "group":  # a group chat: the next member speaks
+        if old and old[-1].role == "assistant" and new == old[:-1]:
+            return Plan(keep=len(to_turns(old)), generate="regenerate")  # a swipe of that reply
+        if new and new[-1].role == "assistant":  # after another member: a reply of its own
+            step = _sync(to_turns(old), to_turns(new))
+            step.generate = "reply"
+            return step
+        nudge = None  # after the player's message: that turn's reply
     if nudge in ("continue", "impersonate", "other") and new and new[-1].role == "assistant":
         step = plan(old, new, None)  # first the chat as shown, then the nudge
         step.generate = "continue" if nudge == "continue" else "impersonate"

@@ -98,6 +98,21 @@ class Prepared:
     clock: Stopwatch  # where the time went so far
     key: str | None = None  # the client's Idempotency-Key: the turn recorded under it
     recorded: str | None = None  # the same request again: this reply, nothing called or recorded
+    speaker: str | None = None  # a group chat's member who speaks this reply
+
+
+_SPOKEN = re.compile(r"^([^:\n]{1,100}): (.*)$", re.S)
+
+
+def spoken_by(content: str, speaker: str | None) -> tuple[str | None, str]:
+    """A reply as a group chat shows it, "Name: text", split into (name, text).  ``speaker``:
+    None — not a group chat, the text as it is; "" — any name; a name — only that one."""
+    if speaker is None or not content:
+        return None, content
+    found = _SPOKEN.match(content)
+    if found is None or (speaker and found.group(1) != speaker):
+        return None, content
+    return found.group(1).strip(), found.group(2).strip()
 
 
 class ProxyService:
@@ -167,7 +182,13 @@ class ProxyService:
         ``Idempotency-Key`` — sent again for the turn recorded under it (a client retrying after
         a cut connection), the recorded reply is the answer (a regenerate without it)."""
         clock = clock or Stopwatch()
-        request = read_request(raw, self.config.continue_patterns, self.config.impersonate_patterns)
+        request = read_request(
+            raw,
+            self.config.continue_patterns,
+            self.config.impersonate_patterns,
+            self.config.group_patterns,
+        )
+        speaker = request.speaker  # a group chat's member who speaks next
         if not request.messages:
             raise InvalidInput("the request has no user or assistant message")
         clock.lap("match")
@@ -189,11 +210,11 @@ class ProxyService:
             and step.generate == "regenerate"
             and self._last_key(session_id) == key
         ):
-            recorded = stored[-1].content
+            recorded = spoken_by(stored[-1].content, speaker)[1]
             upstream = ChatRequest((), target.upstream_model, self.llm_config.temperature_chat)
             return Prepared(session_id, step, upstream, [], "", recorded, clock, key, recorded)
         analyse = found is not None or self.config.analyse_unmatched_history
-        session_id = self._apply(session_id, stored, step, analyse=analyse)
+        session_id = self._apply(session_id, stored, step, analyse=analyse, group=bool(speaker))
         clock.lap("follow")
         message, history = self._query(shown, step)
         used = self.retriever.retrieve(
@@ -211,8 +232,12 @@ class ProxyService:
         last_reply = shown[-1].content if shown and shown[-1].role == "assistant" else ""
         if step.generate == "regenerate":
             last_reply = stored[-1].content
+        if speaker is not None:  # as stored: without the "Name: " the app shows before it
+            last_reply = spoken_by(last_reply, speaker)[1]
         clock.lap("retrieve")
-        return Prepared(session_id, step, upstream, used, lore, last_reply, clock, key)
+        return Prepared(
+            session_id, step, upstream, used, lore, last_reply, clock, key, speaker=speaker
+        )
 
     def finish(self, prepared: Prepared, reply: str) -> None:
         """Record the complete reply as the plan says (timed as ``record``)."""
@@ -220,13 +245,26 @@ class ProxyService:
         session_id, step = prepared.session_id, prepared.plan
         if prepared.recorded is not None:
             return  # answered from the record: nothing new
+        speaker = prepared.speaker
         reply = as_shown(reply)
+        if speaker is not None and reply.startswith(f"{speaker}:"):  # the model named itself
+            reply = reply[len(speaker) + 1 :].strip()
         used = [str(e.lore_entry_id) for e in prepared.used]
-        if step.generate == "turn":
+        if step.generate in ("turn", "reply"):
             user = prepared.request.messages
-            message = as_shown(next(m.content for m in reversed(user) if m.role == "user"))
+            message = (
+                as_shown(next(m.content for m in reversed(user) if m.role == "user"))
+                if step.generate == "turn"
+                else ""  # a group member's reply after another's: a turn of its own
+            )
             self.chat.persist(
-                session_id, message, reply, prepared.used, lore=prepared.lore, key=prepared.key
+                session_id,
+                message,
+                reply,
+                prepared.used,
+                lore=prepared.lore,
+                key=prepared.key,
+                speaker=speaker,
             )
         elif step.generate == "regenerate":
             index = self._last_index(session_id)
@@ -267,13 +305,19 @@ class ProxyService:
                 )
             )
             turns = uow.session.execute(
-                select(ChatTurn.session_id, ChatTurn.user_message, ChatTurn.assistant_message)
+                select(
+                    ChatTurn.session_id,
+                    ChatTurn.user_message,
+                    ChatTurn.assistant_message,
+                    ChatTurn.speaker,
+                )
                 .where(ChatTurn.session_id.in_(sessions))
                 .order_by(ChatTurn.session_id, ChatTurn.turn_index)
             ).all()
         chats: dict[uuid.UUID, list[tuple[str, str]]] = {s: [] for s in sessions}
-        for session_id, user, reply in turns:
-            chats[session_id].append((as_shown(user), as_shown(reply)))
+        for session_id, user, reply, speaker in turns:
+            shown = as_shown(reply)
+            chats[session_id].append((as_shown(user), f"{speaker}: {shown}" if speaker else shown))
         return chats
 
     def _new_session(
@@ -287,9 +331,16 @@ class ProxyService:
             return session.id
 
     def _apply(
-        self, session_id: uuid.UUID, stored: list[Message], step: Plan, *, analyse: bool
+        self,
+        session_id: uuid.UUID,
+        stored: list[Message],
+        step: Plan,
+        *,
+        analyse: bool,
+        group: bool = False,
     ) -> uuid.UUID:
-        """Make the stored chat what the app shows (before what is generated)."""
+        """Make the stored chat what the app shows (before what is generated).  ``group``: a
+        group chat's request, whose replies the app shows as "Name: text"."""
         turns = to_turns(stored)
         if step.fork:
             if step.keep:
@@ -311,21 +362,23 @@ class ProxyService:
                         )
                     ).one()
                 )
-            if reply != old_reply and reply in alternatives and user == old_user:
+            text = spoken_by(reply, "" if group else None)[1]
+            if reply != old_reply and text in alternatives and user == old_user:
                 self.transcript.edit_turn(
-                    session_id, step.keep, alternative=alternatives.index(reply)
+                    session_id, step.keep, alternative=alternatives.index(text)
                 )
             else:
                 self.transcript.edit_turn(
                     session_id,
                     step.keep,
                     user_message=user if user != old_user else None,
-                    assistant_message=reply if reply != old_reply else None,
+                    assistant_message=text if reply != old_reply else None,
                 )
         elif step.keep < len(turns):
             self.transcript.delete_turns(session_id, step.keep)
         for user, reply in step.record:
-            self.chat.persist(session_id, user, reply, [], analyse=analyse)
+            speaker, text = spoken_by(reply, "" if group else None)
+            self.chat.persist(session_id, user, text, [], analyse=analyse, speaker=speaker)
         if step.changes or step.keep < len(turns):
             self.notify()
         return session_id

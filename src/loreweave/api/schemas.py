@@ -205,6 +205,7 @@ class TurnView(_Out):
     turn_index: int
     user_message: str
     assistant_message: str
+    speaker: str | None = None  # who spoke the reply: a group chat's member (None: the narrator)
     alternatives: list[str]  # earlier replies; PATCH {"alternative": i} picks one
     used_entry_ids: list[str]
     prompt_lore: dict[

@@ -226,6 +226,9 @@ class ChatTurn(Base):
     )
     # earlier replies to this message (regenerated or swapped out), oldest first
     alternatives: Mapped[list[str]] = mapped_column(default=list, server_default=sql_text("'[]'"))
+    # who spoke the reply, when it is not the one narrator: a member of a group chat ("Mira");
+    # the reply is stored without the "Mira: " an app puts before it
+    speaker: Mapped[str | None] = mapped_column(String(100), default=None)
     # the client's Idempotency-Key: the same key again in this session is this turn, not a new one
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
     processing_status: Mapped[str] = mapped_column(

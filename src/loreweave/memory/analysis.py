@@ -68,11 +68,18 @@ class AnalysisPlan:
 
 
 def _said(turn: ChatTurn) -> str:
-    return f"{turn.user_message}\n{turn.assistant_message}"
+    speaker = f"{turn.speaker}: " if turn.speaker else ""
+    return f"{turn.user_message}\n{speaker}{turn.assistant_message}"
 
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _shown(turn: ChatTurn) -> dict[str, Any]:
+    """A turn as the analysis prompt shows it, with who spoke the reply (a group chat's member;
+    None: the narrator)."""
+    return {"user": turn.user_message, "assistant": turn.assistant_message, "speaker": turn.speaker}
 
 
 class AnalysisService:
@@ -130,9 +137,7 @@ class AnalysisService:
                     }
                     for ref, e in refs.items()
                 ],
-                "history": [
-                    {"user": t.user_message, "assistant": t.assistant_message} for t in history
-                ],
+                "history": [_shown(t) for t in history],
             }
             single: dict[str, Any] = {
                 "schema": analysis_schema(list(refs), self.config),
@@ -145,9 +150,10 @@ class AnalysisService:
                     **context,
                     user_message=turns[0].user_message,
                     assistant_message=turns[0].assistant_message,
+                    speaker=turns[0].speaker,
                 )
             else:
-                said = [{"user": t.user_message, "assistant": t.assistant_message} for t in turns]
+                said = [_shown(t) for t in turns]
                 depth = self.config.analysis_history_turns
                 parts = [  # each turn as it would be analysed alone
                     ANALYSIS.request(
@@ -157,6 +163,7 @@ class AnalysisService:
                         history=([*context["history"], *said[:k]])[-depth:] if depth else [],
                         user_message=turn["user"],
                         assistant_message=turn["assistant"],
+                        speaker=turn["speaker"],
                     )
                     for k, turn in enumerate(said)
                 ]

@@ -457,6 +457,8 @@ class _Copy:
                     assistant_message=turn.assistant_message,
                     alternatives=list(turn.alternatives),
                     used_entry_ids=list(turn.used_entry_ids),
+                    prompt_lore=dict(turn.prompt_lore),
+                    speaker=turn.speaker,
                     processing_status=state["status"],
                     processing_errors=state["error_message"],
                     last_processed_at=state["processed_at"],

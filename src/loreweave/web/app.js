@@ -245,8 +245,9 @@ function turnItem(turn, isLast, changes) {
   const used = turn.used_entry_ids.map((id) => el("span", { class: "badge" }, title(id)));
   const errors = turn.processing_errors ? el("div", { class: "muted" }, `rejected: ${turn.processing_errors}`) : "";
   const caused = changes.length ? el("div", { class: "muted", "data-testid": `changes-${turn.turn_index}` }, "memory changes: ", ...changes.map((c) => el("span", { class: "badge" }, c))) : "";
-  return el("li", { "data-testid": "turn", "data-turn": String(turn.turn_index) }, el("div", { class: "user" }, `You: ${turn.user_message}`),
-    el("div", { class: "reply" }, turn.assistant_message),
+  return el("li", { "data-testid": "turn", "data-turn": String(turn.turn_index) },
+    turn.user_message ? el("div", { class: "user" }, `You: ${turn.user_message}`) : "",
+    el("div", { class: "reply" }, turn.speaker ? el("strong", { "data-testid": "speaker" }, `${turn.speaker}: `) : "", turn.assistant_message),
     el("div", { class: "muted" }, `memory: ${turn.processing_status} · entities used: `, ...used), caused, errors, inspector(turn), turnActions(turn, isLast));
 }
 // what went into the turn's prompt, and why each entry was chosen

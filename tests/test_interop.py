@@ -17,6 +17,7 @@ from loreweave.interop import charcard, worldinfo
 from loreweave.interop.files import (
     ExportFormat,
     export_document,
+    export_notes,
     portable_entries,
     read_lorebook,
 )
@@ -275,3 +276,53 @@ def test_import_and_export_over_http(database: Database, tmp_path: Path) -> None
     assert lenient["imported"] == 1 and lenient["skipped"] == [
         "entries.1.content: missing or empty"
     ]
+
+
+def newer_world_info() -> dict[str, object]:
+    """A World Info file as SillyTavern 1.13-1.17 writes it: generation triggers, the Outlet
+    position, match-against flags, ignoreBudget and a character filter with tags."""
+    entry = {
+        "uid": 0,
+        "key": ["key", "altar"],
+        "keysecondary": [],
+        "comment": "The altar key",
+        "content": "A brass key hidden under the altar.",
+        "constant": False,
+        "selective": False,
+        "order": 100,
+        "position": 7,
+        "outletName": "secrets",
+        "disable": False,
+        "triggers": ["normal", "continue"],
+        "matchPersonaDescription": True,
+        "matchCharacterDescription": False,
+        "matchCharacterPersonality": True,
+        "matchCharacterDepthPrompt": False,
+        "matchScenario": True,
+        "matchCreatorNotes": False,
+        "ignoreBudget": True,
+        "characterFilter": {"isExclude": True, "names": ["Tomas"], "tags": ["villain"]},
+        "probability": 100,
+        "useProbability": True,
+    }
+    return {"name": "Secrets", "entries": {"0": entry}}
+
+
+def test_newer_world_info_fields_round_trip_through_the_database(
+    database: Database, tmp_path: Path
+) -> None:
+    original = newer_world_info()
+    path = tmp_path / "secrets.json"
+    path.write_text(json.dumps(original))
+    vectors = CompositeVectorService(database, HashingEmbedder(32), CompositeDocumentConfig())
+    lore = LoreService(database, vectors)
+    with database.uow() as uow:
+        world = uow.worlds.add(World(name="Secrets"))
+        uow.commit()
+    book = read_lorebook(path, strict=True)
+    lore.import_entries(world.id, book.entries)
+    entries = portable_entries(database, vectors, world.id, None)
+    exported, _ = export_document(entries, "worldinfo", "Secrets", book.fields)
+    assert exported == original
+    [note] = export_notes(entries)
+    assert "outletName: secrets" in note and "no outlet" in note

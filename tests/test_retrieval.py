@@ -315,3 +315,24 @@ def test_a_large_world_is_indexed_in_the_background(w: Town) -> None:
             break
         threading.Event().wait(0.05)
     assert retriever.search(w.session, "fisherman bay")[0].title == "Reed"
+
+
+def test_world_info_ignore_budget_and_triggers_are_honoured(w: Town) -> None:
+    """An imported entry with ``ignoreBudget`` goes in over the token budget; one whose
+    ``triggers`` name some kinds of generation only goes into those."""
+    wi = "sillytavern_world_info"
+    long = " ".join(["The altar is old stone."] * 20)
+    w.entry("Altar", long, aliases=["altar"], extra={wi: {"ignoreBudget": True}})
+    w.entry("Bell", "A bronze bell.", aliases=["bell"], extra={wi: {"triggers": ["continue"]}})
+    w.entry("Well", long, aliases=["well"])
+    retriever = w.retriever(bm25=False, vector_weight=0)
+
+    def titles(trigger: Any = None, budget: int = 20) -> set[str]:
+        found = retriever.retrieve(
+            w.session, "The altar, the bell, the well.", token_budget=budget, trigger=trigger
+        )
+        return {e.title for e in found.entries}
+
+    assert "Altar" in titles() and "Well" not in titles()  # over budget, in all the same
+    assert "Bell" in titles("continue", 1000) and "Bell" not in titles("normal", 1000)
+    assert "Bell" in titles(None, 1000)  # a caller that says nothing: every entry, as before

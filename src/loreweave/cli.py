@@ -312,7 +312,12 @@ def export(
     ] = Format.worldinfo,
 ) -> None:
     """Export a world's lore (or a session's state) as a lorebook or a character card."""
-    from loreweave.interop.files import export_document, portable_entries, write_document
+    from loreweave.interop.files import (
+        export_document,
+        export_notes,
+        portable_entries,
+        write_document,
+    )
 
     vectors = _vector_service(ctx)
     world_id, session_id = _find(ctx, world, session)
@@ -323,6 +328,8 @@ def export(
     document, image = export_document(entries, EXPORT_FORMATS[fmt], name, fields)
     write_document(output, document, image)
     console.print(f"wrote {len(entries)} entries to {output}")
+    for note in export_notes(entries):
+        console.print(f"note: {note}", highlight=False)
 
 
 @app.command()

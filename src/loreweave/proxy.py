@@ -40,7 +40,7 @@ from loreweave.llm.types import ChatRequest
 from loreweave.llm.types import Message as ChatMessage
 from loreweave.lookup import find_world
 from loreweave.memory.transcript import TranscriptService
-from loreweave.vectors.retrieval import RetrievedEntry, Retriever
+from loreweave.vectors.retrieval import RetrievedEntry, Retriever, Trigger
 
 log = logging.getLogger("loreweave.proxy")
 
@@ -101,6 +101,14 @@ class Prepared:
     speaker: str | None = None  # a group chat's member who speaks this reply
 
 
+# what SillyTavern calls each kind of generation (World Info's ``triggers``)
+TRIGGERS: dict[str, Trigger] = {
+    "turn": "normal",
+    "reply": "normal",
+    "regenerate": "regenerate",
+    "continue": "continue",
+    "impersonate": "impersonate",
+}
 _SPOKEN = re.compile(r"^([^:\n]{1,100}): (.*)$", re.S)
 
 
@@ -220,7 +228,11 @@ class ProxyService:
         clock.lap("follow")
         message, history = self._query(shown, step)
         used = self.retriever.retrieve(
-            session_id, message, token_budget=self.config.token_budget, history=history
+            session_id,
+            message,
+            token_budget=self.config.token_budget,
+            history=history,
+            trigger=TRIGGERS.get(step.generate or "", "normal"),
         ).entries
         lore = lore_block(used, names or self.chat.names)
         upstream = ChatRequest(

@@ -100,6 +100,9 @@ UNFINISHED = (TaskStatus.PENDING.value, TaskStatus.PROCESSING.value, TaskStatus.
 ON_ITS_WAY = (TaskStatus.PENDING.value, TaskStatus.PROCESSING.value)  # unfinished, not set aside
 
 
+WORLD_INFO = "sillytavern_world_info"  # LoreEntry.extra's key for World Info fields
+
+
 class Timestamped:
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -172,10 +175,17 @@ class LoreEntry(Timestamped, Base):
     origin_turn_index: Mapped[int | None] = mapped_column(Integer, default=None)
     # a person changed it: undoing its turn keeps it
     edited_by_person: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    # Fields of imported formats that loreweave does not interpret, kept for a faithful export.
+    # Fields of imported formats, by format (WORLD_INFO…), kept for a faithful export; the few
+    # loreweave honours are read through :meth:`world_info`.
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     world: Mapped[World] = relationship(back_populates="entries")
+
+    def world_info(self, field: str, default: Any = None) -> Any:
+        """A SillyTavern World Info field the entry was imported with (``ignoreBudget``,
+        ``triggers``, ``outletName``…), or ``default``."""
+        fields = (self.extra or {}).get(WORLD_INFO)
+        return fields.get(field, default) if isinstance(fields, dict) else default
 
 
 class ChatSession(Timestamped, Base):

@@ -141,6 +141,24 @@ def write_document(path: Path, document: dict[str, Any], image: bytes | None = N
         raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def export_notes(entries: list[PortableEntry]) -> list[str]:
+    """What an export should tell about fields loreweave keeps but does not act on."""
+    outlets = sorted(
+        {
+            str(name)
+            for entry in entries
+            if (name := entry.extra.get(worldinfo.SOURCE, {}).get("outletName"))
+        }
+    )
+    if not outlets:
+        return []
+    count = sum(1 for e in entries if e.extra.get(worldinfo.SOURCE, {}).get("outletName"))
+    return [
+        f"{count} entries use the Outlet position (outletName: {', '.join(outlets)}): written "
+        "back as they came; loreweave has no outlet and retrieves them as ordinary lore"
+    ]
+
+
 def export_document(
     entries: list[PortableEntry], fmt: ExportFormat, name: str, fields: dict[str, Any]
 ) -> tuple[dict[str, Any], bytes | None]:

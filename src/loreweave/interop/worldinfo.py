@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from loreweave.db.models import WORLD_INFO
 from loreweave.interop.model import (
     KEY_LOGIC_NUMBER,
     KeyFields,
@@ -18,7 +19,7 @@ from loreweave.interop.model import (
     require,
 )
 
-SOURCE = "sillytavern_world_info"
+SOURCE = WORLD_INFO
 FIELDS = KeyFields(keys="key", secondary="keysecondary", labels=("comment",), disable=True)
 
 

@@ -80,6 +80,21 @@ def turn_text(user_message: str, assistant_message: str) -> str:
     return f"{user_message}\n{assistant_message}"
 
 
+# SillyTavern's generation types, as World Info's ``triggers`` name them
+Trigger = Literal["normal", "continue", "impersonate", "swipe", "regenerate", "quiet"]
+
+
+def triggered(entry: LoreEntry, trigger: Trigger | None) -> bool:
+    """Whether the entry may go into a generation of this kind: World Info's ``triggers``
+    (none: every kind); a regenerate is SillyTavern's swipe or regenerate alike."""
+    kinds = entry.world_info("triggers")
+    if trigger is None or not isinstance(kinds, list) or not kinds:
+        return True
+    if trigger in ("swipe", "regenerate"):
+        return "swipe" in kinds or "regenerate" in kinds
+    return trigger in kinds
+
+
 class Retriever:
     def __init__(
         self,
@@ -157,10 +172,13 @@ class Retriever:
         token_budget: int | None = None,
         before: int | None = None,
         history: Sequence[tuple[str, str]] | None = None,
+        trigger: Trigger | None = None,
     ) -> Retrieval:
         """What a turn of ``session_id`` with ``message`` (as turn ``before``, by default a new
         last turn; ``history``: see :meth:`query`) hands the chat model.  Never another
-        session's notes or created entries."""
+        session's notes or created entries.  ``trigger``: the kind of generation (World Info's
+        ``triggers`` limit an entry to some); World Info's ``ignoreBudget`` entries go in over
+        the token budget."""
         config = self.config
         k = config.k if k is None else k
         budget = config.token_budget if token_budget is None else token_budget
@@ -191,7 +209,7 @@ class Retriever:
             order: list[tuple[uuid.UUID, Why]] = [(e, "constant") for e in constant]
             order += [(e, "keyword") for e in named]
             order += [(e, why) for e, (_, why) in fused.items()]
-            return self._select(uow, session, order, fused, k, budget)
+            return self._select(uow, session, order, fused, k, budget, trigger)
 
     @property
     def depth(self) -> int:
@@ -238,6 +256,7 @@ class Retriever:
         fused: dict[uuid.UUID, tuple[float, Why]],
         k: int,
         budget: int,
+        trigger: Trigger | None = None,
     ) -> Retrieval:
         ids = list(dict.fromkeys(e for e, _ in order))
         entries: dict[uuid.UUID, LoreEntry | None] = {}
@@ -264,7 +283,12 @@ class Retriever:
                 )
                 for e in batch:
                     entry = found.get(e)
-                    usable = entry is not None and is_visible(entry, session) and entry.enabled
+                    usable = (
+                        entry is not None
+                        and is_visible(entry, session)
+                        and entry.enabled
+                        and triggered(entry, trigger)
+                    )
                     entries[e] = entry if usable else None
             return entries[entry_id]
 
@@ -287,7 +311,7 @@ class Retriever:
             found = RetrievedEntry(
                 entry.id, entry.title, entry.entity_type, document.text, score, why, tokens
             )
-            if used + tokens > budget:
+            if used + tokens > budget and entry.world_info("ignoreBudget") is not True:
                 skipped.append(found)
                 continue
             used += tokens

@@ -437,3 +437,36 @@ def test_worlds_and_sessions_by_name_or_id_prefix(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "not found" in missing.stderr
     sessions = run("sessions", "--world", world_id[:8], cwd=tmp_path)
     assert sessions.returncode == 0, sessions.stderr
+
+
+def test_sessions_lists_abandoned_sides_and_archives_them(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from loreweave.db import Database
+    from loreweave.db.models import ChatSession, World, utcnow
+
+    database = Database(f"sqlite:///{tmp_path / 'loreweave.db'}")
+    database.ensure_schema()
+    now = utcnow()
+    with database.uow() as uow:
+        world = uow.worlds.add(World(name="Harbour"))
+        left = uow.sessions.add(
+            ChatSession(world_id=world.id, title="left", last_matched_at=now - timedelta(hours=1))
+        )
+        uow.session.flush()
+        uow.sessions.add(
+            ChatSession(
+                world_id=world.id, title="kept", forked_from_id=left.id, last_matched_at=now
+            )
+        )
+        uow.commit()
+    database.dispose()
+    listed = run("sessions", "--abandoned", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert str(left.id) in listed.stdout and "kept" not in listed.stdout
+    refused = run("sessions", "--archive", cwd=tmp_path)
+    assert refused.returncode != 0 and "--abandoned" in refused.stderr
+    archived = run("sessions", "--abandoned", "--archive", cwd=tmp_path)
+    assert archived.returncode == 0 and "archived 1 sessions" in archived.stdout
+    everything = run("sessions", cwd=tmp_path)
+    assert "archived" in everything.stdout and "active" in everything.stdout

@@ -191,6 +191,52 @@ def test_a_request_retried_with_its_idempotency_key_is_recorded_once(
     assert second != first and alternatives(lw, chat.session) == [[first]]
 
 
+def test_the_abandoned_side_of_a_branch_is_listed_apart_archived_or_deleted(
+    proxy: tuple[openai.OpenAI, Loreweave, StoryUpstream],
+) -> None:
+    """ "Delete the last messages, then send" is a fork to the proxy (it cannot tell it from a
+    branch): the side no request shows any more is listed apart, and a person archives it (no
+    request matches it again) or deletes it with its memory; nothing is deleted silently."""
+    client, lw, _ = proxy
+    from fastapi.testclient import TestClient
+
+    from loreweave.api import create_app
+
+    chat = Chat(client, False)
+    for text in ("To the lighthouse.", "Up the stairs.", "At the lamp."):
+        chat.ask(text)
+    original = chat.session
+    del chat.messages[-4:]  # the last two exchanges deleted in the app
+    chat.ask("Back down, to the harbour.")
+    fork = chat.session
+    assert fork != original
+    api = TestClient(create_app(lw), headers={"Authorization": f"Bearer {KEY}"})
+    with lw.database.uow(read_only=True) as uow:
+        world = uow.sessions.require(uuid.UUID(fork)).world_id
+    url = f"/api/worlds/{world}/sessions"
+    [left] = api.get(url, params={"side": "abandoned"}).json()
+    assert (left["id"], left["abandoned_for"]) == (original, fork)
+    [active] = api.get(url, params={"side": "active"}).json()
+    assert (active["id"], active["forked_from_id"], active["forked_at_turn"]) == (fork, original, 0)
+    assert api.post(f"/api/sessions/{original}/archive").json()["archived_at"]
+    assert api.get(url, params={"side": "abandoned"}).json() == []
+    assert [s["id"] for s in api.get(url, params={"side": "archived"}).json()] == [original]
+    # the full original transcript again: never matched to the archived chat
+    kept = stored(lw, original)
+    again = Chat(client, False)
+    again.messages = [{"role": "system", "content": "Be brief."}]
+    again.messages += [dict(m) for m in stored_as_openai(lw, original)]
+    again.ask("Once more at the lamp.")
+    assert again.session != original
+    assert stored(lw, original) == kept  # nothing added to it
+    assert api.delete(f"/api/sessions/{original}").status_code == 204
+    assert api.get(f"/api/sessions/{fork}").json()["forked_from_id"] is None
+
+
+def stored_as_openai(lw: Loreweave, session: str) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": m.content} for m in stored(lw, session)]
+
+
 def test_keys_models_and_upstream_errors(
     proxy: tuple[openai.OpenAI, Loreweave, StoryUpstream],
 ) -> None:

@@ -209,22 +209,66 @@ def sessions(
     world: Annotated[
         str | None, typer.Option(help="Only this world's (name, id or id prefix).")
     ] = None,
+    abandoned: Annotated[
+        bool,
+        typer.Option(
+            "--abandoned",
+            help="Only the abandoned sides of branches: forks (or their origins) that no request "
+            "has matched since a related session was.",
+        ),
+    ] = False,
+    archive: Annotated[
+        bool, typer.Option("--archive", help="With --abandoned: archive them (memory kept).")
+    ] = False,
+    delete: Annotated[
+        bool, typer.Option("--delete", help="With --abandoned: delete them and their memory.")
+    ] = False,
 ) -> None:
-    """List the sessions: id, world, title, turns."""
+    """List the sessions: id, world, title, turns, side (active, abandoned, archived)."""
     from rich.table import Table
 
+    from loreweave import branches
+    from loreweave.db.models import utcnow
     from loreweave.lookup import find_world
+    from loreweave.memory.transcript import TranscriptService
 
+    if (archive or delete) and not abandoned:
+        raise InvalidInput("--archive and --delete act on the --abandoned sessions only")
+    if archive and delete:
+        raise InvalidInput("give --archive or --delete, not both")
     database = _database(ctx)
     database.ensure_schema()
-    table = Table("id", "world", "title", "turns")
+    table = Table("id", "world", "title", "turns", "side")
+    chosen: list[uuid.UUID] = []
     with database.uow(read_only=True) as uow:
-        chosen = [find_world(uow, world)] if world else list(uow.worlds.list())
-        for w in chosen:
+        worlds = [find_world(uow, world)] if world else list(uow.worlds.list())
+        for w in worlds:
+            left = branches.abandoned(uow, w.id)
             for s in uow.sessions.in_world(w.id):
+                if abandoned and s.id not in left:
+                    continue
+                side = (
+                    "archived"
+                    if s.archived_at
+                    else f"abandoned for {str(left[s.id])[:8]}"
+                    if s.id in left
+                    else "active"
+                )
                 turns = uow.turns.next_index(s.id)
-                table.add_row(str(s.id), w.name, s.title or "untitled", str(turns))
+                table.add_row(str(s.id), w.name, s.title or "untitled", str(turns), side)
+                chosen.append(s.id)
     console.print(table)
+    if archive:
+        with database.uow() as uow:
+            for session_id in chosen:
+                uow.sessions.require(session_id).archived_at = utcnow()
+            uow.commit()
+        console.print(f"archived {len(chosen)} sessions (their memory is kept)")
+    if delete:
+        transcript = TranscriptService(database.uow, _vector_service(ctx))
+        for session_id in chosen:
+            transcript.delete_session(session_id)
+        console.print(f"deleted {len(chosen)} sessions and their memory")
 
 
 @app.command("import")

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from loreweave.chat import ChatService, Names, lore_block
 from loreweave.config import LLMConfig, ProxyConfig
 from loreweave.db.engine import Database
-from loreweave.db.models import ChatSession, ChatTurn, World
+from loreweave.db.models import ChatSession, ChatTurn, World, utcnow
 from loreweave.errors import InvalidInput, NotFound
 from loreweave.follow import (
     Message,
@@ -225,6 +225,7 @@ class ProxyService:
             return Prepared(session_id, step, upstream, [], "", recorded, clock, key, recorded)
         analyse = found is not None or self.config.analyse_unmatched_history
         session_id = self._apply(session_id, stored, step, analyse=analyse, group=bool(speaker))
+        self._matched(session_id)
         clock.lap("follow")
         message, history = self._query(shown, step)
         used = self.retriever.retrieve(
@@ -312,6 +313,7 @@ class ProxyService:
                         if caller is None
                         else ChatSession.caller == caller,
                         ChatTurn.user_message.in_(said),
+                        ChatSession.archived_at.is_(None),  # set aside by a person
                     )
                     .group_by(ChatTurn.session_id)
                     .order_by(func.max(ChatTurn.created_at).desc())
@@ -396,6 +398,13 @@ class ProxyService:
         if step.changes or step.keep < len(turns):
             self.notify()
         return session_id
+
+    def _matched(self, session_id: uuid.UUID) -> None:
+        """The chat a request was a view of (after any fork): the side of a branch the app
+        shows now (see :mod:`loreweave.branches`)."""
+        with self.database.uow() as uow:
+            uow.sessions.require(session_id).last_matched_at = utcnow()
+            uow.commit()
 
     def _last_key(self, session_id: uuid.UUID) -> str | None:
         with self.database.uow(read_only=True) as uow:

@@ -143,6 +143,12 @@ class SessionOut(_Out):
     world_id: uuid.UUID
     title: str
     created_at: datetime
+    forked_from_id: uuid.UUID | None = None  # a fork: the session it was copied from
+    forked_at_turn: int | None = None  # … with that session's turns up to this one
+    last_matched_at: datetime | None = None  # a proxied request's last view of it
+    archived_at: datetime | None = None  # set aside by a person: no request matches it
+    # an abandoned side of a branch: the related session a request has matched since
+    abandoned_for: uuid.UUID | None = None
 
 
 Message = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=8_000)]

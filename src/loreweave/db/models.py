@@ -190,7 +190,10 @@ class LoreEntry(Timestamped, Base):
 
 class ChatSession(Timestamped, Base):
     __tablename__ = "chat_sessions"
-    __table_args__ = (Index("ix_chat_sessions_world_caller", "world_id", "caller"),)
+    __table_args__ = (
+        Index("ix_chat_sessions_world_caller", "world_id", "caller"),
+        Index("ix_chat_sessions_forked_from", "forked_from_id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     world_id: Mapped[uuid.UUID] = mapped_column(
@@ -203,6 +206,16 @@ class ChatSession(Timestamped, Base):
     caller: Mapped[str | None] = mapped_column(String(64), default=None)
     # when its latest turn arrived: a session played now goes before an old backlog
     last_turn_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    # a fork: the session it was copied from (None once that one is deleted) and its last turn
+    forked_from_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("chat_sessions.id", ondelete="SET NULL", name="fk_chat_sessions_forked_from"),
+        default=None,
+    )
+    forked_at_turn: Mapped[int | None] = mapped_column(Integer, default=None)
+    # when a proxied request last was a view of it (the side of a branch an app still shows)
+    last_matched_at: Mapped[datetime | None] = mapped_column(default=None)
+    # set aside by a person: no request is matched against it any more; its memory is kept
+    archived_at: Mapped[datetime | None] = mapped_column(default=None)
 
     world: Mapped[World] = relationship(back_populates="sessions")
 

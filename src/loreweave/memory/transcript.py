@@ -414,6 +414,8 @@ class _Copy:
                 caller=original.caller,  # the proxy's fork stays its caller's chat
                 title=title or f"{original.title or 'session'} (fork at turn {cut - 1})",
                 last_turn_at=utcnow(),  # a fork is played now
+                forked_from_id=original.id,
+                forked_at_turn=cut - 1,
             )
         )
         self.entry_map: dict[uuid.UUID, uuid.UUID] = {}

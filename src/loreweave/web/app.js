@@ -171,8 +171,15 @@ async function refreshSessions() {
   const world = state.world;
   const sessions = world ? await api(`/api/worlds/${world}/sessions`) : [];
   if (world !== state.world) return;  // another world's answer, come late
-  $("#session-select").replaceChildren(...sessions.map((s, i) => el("option", { value: s.id }, s.title || `Session ${i + 1}`)));
-  if (!sessions.some((s) => s.id === state.session)) state.session = sessions[0]?.id || null;
+  // the sides of branches no request shows any more, and archived sessions, listed apart
+  const side = (s) => (s.archived_at ? "archived" : s.abandoned_for ? "abandoned" : "active");
+  const option = (s, i) => el("option", { value: s.id }, s.title || `Session ${i + 1}`);
+  const groups = [["active", "Sessions"], ["abandoned", "Abandoned sides of branches (archive or delete them)"], ["archived", "Archived"]]
+    .map(([kind, label]) => [label, sessions.map((s, i) => [s, i]).filter(([s]) => side(s) === kind)])
+    .filter(([, listed]) => listed.length)
+    .map(([label, listed]) => el("optgroup", { label }, ...listed.map(([s, i]) => option(s, i))));
+  $("#session-select").replaceChildren(...groups);
+  if (!sessions.some((s) => s.id === state.session)) state.session = (sessions.find((s) => side(s) === "active") || sessions[0])?.id || null;
   if (state.session) $("#session-select").value = state.session;
   await refreshTurns(); await refreshNotes();
 }

@@ -37,7 +37,7 @@ from loreweave.api.schemas import (
 )
 from loreweave.api.schemas import Reverted as RevertedOut
 from loreweave.chat import StreamEvent, TurnResult, lore_block
-from loreweave.db.models import ChatTurn, NoteUpdateTask, SessionNote, TaskStatus
+from loreweave.db.models import ChatTurn, NoteUpdateTask, SessionNote, TaskStatus, utcnow
 from loreweave.errors import InvalidInput, NotFound
 from loreweave.follow import Message, to_turns
 from loreweave.memory.transcript import Reverted
@@ -202,6 +202,17 @@ def fork(session_id: uuid.UUID, body: ForkIn, lw: LW) -> SessionOut:
     for queue in QUEUES:
         lw.notifier.notify(queue)
     return SessionOut.model_validate(forked)
+
+
+@router.post("/api/sessions/{session_id}/archive")
+def archive_session(session_id: uuid.UUID, lw: LW, archived: bool = True) -> SessionOut:
+    """Set a session aside (an abandoned side of a branch): no proxied request is matched
+    against it any more; its turns and memory are kept.  ``archived=false`` brings it back."""
+    with lw.database.uow() as uow:
+        session = uow.sessions.require(session_id)
+        session.archived_at = utcnow() if archived else None
+        uow.commit()
+        return SessionOut.model_validate(session)
 
 
 @router.delete("/api/sessions/{session_id}", status_code=204)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from loreweave import branches
 from loreweave.api.access import AccessTo
 from loreweave.api.deps import LW, Lore
 from loreweave.api.schemas import Clean, EntryIn, EntryOut, SessionIn, SessionOut, WorldIn, WorldOut
@@ -113,7 +114,28 @@ def create_session(world_id: uuid.UUID, body: SessionIn, lw: LW) -> SessionOut:
 
 
 @router.get("/{world_id}/sessions")
-def list_sessions(world_id: uuid.UUID, lw: LW) -> list[SessionOut]:
+def list_sessions(
+    world_id: uuid.UUID,
+    lw: LW,
+    side: Annotated[Literal["all", "active", "abandoned", "archived"], Query()] = "all",
+) -> list[SessionOut]:
+    """The world's sessions.  ``side``: ``abandoned`` — the sides of a branch no request has
+    matched since a related session was (what "delete the last messages, then send" leaves, as
+    the proxy cannot tell it from a branch); ``archived`` — set aside by a person; ``active`` —
+    the others."""
     with lw.database.uow(read_only=True) as uow:
         uow.worlds.require(world_id)
-        return [SessionOut.model_validate(s) for s in uow.sessions.in_world(world_id)]
+        left = branches.abandoned(uow, world_id)
+        listed = []
+        for session in uow.sessions.in_world(world_id):
+            kind = (
+                "archived"
+                if session.archived_at is not None
+                else "abandoned"
+                if session.id in left
+                else "active"
+            )
+            if side in ("all", kind):
+                out = SessionOut.model_validate(session)
+                listed.append(out.model_copy(update={"abandoned_for": left.get(session.id)}))
+        return listed

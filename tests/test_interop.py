@@ -326,3 +326,33 @@ def test_newer_world_info_fields_round_trip_through_the_database(
     assert exported == original
     [note] = export_notes(entries)
     assert "outletName: secrets" in note and "no outlet" in note
+
+
+@needs_samples
+def test_a_card_with_a_bound_lorebook_and_newer_book_fields_round_trips(
+    database: Database, tmp_path: Path
+) -> None:
+    """A card bound to a World Info file by name (``extensions.world``), its book's entries
+    carrying the newer fields in their ``extensions``: the export is the card it came as."""
+    card = charcard.card_from_png(CARD_PNG.read_bytes())
+    card["data"]["extensions"]["world"] = "Eldoria"
+    entry = card["data"]["character_book"]["entries"][0]
+    entry["extensions"] = {
+        **entry.get("extensions", {}),
+        "triggers": ["normal"],
+        "outlet_name": "secrets",
+        "ignore_budget": True,
+        "match_persona_description": True,
+    }
+    path = tmp_path / "bound-card.json"
+    path.write_text(json.dumps(card))
+    book = read_lorebook(path, strict=True)
+    vectors = CompositeVectorService(database, HashingEmbedder(32), CompositeDocumentConfig())
+    lore = LoreService(database, vectors)
+    with database.uow() as uow:
+        world = uow.worlds.add(World(name="Bound"))
+        uow.commit()
+    lore.import_entries(world.id, book.entries)
+    entries = portable_entries(database, vectors, world.id, None)
+    exported, _ = export_document(entries, "card", card["data"]["name"], book.fields)
+    assert exported == card

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from loreweave.db import Database
 from loreweave.db.models import (
+    ChatTurn,
     EntityCreationTask,
     EntityVector,
     LoreEntry,
@@ -120,6 +121,13 @@ TURNS = [
 
 def check_story(database: Database, session_id, ids) -> None:  # type: ignore[no-untyped-def]
     with database.uow() as uow:
+        # a job failed for good is "idle" too: name it first, so a flaky run says why
+        failed = [
+            (type(row).__name__, row.turn_index, row.error_message)
+            for model in (ChatTurn, NoteUpdateTask, EntityCreationTask)
+            for row in uow.session.scalars(select(model).where(model.status == "failed"))
+        ]
+        assert failed == [], failed
         notes = {
             uow.entries.require(n.lore_entry_id).title: n for n in uow.notes.in_session(session_id)
         }

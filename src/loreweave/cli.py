@@ -139,7 +139,7 @@ def worker(
             raise ConfigurationError(f"--backend must be local or celery, not {backend!r}")
         settings = settings.model_copy(update={"queue_backend": backend})
     _configure_logging(settings)
-    from loreweave.queue.runner import run_workers
+    from loreweave.workers import run_workers
 
     run_workers(settings, console, _state(ctx).config_file)
 

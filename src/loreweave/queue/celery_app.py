@@ -1,38 +1,26 @@
-"""The Celery backend: Redis carries "queue X has work" messages; the task rows stay the truth.
+"""The Celery transport: Redis carries "queue X has work" messages; the task rows stay the
+truth.  This module only sends: the Celery app's settings and :class:`CeleryNotifier`.  What a
+message runs — the same job code as the local backend — lives with the worker processes, in
+:mod:`loreweave.workers` (``celery -A loreweave.workers worker …``).
 
 One Celery queue per kind (``analysis``, ``note_updates``, ``entity_creations``); a message
-says "there is work" and runs the same job code as the local backend — claim the most important
-ready job from the database (the pipeline's priority policy, across every queue), process it,
-repeat while work is ready — so a lost or duplicated message is harmless.  ``loreweave worker
---backend celery`` starts one Celery worker on all three queues with ``calls_in_flight``
-concurrency and runs the sweeper, which re-announces ready work, e.g. once Redis is back after
-an outage.
-
-Also usable directly: ``celery -A loreweave.queue.celery_app worker -Q
-analysis,note_updates,entity_creations -c 4``.
+says "there is work", so a lost or duplicated message is harmless.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
-from loreweave.config import Settings, load_settings
-from loreweave.queue.notify import QUEUES, QueueName
-
-if TYPE_CHECKING:
-    from loreweave.bootstrap import Loreweave
+from loreweave.config import Settings
+from loreweave.queue.notify import QueueName
 
 log = logging.getLogger("loreweave.queue")
 
 TASK_NAME = "loreweave.run_queue"
-MAX_JOBS_PER_MESSAGE = 50
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -56,38 +44,7 @@ def make_celery(settings: Settings) -> Celery:
         },
         worker_hijack_root_logger=False,
     )
-    app.task(name=TASK_NAME, bind=False)(run_queue)
     return app
-
-
-_container: Loreweave | None = None
-_container_lock = threading.Lock()
-
-
-def container() -> Loreweave:
-    """This worker process's loreweave, built on first use (after Celery forked)."""
-    global _container
-    with _container_lock:
-        if _container is None:
-            from loreweave.bootstrap import build
-
-            settings = load_settings()
-            _container = build(settings, notifier=CeleryNotifier(settings))
-        return _container
-
-
-def run_queue(queue: str, max_jobs: int = MAX_JOBS_PER_MESSAGE) -> int:
-    """The one Celery task: ``queue`` has work; run the most important ready jobs (of any
-    queue: the priority policy decides) while some are ready, at most ``max_jobs``."""
-    if queue not in QUEUES:
-        raise ValueError(f"unknown queue {queue!r}")
-    pipeline = container().pipeline
-    worker_id = f"celery:{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
-    done = 0
-    # a prefork process is a pool of one: its calls take what waits
-    while done < max_jobs and pipeline.run_next(worker_id, pool=1):
-        done += 1
-    return done
 
 
 class CeleryNotifier:
@@ -128,16 +85,3 @@ class CeleryNotifier:
                         "broker unreachable (%s); %s work waits in the database", exc, queue
                     )
                     time.sleep(self.RETRY_PAUSE)
-
-
-_app: Celery | None = None
-
-
-def __getattr__(name: str) -> Any:
-    # ``celery -A loreweave.queue.celery_app`` looks up ``app``: built on demand, not at import.
-    global _app
-    if name == "app":
-        if _app is None:
-            _app = make_celery(load_settings())
-        return _app
-    raise AttributeError(name)

@@ -1,20 +1,29 @@
-"""``loreweave worker``: run the pipeline's workers in the foreground until interrupted."""
+"""The worker processes, an entry point above the layers: ``loreweave worker`` (the pipeline's
+workers in the foreground until interrupted: local threads, or Celery workers and the sweeper)
+and what a Celery worker runs for a message (``celery -A loreweave.workers worker -Q
+analysis,note_updates,entity_creations -c 4``): claim the most important ready job from the
+database (the pipeline's priority policy, across every queue), process it, repeat while work is
+ready."""
 
 from __future__ import annotations
 
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+from celery import Celery
 from rich.console import Console
 
-from loreweave.bootstrap import build
-from loreweave.config import Settings
+from loreweave.bootstrap import Loreweave, build
+from loreweave.config import Settings, load_settings
+from loreweave.queue.celery_app import TASK_NAME, CeleryNotifier, make_celery
 from loreweave.queue.failing import RepeatedFailure
 from loreweave.queue.notify import QUEUES
 
@@ -76,7 +85,7 @@ def _start_celery_workers(
         "-m",
         "celery",
         "-A",
-        "loreweave.queue.celery_app",
+        "loreweave.workers",
         "worker",
         "-Q",
         ",".join(QUEUES),
@@ -90,3 +99,53 @@ def _start_celery_workers(
         "--without-mingle",
     ]
     return [subprocess.Popen(command, env=env)]  # noqa: S603 - our own interpreter
+
+
+# -- a Celery worker process ----------------------------------------------------------------------
+MAX_JOBS_PER_MESSAGE = 50
+_container: Loreweave | None = None
+_container_lock = threading.Lock()
+
+
+def container() -> Loreweave:
+    """This worker process's loreweave, built on first use (after Celery forked)."""
+    global _container
+    with _container_lock:
+        if _container is None:
+            settings = load_settings()
+            _container = build(settings, notifier=CeleryNotifier(settings))
+        return _container
+
+
+def run_queue(queue: str, max_jobs: int = MAX_JOBS_PER_MESSAGE) -> int:
+    """The one Celery task: ``queue`` has work; run the most important ready jobs (of any
+    queue: the priority policy decides) while some are ready, at most ``max_jobs``."""
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}")
+    pipeline = container().pipeline
+    worker_id = f"celery:{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    done = 0
+    # a prefork process is a pool of one: its calls take what waits
+    while done < max_jobs and pipeline.run_next(worker_id, pool=1):
+        done += 1
+    return done
+
+
+def worker_celery(settings: Settings) -> Celery:
+    """The Celery app of a worker process: the transport's settings and the task it runs."""
+    app = make_celery(settings)
+    app.task(name=TASK_NAME, bind=False)(run_queue)
+    return app
+
+
+_app: Celery | None = None
+
+
+def __getattr__(name: str) -> Any:
+    # ``celery -A loreweave.workers`` looks up ``app``: built on demand, not at import.
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = worker_celery(load_settings())
+        return _app
+    raise AttributeError(name)

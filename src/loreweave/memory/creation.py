@@ -35,6 +35,7 @@ from loreweave.memory.composite import CompositeDocument, DocumentKey, compose
 from loreweave.memory.grounding import named_in
 from loreweave.memory.ports import Job, Outcome
 from loreweave.memory.task_worker import MemoryWorker
+from loreweave.memory.transcript import refold
 from loreweave.memory.usable import copied_placeholder
 from loreweave.vectors.keywords import normalise_name
 
@@ -146,6 +147,7 @@ class EntityCreationWorker(MemoryWorker):
         matrices = self.vectors.per_document(documents, matrix)
         outcomes = []
         updates = 0
+        refolded: set[uuid.UUID] = set()
         with job.finishing() as uow:
             session = uow.sessions.lock(job.rows[0].session_id)  # one at a time per session
             for row, (claimed, made, entry_id) in enumerate(
@@ -192,8 +194,9 @@ class EntityCreationWorker(MemoryWorker):
                     target = entry_id
                     outcomes.append(f"created {made.title!r}")
                 events += [(f["turn_index"], f["update_summary"]) for f in task.followups]
+                added = []
                 for turn_index, summary in events:
-                    uow.session.add(
+                    added.append(
                         NoteUpdateTask(
                             lore_entry_id=target,
                             session_id=task.session_id,
@@ -201,7 +204,15 @@ class EntityCreationWorker(MemoryWorker):
                             turn_index=turn_index,
                         )
                     )
+                    uow.session.add(added[-1])
                     uow.session.flush()  # created_at order = the events' order
+                # a creation retried after it was set aside comes after the entry's later
+                # events: they are folded again after it, in order
+                first = min(added, key=lambda t: t.turn_index) if added else None
+                if duplicate is not None and first is not None and refold(uow, first).touched:
+                    refolded.add(target)
                 updates += len(events)
+        for entry_id in refolded:
+            self.vectors.sync_entry(entry_id, job.rows[0].session_id)
         # the session's later analyses and note updates waited for these creations
         return Outcome("; ".join(outcomes), {"note_updates": max(1, updates), "analysis": 1})

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from loreweave.bootstrap import build
+from loreweave.bootstrap import Loreweave, build
 from loreweave.config import Settings
 from loreweave.db import Database
 from loreweave.db.models import (
@@ -34,36 +35,53 @@ FAULTS = {"5xx": 0.20, "429": 0.10, "malformed": 0.10, "timeout": 0.05}
 TURNS = 50
 
 
-def test_fifty_turns_under_provider_faults(database: Database, tmp_path: Path) -> None:
-    with FakeProviderServer(**STORY, embedding_dim=32, fault_delay=1.0, seed=7) as server:
-        settings = Settings(
+def story_app(
+    database: Database, server: FakeProviderServer, tmp_path: Path, **settings: Any
+) -> tuple[Loreweave, uuid.UUID]:
+    """loreweave on the fake provider with these settings, and a world of four people with a
+    session."""
+    lw = build(
+        Settings(
             llm_provider="openai",
             embedding_provider="openai",
             openai_base_url=server.openai_url,
             index_dir=tmp_path / "index",
             llm_config={"embedding_model": "fake-embed"},  # type: ignore[arg-type]
+            **settings,
+        ),
+        notifier=NullNotifier(),
+        database=database,
+    )
+    _, session_id, ids = make_world(
+        database, *[(f"Person {i}", "Character", f"Person {i}.") for i in range(4)]
+    )
+    lw.vectors.sync_entries(list(ids.values()))
+    return lw, session_id
+
+
+def test_fifty_turns_under_provider_faults(database: Database, tmp_path: Path) -> None:
+    with FakeProviderServer(**STORY, embedding_dim=32, fault_delay=1.0, seed=7) as server:
+        lw, session_id = story_app(
+            database,
+            server,
+            tmp_path,
             provider_config={
                 "timeout": 0.5,
                 "max_attempts": 3,
                 "backoff_initial": 0.01,
                 "backoff_max": 0.05,
                 "requests_per_second": 1000,
-            },  # type: ignore[arg-type]
-            dual_queue_config={  # type: ignore[arg-type]
+            },
+            dual_queue_config={
                 "note_update_queue": {"max_retries": 6, "retry_delay": 0.01},
                 "entity_creation_queue": {"max_retries": 6, "retry_delay": 0.01},
             },
-            pipeline_config={  # type: ignore[arg-type]
+            pipeline_config={
                 "analysis_max_retries": 6,
                 "analysis_retry_delay": 0.01,
                 "rewrite_first_note": True,  # every event goes through the rewrite call
             },
         )
-        lw = build(settings, notifier=NullNotifier(), database=database)
-        _, session_id, ids = make_world(
-            database, *[(f"Person {i}", "Character", f"Person {i}.") for i in range(4)]
-        )
-        lw.vectors.sync_entries(list(ids.values()))
         server.faults = FAULTS  # from here on
         played = 0
         for turn in range(TURNS):
@@ -141,24 +159,17 @@ def test_fifty_turns_with_permanent_refusals(database: Database, tmp_path: Path)
     its reason, and each note is exactly its applied events, in order — a replay that skips
     exactly the failed events.  Nothing waits on a failure but what depends on it."""
     with FakeProviderServer(**STORY, embedding_dim=32, refuse=_refused) as server:
-        settings = Settings(
-            llm_provider="openai",
-            embedding_provider="openai",
-            openai_base_url=server.openai_url,
-            index_dir=tmp_path / "index",
-            llm_config={"embedding_model": "fake-embed"},  # type: ignore[arg-type]
-            provider_config={"max_attempts": 1},  # type: ignore[arg-type]
-            dual_queue_config={  # type: ignore[arg-type]
+        lw, session_id = story_app(
+            database,
+            server,
+            tmp_path,
+            provider_config={"max_attempts": 1},
+            dual_queue_config={
                 "note_update_queue": {"retry_delay": 0.01, "batch_size": 1},
                 "entity_creation_queue": {"retry_delay": 0.01},
             },
-            pipeline_config={"rewrite_first_note": True},  # type: ignore[arg-type]
+            pipeline_config={"rewrite_first_note": True},
         )
-        lw = build(settings, notifier=NullNotifier(), database=database)
-        _, session_id, ids = make_world(
-            database, *[(f"Person {i}", "Character", f"Person {i}.") for i in range(4)]
-        )
-        lw.vectors.sync_entries(list(ids.values()))
         for turn in range(TURNS):
             lw.chat.turn(session_id, f"Turn {turn}: the story moves on.")
             lw.pipeline.drain()

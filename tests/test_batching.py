@@ -103,7 +103,7 @@ def test_a_cut_while_the_creation_waits_drops_its_later_turns_updates(
     with database.uow(read_only=True) as uow:
         creation = uow.session.scalars(select(EntityCreationTask)).one()
         assert creation.followups == [
-            {"turn_index": 2, "update_summary": "Kenta swore to guard Momo."}
+            {"turn_index": 2, "update_summary": "Kenta swore to guard Momo.", "known_by": []}
         ]
     app.transcript.delete_turns(session_id, 2)
     app.pipeline.drain()

@@ -60,9 +60,14 @@ def _analysis_batch(body: dict[str, Any]) -> str:
 def _analysis(body: dict[str, Any]) -> str:
     text = _turn_number(body)
     if "Vesper" in text.split("[Latest Turn]")[-1]:
-        creation = {"entity_type": "Character", "creation_summary": "Vesper, a bard."}
+        creation = {
+            "entity_type": "Character",
+            "creation_summary": "Vesper, a bard.",
+            "known_by": [],
+        }
         return json.dumps({"updates": [], "creations": [creation]})
-    update = {"lore_entry_id": "E1", "update_summary": "Momo meditates."}
+    # Momo alone, and the person playing, know it (E1 is Momo, a Character)
+    update = {"lore_entry_id": "E1", "update_summary": "Momo meditates.", "known_by": ["E1"]}
     return json.dumps({"updates": [update], "creations": []})
 
 

@@ -20,11 +20,12 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 from loreweave.config import LLMConfig
 from loreweave.db.engine import Database
-from loreweave.db.models import ChatTurn, TurnStatus, utcnow
+from loreweave.db.models import USER, ChatTurn, TurnStatus, utcnow
 from loreweave.db.uow import UnitOfWork
 from loreweave.errors import Conflict, DatabaseUnavailable, InvalidInput
 from loreweave.llm.prompts import render
 from loreweave.llm.types import ChatModel, ChatRequest, Message, StreamingChatModel
+from loreweave.memory.observer import resolve as resolve_observer
 from loreweave.memory.transcript import Reverted, TranscriptService
 from loreweave.validation import require_clean
 from loreweave.vectors.retrieval import RetrievedEntry, Retriever
@@ -116,7 +117,8 @@ def lore_block(entries: list[RetrievedEntry], names: Names = Names()) -> str:
         }
         for e in entries
     ]
-    return render("lore", documents=documents)
+    observers = sorted({names.substitute(e.known_to) for e in entries if e.known_to})
+    return render("lore", documents=documents, observers=observers)
 
 
 class ChatService:
@@ -146,10 +148,16 @@ class ChatService:
         return _checked(message, "the message", MAX_MESSAGE_LENGTH)
 
     def prepare(
-        self, session_id: uuid.UUID, message: str, *, before: int | None = None
+        self,
+        session_id: uuid.UUID,
+        message: str,
+        *,
+        before: int | None = None,
+        observer: str | None = None,
     ) -> PreparedTurn:
         """Retrieval and the main prompt: the work before the main LLM call (for the turn
-        ``before``, with the turns before it as history; by default a new last turn)."""
+        ``before``, with the turns before it as history; by default a new last turn;
+        ``observer``: the lore as that character knows it, DESIGN §1.6)."""
         depth = max(self.history_turns, self.retriever.depth)
         with self.database.uow(read_only=True) as uow:
             session = uow.sessions.require(session_id)
@@ -157,7 +165,7 @@ class ChatService:
             turns = uow.turns.recent(session_id, depth, before=before)
         loaded = time.perf_counter()
         pairs = [(t.user_message, t.assistant_message) for t in turns]
-        used = self.retriever.search(session_id, message, history=pairs)
+        used = self.retriever.search(session_id, message, history=pairs, observer=observer)
         retrieved = time.perf_counter() - loaded
         history = turns[len(turns) - self.history_turns :] if self.history_turns else []
         lore = lore_block(used, self.names)
@@ -304,7 +312,12 @@ class ChatService:
         return result
 
     def turn_stream(
-        self, session_id: uuid.UUID, message: str, *, key: str | None = None
+        self,
+        session_id: uuid.UUID,
+        message: str,
+        *,
+        key: str | None = None,
+        observer: str | None = None,
     ) -> Iterator[StreamEvent]:
         """Like :meth:`turn`, handing out the reply as it is generated.  Bad input and unknown
         sessions raise here, before the stream starts; the turn is recorded once it is complete.
@@ -314,7 +327,7 @@ class ChatService:
         if again is not None:
             return iter([StreamEvent("delta", again.reply), StreamEvent("done", result=again)])
         started = time.perf_counter()
-        prepared = self.prepare(session_id, message)
+        prepared = self.prepare(session_id, message, observer=observer)
         prepared_at = time.perf_counter()
 
         def events() -> Iterator[StreamEvent]:
@@ -340,14 +353,26 @@ class ChatService:
         return events()
 
     def record(
-        self, session_id: uuid.UUID, message: str, reply: str, *, key: str | None = None
+        self,
+        session_id: uuid.UUID,
+        message: str,
+        reply: str,
+        *,
+        key: str | None = None,
+        observer: str | None = None,
     ) -> TurnResult:
         """A turn another app played (its own prompt, its own model): recorded and analysed
-        like any other, no chat call made."""
+        like any other, no chat call made.  ``observer``: the character who speaks the reply
+        (stored as its speaker, so the analysis reads whose point of view it is)."""
         message = self.validate(message)
         reply = self.validate_reply(reply)
+        speaker = None
+        if observer is not None:
+            with self.database.uow(read_only=True) as uow:
+                seen = resolve_observer(uow, uow.sessions.require(session_id), observer)
+            speaker = None if seen is None or seen.witness == USER else seen.name
         started = time.perf_counter()
-        turn = self.persist(session_id, message, reply, [], key=key)
+        turn = self.persist(session_id, message, reply, [], key=key, speaker=speaker)
         persisted = time.perf_counter() - started
         recorded = turn.assistant_message
         return TurnResult(turn.id, turn.turn_index, recorded, [], persisted, {"persist": persisted})
@@ -356,13 +381,20 @@ class ChatService:
     def validate_reply(reply: str) -> str:
         return _checked(reply, "the reply", MAX_REPLY_LENGTH)
 
-    def turn(self, session_id: uuid.UUID, message: str, *, key: str | None = None) -> TurnResult:
+    def turn(
+        self,
+        session_id: uuid.UUID,
+        message: str,
+        *,
+        key: str | None = None,
+        observer: str | None = None,
+    ) -> TurnResult:
         message = self.validate(message)
         again = self.already_recorded(session_id, key, message)
         if again is not None:
             return again
         started = time.perf_counter()
-        prepared = self.prepare(session_id, message)
+        prepared = self.prepare(session_id, message, observer=observer)
         prepared_at = time.perf_counter()
         response = self.chat_model.complete(prepared.request)
         answered_at = time.perf_counter()

@@ -157,6 +157,9 @@ class RetrievalConfig(_Group):
     )
     keywords: bool = True
     bm25: bool = True
+    observer_event_chars: int = Field(
+        1200, ge=50, le=100_000, description="an observer's view: its newest events, in chars"
+    )
 
 
 class ProxyConfig(_Group):
@@ -183,6 +186,9 @@ class ProxyConfig(_Group):
     members_patterns: list[str] = [
         r"^\[Start a new group chat\. Group members: (?P<names>[^\]\n]+)\]$"
     ]
+    # who a 1:1 request is written for (SillyTavern's main prompt, {{char}} substituted): the
+    # observer whose view of the world the lore block is (DESIGN §1.6)
+    observer_patterns: list[str] = [r"Write (?P<name>[^\n.']+?)'s next reply"]
 
 
 StructuredOutput = Literal["auto", "json_schema", "json_object_schema", "json_object", "off"]

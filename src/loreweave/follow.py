@@ -320,3 +320,16 @@ def _sync(old: list[Turn], new: list[Turn]) -> Plan:
     if deleted or keep >= len(old) - 1:
         return Plan(keep=keep, record=new[keep:])
     return Plan(keep=keep, fork=True, record=new[keep:])
+
+
+def written_for(raw: Sequence[tuple[str, str]], patterns: Sequence[str]) -> str | None:
+    """Whom a 1:1 request is written for: the ``name`` a pattern finds in its system messages
+    (SillyTavern's main prompt "Write {{char}}'s next reply…", the macro substituted)."""
+    for role, content in raw:
+        if role != "system":
+            continue
+        for pattern in patterns:
+            found = re.search(pattern, content)
+            if found is not None and found.group("name").strip():
+                return found.group("name").strip()
+    return None

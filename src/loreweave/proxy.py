@@ -35,6 +35,7 @@ from loreweave.follow import (
     read_request,
     to_messages,
     to_turns,
+    written_for,
 )
 from loreweave.llm.types import ChatRequest
 from loreweave.llm.types import Message as ChatMessage
@@ -228,12 +229,16 @@ class ProxyService:
         self._matched(session_id)
         clock.lap("follow")
         message, history = self._query(shown, step)
+        # whose view the lore is: the member who speaks next, or whom the prompt is written for
+        observer = speaker or written_for(raw, self.config.observer_patterns)
         used = self.retriever.retrieve(
             session_id,
             message,
             token_budget=self.config.token_budget,
             history=history,
             trigger=TRIGGERS.get(step.generate or "", "normal"),
+            observer=observer,
+            inferred=True,
         ).entries
         lore = lore_block(used, names or self.chat.names)
         upstream = ChatRequest(

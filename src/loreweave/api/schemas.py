@@ -155,10 +155,16 @@ Message = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, 
 Reply = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
 
 
+# whose view of the world (DESIGN §1.6): a Character's title, alias or id, or USER
+Observer = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
 class TurnIn(_In):
     message: Message
     # a turn another app played: recorded and analysed, no chat call made
     reply: Annotated[str, StringConstraints(max_length=32_000)] | None = None
+    # a played turn: the lore as this character knows it; a recorded one: who speaks the reply
+    observer: Observer | None = None
 
 
 class HistoryMessage(_In):
@@ -172,6 +178,8 @@ class ContextIn(_In):
     history: Annotated[list[HistoryMessage], Field(max_length=200)] | None = None
     token_budget: Annotated[int, Field(ge=50, le=200_000)] | None = None
     k: Annotated[int, Field(ge=1, le=50)] | None = None
+    # the lore as this character knows it (none: the narrator's omniscient view)
+    observer: Observer | None = None
 
 
 class ContextEntry(BaseModel):
@@ -188,6 +196,7 @@ class ContextOut(BaseModel):
     entries: list[ContextEntry]
     tokens: int
     skipped: list[ContextEntry]  # ranked, but over the token budget
+    observer: str | None = None  # whose view the text is (None: the narrator's)
 
 
 class UsedEntry(BaseModel):

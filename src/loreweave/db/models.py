@@ -78,6 +78,11 @@ class Base(DeclarativeBase):
     }
 
 
+# The persona of the person playing, as a witness of an event (DESIGN §1.6): stored in
+# ``known_by`` beside Character entry ids.
+USER = "USER"
+
+
 class TaskStatus(enum.StrEnum):
     """Life of every job (a turn's analysis, a note update, an entity creation):
     pending → processing → done | pending (retry) | failed → pending (manual retry) | skipped.
@@ -336,6 +341,9 @@ class NoteUpdateTask(_TaskColumns, Base):
     update_summary: Mapped[str] = mapped_column(Text)
     # The note version this event was folded into: an event is applied exactly once.
     applied_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Who witnessed or learned it (DESIGN §1.6): Character entry ids and "USER" (the persona of
+    # the person playing); empty: public, everyone present knows it.
+    known_by: Mapped[list[str]] = mapped_column(JSON(), default=list)
 
 
 class EntityCreationTask(_TaskColumns, Base):
@@ -359,8 +367,10 @@ class EntityCreationTask(_TaskColumns, Base):
     # error_message).
     outcome: Mapped[str | None] = mapped_column(String(20), default=None)
     # changes of the new entity in later turns of the same batched analysis, applied as its note
-    # updates once it exists: [{"turn_index": n, "update_summary": "..."}]
+    # updates once it exists: [{"turn_index": n, "update_summary": "...", "known_by": [...]}]
     followups: Mapped[list[dict[str, Any]]] = mapped_column(JSON(), default=list)
+    # who met the newcomer (as NoteUpdateTask.known_by); empty: everyone present
+    known_by: Mapped[list[str]] = mapped_column(JSON(), default=list)
 
 
 class EntityVector(Base):

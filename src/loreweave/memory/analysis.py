@@ -25,6 +25,7 @@ from sqlalchemy import desc, select
 
 from loreweave.config import LLMConfig, PipelineConfig
 from loreweave.db.models import (
+    USER,
     ChatSession,
     ChatTurn,
     EntityCreationTask,
@@ -39,6 +40,7 @@ from loreweave.llm.prompts.analysis import (
     AnalysisResult,
     BatchAnalysisResult,
     EntityUpdate,
+    WitnessedChange,
     analysis_max_tokens,
     analysis_schema,
     batch_analysis_schema,
@@ -56,15 +58,36 @@ class Creation:
     entity_type: str
     summary: str
     followups: list[dict[str, object]] = field(default_factory=list)  # later turns' updates
+    known_by: list[str] = field(default_factory=list)  # who met it (empty: everyone present)
+
+
+@dataclass(frozen=True)
+class Update:
+    """A validated event of a known entity, with who knows it (DESIGN §1.6): Character entry
+    ids and ``USER``; empty: public."""
+
+    lore_entry_id: uuid.UUID
+    summary: str
+    known_by: list[str] = field(default_factory=list)
 
 
 @dataclass
 class AnalysisPlan:
     """The validated outcome of one turn's analysis."""
 
-    updates: list[tuple[uuid.UUID, str]] = field(default_factory=list)
+    updates: list[Update] = field(default_factory=list)
     creations: list[Creation] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What an analysis request showed: its refs (E1…) and their entries, which of them are
+    characters (who may witness), and the entities' names (titles and aliases)."""
+
+    refs: dict[str, uuid.UUID]
+    characters: frozenset[str]
+    names: str
 
 
 def _said(turn: ChatTurn) -> str:
@@ -114,11 +137,9 @@ class AnalysisService:
                 shown.add(entry.id)
         return sorted(entities, key=lambda e: (e.created_at, str(e.id)))
 
-    def build_request(
-        self, turn_ids: Sequence[uuid.UUID]
-    ) -> tuple[ChatRequest, dict[str, uuid.UUID], str]:
+    def build_request(self, turn_ids: Sequence[uuid.UUID]) -> tuple[ChatRequest, Shown]:
         """The analysis of these consecutive turns: alone with the spec's prompt, or batched;
-        with the refs it shows and the names of those entities (titles and aliases)."""
+        with what it shows."""
         with self.uow(read_only=True) as uow:
             turns = [uow.turns.require(turn_id) for turn_id in turn_ids]
             session = uow.sessions.require(turns[0].session_id)
@@ -127,6 +148,7 @@ class AnalysisService:
                 session.id, self.config.analysis_history_turns, before=turns[0].turn_index
             )
             refs = {f"E{i}": entry for i, entry in enumerate(entities, start=1)}
+            characters = [r for r, e in refs.items() if e.entity_type.lower() == "character"]
             context: dict[str, Any] = {
                 "entities": [
                     {
@@ -140,7 +162,7 @@ class AnalysisService:
                 "history": [_shown(t) for t in history],
             }
             single: dict[str, Any] = {
-                "schema": analysis_schema(list(refs), self.config),
+                "schema": analysis_schema(list(refs), self.config, characters),
                 "max_tokens": analysis_max_tokens(self.config),
             }
             if len(turns) == 1:
@@ -169,20 +191,41 @@ class AnalysisService:
                 ]
                 request = ANALYSIS_BATCH.request(
                     self.llm_config,
-                    schema=batch_analysis_schema(list(refs), len(turns), self.config),
+                    schema=batch_analysis_schema(list(refs), len(turns), self.config, characters),
                     max_tokens=analysis_max_tokens(self.config, len(turns)),
                     **context,
                     turns=said,
                     parts=parts,
                 )
         names = "\n".join(f"{e.title} {' '.join(e.aliases or [])}" for e in refs.values())
-        return request, {ref: entry.id for ref, entry in refs.items()}, names
+        shown = Shown({ref: e.id for ref, e in refs.items()}, frozenset(characters), names)
+        return request, shown
+
+    @staticmethod
+    def _witnesses(
+        plan: AnalysisPlan, known_by: Sequence[str], shown: Shown, what: str
+    ) -> list[str]:
+        """``known_by`` as stored: the shown characters' entry ids and USER, once each, in
+        order; any other ref is dropped and recorded (like an invented update id)."""
+        found: list[str] = []
+        for raw in known_by:
+            ref = raw.strip().upper()
+            if ref == USER:
+                witness = USER
+            elif ref in shown.characters:
+                witness = str(shown.refs[ref])
+            else:
+                plan.rejected.append(
+                    f"witness {raw!r} of {what} dropped (not a character shown to the analysis)"
+                )
+                continue
+            if witness not in found:
+                found.append(witness)
+        return found
 
     # -- validation ------------------------------------------------------------------------------
-    def _update(
-        self, plan: AnalysisPlan, update: EntityUpdate, refs: dict[str, uuid.UUID], said: str
-    ) -> None:
-        entry_id = refs.get(update.lore_entry_id.upper())
+    def _update(self, plan: AnalysisPlan, update: EntityUpdate, shown: Shown, said: str) -> None:
+        entry_id = shown.refs.get(update.lore_entry_id.upper())
         placeholder = copied_placeholder(update.update_summary)
         if placeholder is not None:
             plan.rejected.append(
@@ -202,11 +245,23 @@ class AnalysisService:
                     f"update for {update.lore_entry_id} kept but flagged: it shares no word "
                     f"with its turn: {_clip(update.update_summary, 120)}"
                 )
+            what = f"the update of {update.lore_entry_id}"
             plan.updates.append(
-                (entry_id, _clip(update.update_summary, self.config.max_summary_chars))
+                Update(
+                    entry_id,
+                    _clip(update.update_summary, self.config.max_summary_chars),
+                    self._witnesses(plan, update.known_by, shown, what),
+                )
             )
 
-    def _creation(self, plan: AnalysisPlan, entity_type: str, summary: str) -> Creation | None:
+    def _creation(
+        self,
+        plan: AnalysisPlan,
+        entity_type: str,
+        summary: str,
+        known_by: Sequence[str],
+        shown: Shown,
+    ) -> Creation | None:
         placeholder = copied_placeholder(summary)
         if placeholder is not None:
             plan.rejected.append(
@@ -217,7 +272,9 @@ class AnalysisService:
             plan.rejected.append("creation dropped: over the cap")
             return None
         creation = Creation(
-            entity_type.strip()[:50].title(), _clip(summary, self.config.max_summary_chars)
+            entity_type.strip()[:50].title(),
+            _clip(summary, self.config.max_summary_chars),
+            known_by=self._witnesses(plan, known_by, shown, "a creation"),
         )
         plan.creations.append(creation)
         return creation
@@ -233,19 +290,17 @@ class AnalysisService:
                 "named in the turn, but no entity and no creation: " + ", ".join(missing[:8])
             )
 
-    def validate(
-        self, result: AnalysisResult, refs: dict[str, uuid.UUID], said: str = ""
-    ) -> AnalysisPlan:
+    def validate(self, result: AnalysisResult, shown: Shown, said: str = "") -> AnalysisPlan:
         """The plan of one turn's answer; ``said`` is the turn's text (for grounding)."""
         plan = AnalysisPlan()
         for update in result.updates:
-            self._update(plan, update, refs, said)
-        for creation in result.creations:
-            self._creation(plan, creation.entity_type, creation.creation_summary)
+            self._update(plan, update, shown, said)
+        for new in result.creations:
+            self._creation(plan, new.entity_type, new.creation_summary, new.known_by, shown)
         return plan
 
     def validate_batch(
-        self, result: BatchAnalysisResult, refs: dict[str, uuid.UUID], turns: Sequence[ChatTurn]
+        self, result: BatchAnalysisResult, shown: Shown, turns: Sequence[ChatTurn]
     ) -> list[AnalysisPlan]:
         """One plan per turn the answer covers, from the first turn on without a gap (the rest
         are analysed again later).  An update may name an entity a creation of an earlier turn
@@ -259,36 +314,46 @@ class AnalysisService:
                 break
             plan = AnalysisPlan()
             for ref, new in part.creations.items():
-                made = self._creation(plan, new.entity_type, new.summary)
+                made = self._creation(plan, new.entity_type, new.summary, new.known_by, shown)
                 if made is not None:
                     created[ref.strip().upper()] = made
-            for ref, summary in part.updates.items():
+            for ref, change in part.updates.items():
+                summary, known_by = (
+                    (change.summary, change.known_by)
+                    if isinstance(change, WitnessedChange)
+                    else (change, [])
+                )
                 later = created.get(ref.strip().upper())
                 if later is not None:
-                    clipped = _clip(summary, self.config.max_summary_chars)
                     later.followups.append(
-                        {"turn_index": turn.turn_index, "update_summary": clipped}
+                        {
+                            "turn_index": turn.turn_index,
+                            "update_summary": _clip(summary, self.config.max_summary_chars),
+                            "known_by": self._witnesses(plan, known_by, shown, f"{ref}'s update"),
+                        }
                     )
                 else:
-                    update = EntityUpdate(lore_entry_id=ref, update_summary=summary)
-                    self._update(plan, update, refs, _said(turn))
+                    update = EntityUpdate(
+                        lore_entry_id=ref, update_summary=summary, known_by=known_by
+                    )
+                    self._update(plan, update, shown, _said(turn))
             plans.append(plan)
         return plans
 
     # -- one job ---------------------------------------------------------------------------------
     def plans(self, turns: Sequence[ChatTurn]) -> list[AnalysisPlan]:
         """The plans of the leading turns the LLM answered for (at least the first)."""
-        request, refs, names = self.build_request([t.id for t in turns])
+        request, shown = self.build_request([t.id for t in turns])
         if len(turns) == 1:
             single = complete_structured(self.chat_model, request, AnalysisResult)
-            plans = [self.validate(single, refs, _said(turns[0]))]
+            plans = [self.validate(single, shown, _said(turns[0]))]
         else:
             result = complete_structured(self.chat_model, request, BatchAnalysisResult)
-            plans = self.validate_batch(result, refs, turns)
+            plans = self.validate_batch(result, shown, turns)
         if plans:
             if self.config.ground_updates:
                 for turn, plan in zip(turns, plans, strict=False):
-                    self._unknown_names(plan, _said(turn), names)
+                    self._unknown_names(plan, _said(turn), shown.names)
             return plans
         return self.plans(turns[:1])  # the answer skipped the first turn: that one alone
 
@@ -302,13 +367,14 @@ class AnalysisService:
             session = uow.sessions.require(turns[0].session_id)
             for turn, plan in zip(turns, plans, strict=False):
                 updates = self._visible(uow, session, plan)
-                for entry_id, summary in updates:
+                for update in updates:
                     uow.session.add(
                         NoteUpdateTask(
-                            lore_entry_id=entry_id,
+                            lore_entry_id=update.lore_entry_id,
                             session_id=turn.session_id,
-                            update_summary=summary,
+                            update_summary=update.summary,
                             turn_index=turn.turn_index,
+                            known_by=update.known_by,
                         )
                     )
                     uow.session.flush()  # created_at order = the analysis's order
@@ -320,6 +386,7 @@ class AnalysisService:
                             session_id=turn.session_id,
                             turn_index=turn.turn_index,
                             followups=creation.followups,
+                            known_by=creation.known_by,
                         )
                     )
                     uow.session.flush()
@@ -343,18 +410,16 @@ class AnalysisService:
         )
         return Outcome(summary, wake)
 
-    def _visible(
-        self, uow: UnitOfWork, session: ChatSession, plan: AnalysisPlan
-    ) -> list[tuple[uuid.UUID, str]]:
+    def _visible(self, uow: UnitOfWork, session: ChatSession, plan: AnalysisPlan) -> list[Update]:
         """The plan's updates whose entry still exists and is visible to the session."""
         updates = []
-        for entry_id, summary in plan.updates:
-            entry = uow.entries.get(entry_id)
+        for update in plan.updates:
+            entry = uow.entries.get(update.lore_entry_id)
             if entry is not None and is_visible(entry, session):
-                updates.append((entry_id, summary))
+                updates.append(update)
             else:
                 plan.rejected.append(
-                    f"update for entry {entry_id} dropped: the entry was deleted or hidden "
-                    f"while the turn was analysed: {_clip(summary, 120)}"
+                    f"update for entry {update.lore_entry_id} dropped: the entry was deleted "
+                    f"or hidden while the turn was analysed: {_clip(update.summary, 120)}"
                 )
         return updates

@@ -19,12 +19,14 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from loreweave.config import CompositeDocumentConfig
 from loreweave.db.models import LoreEntry, SessionNote
 
 DOCUMENT_PART = "document"
+KNOWN_PREFIX = "[Known to {observer}]"  # an observer's view: what it knows of the entity
 CHUNK_OVERLAP = 0.2  # of a chunk, repeated at the start of the next one
 _WORDS = re.compile(r"\S+")
 
@@ -85,6 +87,23 @@ def compose(
     """The one builder of composite documents."""
     note = note or None
     return CompositeDocument(key, world_id, lore, note, composite_text(lore, note, config))
+
+
+def observer_text(
+    lore_content: str, events: Sequence[str], observer: str, config: CompositeDocumentConfig
+) -> str:
+    """An entity as one observer knows it (DESIGN §1.6): its base lore, then the events of it
+    that the observer witnessed or that are public, oldest first, one a line::
+
+        f"[Base Lore]\\n{lore}\\n\\n[Known to {observer}]\\n- {event}\\n- {event}"
+
+    Without such events, the base document alone.  Never a session note: the note is the
+    narrator's, and may hold what this observer must not know."""
+    base = f"{config.base_lore_prefix}\n{lore_content}"
+    if not events:
+        return base
+    lines = "\n".join(f"- {event}" for event in events)
+    return f"{base}{config.separator}{KNOWN_PREFIX.format(observer=observer)}\n{lines}"
 
 
 def chunks(text: str, words: int) -> list[str]:

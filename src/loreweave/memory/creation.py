@@ -168,7 +168,7 @@ class EntityCreationWorker(MemoryWorker):
                 if duplicate is not None:
                     # the event joins the entry's note updates at its turn's place (the updates
                     # of this turn and later ones wait for the session's creations up to it)
-                    events = [(task.turn_index, task.creation_summary)]
+                    events = [(task.turn_index, task.creation_summary, task.known_by)]
                     task.outcome, task.created_lore_entry_id = "merged", duplicate.id
                     target = duplicate.id
                     outcomes.append(f"duplicate of {duplicate.title!r}: merged as a note update")
@@ -193,15 +193,19 @@ class EntityCreationWorker(MemoryWorker):
                     task.outcome, task.created_lore_entry_id = "created", entry_id
                     target = entry_id
                     outcomes.append(f"created {made.title!r}")
-                events += [(f["turn_index"], f["update_summary"]) for f in task.followups]
+                events += [
+                    (f["turn_index"], f["update_summary"], f.get("known_by", []))
+                    for f in task.followups
+                ]
                 added = []
-                for turn_index, summary in events:
+                for turn_index, summary, known_by in events:
                     added.append(
                         NoteUpdateTask(
                             lore_entry_id=target,
                             session_id=task.session_id,
                             update_summary=summary,
                             turn_index=turn_index,
+                            known_by=list(known_by),
                         )
                     )
                     uow.session.add(added[-1])

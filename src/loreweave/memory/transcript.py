@@ -25,6 +25,7 @@ from sqlalchemy import delete, select
 from loreweave.db import lifecycle
 from loreweave.db.models import (
     UNFINISHED,
+    USER,
     ChatSession,
     ChatTurn,
     EntityCreationTask,
@@ -499,6 +500,10 @@ class _Copy:
     def _entry(self, entry_id: uuid.UUID | None) -> uuid.UUID | None:
         return None if entry_id is None else self.entry_map.get(entry_id, entry_id)
 
+    def _witnesses(self, known_by: Sequence[str]) -> list[str]:
+        """Witnesses as the fork names them (the entries it copied have new ids)."""
+        return [w if w == USER else str(self._entry(uuid.UUID(w))) for w in known_by]
+
     def _creations(self) -> None:
         for task in self._rows(EntityCreationTask):
             self.uow.session.add(
@@ -509,7 +514,12 @@ class _Copy:
                     creation_summary=task.creation_summary,
                     created_lore_entry_id=self._entry(task.created_lore_entry_id),
                     outcome=task.outcome,
-                    followups=[f for f in task.followups if f["turn_index"] < self.cut],
+                    followups=[
+                        {**f, "known_by": self._witnesses(f.get("known_by", []))}
+                        for f in task.followups
+                        if f["turn_index"] < self.cut
+                    ],
+                    known_by=self._witnesses(task.known_by),
                     **self._job_state(task),
                 )
             )
@@ -538,6 +548,7 @@ class _Copy:
                     turn_index=task.turn_index,
                     update_summary=task.update_summary,
                     applied_version=applied,
+                    known_by=self._witnesses(task.known_by),
                     **state,
                 )
             )

@@ -27,11 +27,13 @@ from sqlalchemy import select
 
 from loreweave.config import RetrievalConfig
 from loreweave.db.engine import Database
-from loreweave.db.models import ChatSession, LoreEntry, SessionNote
+from loreweave.db.models import ChatSession, LoreEntry, NoteUpdateTask, SessionNote
 from loreweave.db.repositories import is_visible
 from loreweave.db.uow import UnitOfWork
 from loreweave.llm.types import Embedder, Matrix, estimate_tokens
-from loreweave.memory.composite import session_view
+from loreweave.memory import observer as observers
+from loreweave.memory.composite import observer_text, session_view
+from loreweave.memory.observer import Observer
 from loreweave.vectors.cache import IndexCache
 from loreweave.vectors.keywords import KeywordIndex
 from loreweave.vectors.lexical import LexicalIndex
@@ -53,6 +55,7 @@ class RetrievedEntry:
     score: float | None  # the fused score; None for a constant entry
     via: Why
     tokens: int
+    known_to: str | None = None  # the text is what this observer knows of it (DESIGN §1.6)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class Retrieval:
     entries: list[RetrievedEntry]
     skipped: list[RetrievedEntry]  # ranked, but over the token budget
     tokens: int
+    observer: Observer | None = None  # whose view (None: the narrator's)
 
 
 @dataclass(frozen=True)
@@ -173,18 +177,24 @@ class Retriever:
         before: int | None = None,
         history: Sequence[tuple[str, str]] | None = None,
         trigger: Trigger | None = None,
+        observer: str | None = None,
+        inferred: bool = False,
     ) -> Retrieval:
         """What a turn of ``session_id`` with ``message`` (as turn ``before``, by default a new
         last turn; ``history``: see :meth:`query`) hands the chat model.  Never another
         session's notes or created entries.  ``trigger``: the kind of generation (World Info's
         ``triggers`` limit an entry to some); World Info's ``ignoreBudget`` entries go in over
-        the token budget."""
+        the token budget.  ``observer`` (a Character's title, alias or id, or USER): the
+        entities as that character knows them (DESIGN §1.6), never a note; a name that is no
+        such character is an error, unless it was ``inferred`` from a prompt (then the
+        narrator's view)."""
         config = self.config
         k = config.k if k is None else k
         budget = config.token_budget if token_budget is None else token_budget
         pool = max(CANDIDATES_PER_SLOT * k, 20)
         with self.database.uow(read_only=True) as uow:
             session = uow.sessions.require(session_id)
+            viewer = observers.resolve(uow, session, observer, strict=not inferred)
             query = self.query(uow, session.id, message, before, history)
         # outside any transaction: a provider's embedding call holds no database connection
         vector = self._vector(query)
@@ -209,7 +219,7 @@ class Retriever:
             order: list[tuple[uuid.UUID, Why]] = [(e, "constant") for e in constant]
             order += [(e, "keyword") for e in named]
             order += [(e, why) for e, (_, why) in fused.items()]
-            return self._select(uow, session, order, fused, k, budget, trigger)
+            return self._select(uow, session, order, fused, k, budget, trigger, viewer)
 
     @property
     def depth(self) -> int:
@@ -224,9 +234,12 @@ class Retriever:
         *,
         before: int | None = None,
         history: Sequence[tuple[str, str]] | None = None,
+        observer: str | None = None,
     ) -> list[RetrievedEntry]:
         """The entries of :meth:`retrieve`, in the order the prompt gives them."""
-        return self.retrieve(session_id, query, k=k, before=before, history=history).entries
+        return self.retrieve(
+            session_id, query, k=k, before=before, history=history, observer=observer
+        ).entries
 
     def _fuse(
         self, by_vector: Sequence[uuid.UUID], by_bm25: Sequence[uuid.UUID]
@@ -257,10 +270,13 @@ class Retriever:
         k: int,
         budget: int,
         trigger: Trigger | None = None,
+        viewer: Observer | None = None,
     ) -> Retrieval:
         ids = list(dict.fromkeys(e for e, _ in order))
         entries: dict[uuid.UUID, LoreEntry | None] = {}
         notes: dict[uuid.UUID, SessionNote] = {}
+        events: dict[uuid.UUID, list[NoteUpdateTask]] = {}
+        met: dict[uuid.UUID, list[str]] = {}
 
         def load(entry_id: uuid.UUID) -> LoreEntry | None:
             """The entry if the session may use it; candidates are read a few at a time, in
@@ -281,6 +297,9 @@ class Retriever:
                         )
                     )
                 )
+                if viewer is not None:
+                    events.update(observers.events_by_entry(uow, session.id, batch))
+                    met.update(observers.met_by(uow, session.id, batch))
                 for e in batch:
                     entry = found.get(e)
                     usable = (
@@ -288,6 +307,10 @@ class Retriever:
                         and is_visible(entry, session)
                         and entry.enabled
                         and triggered(entry, trigger)
+                        and (
+                            viewer is None
+                            or observers.sees(viewer, entry, session.id, met.get(e, []))
+                        )
                     )
                     entries[e] = entry if usable else None
             return entries[entry_id]
@@ -305,11 +328,11 @@ class Retriever:
             entry = load(entry_id)
             if entry is None:
                 continue
-            document = session_view(entry, notes.get(entry_id), session.id, self.vectors.config)
-            tokens = estimate_tokens(document.text)
+            text, known_to = self._text(entry, session, notes, events, viewer)
+            tokens = estimate_tokens(text)
             score = fused[entry_id][0] if entry_id in fused else None
             found = RetrievedEntry(
-                entry.id, entry.title, entry.entity_type, document.text, score, why, tokens
+                entry.id, entry.title, entry.entity_type, text, score, why, tokens, known_to
             )
             if used + tokens > budget and entry.world_info("ignoreBudget") is not True:
                 skipped.append(found)
@@ -317,4 +340,22 @@ class Retriever:
             used += tokens
             chosen.append(found)
             ranked += why != "constant"
-        return Retrieval(chosen, skipped, used)
+        return Retrieval(chosen, skipped, used, viewer)
+
+    def _text(
+        self,
+        entry: LoreEntry,
+        session: ChatSession,
+        notes: dict[uuid.UUID, SessionNote],
+        events: dict[uuid.UUID, list[NoteUpdateTask]],
+        viewer: Observer | None,
+    ) -> tuple[str, str | None]:
+        """The entity as the prompt gives it: the session's composite document, or what the
+        observer knows of it (the document too when the observer knows every event of the
+        entity: then its note holds nothing the observer does not know), and whose view it is."""
+        config = self.vectors.config
+        of_entry = events.get(entry.id, [])
+        if viewer is None or observers.knows_all(viewer, of_entry):
+            return session_view(entry, notes.get(entry.id), session.id, config).text, None
+        known = observers.known_events(viewer, of_entry, self.config.observer_event_chars)
+        return observer_text(entry.content, known, viewer.name, config), viewer.name

@@ -113,13 +113,16 @@ def play_turn(
     if body.reply is not None:
         if stream:
             raise InvalidInput("a recorded turn (with a reply) is not streamed")
-        return _turn_out(lw.chat.record(session_id, body.message, body.reply, key=key))
+        recorded = lw.chat.record(
+            session_id, body.message, body.reply, key=key, observer=body.observer
+        )
+        return _turn_out(recorded)
     if not stream:
-        result = lw.chat.turn(session_id, body.message, key=key)
+        result = lw.chat.turn(session_id, body.message, key=key, observer=body.observer)
         lw.metrics.observe_turn(result.overhead_seconds)
         return _turn_out(result)
     # raises 404/422 before streaming
-    events = lw.chat.turn_stream(session_id, body.message, key=key)
+    events = lw.chat.turn_stream(session_id, body.message, key=key, observer=body.observer)
 
     def sse(events: Iterator[StreamEvent]) -> Iterator[str]:
         try:
@@ -300,7 +303,12 @@ def context(session_id: uuid.UUID, body: ContextIn, lw: LW) -> ContextOut:
         else None
     )
     found = lw.retriever.retrieve(
-        session_id, body.message, k=body.k, token_budget=body.token_budget, history=history
+        session_id,
+        body.message,
+        k=body.k,
+        token_budget=body.token_budget,
+        history=history,
+        observer=body.observer,
     )
 
     def entry(hit: RetrievedEntry) -> ContextEntry:
@@ -318,6 +326,7 @@ def context(session_id: uuid.UUID, body: ContextIn, lw: LW) -> ContextOut:
         entries=[entry(h) for h in found.entries],
         tokens=found.tokens,
         skipped=[entry(h) for h in found.skipped],
+        observer=found.observer.name if found.observer else None,
     )
 
 

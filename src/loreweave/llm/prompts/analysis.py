@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints
 
 from loreweave.config import PipelineConfig
+from loreweave.db.models import USER
 from loreweave.llm.prompts import PromptSpec
 from loreweave.llm.prompts.common import Output, Text, extract_json
 from loreweave.llm.prompts.schema import (
@@ -22,12 +23,17 @@ from loreweave.llm.prompts.schema import (
     tokens_for,
 )
 
+# Who witnessed or learned an event (DESIGN §1.6): refs of shown Character entities, and USER
+# for the persona of the person playing; empty: public, everyone present knows it.
+Witnesses = list[Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)]]
+
 
 class EntityUpdate(Output):
     """An event that changes an existing entity, by the id the analysis prompt showed."""
 
     lore_entry_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
     update_summary: Text
+    known_by: Witnesses = Field(default_factory=list)
 
 
 class EntityCreation(Output):
@@ -37,6 +43,7 @@ class EntityCreation(Output):
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)
     ]
     creation_summary: Text
+    known_by: Witnesses = Field(default_factory=list)
 
 
 class AnalysisResult(Output):
@@ -53,13 +60,22 @@ class NewEntity(Output):
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)
     ]
     summary: Text
+    known_by: Witnesses = Field(default_factory=list)
+
+
+class WitnessedChange(Output):
+    """A batch's update known only to some: its summary and who knows it."""
+
+    summary: Text
+    known_by: Witnesses = Field(default_factory=list)
 
 
 class TurnChanges(Output):
-    """One turn of a batch: updates by entity ref, creations by new ref (compact: a batch's
-    output tokens are most of its cost)."""
+    """One turn of a batch: updates by entity ref (the summary, or a :class:`WitnessedChange`
+    when only some know it), creations by new ref (compact: a batch's output tokens are most
+    of its cost)."""
 
-    updates: dict[str, Text] = Field(default_factory=dict)
+    updates: dict[str, Text | WitnessedChange] = Field(default_factory=dict)
     creations: dict[str, NewEntity] = Field(default_factory=dict)
 
 
@@ -80,8 +96,16 @@ def _combine(answers: list[str]) -> dict[str, Any]:
             creations[f"N{made}"] = {
                 "entity_type": creation.entity_type,
                 "summary": creation.creation_summary,
+                "known_by": creation.known_by,
             }
-        updates = {u.lore_entry_id: u.update_summary for u in single.updates}
+        updates = {
+            u.lore_entry_id: (
+                {"summary": u.update_summary, "known_by": u.known_by}
+                if u.known_by
+                else u.update_summary
+            )
+            for u in single.updates
+        }
         turns[str(number)] = {"updates": updates, "creations": creations}
     return {"turns": turns}
 
@@ -91,11 +115,22 @@ def _ref(refs: Sequence[str]) -> Schema:
     return one_of(refs) if refs else text(8)
 
 
-def analysis_schema(refs: Sequence[str], limits: PipelineConfig) -> Schema:
-    """One turn: updates only of the refs shown, at most the caps, each summary bounded."""
+def _witnesses(characters: Sequence[str]) -> Schema:
+    """``known_by``: the shown characters' refs and USER, each at most once."""
+    return {**array(one_of([*characters, USER]), len(characters) + 1), "uniqueItems": True}
+
+
+def analysis_schema(
+    refs: Sequence[str], limits: PipelineConfig, characters: Sequence[str] = ()
+) -> Schema:
+    """One turn: updates only of the refs shown, at most the caps, each summary bounded; the
+    witnesses only among the characters shown (``characters``: their refs) and USER."""
     summary = text(limits.max_summary_chars)
-    update = obj({"lore_entry_id": _ref(refs), "update_summary": summary})
-    creation = obj({"entity_type": one_of(ENTITY_TYPES), "creation_summary": summary})
+    known_by = _witnesses(characters)
+    update = obj({"lore_entry_id": _ref(refs), "update_summary": summary, "known_by": known_by})
+    creation = obj(
+        {"entity_type": one_of(ENTITY_TYPES), "creation_summary": summary, "known_by": known_by}
+    )
     return obj(
         {
             "updates": array(update, limits.max_updates_per_turn if refs else 0),
@@ -104,15 +139,25 @@ def analysis_schema(refs: Sequence[str], limits: PipelineConfig) -> Schema:
     )
 
 
-def batch_analysis_schema(refs: Sequence[str], turns: int, limits: PipelineConfig) -> Schema:
+def batch_analysis_schema(
+    refs: Sequence[str], turns: int, limits: PipelineConfig, characters: Sequence[str] = ()
+) -> Schema:
     """Every turn of the batch answered (by its number); a turn's updates keyed by the refs
-    shown or the new ids (N1…) of the batch's creations, which are at most the caps."""
+    shown or the new ids (N1…) of the batch's creations, which are at most the caps; an
+    update is its summary, or the summary with its witnesses (``characters``: see
+    :func:`analysis_schema`)."""
     summary = text(limits.max_summary_chars)
+    known_by = _witnesses(characters)
     new_refs = [f"N{i}" for i in range(1, turns * limits.max_creations_per_turn + 1)]
-    new = obj({"entity_type": one_of(ENTITY_TYPES), "summary": summary})
+    new = obj(
+        {"entity_type": one_of(ENTITY_TYPES), "summary": summary, "known_by": known_by},
+        required=("entity_type", "summary"),
+    )
+    witnessed = obj({"summary": summary, "known_by": known_by})
+    change = {"anyOf": [summary, witnessed]}
     turn = obj(
         {
-            "updates": keyed([*refs, *new_refs], summary, limits.max_updates_per_turn),
+            "updates": keyed([*refs, *new_refs], change, limits.max_updates_per_turn),
             "creations": keyed(new_refs, new, limits.max_creations_per_turn),
         },
         required=(),  # the prompt: "leave out what is empty"
@@ -120,9 +165,12 @@ def batch_analysis_schema(refs: Sequence[str], turns: int, limits: PipelineConfi
     return obj({"turns": obj({str(n): turn for n in range(1, turns + 1)})})
 
 
+WITNESS_CHARS = 40  # a short list of refs beside a summary
+
+
 def analysis_max_tokens(limits: PipelineConfig, turns: int = 1) -> int:
     """What an answer within the caps may take, for one turn or a batch of them."""
-    item = tokens_for(limits.max_summary_chars)
+    item = tokens_for(limits.max_summary_chars + WITNESS_CHARS)
     per_turn = (limits.max_updates_per_turn + limits.max_creations_per_turn) * item
     return tokens_for(0) + turns * (per_turn + tokens_for(0))
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from loreweave.api.app import create_app
 from loreweave.bootstrap import Loreweave
 from loreweave.db import Database
-from loreweave.db.models import USER, NoteUpdateTask
+from loreweave.db.models import USER, LoreEntry, NoteUpdateTask
 from loreweave.llm.types import ChatRequest, ChatResponse
 
 from .pipeline_support import AppendingRewriter, make_app, make_world, wait_until_idle
@@ -34,12 +34,15 @@ STORY: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
         ("Tomas", "Tomas fell asleep in the chapel.", ()),
     ],
     "Tomas wakes and stretches.": [("Tomas", "Tomas woke up in the chapel.", ())],
+    # a newcomer only Mira meets, then a secret she shares with the newcomer alone
+    "A stranger named Dee slips Mira a letter.": [("+Dee", "Dee, a courier.", ("Mira",))],
+    "Mira burns the letter with Dee.": [("Mira", "Mira burned Dee's letter.", ("Mira", "Dee"))],
     "Mira tells Tomas where the key is.": [
         ("Iron Key", "Mira told Tomas the key lies under the altar.", ("Mira", "Tomas")),
         ("Tomas", "Tomas learned from Mira that the key is under the altar.", ("Mira", "Tomas")),
     ],
 }
-TURNS = list(STORY)
+TURNS = [t for t in STORY if "Dee" not in t]
 SECRET = "altar"
 ENTITY_LINE = re.compile(r"^(E\d+) \| [^|]+ \| (.+?)(?: \(also:.*)?$", re.M)
 
@@ -59,6 +62,9 @@ class WitnessModel:
     def complete(self, request: ChatRequest) -> ChatResponse:
         if request.prompt == "analysis":
             return ChatResponse(json.dumps(self._analysis(request.messages[-1].content)), "m")
+        if request.prompt == "creation":
+            body = {"title": "Dee", "content": "Dee, a courier of the coast road.", "tags": []}
+            return ChatResponse(json.dumps(body), "m")
         if request.prompt == "chat":
             with self.lock:
                 self.chats.append(request)
@@ -80,8 +86,18 @@ class WitnessModel:
                 "known_by": [refs[w] for w in witnesses],
             }
             for title, summary, witnesses in events
+            if not title.startswith("+")
         ]
-        return {"updates": updates, "creations": []}
+        creations = [
+            {
+                "entity_type": "Character",
+                "creation_summary": summary,
+                "known_by": [refs[w] for w in witnesses],
+            }
+            for title, summary, witnesses in events
+            if title.startswith("+")
+        ]
+        return {"updates": updates, "creations": creations}
 
 
 @pytest.fixture
@@ -229,3 +245,48 @@ def test_the_proxy_gives_the_character_a_prompt_is_written_for_its_view(
     )
     assert "Iron Key" in tomas and SECRET not in tomas
     assert SECRET in mira
+
+
+def test_a_newcomer_met_by_some_and_a_witness_it_becomes_follow_a_fork(
+    chapel: tuple[Loreweave, WitnessModel],
+) -> None:
+    """Dee, created by the session and met only by Mira, is not in Tomas's view at all; an event
+    Dee witnessed names Dee's entry, and in a fork it names the fork's own copy of Dee."""
+    lw, _ = chapel
+    _, session_id, ids = _world(lw.database)
+    lw.vectors.sync_entries(list(ids.values()))
+    client = TestClient(create_app(lw))
+    _play(
+        lw,
+        session_id,
+        "A stranger named Dee slips Mira a letter.",
+        "Mira burns the letter with Dee.",
+    )
+
+    def ask(session: uuid.UUID, observer: str) -> str:
+        body = {"message": "Dee and the letter, Mira.", "k": 10, "observer": observer}
+        answer = client.post(f"/api/sessions/{session}/context", json=body)
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["text"])
+
+    assert "### Dee" in ask(session_id, "Mira") and "### Dee" not in ask(session_id, "Tomas")
+    assert "burned Dee's letter" in ask(session_id, "Dee")  # Dee as an observer, by title
+    assert "burned" not in ask(session_id, "Tomas")
+
+    forked = uuid.UUID(
+        client.post(f"/api/sessions/{session_id}/fork", json={"at_turn": 1}).json()["id"]
+    )
+    with lw.database.uow(read_only=True) as uow:
+        dee = {
+            e.origin_session_id: str(e.id)
+            for e in uow.session.scalars(select(LoreEntry).where(LoreEntry.title == "Dee"))
+        }
+        burned = {
+            t.session_id: t.known_by
+            for t in uow.session.scalars(select(NoteUpdateTask))
+            if "burned" in t.update_summary
+        }
+    assert burned[session_id] == [str(ids["Mira"]), dee[session_id]]
+    assert burned[forked] == [str(ids["Mira"]), dee[forked]]  # the fork's own Dee
+    assert "burned Dee's letter" in ask(forked, "Dee")
+    assert "### Dee" not in ask(forked, "Tomas")

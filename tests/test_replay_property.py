@@ -4,7 +4,8 @@ A hypothesis state machine plays turns in several sessions and deletes, edits, r
 swaps alternatives and forks — some of it while an analysis, rewrite or creation call is in
 flight — with single steps of the queues in between.  Once the queues drain, every session's
 notes, created entries and vectors must equal those of a fresh session fed only its final
-transcript, with the same deterministic LLM answers.
+transcript, with the same deterministic LLM answers — and so must every event's witnesses and
+each character's view of the world (DESIGN §1.6).
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from sqlalchemy import select
 
 from loreweave.db import Database
-from loreweave.db.models import ChatTurn, EntityVector, LoreEntry
+from loreweave.db.models import USER, ChatTurn, EntityVector, LoreEntry, NoteUpdateTask
+from loreweave.db.repositories import visible_in
 from loreweave.llm.types import ChatRequest, ChatResponse
+from loreweave.memory import observer as observers
 from loreweave.queue.notify import QUEUES, NullNotifier
 
 from .pipeline_support import (
@@ -37,6 +40,8 @@ from .pipeline_support import (
 from .test_order_property import Creator, wipe
 
 TITLES = ("Ann", "Bo", "Cy")
+# who may witness: the world's characters, one a session creates ("Dee"), the person playing
+WITNESSES = st.lists(st.sampled_from((*TITLES, "Dee", "USER")), unique=True, max_size=2)
 NEW = ("Ann", "Dee", "Eve")  # "Ann" exists: its creation merges as a note update
 _ENTITY = re.compile(r"^(E\d+) \| \w+ \| (\w+)", re.M)
 _LATEST = re.compile(r"\[Latest Turn\]:\nUser: (.*)\nNarrator: (.*)")
@@ -44,7 +49,8 @@ _LATEST = re.compile(r"\[Latest Turn\]:\nUser: (.*)\nNarrator: (.*)")
 
 class Analyst:
     """Updates for the titles the user message names (``u=Ann,Bo``) and the reply names
-    (``also=Cy``), creations for ``new=Dee``: what changes the memory is in the transcript."""
+    (``also=Cy``), creations for ``new=Dee``, each known by whom ``k=Bo,USER`` names (none:
+    public): what changes the memory, and who knows it, is in the transcript."""
 
     provider = "analyst"
 
@@ -57,14 +63,19 @@ class Analyst:
         found = re.search(r"#(\d+)", user)
         tag = found.group(1) if found else "0"
         named = _names(user, "u") + _names(reply, "also")
+        known_by = [refs.get(w, w) for w in _names(user, "k") if w in refs or w == USER]
         answer = {
             "updates": [
-                {"lore_entry_id": refs[t], "update_summary": f"{tag}-{t}"}
+                {"lore_entry_id": refs[t], "update_summary": f"{tag}-{t}", "known_by": known_by}
                 for t in named
                 if t in refs
             ],
             "creations": [
-                {"entity_type": "Character", "creation_summary": f"t{tag}-new-{t}"}
+                {
+                    "entity_type": "Character",
+                    "creation_summary": f"t{tag}-new-{t}",
+                    "known_by": known_by,
+                }
                 for t in _names(user, "new")
             ],
         }
@@ -130,16 +141,21 @@ class ReplayMachine(RuleBasedStateMachine):
         data=st.data(),
         updates=st.lists(st.sampled_from(TITLES), unique=True, max_size=2),
         new=st.lists(st.sampled_from(NEW), max_size=1),
+        known=WITNESSES,
     )
-    def play(self, data: st.DataObject, updates: list[str], new: list[str]) -> None:
+    def play(
+        self, data: st.DataObject, updates: list[str], new: list[str], known: list[str]
+    ) -> None:
         session = data.draw(st.sampled_from(self.sessions))
-        message = f"#{next(self.tags)} u={','.join(updates)} new={','.join(new)}"
+        message = (
+            f"#{next(self.tags)} u={','.join(updates)} new={','.join(new)} k={','.join(known)}"
+        )
         reply = self.narrator.complete(ChatRequest((), "m", 0.0)).text
         self.lw.chat.persist(session, message, reply, [])
 
-    @rule(data=st.data(), new=st.sampled_from(NEW))
-    def play_a_creation_and_drain(self, data: st.DataObject, new: str) -> None:
-        self.play(data, [], [new])
+    @rule(data=st.data(), new=st.sampled_from(NEW), known=WITNESSES)
+    def play_a_creation_and_drain(self, data: st.DataObject, new: str, known: list[str]) -> None:
+        self.play(data, [], [new], known)
         self.lw.pipeline.drain()
 
     @rule(queue=st.sampled_from(QUEUES), jobs=st.integers(1, 3))
@@ -161,10 +177,14 @@ class ReplayMachine(RuleBasedStateMachine):
         if picked := self._turn_of(data):
             self.lw.transcript.delete_turns(*picked)
 
-    @rule(data=st.data(), updates=st.lists(st.sampled_from(TITLES), unique=True, max_size=2))
-    def edit_message(self, data: st.DataObject, updates: list[str]) -> None:
+    @rule(
+        data=st.data(),
+        updates=st.lists(st.sampled_from(TITLES), unique=True, max_size=2),
+        known=WITNESSES,
+    )
+    def edit_message(self, data: st.DataObject, updates: list[str], known: list[str]) -> None:
         if picked := self._turn_of(data):
-            message = f"#{next(self.tags)} u={','.join(updates)} new="
+            message = f"#{next(self.tags)} u={','.join(updates)} new= k={','.join(known)}"
             self.lw.transcript.edit_turn(*picked, user_message=message)
 
     @rule(data=st.data(), title=st.sampled_from(TITLES))
@@ -250,9 +270,41 @@ def assert_all_done(lw: Any) -> None:
 
 
 def memory(lw: Any, session_id: uuid.UUID) -> dict[str, Any]:
-    """A session's memory by title: notes, created entries, composite vectors."""
+    """A session's memory by title: notes, created entries, composite vectors, every event
+    with its witnesses, and what each character (and the person playing) knows of each
+    entity (the observer views' events, and which created entries each has met)."""
     with lw.database.uow(read_only=True) as uow:
         titles = {e.id: e.title for e in uow.session.scalars(select(LoreEntry))}
+        session = uow.sessions.require(session_id)
+        mine = {
+            e.id: e.title for e in uow.session.scalars(select(LoreEntry).where(visible_in(session)))
+        }
+
+        def who(known_by: list[str]) -> list[str]:
+            """Witnesses by title; one this session cannot see (a fork's witness left naming
+            the original's entry) shows as such."""
+            return sorted(w if w == USER else mine.get(uuid.UUID(w), "?") for w in known_by)
+
+        events = uow.session.scalars(
+            select(NoteUpdateTask).where(NoteUpdateTask.session_id == session_id)
+        ).all()
+        witnesses = sorted(
+            (titles[e.lore_entry_id], e.turn_index, e.update_summary, *who(e.known_by))
+            for e in events
+        )
+        seen = [e for e in uow.session.scalars(select(LoreEntry).where(visible_in(session)))]
+        by_entry = observers.events_by_entry(uow, session_id, [e.id for e in seen])
+        met = observers.met_by(uow, session_id, [e.id for e in seen])
+        views = {}
+        for name in (*TITLES, "Dee", USER):
+            viewer = observers.resolve(uow, session, name, strict=False)
+            if viewer is None:
+                continue  # Dee, not created in this session
+            views[name] = sorted(
+                (e.title, *observers.known_events(viewer, by_entry.get(e.id, []), 10_000))
+                for e in seen
+                if observers.sees(viewer, e, session_id, met.get(e.id, []))
+            )
         notes = {titles[n.lore_entry_id]: n.note_content for n in uow.notes.in_session(session_id)}
         created = sorted(
             (e.title, e.content, e.origin_turn_index)
@@ -268,7 +320,13 @@ def memory(lw: Any, session_id: uuid.UUID) -> dict[str, Any]:
                 )
             )
         )
-    return {"notes": notes, "created": created, "vectors": vectors}
+    return {
+        "notes": notes,
+        "created": created,
+        "vectors": vectors,
+        "witnesses": witnesses,
+        "views": views,
+    }
 
 
 ReplayMachine.TestCase.settings = settings(

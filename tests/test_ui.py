@@ -401,3 +401,50 @@ def test_a_world_created_while_another_is_selected_gets_its_own_turns(tmp_path: 
         "Old world": ["A turn of the old world"],
         "New world": ["A turn of the new world"],
     }
+
+
+def test_the_session_seen_as_a_character_and_each_events_witnesses(tmp_path: Path) -> None:
+    """Who knows what in the browser: the notes seen as Tomas hold nothing of the key Mira hid
+    while he slept, seen as Mira they do; a note's history lists its events with who knows
+    each, and closes."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from .pipeline_support import make_world
+    from .test_observers import TURNS, WitnessModel
+
+    need_chromium()
+    database = Database(f"sqlite:///{tmp_path / 'ui.db'}")
+    database.ensure_schema()
+    lw = make_app(database, tmp_path, WitnessModel(), pipeline_config={"poll_interval": 0.05})
+    _, session_id, _ = make_world(
+        database,
+        ("Mira", "Character", "A young priestess."),
+        ("Tomas", "Character", "A travelling knight."),
+        ("Iron Key", "Item", "An old iron key."),
+    )
+    lw.chat.record(session_id, TURNS[0], "…")
+    lw.pipeline.drain()
+    with serving(lw) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.goto(url)
+        page.get_by_role("button", name="Session", exact=True).click()
+        notes = page.get_by_test_id("notes")
+        expect(notes).to_contain_text("Mira hid the key under the altar.")  # the narrator's
+        page.get_by_test_id("observer-select").select_option(label="Tomas")
+        expect(notes).to_contain_text("Tomas fell asleep in the chapel.")
+        expect(notes).to_contain_text("public")
+        expect(notes).not_to_contain_text("altar")
+        page.get_by_test_id("observer-select").select_option(label="Mira")
+        expect(notes).to_contain_text("Mira hid the key under the altar.")
+        expect(notes).to_contain_text("known by Mira")
+        page.screenshot(path=str(ARTIFACTS / "ui-seen-as-mira.png"))
+        page.get_by_test_id("observer-select").select_option(label="the narrator (everything)")
+        page.get_by_test_id("note").filter(has_text="Iron Key").click()
+        history = page.get_by_test_id("history-events")
+        expect(history).to_contain_text("turn 1: Mira hid the key under the altar.")
+        expect(history).to_contain_text("known by Mira")
+        page.get_by_test_id("history-close").click()
+        expect(page.get_by_test_id("history")).to_be_hidden()
+        browser.close()
+    lw.close()

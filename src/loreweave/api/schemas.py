@@ -251,6 +251,33 @@ class NoteOut(BaseModel):
     missing_events: list[MissingEvent] = []
 
 
+class KnownEventOut(BaseModel):
+    turn_index: int
+    update_summary: str
+    status: str
+    known_by: list[str]  # witnesses by name; empty: public
+
+
+class KnowledgeOut(BaseModel):
+    lore_entry_id: uuid.UUID
+    title: str
+    events: list[KnownEventOut]
+
+
+class ObserverOut(BaseModel):
+    id: str  # an entry id, or USER
+    name: str
+
+
+class EventsOut(BaseModel):
+    """Who knows what (DESIGN §1.6): each entity's events as ``observer`` knows them (None:
+    the narrator, every event), and who may observe."""
+
+    observer: str | None
+    observers: list[ObserverOut]
+    entities: list[KnowledgeOut]
+
+
 class RevisionOut(_Out):
     version: int
     note_content: str

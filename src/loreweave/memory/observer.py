@@ -162,3 +162,59 @@ def known_events(
         kept.append(summary)
         used += len(summary)
     return list(reversed(kept))
+
+
+@dataclass(frozen=True)
+class KnownEvent:
+    turn_index: int
+    summary: str
+    status: str
+    known_by: list[str]  # witnesses by name ("User" for USER); empty: public
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """What an observer (None: the narrator) knows of one entity, event by event."""
+
+    lore_entry_id: uuid.UUID
+    title: str
+    events: list[KnownEvent]
+
+
+def knowledge(uow: UnitOfWork, session: ChatSession, viewer: Observer | None) -> list[Knowledge]:
+    """Every entity of the session that has events, with the events ``viewer`` knows (all of
+    them for the narrator) and who witnessed each: what the UI shows as someone's view."""
+    entries = {e.id: e for e in uow.session.scalars(select(LoreEntry).where(visible_in(session)))}
+    by_entry = events_by_entry(uow, session.id, entries)
+    met = met_by(uow, session.id, entries) if viewer is not None else {}
+
+    def name(witness: str) -> str:
+        if witness == USER:
+            return "User"
+        entry = entries.get(uuid.UUID(witness))
+        return entry.title if entry is not None else "(gone)"
+
+    found = []
+    for entry_id, rows in by_entry.items():
+        entry = entries[entry_id]
+        if viewer is not None and not sees(viewer, entry, session.id, met.get(entry_id, [])):
+            continue
+        known = [
+            KnownEvent(r.turn_index, r.update_summary, r.status, [name(w) for w in r.known_by])
+            for r in rows
+            if viewer is None or viewer.knows(r.known_by or [])
+        ]
+        if known:
+            found.append(Knowledge(entry_id, entry.title, known))
+    return sorted(found, key=lambda k: (k.events[0].turn_index, k.title))
+
+
+def characters(uow: UnitOfWork, session: ChatSession) -> list[LoreEntry]:
+    """The Character entries the session sees: who may observe."""
+    return list(
+        uow.session.scalars(
+            select(LoreEntry)
+            .where(visible_in(session), func.lower(LoreEntry.entity_type) == CHARACTER)
+            .order_by(LoreEntry.title, LoreEntry.id)
+        )
+    )

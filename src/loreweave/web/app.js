@@ -324,9 +324,35 @@ $("#turn-form").addEventListener("submit", async (event) => {
 });
 
 // -- notes, history, rollback ----------------------------------------------------------------------
+// who knows what (DESIGN §1.6): an event's witnesses in words
+const witnesses = (event) => event.known_by.length ? `known by ${event.known_by.join(", ")}` : "public";
+const eventItem = (event) => el("li", { "data-testid": "known-event" },
+  el("span", { class: "muted" }, `turn ${event.turn_index + 1}: `), event.update_summary,
+  el("span", { class: event.known_by.length ? "badge secret" : "badge" }, witnesses(event)));
+async function refreshObservers(events) {
+  const box = $("#observer-select"), kept = box.value;
+  box.replaceChildren(el("option", { value: "" }, "the narrator (everything)"),
+    ...events.observers.map((o) => el("option", { value: o.id }, o.name)));
+  box.value = events.observers.some((o) => o.id === kept) ? kept : "";
+}
+$("#observer-select").addEventListener("change", () => refreshNotes());
 async function refreshNotes() {
   if (!state.session) { $("#notes").replaceChildren(); return; }
-  const notes = await api(`/api/sessions/${state.session}/notes`);
+  const session = state.session;
+  const everything = await api(`/api/sessions/${session}/events`);
+  if (session !== state.session) return;
+  state.events = everything;
+  await refreshObservers(everything);
+  const observer = $("#observer-select").value;
+  if (observer) {  // a character's view: what it witnessed or was told, event by event
+    const view = await api(`/api/sessions/${session}/events?observer=${encodeURIComponent(observer)}`);
+    if (session !== state.session) return;
+    $("#notes").replaceChildren(...(view.entities.length ? view.entities.map((k) => el("li", { "data-testid": "known" },
+      el("strong", {}, k.title), el("ol", {}, ...k.events.map(eventItem))))
+      : [el("li", { class: "empty" }, `${view.observer} knows nothing of this story yet.`)]));
+    return;
+  }
+  const notes = await api(`/api/sessions/${session}/notes`);
   if (!notes.length) { $("#notes").replaceChildren(el("li", { class: "empty" }, "No notes yet: they appear as the story changes the world.")); return; }
   $("#notes").replaceChildren(...notes.map((note) => el("li", { onclick: () => showHistory(note), "data-testid": "note" },
     el("strong", {}, note.title), el("span", { class: "badge" }, `v${note.version}`),
@@ -361,8 +387,11 @@ async function showHistory(note) {
       showHistory(fresh);
     } }, "Roll back to this"),
     el("div", { class: "note" }, ...(index === 0 ? [v.text] : diff(versions[index - 1].text, v.text))))));
+  const events = (state.events?.entities || []).find((k) => k.lore_entry_id === note.lore_entry_id)?.events || [];
+  $("#history-events").replaceChildren(...events.map(eventItem));
   $("#history").hidden = false;
 }
+$("#history-close").addEventListener("click", () => { $("#history").hidden = true; });
 
 // -- queues --------------------------------------------------------------------------------------
 async function refreshQueues() {

@@ -20,10 +20,14 @@ from loreweave.api.schemas import (
     ContextEntry,
     ContextIn,
     ContextOut,
+    EventsOut,
     ForkIn,
+    KnowledgeOut,
+    KnownEventOut,
     MissingEvent,
     NoteIn,
     NoteOut,
+    ObserverOut,
     RevisionOut,
     RollbackIn,
     SearchHit,
@@ -37,9 +41,10 @@ from loreweave.api.schemas import (
 )
 from loreweave.api.schemas import Reverted as RevertedOut
 from loreweave.chat import StreamEvent, TurnResult, lore_block
-from loreweave.db.models import ChatTurn, NoteUpdateTask, SessionNote, TaskStatus, utcnow
+from loreweave.db.models import USER, ChatTurn, NoteUpdateTask, SessionNote, TaskStatus, utcnow
 from loreweave.errors import InvalidInput, NotFound
 from loreweave.follow import Message, to_turns
+from loreweave.memory import observer as observers
 from loreweave.memory.transcript import Reverted
 from loreweave.queue.notify import QUEUES
 from loreweave.vectors.retrieval import RetrievedEntry
@@ -327,6 +332,42 @@ def context(session_id: uuid.UUID, body: ContextIn, lw: LW) -> ContextOut:
         tokens=found.tokens,
         skipped=[entry(h) for h in found.skipped],
         observer=found.observer.name if found.observer else None,
+    )
+
+
+@router.get("/api/sessions/{session_id}/events")
+def session_events(
+    session_id: uuid.UUID,
+    lw: LW,
+    observer: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> EventsOut:
+    """Who knows what (DESIGN §1.6): each entity's events with their witnesses, all of them
+    (the narrator), or only those ``observer`` (a Character's title, alias or id, or USER)
+    knows; an entity the session created appears only to those who met it."""
+    with lw.database.uow(read_only=True) as uow:
+        session = uow.sessions.require(session_id)
+        viewer = observers.resolve(uow, session, observer)
+        found = observers.knowledge(uow, session, viewer)
+        who = [ObserverOut(id=str(e.id), name=e.title) for e in observers.characters(uow, session)]
+    return EventsOut(
+        observer=viewer.name if viewer else None,
+        observers=[*who, ObserverOut(id=USER, name="User")],
+        entities=[
+            KnowledgeOut(
+                lore_entry_id=k.lore_entry_id,
+                title=k.title,
+                events=[
+                    KnownEventOut(
+                        turn_index=e.turn_index,
+                        update_summary=e.summary,
+                        status=e.status,
+                        known_by=e.known_by,
+                    )
+                    for e in k.events
+                ],
+            )
+            for k in found
+        ],
     )
 
 

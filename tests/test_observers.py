@@ -290,3 +290,45 @@ def test_a_newcomer_met_by_some_and_a_witness_it_becomes_follow_a_fork(
     assert burned[forked] == [str(ids["Mira"]), dee[forked]]  # the fork's own Dee
     assert "burned Dee's letter" in ask(forked, "Dee")
     assert "### Dee" not in ask(forked, "Tomas")
+
+
+def test_in_a_group_chat_the_member_who_speaks_next_is_the_observer(
+    chapel: tuple[Loreweave, WitnessModel],
+) -> None:
+    """The group nudge names who speaks next: a reply as Tomas gets Tomas's view, the next as
+    Mira gets Mira's, in the same chat."""
+    lw, model = chapel
+    _, session_id, ids = _world(lw.database)
+    with lw.database.uow(read_only=True) as uow:
+        world = uow.worlds.require(uow.sessions.require(session_id).world_id).name
+    lw.vectors.sync_entries(list(ids.values()))
+    shown: list[dict[str, str]] = [
+        {"role": "system", "content": "A group roleplay."},
+        {"role": "system", "content": "[Start a new group chat. Group members: Mira, Tomas]"},
+    ]
+    lore: dict[str, str] = {}
+    with serving(lw) as url:
+        client = openai.OpenAI(base_url=f"{url}v1", api_key="unused", max_retries=0)
+        for text, member in [(TURNS[0], "Mira"), (TURNS[1], "Tomas"), ("The key?", "Tomas")]:
+            shown.append({"role": "user", "content": text})
+            nudge = {"role": "system", "content": f"[Write the next reply only as {member}.]"}
+            reply = client.chat.completions.create(
+                model=f"loreweave/{world}",
+                messages=[*shown, nudge],  # type: ignore[list-item]
+            )
+            shown.append(
+                {"role": "assistant", "content": f"{member}: {reply.choices[0].message.content}"}
+            )
+            wait_until_idle(lw.database)
+            lore[member] = "\n".join(
+                m.content for m in model.chats[-1].messages if m.role == "system"
+            )
+        shown.append({"role": "user", "content": "And you, Mira?"})
+        nudge = {"role": "system", "content": "[Write the next reply only as Mira.]"}
+        client.chat.completions.create(
+            model=f"loreweave/{world}",
+            messages=[*shown, nudge],  # type: ignore[list-item]
+        )
+        lore["Mira"] = "\n".join(m.content for m in model.chats[-1].messages if m.role == "system")
+    assert "Iron Key" in lore["Tomas"] and SECRET not in lore["Tomas"]
+    assert SECRET in lore["Mira"]

@@ -350,7 +350,7 @@ def test_bad_files_and_paths_are_one_error_line(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert world.returncode == 0, world.stderr
-    imported = world.stdout.strip()
+    imported = world.stdout.strip().splitlines()[-1]  # after "of them 1 new"
     named = re.fullmatch(r"imported 1 entries from .+ into world 'W' \((.+)\)", imported)
     assert named, world.stdout  # the world by its name, then its id
     world_id = named.group(1)

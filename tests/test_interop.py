@@ -102,7 +102,7 @@ def test_import_then_export_through_the_database(database: Database) -> None:
         session = uow.sessions.add(ChatSession(world_id=world.id))
         uow.commit()
     _, entries = read_entries(WORLD_INFO)
-    ids = lore.import_entries(world.id, entries)
+    ids = lore.import_entries(world.id, entries).created
     assert len(ids) == 4 and vectors.verify().ok
     exported = write_entries(portable_entries(database, vectors, world.id, None), "worldinfo", "x")
     assert exported == json.loads(WORLD_INFO.read_text())
@@ -154,20 +154,33 @@ def test_cli_import_and_export(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert json.loads(out.read_text()) == json.loads(WORLD_INFO.read_text())
     result = run("import", str(CARD_PNG), "--world", world_id, cwd=tmp_path)
-    assert (
-        result.returncode == 0 and "imported 5 entries from character card (PNG)" in result.stdout
-    )
+    assert result.returncode == 0
+    assert "imported 5 entries from character card (PNG)" in result.stdout
+    assert "1 new, 4 already in the world (merged, not doubled)" in result.stdout
 
 
-def test_colliding_uids_are_reassigned_and_every_entry_is_exported(database: Database) -> None:
-    """Two World Info files whose uids collide (here: one file twice) in one world."""
+def _other_book(tmp_path: Path) -> Path:
+    """Another World Info file whose uids are the sample's (0…3): other keys, other lore."""
+    document = json.loads(WORLD_INFO.read_text())
+    for item in document["entries"].values():
+        item["key"] = [f"other {k}" for k in item["key"]]
+        item["content"] = "Another book: " + item["content"]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(document))
+    return other
+
+
+def test_colliding_uids_are_reassigned_and_every_entry_is_exported(
+    database: Database, tmp_path: Path
+) -> None:
+    """Two World Info files whose uids collide, in one world."""
     vectors = CompositeVectorService(database, HashingEmbedder(32), CompositeDocumentConfig())
     lore = LoreService(database, vectors)
     with database.uow() as uow:
         world = uow.worlds.add(World(name="Eldoria"))
         uow.commit()
-    for _ in range(2):
-        lore.import_entries(world.id, read_entries(WORLD_INFO)[1])
+    lore.import_entries(world.id, read_entries(WORLD_INFO)[1])
+    lore.import_entries(world.id, read_entries(_other_book(tmp_path))[1])
     exported = write_entries(portable_entries(database, vectors, world.id, None), "worldinfo", "x")
     entries = exported["entries"]
     assert len(entries) == 8
@@ -175,8 +188,46 @@ def test_colliding_uids_are_reassigned_and_every_entry_is_exported(database: Dat
     assert len({e["uid"] for e in entries.values()}) == 8
     original = json.loads(WORLD_INFO.read_text())["entries"]
     assert sorted(e["content"] for e in entries.values()) == sorted(
-        2 * [e["content"] for e in original.values()]
+        [e["content"] for e in original.values()]
+        + ["Another book: " + e["content"] for e in original.values()]
     )
+
+
+@needs_samples
+def test_the_same_lore_imported_again_or_through_a_card_is_not_doubled(
+    database: Database, tmp_path: Path
+) -> None:
+    """The World Info file, then the card that embeds the same book, then the file again:
+    the world has each entry once (the card's own character besides), exported whole in
+    either format; a file edited since updates its entries in place."""
+    vectors = CompositeVectorService(database, HashingEmbedder(32), CompositeDocumentConfig())
+    lore = LoreService(database, vectors)
+    with database.uow() as uow:
+        world = uow.worlds.add(World(name="Eldoria"))
+        uow.commit()
+    first = lore.import_entries(world.id, read_entries(WORLD_INFO)[1])
+    card = lore.import_entries(world.id, read_entries(CARD_PNG)[1])
+    again = lore.import_entries(world.id, read_entries(WORLD_INFO)[1])
+    assert (len(first.created), len(card.created), len(card.merged)) == (4, 1, 4)
+    assert (len(again.created), len(again.merged)) == (0, 4)
+    with database.uow(read_only=True) as uow:
+        titles = sorted(e.title for e in uow.entries.in_world(world.id))
+    assert len(titles) == 5 and len(set(titles)) == 5, titles
+    exported = write_entries(portable_entries(database, vectors, world.id, None), "worldinfo", "x")
+    assert len(exported["entries"]) == 5
+    book = write_entries(portable_entries(database, vectors, world.id, None), "character-book", "x")
+    assert len(book["entries"]) == 4  # the card's own character is the card, not a book entry
+
+    edited = json.loads(WORLD_INFO.read_text())
+    edited["entries"]["1"]["content"] = "The Shadowfangs are gone from the forest."
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(edited))
+    changed = lore.import_entries(world.id, read_entries(path)[1])
+    assert (len(changed.created), len(changed.updated), len(changed.merged)) == (0, 1, 3)
+    with database.uow(read_only=True) as uow:
+        contents = [e.content for e in uow.entries.in_world(world.id)]
+    assert "The Shadowfangs are gone from the forest." in contents and len(contents) == 5
+    assert vectors.verify().ok
 
 
 def _cli(tmp_path: Path, *args: str) -> str:
@@ -265,7 +316,15 @@ def test_import_and_export_over_http(database: Database, tmp_path: Path) -> None
     world = client.post("/api/worlds", json={"name": "Eldoria"}).json()["id"]
     answer = client.post(f"/api/worlds/{world}/import", content=WORLD_INFO.read_bytes())
     assert answer.status_code == 201, answer.text
-    assert answer.json() == {"imported": 4, "kind": "SillyTavern World Info", "skipped": []}
+    assert answer.json() == {
+        "imported": 4,
+        "updated": 0,
+        "merged": 0,
+        "kind": "SillyTavern World Info",
+        "skipped": [],
+    }
+    again = client.post(f"/api/worlds/{world}/import", content=WORLD_INFO.read_bytes())
+    assert (again.json()["imported"], again.json()["merged"]) == (0, 4)  # not doubled
     exported = client.get(f"/api/worlds/{world}/export")
     assert exported.json() == json.loads(WORLD_INFO.read_text())
     assert 'filename="Eldoria.json"' in exported.headers["content-disposition"]

@@ -312,11 +312,12 @@ def import_(
             uow.commit()
     else:
         world_id, _ = _find(ctx, world or "", None)
-    created = LoreService(database, vectors).import_entries(world_id, entries, book.fields)
+    report = LoreService(database, vectors).import_entries(world_id, entries, book.fields)
     with database.uow(read_only=True) as uow:
         name = uow.worlds.require(world_id).name
+    console.print(f"of them {report.summary()}", markup=False, highlight=False)
     console.print(
-        f"imported {len(created)} entries from {kind} into world {name!r} ({world_id})",
+        f"imported {len(entries)} entries from {kind} into world {name!r} ({world_id})",
         markup=False,
         highlight=False,
     )

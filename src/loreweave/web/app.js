@@ -153,7 +153,8 @@ $("#import-file").addEventListener("change", async (event) => {
   if (!response.ok) { showError(`${file.name}: ${readable(body.detail) || response.statusText}`); return; }
   hideError();
   const skipped = body.skipped.length ? ` Skipped: ${body.skipped.join("; ")}.` : "";
-  $("#import-status").textContent = `Imported ${body.imported} entries from ${file.name} (${body.kind}).${skipped}`;
+  const kept = [body.updated ? `${body.updated} updated` : "", body.merged ? `${body.merged} already in the world, merged` : ""].filter(Boolean).join(", ");
+  $("#import-status").textContent = `Imported ${body.imported} entries from ${file.name} (${body.kind})${kept ? `; ${kept}` : ""}.${skipped}`;
   await refreshEntries();
 });
 $("#export").addEventListener("click", async () => {

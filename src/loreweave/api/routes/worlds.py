@@ -73,15 +73,22 @@ async def import_lorebook(
     world_id: uuid.UUID, request: Request, lw: LW, strict: bool = False
 ) -> dict[str, Any]:
     """The request body is a lorebook file as it is (World Info JSON, a character card as JSON or
-    PNG, a character book): {imported, kind, skipped} -- an entry that cannot be read is skipped
+    PNG, a character book): {imported, updated, merged, kind, skipped} -- an entry the world
+    already has is merged or updated, never doubled; an entry that cannot be read is skipped
     and named (``strict=true``: the file is refused, nothing imported)."""
     data = await request.body()
     book = await run_in_threadpool(lambda: parse_lorebook(data, strict=strict))
     if not book.entries:
         raise InvalidInput("no entries to import")
     lore = LoreService(lw.database, lw.vectors)
-    created = await run_in_threadpool(lore.import_entries, world_id, book.entries, book.fields)
-    return {"imported": len(created), "kind": book.kind, "skipped": book.skipped}
+    report = await run_in_threadpool(lore.import_entries, world_id, book.entries, book.fields)
+    return {
+        "imported": len(report.created),
+        "updated": len(report.updated),
+        "merged": len(report.merged),
+        "kind": book.kind,
+        "skipped": book.skipped,
+    }
 
 
 @router.get("/{world_id}/export")

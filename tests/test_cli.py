@@ -18,6 +18,8 @@ import loreweave
 from loreweave.db import Database
 from loreweave.db.models import ChatTurn, NoteUpdateTask
 
+DATA = Path(__file__).parent / "data"
+
 
 def run(
     *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
@@ -470,3 +472,37 @@ def test_sessions_lists_abandoned_sides_and_archives_them(tmp_path: Path) -> Non
     assert archived.returncode == 0 and "archived 1 sessions" in archived.stdout
     everything = run("sessions", cwd=tmp_path)
     assert "archived" in everything.stdout and "active" in everything.stdout
+
+
+def test_help_lists_commands_in_the_order_a_newcomer_needs_and_flags_as_flags(
+    tmp_path: Path,
+) -> None:
+    """Issue 27, point 7: the first commands are the ones to try first; a flag reads
+    "--strict / --no-strict", never with a "<bool>" metavar."""
+    top = run("--help", cwd=tmp_path)
+    assert top.returncode == 0, top.stderr
+    listed = re.findall(r"^  (\w+)\s{2,}", top.stdout.split("Commands:", 1)[1], re.M)
+    assert listed[:3] == ["demo", "serve", "chat"] and listed[-1] == "version", listed
+    for command in ("import", "export", "serve", "sessions", "tasks"):
+        shown = run(command, "--help", cwd=tmp_path)
+        assert shown.returncode == 0 and "<bool>" not in shown.stdout, shown.stdout
+    assert "--strict / --no-strict" in run("import", "--help", cwd=tmp_path).stdout
+
+
+@pytest.mark.skipif(not (DATA / "sillytavern-card-v2-seraphina.png").is_file(), reason="no data")
+def test_export_says_how_many_entries_the_file_holds(tmp_path: Path) -> None:
+    """A card's world holds the character and its book's 4 entries: a character book of it
+    holds 4, and the export says 4, not 5."""
+    card = DATA / "sillytavern-card-v2-seraphina.png"
+    made = run("import", str(card), "--new-world", "Glade", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    book = tmp_path / "book.json"
+    said = run(
+        "export", "--world", "Glade", "--format", "character-book", "-o", str(book), cwd=tmp_path
+    )
+    assert said.returncode == 0, said.stderr
+    held = len(json.loads(book.read_text())["entries"])
+    assert held == 4 and f"wrote {held} entries to" in said.stdout, said.stdout
+    png = tmp_path / "card.png"
+    said = run("export", "--world", "Glade", "--format", "card", "-o", str(png), cwd=tmp_path)
+    assert "wrote the card and its book of 4 entries" in said.stdout, said.stdout

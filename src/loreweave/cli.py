@@ -7,10 +7,11 @@ import sys
 import uuid
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from loreweave import __version__
 from loreweave.config import Settings, load_settings
@@ -19,19 +20,51 @@ from loreweave.errors import ConfigurationError, Conflict, InvalidInput, Lorewea
 from loreweave.interop.files import ExportFormat
 from loreweave.vectors.service import CompositeVectorService
 
+# the commands in the order a newcomer meets them: try it, serve it, feed it lore, then run it
+ORDER = (
+    "demo",
+    "serve",
+    "chat",
+    "import",
+    "export",
+    "worlds",
+    "sessions",
+    "worker",
+    "tasks",
+    "index",
+    "db",
+    "version",
+)
+
+
+class _Ordered(TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:  # typer vendors its own click
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
+
+
+# plain help (click's): a flag reads "--strict / --no-strict", not "<bool>"
 app = typer.Typer(
     name="loreweave",
     help="A living world memory for AI storytelling and roleplay chat apps.",
+    cls=_Ordered,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
-db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Database schema migrations.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(db_app, name="db")
-tasks_app = typer.Typer(help="The queues' jobs: list, retry and skip.", no_args_is_help=True)
+tasks_app = typer.Typer(
+    help="The queues' jobs: list, retry and skip.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(tasks_app, name="tasks")
 index_app = typer.Typer(
-    help="Vector rows and FAISS caches: verify and rebuild.", no_args_is_help=True
+    help="Vector rows and FAISS caches: verify and rebuild.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(index_app, name="index")
 
@@ -358,6 +391,7 @@ def export(
 ) -> None:
     """Export a world's lore (or a session's state) as a lorebook or a character card."""
     from loreweave.interop.files import (
+        entries_written,
         export_document,
         export_notes,
         portable_entries,
@@ -372,7 +406,9 @@ def export(
         name, fields = found.name, dict(found.extra or {})
     document, image = export_document(entries, EXPORT_FORMATS[fmt], name, fields)
     write_document(output, document, image)
-    console.print(f"wrote {len(entries)} entries to {output}")
+    written = entries_written(document, EXPORT_FORMATS[fmt])
+    what = "the card and its book of" if fmt == Format.card else ""
+    console.print(f"wrote {what} {written} entries to {output}".replace("  ", " "))
     for note in export_notes(entries):
         console.print(f"note: {note}", highlight=False)
 

@@ -169,3 +169,12 @@ def export_document(
     if fmt == "character-book":
         return charcard.build_book(entries, name, fields.get(charcard.SOURCE)), None
     return charcard.build_card(entries, name, fields.get(charcard.SOURCE))
+
+
+def entries_written(document: dict[str, Any], fmt: ExportFormat) -> int:
+    """How many lorebook entries an exported ``document`` holds (a card: its book's)."""
+    if fmt == "card":
+        data = document.get("data", document)
+        book = data.get("character_book") or {}
+        return len(book.get("entries", []))
+    return len(document.get("entries", []))

@@ -234,3 +234,31 @@ def test_the_word_checks() -> None:
     assert "<" in render(
         "analysis", entities=[], history=[], user_message="x", assistant_message="y"
     )
+
+
+def test_a_note_may_use_the_words_of_its_own_prompt_and_its_entity_type() -> None:
+    """The rewrite prompt's own labels ("[New Event]", "Session Note") and the entity's type
+    are no strangers' names: SmolLM2 wrote "… Event: the seal was taken." and the note was
+    refused three times over (the real-model tests, 2026-12-04)."""
+    from loreweave.memory.rewrite import clean_rewrite
+
+    note = "The seal lies in the shrine. New Event: the Shadow took it. Its Session Note grows."
+    kept = clean_rewrite(
+        note,
+        before="",
+        lore="A red seal.",
+        events=["The Shadow took the seal."],
+        title="Crimson Seal",
+        grounded=True,
+    )
+    assert kept == note
+    typed = clean_rewrite(
+        "The seal is now a sacred Relic of the shrine.",
+        before="",
+        lore="A red seal.",
+        events=["The seal was blessed."],
+        title="Crimson Seal",
+        entity_type="Relic",
+        grounded=True,
+    )
+    assert "Relic" in typed

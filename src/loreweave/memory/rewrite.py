@@ -45,6 +45,8 @@ from loreweave.memory.usable import copied_placeholder, joined_without_repeats, 
 log = logging.getLogger("loreweave.rewrite")
 
 ECHOED_LABELS = ("New Session Note:", "Session Note:")
+# the rewrite prompt's own labels: a note that borrows one ("Event: …") names no stranger
+PROMPT_WORDS = "Entity Original Lore Static Current Session Note New Event Events"
 MIN_RUNAWAY_LIMIT = 4_000
 CAS_ATTEMPTS = 3  # rewrites of one job when a note keeps changing under it
 REPAIR_NOTE = (
@@ -93,6 +95,7 @@ def clean_rewrite(
     lore: str,
     events: list[str],
     title: str = "",
+    entity_type: str = "",
     grounded: bool = False,
     max_chars: int | None = None,
 ) -> str:
@@ -120,7 +123,8 @@ def clean_rewrite(
     if placeholder is not None:
         raise InvalidResponse(f"the rewrite copies the prompt's placeholder {placeholder!r}")
     if grounded:
-        strangers = new_names(note, "\n".join([title, lore, before, *events]))
+        given = "\n".join([title, entity_type, PROMPT_WORDS, lore, before, *events])
+        strangers = new_names(note, given)
         if strangers:
             raise InvalidResponse(f"the rewrite names what its inputs never do: {strangers[:5]}")
     return note
@@ -159,6 +163,7 @@ class NoteRead:
             lore=self.lore,
             events=self.batch.events,
             title=f"{self.title}\n{self.known}",
+            entity_type=self.entity_type,
             grounded=grounded,
             max_chars=max_chars,
         )

@@ -328,6 +328,8 @@ def test_the_offline_placeholder_says_so(tmp_path: Path) -> None:
         page = browser.new_page()
         page.goto(url)
         expect(page.get_by_test_id("offline")).to_contain_text("the memory does not change")
+        # set on purpose: the banner names the setting, not "no LLM is set"
+        expect(page.get_by_test_id("offline")).to_contain_text("the scripted provider is set")
         browser.close()
     online = make_app(database, tmp_path, RoutedModel(), llm_provider="openai")
     with serving(online) as url, sync_playwright() as playwright:
@@ -446,5 +448,67 @@ def test_the_session_seen_as_a_character_and_each_events_witnesses(tmp_path: Pat
         expect(history).to_contain_text("known by Mira")
         page.get_by_test_id("history-close").click()
         expect(page.get_by_test_id("history")).to_be_hidden()
+        browser.close()
+    lw.close()
+
+
+def test_lore_list_sorting_card_png_export_session_titles_and_a_new_turn_in_view(
+    tmp_path: Path,
+) -> None:
+    """Issue 27, point 6: the lore list shows what a World Info user scans for (keys, order…)
+    and sorts; a card imported from a PNG exports as a PNG; a new session's title is a
+    locale-free timestamp; a new turn is scrolled into view, and a turn that changed nothing
+    says so."""
+    import re
+
+    from playwright.sync_api import expect, sync_playwright
+
+    need_chromium()
+    database = Database(f"sqlite:///{tmp_path / 'ui.db'}")
+    model = ScriptedChatModel()
+    model.add("The glade is quiet.", prompt="chat", repeat=True)
+    model.add({"updates": [], "creations": []}, prompt="analysis", repeat=True)
+    lw = make_app(database, tmp_path, model, pipeline_config={"poll_interval": 0.05})
+    samples = Path(__file__).parent / "data"
+    with serving(lw) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 420, "height": 700}, accept_downloads=True)
+        page.goto(url)
+        page.get_by_test_id("new-world-name").fill("Glade")
+        page.get_by_test_id("create-world").click()
+        expect(page.get_by_test_id("world-select")).to_contain_text("Glade")
+        page.get_by_test_id("import-file").set_input_files(
+            str(samples / "sillytavern-card-v2-seraphina.png")
+        )
+        expect(page.get_by_test_id("import-status")).to_contain_text("Imported 5 entries")
+        entries = page.get_by_test_id("entry-list").locator("li")
+        expect(entries).to_have_count(5)
+        expect(page.get_by_test_id("entry-scan").first).to_contain_text("keys: ")
+        expect(page.get_by_test_id("entry-list")).to_contain_text("order 100")
+        page.get_by_test_id("entry-sort").select_option("title")
+        titles = [t.split("\n")[0] for t in entries.all_inner_texts()]
+        assert titles == sorted(titles, key=str.lower) or titles == sorted(titles), titles
+        page.get_by_test_id("export-format").select_option("card-png")
+        with page.expect_download() as download:
+            page.get_by_test_id("export").click()
+        saved = tmp_path / "card.png"
+        download.value.save_as(saved)
+        assert saved.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+        page.get_by_role("button", name="Session", exact=True).click()
+        page.get_by_test_id("new-session").click()
+        expect(page.get_by_test_id("session-select")).to_contain_text(
+            re.compile(r"Session \d{4}-\d{2}-\d{2} \d{2}:\d{2}")
+        )
+        for n in range(8):
+            page.get_by_test_id("message").fill(f"Turn {n}: I walk on.")
+            page.get_by_test_id("send").click()
+            expect(page.get_by_test_id(f"memory-{n}")).to_be_attached()  # recorded, listed
+        last = page.get_by_test_id("turn").last
+        expect(last).to_contain_text("Turn 7")
+        expect(last).to_be_in_viewport()
+        expect(page.get_by_test_id("memory-0")).to_contain_text(
+            "done, nothing changed", timeout=20_000
+        )
         browser.close()
     lw.close()

@@ -94,13 +94,26 @@ async function refreshEntries() {
   $("#entry-type").replaceChildren(el("option", { value: "" }, "all types"), ...types.map((t) => el("option", { value: t }, t)));
   $("#entry-type").value = current;
   if (!state.entries.length) { $("#entry-list").replaceChildren(el("li", { class: "empty", "data-testid": "entries-empty" }, text ? "No entry matches." : "No lore yet: write an entry, or import a World Info file or a character card.")); return; }
-  $("#entry-list").replaceChildren(...state.entries.map((entry) => el("li", { onclick: () => editEntry(entry), "data-testid": "entry" },
+  const sorted = [...state.entries].sort(SORTS[$("#entry-sort").value] || SORTS.title);
+  $("#entry-list").replaceChildren(...sorted.map((entry) => el("li", { onclick: () => editEntry(entry), "data-testid": "entry" },
     entry.title, el("span", { class: "badge" }, entry.entity_type),
     entry.is_dynamically_generated ? el("span", { class: "badge dynamic" }, entry.origin_session_id ? "created in session" : "generated") : "",
     entry.constant ? el("span", { class: "badge" }, "constant") : "", entry.enabled ? "" : el("span", { class: "badge" }, "disabled"),
-    el("div", { class: "muted" }, entry.content.slice(0, 120)))));
+    el("div", { class: "muted", "data-testid": "entry-scan" }, `keys: ${[entry.title, ...(entry.aliases || [])].join(", ")}`,
+      (entry.secondary_keys || []).length ? ` · also: ${entry.secondary_keys.join(", ")}` : "",
+      ...PLACEMENT.filter((name) => entry.placement?.[name] !== undefined).map((name) => ` · ${name} ${entry.placement[name]}`)),
+    el("div", { class: "muted" }, preview(entry.content)))));
 }
 $("#entry-search").addEventListener("input", () => refreshEntries());
+$("#entry-sort").addEventListener("change", () => refreshEntries());
+// a preview ends at a word, not in the middle of one
+const preview = (text) => text.length <= 120 ? text : `${text.slice(0, 120).replace(/\s+\S*$/, "")}…`;
+const SORTS = {
+  title: (a, b) => a.title.localeCompare(b.title),
+  type: (a, b) => a.entity_type.localeCompare(b.entity_type) || a.title.localeCompare(b.title),
+  order: (a, b) => (a.placement?.order ?? 1e9) - (b.placement?.order ?? 1e9) || a.title.localeCompare(b.title),
+  enabled: (a, b) => Number(b.enabled) - Number(a.enabled) || a.title.localeCompare(b.title),
+};
 $("#entry-type").addEventListener("change", () => refreshEntries());
 
 // where SillyTavern puts the entry in its prompt: kept for export
@@ -147,7 +160,9 @@ $("#import-file").addEventListener("change", async (event) => {
   if (!file || !state.world) return;
   const headers = { "Content-Type": file.type || "application/octet-stream" };
   if (apiKey.value) headers.Authorization = `Bearer ${apiKey.value}`;
-  const response = await fetch(`/api/worlds/${state.world}/import`, { method: "POST", headers, body: file });
+  $("#import-status").textContent = `Importing ${file.name}: reading and embedding its entries…`;
+  $("#import-file").disabled = true;
+  const response = await fetch(`/api/worlds/${state.world}/import`, { method: "POST", headers, body: file }).finally(() => { $("#import-file").disabled = false; });
   const body = await response.json().catch(() => ({}));
   event.target.value = "";
   if (!response.ok) { showError(`${file.name}: ${readable(body.detail) || response.statusText}`); return; }
@@ -160,9 +175,19 @@ $("#import-file").addEventListener("change", async (event) => {
 $("#export").addEventListener("click", async () => {
   if (!state.world) return;
   const format = $("#export-format").value;
-  const document_ = await api(`/api/worlds/${state.world}/export?format=${format}`);
   const name = $("#world-select").selectedOptions[0]?.textContent || "lorebook";
-  const link = el("a", { href: URL.createObjectURL(new Blob([JSON.stringify(document_, null, 2)], { type: "application/json" })), download: `${name}${format === "card" ? ".card" : ""}.json` });
+  let blob, file;
+  if (format === "card-png") {  // the imported card's own image, with the world's lore inside
+    const headers = apiKey.value ? { Authorization: `Bearer ${apiKey.value}` } : {};
+    const response = await fetch(`/api/worlds/${state.world}/export?format=card&png=true`, { headers });
+    if (!response.ok) { showError(`${response.status}: ${readable((await response.json().catch(() => ({}))).detail) || response.statusText}`); return; }
+    blob = await response.blob(); file = `${name}.png`;
+  } else {
+    const document_ = await api(`/api/worlds/${state.world}/export?format=${format}`);
+    blob = new Blob([JSON.stringify(document_, null, 2)], { type: "application/json" });
+    file = `${name}${format === "card" ? ".card" : ""}.json`;
+  }
+  const link = el("a", { href: URL.createObjectURL(blob), download: file, "data-testid": "download" });
   document.body.append(link); link.click(); link.remove();
   $("#import-status").textContent = `Exported ${name} as ${$("#export-format").selectedOptions[0].textContent}.`;
 });
@@ -186,10 +211,12 @@ async function refreshSessions() {
 }
 $("#session-select").addEventListener("change", (event) => { state.session = event.target.value; refreshTurns(); refreshNotes(); refreshEntries(); });
 $("#new-session").addEventListener("click", async () => {
-  const session = await api(`/api/worlds/${state.world}/sessions`, { method: "POST", body: JSON.stringify({ title: `Session ${new Date().toLocaleString()}` }) });
+  const session = await api(`/api/worlds/${state.world}/sessions`, { method: "POST", body: JSON.stringify({ title: `Session ${stamp(new Date())}` }) });
   state.session = session.id; await refreshSessions();
 });
 
+// a session's title: "Session 2026-12-04 20:44", the same in every locale
+const stamp = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")} ${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
 const title = (id) => state.entries.find((e) => e.id === id)?.title || id.slice(0, 8);
 
 // what undoing turns changed, in words
@@ -256,7 +283,7 @@ function turnItem(turn, isLast, changes) {
   return el("li", { "data-testid": "turn", "data-turn": String(turn.turn_index) },
     turn.user_message ? el("div", { class: "user" }, `You: ${turn.user_message}`) : "",
     el("div", { class: "reply" }, turn.speaker ? el("strong", { "data-testid": "speaker" }, `${turn.speaker}: `) : "", turn.assistant_message),
-    el("div", { class: "muted" }, `memory: ${turn.processing_status} · entities used: `, ...used), caused, errors, inspector(turn), turnActions(turn, isLast));
+    el("div", { class: "muted", "data-testid": `memory-${turn.turn_index}` }, `memory: ${turn.processing_status === "done" && !changes.length ? "done, nothing changed" : turn.processing_status} · entities used: `, ...used), caused, errors, inspector(turn), turnActions(turn, isLast));
 }
 // what went into the turn's prompt, and why each entry was chosen
 const WHY = { constant: "always in the prompt (constant)", keyword: "named in the message (a key)", vector: "related in meaning", bm25: "shares words with the message" };
@@ -295,7 +322,9 @@ $("#turn-form").addEventListener("submit", async (event) => {
   event.target.reset();
   state.streaming = true;
   const reply = el("div", { class: "reply" });
-  $("#turns").append(el("li", {}, el("div", { class: "user" }, `You: ${message}`), reply));
+  const sent = el("li", {}, el("div", { class: "user" }, `You: ${message}`), reply);
+  $("#turns").append(sent);
+  sent.scrollIntoView({ block: "end" });
   const headers = { "Content-Type": "application/json" };
   if (apiKey.value) headers.Authorization = `Bearer ${apiKey.value}`;
   const response = await fetch(`/api/sessions/${state.session}/turns?stream=true`, { method: "POST", headers, body: JSON.stringify({ message }) });
@@ -322,6 +351,7 @@ $("#turn-form").addEventListener("submit", async (event) => {
   }
   state.streaming = false;
   await refreshTurns();
+  $("#turns").lastElementChild?.scrollIntoView({ block: "end" });  // the new turn, in view
 });
 
 // -- notes, history, rollback ----------------------------------------------------------------------
@@ -455,4 +485,7 @@ state.notesTimer = setInterval(() => {
 state.queueTimer = setInterval(refreshQueues, 2000);
 refreshWorlds().catch(() => {});
 // say so when the LLM is the offline placeholder: otherwise a turn seems to do nothing
-fetch("/healthz").then((r) => r.json()).then((health) => { $("#offline").hidden = !health.placeholder; }).catch(() => {});
+fetch("/healthz").then((r) => r.json()).then((health) => {
+  $("#offline").hidden = !health.placeholder;
+  if (health.placeholder && health.llm_chosen) $("#offline-why").textContent = "the scripted provider is set without a cassette (LOREWEAVE_SCRIPTED_CASSETTE)";
+}).catch(() => {});

@@ -23,6 +23,8 @@ def healthz(lw: LW) -> dict[str, str | bool]:
         "queue": settings.queue_backend,
         "llm": settings.llm_provider,
         "placeholder": settings.llm_provider == "scripted" and settings.scripted_cassette is None,
+        # set on purpose (LOREWEAVE_LLM_PROVIDER), not the default
+        "llm_chosen": "llm_provider" in settings.model_fields_set,
     }
 
 

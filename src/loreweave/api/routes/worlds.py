@@ -16,6 +16,7 @@ from loreweave.api.deps import LW, Lore
 from loreweave.api.schemas import Clean, EntryIn, EntryOut, SessionIn, SessionOut, WorldIn, WorldOut
 from loreweave.db.models import ChatSession, World
 from loreweave.errors import InvalidInput
+from loreweave.interop import charcard
 from loreweave.interop.files import export_document, parse_lorebook, portable_entries
 from loreweave.lore import EntryFilter, LoreService
 
@@ -97,15 +98,25 @@ def export_lorebook(
     lw: LW,
     format: Literal["worldinfo", "character-book", "card"] = "worldinfo",
     session_id: uuid.UUID | None = None,
-) -> JSONResponse:
+    png: bool = False,
+) -> Response:
     """The world's lore (or a session's state) as a file to download: World Info, a character
-    book, or the imported character card with the world's lore as its book (JSON)."""
+    book, or the imported character card with the world's lore as its book (JSON; with
+    ``png=true`` inside the card's own image, for a card imported from a PNG)."""
     entries = portable_entries(lw.database, lw.vectors, world_id, session_id)
     with lw.database.uow(read_only=True) as uow:
         world = uow.worlds.require(world_id)
         name, fields = world.name, dict(world.extra or {})
-    document, _ = export_document(entries, format, name, fields)
+    document, image = export_document(entries, format, name, fields)
     filename = re.sub(r"[^\w.-]+", "_", name).strip("_") or "lorebook"
+    if png:
+        if format != "card" or image is None:
+            raise InvalidInput("only a card imported from a PNG exports as a PNG (format=card)")
+        return Response(
+            charcard.png_with_card(image, document),
+            media_type="image/png",
+            headers={"Content-Disposition": f'attachment; filename="{filename}.png"'},
+        )
     return JSONResponse(
         document, headers={"Content-Disposition": f'attachment; filename="{filename}.json"'}
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from loreweave.api import create_app
@@ -452,3 +452,60 @@ def test_a_dependency_down_logs_one_line_per_attempt_and_the_traceback_once(
     assert "attempt 12" in failures[-1].getMessage()
     recovered = [r for r in records if "recovered after 12 failed attempts" in r.getMessage()]
     assert len(recovered) == 1
+
+
+def test_idle_is_read_in_one_snapshot(database: Database) -> None:
+    """The once-seen ``KeyError: 'Momo'`` after ``wait_until_idle`` (issue 27, point 9): the
+    helper counted unfinished note updates, creations and turns in three statements; under
+    PostgreSQL's READ COMMITTED each statement sees the commits made since the one before, so
+    an analysis that finished between them — its turn done, its note update written, in one
+    commit — was counted by neither: 0 unfinished while a note update waited.  Here that
+    commit is made between the statements; one statement counts it."""
+    from sqlalchemy import event
+
+    from .pipeline_support import make_world, unfinished
+
+    if database.dialect != "postgresql":
+        pytest.skip("SQLite's read transaction is one snapshot: the race is PostgreSQL's")
+    _, session_id, ids = make_world(database, ("Momo", "Character", "A psychic girl."))
+    with database.uow() as uow:
+        turn = ChatTurn(
+            session_id=session_id, turn_index=0, user_message="Momo trains.", assistant_message="…"
+        )
+        uow.session.add(turn)
+        uow.commit()
+        turn_id = turn.id
+    done = False
+
+    def analysis_finishes_meanwhile(
+        _conn: object, _cursor: object, statement: str, *_: object
+    ) -> None:
+        nonlocal done
+        if done or "note_update_tasks" not in statement:
+            return
+        done = True  # right after the first count that reads the note updates
+        with database.engine.connect() as other:  # another process's analysis commits
+            other.execute(
+                update(ChatTurn).where(ChatTurn.id == turn_id).values(processing_status="done")
+            )
+            other.execute(
+                insert(NoteUpdateTask).values(
+                    id=uuid.uuid4(),
+                    lore_entry_id=ids["Momo"],
+                    session_id=session_id,
+                    update_summary="Momo trained.",
+                    turn_index=0,
+                    status="pending",
+                    known_by=[],
+                    created_at=utcnow(),
+                    next_attempt_at=utcnow(),
+                    retry_count=0,
+                )
+            )
+            other.commit()
+
+    event.listen(database.engine, "after_cursor_execute", analysis_finishes_meanwhile)
+    try:
+        assert unfinished(database) == 1  # the note update, or the turn: never nothing
+    finally:
+        event.remove(database.engine, "after_cursor_execute", analysis_finishes_meanwhile)

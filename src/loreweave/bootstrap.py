@@ -17,6 +17,7 @@ from loreweave.config import Settings
 from loreweave.db.engine import Database
 from loreweave.llm.registry import Providers, build_embedder, build_providers
 from loreweave.llm.types import Embedder
+from loreweave.lore import LoreService
 from loreweave.memory.analysis import AnalysisService
 from loreweave.memory.creation import EntityCreationWorker
 from loreweave.memory.rewrite import NoteRewriteWorker
@@ -52,6 +53,7 @@ class Loreweave:
     metrics: Metrics
     alerts: AlertMonitor
     proxy: ProxyService
+    lore: LoreService
     workers: LocalWorkers | None = field(default=None)
 
     def start_local_workers(self) -> LocalWorkers:
@@ -136,6 +138,11 @@ def build_vectors(
     )
 
 
+def build_lore(settings: Settings, database: Database) -> LoreService:
+    """The lore use cases for a process that only edits lore (``loreweave import``)."""
+    return LoreService(database, build_vectors(settings, database))
+
+
 def build(
     settings: Settings,
     *,
@@ -199,4 +206,5 @@ def build(
         metrics,
         alerts,
         proxy,
+        LoreService(database, vectors),
     )

@@ -18,6 +18,7 @@ from loreweave.config import Settings, load_settings
 from loreweave.db import Database, migrate
 from loreweave.errors import ConfigurationError, Conflict, InvalidInput, LoreweaveError
 from loreweave.interop.files import ExportFormat
+from loreweave.lore import LoreService
 from loreweave.vectors.service import CompositeVectorService
 
 # the commands in the order a newcomer meets them: try it, serve it, feed it lore, then run it
@@ -322,7 +323,6 @@ def import_(
     nothing is imported); a bad file imports nothing."""
     from loreweave.db.models import World
     from loreweave.interop.files import read_lorebook
-    from loreweave.lore import LoreService
 
     if (world is None) == (new_world is None):
         raise InvalidInput("give exactly one of --world (a name or id) or --new-world NAME")
@@ -332,8 +332,8 @@ def import_(
         console.print(f"skipped {problem}", markup=False)
     if not entries:
         raise InvalidInput(f"{file.name}: no entries to import")
-    vectors = _vector_service(ctx)
-    database = vectors.database
+    lore = _lore_service(ctx)
+    database = lore.database
     if new_world is not None:
         with database.uow() as uow:
             try:
@@ -345,7 +345,7 @@ def import_(
             uow.commit()
     else:
         world_id, _ = _find(ctx, world or "", None)
-    report = LoreService(database, vectors).import_entries(world_id, entries, book.fields)
+    report = lore.import_entries(world_id, entries, book.fields)
     with database.uow(read_only=True) as uow:
         name = uow.worlds.require(world_id).name
     console.print(f"of them {report.summary()}", markup=False, highlight=False)
@@ -547,6 +547,14 @@ def index_rebuild(ctx: typer.Context) -> None:
     embedder = vectors.embedder
     IndexCache(dim=embedder.dim, model=embedder.model_name, index_dir=settings.index_dir).drop()
     console.print(f"re-embedded {done} entries; FAISS caches will be rebuilt on first search")
+
+
+def _lore_service(ctx: typer.Context) -> LoreService:
+    from loreweave.bootstrap import build_lore
+
+    database = _database(ctx)
+    database.ensure_schema()
+    return build_lore(_state(ctx).settings, database)
 
 
 def _vector_service(ctx: typer.Context) -> CompositeVectorService:

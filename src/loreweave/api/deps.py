@@ -20,7 +20,7 @@ LW = Annotated[Loreweave, Depends(get_loreweave)]
 
 
 def get_lore(lw: LW) -> LoreService:
-    return LoreService(lw.database, lw.vectors)
+    return lw.lore
 
 
 Lore = Annotated[LoreService, Depends(get_lore)]

@@ -26,7 +26,6 @@ from loreweave.db.models import (
 )
 from loreweave.demo import bundled
 from loreweave.feed import WHY, Watch, report
-from loreweave.lore import LoreService
 
 WAIT_SECONDS = 300.0
 
@@ -49,7 +48,7 @@ def demo_settings(settings: Settings, console: Console) -> Settings:
 
 def setup(lw: Loreweave, story: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID, str]:
     """The story's world, named apart from earlier runs' ("Hollow Hill (2)"), and a session."""
-    lore = LoreService(lw.database, lw.vectors)
+    lore = lw.lore
     with lw.database.uow() as uow:
         base = story["world"]["name"]
         names = (base, *(f"{base} ({i})" for i in range(2, 10_000)))

@@ -18,7 +18,7 @@ from loreweave.db.models import ChatSession, World
 from loreweave.errors import InvalidInput
 from loreweave.interop import charcard
 from loreweave.interop.files import export_document, parse_lorebook, portable_entries
-from loreweave.lore import EntryFilter, LoreService
+from loreweave.lore import EntryFilter
 
 router = APIRouter(prefix="/api/worlds", tags=["worlds"])
 
@@ -81,7 +81,7 @@ async def import_lorebook(
     book = await run_in_threadpool(lambda: parse_lorebook(data, strict=strict))
     if not book.entries:
         raise InvalidInput("no entries to import")
-    lore = LoreService(lw.database, lw.vectors)
+    lore = lw.lore
     report = await run_in_threadpool(lore.import_entries, world_id, book.entries, book.fields)
     return {
         "imported": len(report.created),

@@ -43,9 +43,9 @@ from loreweave.demo import bundled
 from loreweave.llm.prompts.rewrite import note_max_chars
 from loreweave.llm.registry import build_providers
 from loreweave.memory.grounding import named_in
+from loreweave.memory.names import normalise_name
 from loreweave.testing import HashingEmbedder
 from loreweave.testing.small_model import SmallModelServer, SmallModelUnavailable
-from loreweave.vectors.keywords import normalise_name
 
 from .pipeline_support import wait_until_idle
 from .private_services import free_port

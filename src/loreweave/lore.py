@@ -16,7 +16,6 @@ from loreweave.db.models import LoreEntry, SessionNote
 from loreweave.db.repositories import visible_in
 from loreweave.errors import Conflict, InvalidInput, NotFound
 from loreweave.vectors.service import CompositeVectorService
-from loreweave.vectors.store import VectorStore
 
 EDITABLE = (
     "title",
@@ -201,9 +200,7 @@ class LoreService:
         """Delete an entry and its notes; its vectors become tombstones in the same commit."""
         with self.database.uow() as uow:
             entry = uow.entries.require(entry_id)
-            store = VectorStore(uow.session)
-            for row in store.for_entry(entry_id):
-                store.tombstone(row)
+            self.vectors.forget_entry(uow, entry_id)
             uow.entries.delete(entry)
             uow.commit()
 

@@ -48,9 +48,8 @@ from loreweave.llm.prompts.analysis import (
 from loreweave.llm.structured import complete_structured
 from loreweave.llm.types import ChatModel, ChatRequest
 from loreweave.memory.grounding import shares_something, unknown_full_names
-from loreweave.memory.ports import Job, Outcome, UnitOfWorkFactory
+from loreweave.memory.ports import Job, Outcome, QueueName, UnitOfWorkFactory
 from loreweave.memory.usable import copied_placeholder
-from loreweave.queue.notify import QueueName
 
 
 @dataclass

@@ -33,11 +33,11 @@ from loreweave.llm.types import ChatRequest, Matrix
 from loreweave.memory.batch import each_or_alone
 from loreweave.memory.composite import CompositeDocument, DocumentKey, compose
 from loreweave.memory.grounding import named_in
+from loreweave.memory.names import normalise_name
 from loreweave.memory.ports import Job, Outcome
 from loreweave.memory.task_worker import MemoryWorker
 from loreweave.memory.transcript import refold
 from loreweave.memory.usable import copied_placeholder
-from loreweave.vectors.keywords import normalise_name
 
 MAX_TAGS = 20
 

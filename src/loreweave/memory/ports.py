@@ -8,13 +8,16 @@ import uuid
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 from loreweave.config import CompositeDocumentConfig
 from loreweave.db.uow import UnitOfWork
 from loreweave.llm.types import Matrix
 from loreweave.memory.composite import CompositeDocument
-from loreweave.queue.notify import QueueName
+
+# the queues a job's outcome may wake (the queue layer's transports are named the same)
+QueueName = Literal["analysis", "note_updates", "entity_creations"]
+QUEUES: tuple[QueueName, ...] = ("analysis", "note_updates", "entity_creations")
 
 R = TypeVar("R", covariant=True)
 
@@ -37,6 +40,10 @@ class VectorWriter(Protocol):
     ) -> None: ...
 
     def sync_entry(self, entry_id: uuid.UUID, session_id: uuid.UUID | None = None) -> object: ...
+
+    def forget_entry(self, uow: UnitOfWork, entry_id: uuid.UUID) -> None:
+        """Inside ``uow``: the entry's vectors are to go (tombstoned), with the entry."""
+        ...
 
 
 class Job(Protocol, Generic[R]):

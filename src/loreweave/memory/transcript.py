@@ -39,7 +39,6 @@ from loreweave.db.models import (
 from loreweave.db.uow import UnitOfWork
 from loreweave.errors import Conflict, InvalidInput, NotFound
 from loreweave.memory.ports import UnitOfWorkFactory, VectorWriter
-from loreweave.vectors.store import VectorStore
 
 
 @dataclass
@@ -272,11 +271,8 @@ class TranscriptService:
         if before is not None:
             _write_back(uow, note, before, report)
 
-    @staticmethod
-    def _delete_entry(uow: UnitOfWork, entry_id: uuid.UUID) -> None:
-        store = VectorStore(uow.session)
-        for row in store.for_entry(entry_id):
-            store.tombstone(row)
+    def _delete_entry(self, uow: UnitOfWork, entry_id: uuid.UUID) -> None:
+        self.vectors.forget_entry(uow, entry_id)
         entry = uow.entries.get(entry_id)
         if entry is not None:
             uow.entries.delete(entry)

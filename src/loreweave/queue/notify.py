@@ -4,10 +4,11 @@ and the sweeper re-announces ready work."""
 from __future__ import annotations
 
 import threading
-from typing import Literal, Protocol
+from typing import Protocol
 
-QueueName = Literal["analysis", "note_updates", "entity_creations"]
-QUEUES: tuple[QueueName, ...] = ("analysis", "note_updates", "entity_creations")
+from loreweave.memory.ports import QUEUES, QueueName  # the memory core owns the names
+
+__all__ = ["QUEUES", "EventNotifier", "Notifier", "NullNotifier", "QueueName"]
 
 
 class Notifier(Protocol):

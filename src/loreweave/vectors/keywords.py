@@ -11,7 +11,6 @@ disabled one never.  Matching looks the text's word n-grams up in a per-world ta
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 import uuid
@@ -23,19 +22,10 @@ from sqlalchemy.orm import Session
 
 from loreweave.db.models import ChatSession, LoreEntry
 from loreweave.db.repositories import can_see
+from loreweave.memory.names import normalise_name, words
 
-_POSSESSIVE = re.compile(r"(?<=\w)['’]s?\b")
-_WORD = re.compile(r"\w+")
 MAX_NAME_WORDS = 5
 MIN_NAME_LENGTH = 3
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(_POSSESSIVE.sub("", text.lower()))
-
-
-def normalise_name(name: str) -> str:
-    return " ".join(words(name))
 
 
 def ngrams(text: str, longest: int = MAX_NAME_WORDS) -> dict[str, int]:

@@ -142,6 +142,12 @@ class CompositeVectorService:
         store = VectorStore(uow.session)
         return [d for d in documents if not self._current(d, store.for_document(d.key))]
 
+    def forget_entry(self, uow: UnitOfWork, entry_id: uuid.UUID) -> None:
+        """Inside ``uow``: tombstone every vector of the entry (it is being deleted)."""
+        store = VectorStore(uow.session)
+        for row in store.for_entry(entry_id):
+            store.tombstone(row)
+
     def sync_entry(self, entry_id: uuid.UUID, session_id: uuid.UUID | None = None) -> int:
         """Bring the vector rows of one entry (or of its view in one session) up to date; a
         deleted entry's rows become tombstones.  Returns how many documents were embedded."""

@@ -1,0 +1,18 @@
+"""How a name is compared: lower case, punctuation ignored, a possessive its noun ("Korrin's"
+is "korrin").  Entity creation de-duplicates by it and keyword activation matches keys by it,
+so both agree on when two names are the same."""
+
+from __future__ import annotations
+
+import re
+
+_POSSESSIVE = re.compile(r"(?<=\w)['’]s?\b")
+_WORD = re.compile(r"\w+")
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(_POSSESSIVE.sub("", text.lower()))
+
+
+def normalise_name(name: str) -> str:
+    return " ".join(words(name))

@@ -27,7 +27,7 @@ from loreweave.proxy import ProxyService
 from loreweave.queue import status
 from loreweave.queue.executor import Handler
 from loreweave.queue.local import LocalWorkers
-from loreweave.queue.notify import QUEUES, EventNotifier, Notifier, QueueName
+from loreweave.queue.notify import EventNotifier, Notifier, QueueName, wake_all
 from loreweave.queue.pipeline import Pipeline
 from loreweave.vectors.cache import IndexCache
 from loreweave.vectors.retrieval import Retriever
@@ -77,8 +77,7 @@ class Loreweave:
         acted = status.act(self.database.uow, action, job_id, by=by, queue=queue)
         if acted.reverted is not None and acted.session_id is not None:
             self.transcript.sync(acted.session_id, acted.reverted)
-        for name in QUEUES:  # a retried job is ready; a skipped one unblocks its key's next jobs
-            self.notifier.notify(name)
+        wake_all(self.notifier)  # a retried job is ready; a skipped one unblocks its key's next
         return acted.job
 
     def close(self) -> None:
@@ -186,8 +185,7 @@ def build(
     alerts = build_alerts(settings, database, providers, vectors)
 
     def notify_all() -> None:
-        for queue in QUEUES:
-            notifier.notify(queue)
+        wake_all(notifier)
 
     proxy = ProxyService(
         database, chat, transcript, retriever, llm, settings.proxy_config, notify_all

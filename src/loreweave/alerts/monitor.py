@@ -25,6 +25,7 @@ from loreweave.alerts import conditions
 from loreweave.alerts.conditions import Condition
 from loreweave.alerts.sink import AlertSink, Notification
 from loreweave.config import AlertConfig
+from loreweave.db.dialect import is_postgresql
 from loreweave.db.models import AlertState, utcnow
 from loreweave.errors import DatabaseUnavailable
 from loreweave.memory.ports import UnitOfWorkFactory
@@ -111,7 +112,7 @@ class AlertMonitor:
         for _ in range(2):  # two processes may insert the same new key at once
             with self.uow() as uow:
                 query = select(AlertState).where(AlertState.key == condition.key)
-                if uow.session.get_bind().dialect.name == "postgresql":
+                if is_postgresql(uow.session):
                     query = query.with_for_update()
                 row = uow.session.scalars(query).one_or_none()
                 starts = row is None or row.state != "firing"

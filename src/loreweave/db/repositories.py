@@ -9,6 +9,7 @@ from typing import Generic, TypeVar
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from loreweave.db.dialect import is_postgresql
 from loreweave.db.models import (
     Base,
     ChatSession,
@@ -120,7 +121,7 @@ class ChatSessionRepository(Repository[ChatSession]):
         """The session, its row locked until commit (PostgreSQL; SQLite's write transactions
         are serial already): what serialises a session's turn numbering and creations."""
         query = select(ChatSession).where(ChatSession.id == session_id)
-        if self.session.get_bind().dialect.name == "postgresql":
+        if is_postgresql(self.session):
             query = query.with_for_update()
         session = self.session.scalars(query).one_or_none()
         if session is None:
@@ -164,7 +165,7 @@ class SessionNoteRepository(Repository[SessionNote]):
         query = select(SessionNote).where(
             SessionNote.session_id == session_id, SessionNote.lore_entry_id == entry_id
         )
-        if lock and self.session.get_bind().dialect.name == "postgresql":
+        if lock and is_postgresql(self.session):
             query = query.with_for_update().execution_options(populate_existing=True)
         return self.session.scalars(query).one_or_none()
 

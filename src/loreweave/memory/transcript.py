@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from loreweave.db import lifecycle
+from loreweave.db.dialect import is_postgresql
 from loreweave.db.models import (
     UNFINISHED,
     USER,
@@ -126,7 +127,7 @@ def _write_back(uow: UnitOfWork, note: SessionNote, before: NoteAsOf, report: Re
 def lock_session(uow: UnitOfWork, session_id: uuid.UUID) -> ChatSession:
     """Lock the session's jobs, then the session (PostgreSQL), in the order the workers take
     them (job rows before the session and note rows), so a cut never deadlocks with them."""
-    if uow.session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(uow.session):
         for model in (ChatTurn, NoteUpdateTask, EntityCreationTask):
             uow.session.execute(
                 select(model.id).where(model.session_id == session_id).with_for_update()

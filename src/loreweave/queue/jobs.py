@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session, aliased
 
 from loreweave.config import QueueConfig, Settings
 from loreweave.db import lifecycle
+from loreweave.db.dialect import is_postgresql
 from loreweave.db.models import (
     ON_ITS_WAY,
     UNFINISHED,
@@ -105,7 +106,7 @@ class JobKind:
 
 
 def _locking(db: Session, query: Select[T], model: Any) -> Select[T]:
-    if db.get_bind().dialect.name == "postgresql":
+    if is_postgresql(db):
         return query.with_for_update(skip_locked=True, of=model)
     return query
 
@@ -372,7 +373,7 @@ def still_owned(db: Session, kind: JobKind, ids: Sequence[uuid.UUID], token: str
         model.status == TaskStatus.PROCESSING.value,
         model.worker_id == token,
     )
-    if db.get_bind().dialect.name == "postgresql":
+    if is_postgresql(db):
         query = query.with_for_update()
     return len(db.scalars(query).all()) == len(ids)
 

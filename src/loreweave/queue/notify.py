@@ -8,7 +8,7 @@ from typing import Protocol
 
 from loreweave.memory.ports import QUEUES, QueueName  # the memory core owns the names
 
-__all__ = ["QUEUES", "EventNotifier", "Notifier", "NullNotifier", "QueueName"]
+__all__ = ["QUEUES", "EventNotifier", "Notifier", "NullNotifier", "QueueName", "wake_all"]
 
 
 class Notifier(Protocol):
@@ -31,3 +31,10 @@ class EventNotifier:
 
     def notify(self, queue: QueueName, count: int = 1) -> None:
         self.wake.set()  # wakes every idle thread of the pool
+
+
+def wake_all(notifier: Notifier) -> None:
+    """Tell every queue it may have work (after a person's change: turns to analyse again, a
+    job retried or skipped, a fork's pending work)."""
+    for queue in QUEUES:
+        notifier.notify(queue)

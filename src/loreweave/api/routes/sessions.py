@@ -46,7 +46,7 @@ from loreweave.errors import InvalidInput, NotFound
 from loreweave.follow import Message, to_turns
 from loreweave.memory import observer as observers
 from loreweave.memory.transcript import Reverted
-from loreweave.queue.notify import QUEUES
+from loreweave.queue.notify import wake_all
 from loreweave.vectors.retrieval import RetrievedEntry
 
 router = APIRouter(tags=["sessions"])
@@ -162,8 +162,7 @@ def _reverted(report: Reverted) -> RevertedOut:
 
 
 def _changed(lw: LW, turn: ChatTurn, report: Reverted) -> TurnChanged:
-    for queue in QUEUES:  # turns to analyse again; tasks to redo
-        lw.notifier.notify(queue)
+    wake_all(lw.notifier)  # turns to analyse again; tasks to redo
     return TurnChanged(turn=TurnView.model_validate(turn), reverted=_reverted(report))
 
 
@@ -173,8 +172,7 @@ def delete_turns(session_id: uuid.UUID, turn_index: int, lw: LW) -> RevertedOut:
     after the turn before (entries those turns created are deleted unless promoted or edited by
     a person: then kept, and said so).  Work in flight for them is discarded."""
     report = lw.transcript.delete_turns(session_id, turn_index)
-    for queue in QUEUES:
-        lw.notifier.notify(queue)
+    wake_all(lw.notifier)
     return _reverted(report)
 
 
@@ -207,8 +205,7 @@ def fork(session_id: uuid.UUID, body: ForkIn, lw: LW) -> SessionOut:
     """A new session with turns 0…at_turn and exactly the memory this one had after at_turn;
     no LLM call.  This session is unaffected."""
     forked = lw.transcript.fork(session_id, body.at_turn, body.title)
-    for queue in QUEUES:
-        lw.notifier.notify(queue)
+    wake_all(lw.notifier)
     return SessionOut.model_validate(forked)
 
 

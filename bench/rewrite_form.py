@@ -28,36 +28,36 @@ import httpx
 from common import save
 from loreweave.config import LLMConfig
 from loreweave.errors import InvalidResponse
-from loreweave.llm.prompts.rewrite import REWRITE, note_max_chars, rewrite_max_tokens
+from loreweave.llm.prompts.rewrite import (
+    REWRITE,
+    REWRITE_NOTE,
+    note_max_chars,
+    note_schema,
+    rewrite_max_tokens,
+)
 from loreweave.memory.rewrite import clean_rewrite
 
 STORY = Path(__file__).parent / "model_quality_story.json"
 TARGET_WORDS = 60  # "Use a local model"'s note_target_words for a small model
-# no placeholder to copy: SmolLM2 answered '<the complete rewritten note>' itself 15 times of 31
-JSON_ASK = (
-    '\n\nRespond with a JSON object whose one key, "note", holds the complete rewritten note.'
-)
 
 
 def _ask(client: httpx.Client, url: str, model: str, form: str, context: dict[str, Any]) -> dict:
-    request = REWRITE.request(LLMConfig(rewrite_model=model), **context)
-    messages = [{"role": m.role, "content": m.content} for m in request.messages]
+    """One rewrite as the worker asks it: the spec's plain prompt, or ``rewrite.note`` (the
+    ``rewrite_json`` setting) with its schema in llama-cpp-python's form."""
+    config = LLMConfig(rewrite_model=model)
+    if form == "json":
+        schema = note_schema(TARGET_WORDS)
+        request = REWRITE_NOTE.request(config, schema=schema, as_json=True, **context)
+    else:
+        request = REWRITE.request(config, **context)
     body: dict[str, Any] = {
         "model": model,
         "temperature": 0,
-        "max_tokens": rewrite_max_tokens(TARGET_WORDS) + (16 if form == "json" else 0),
-        "messages": messages,
+        "max_tokens": rewrite_max_tokens(TARGET_WORDS),
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
     }
-    if form == "json":
-        messages[-1]["content"] += JSON_ASK
-        bound = note_max_chars(TARGET_WORDS)
-        schema = {
-            "type": "object",
-            "properties": {"note": {"type": "string", "minLength": 1, "maxLength": bound}},
-            "required": ["note"],
-            "additionalProperties": False,
-        }
-        body["response_format"] = {"type": "json_object", "schema": schema}
+    if request.json_schema is not None:
+        body["response_format"] = {"type": "json_object", "schema": request.json_schema}
     started = time.perf_counter()
     answer = client.post(f"{url}/chat/completions", json=body, timeout=300).json()
     seconds = time.perf_counter() - started

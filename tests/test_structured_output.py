@@ -98,6 +98,7 @@ HANDLERS = {
     "creation.batch": _creation_batch,
     "rewrite": lambda body: "Momo trained, rested and now meditates.",
     "rewrite.batch": _rewrite_batch,
+    "rewrite.note": lambda body: json.dumps({"note": "Momo trained, rested and now meditates."}),
 }
 
 
@@ -116,7 +117,11 @@ def _app(
         llm_provider=provider,
         mistral_api_key="k",
         openai_api_key="k",
-        pipeline_config={"rewrite_first_note": True, "max_updates_per_turn": 6},
+        pipeline_config={
+            "rewrite_first_note": True,
+            "max_updates_per_turn": 6,
+            **extra.pop("pipeline_config", {}),
+        },
         provider_config={"max_attempts": 1, **extra.pop("provider_config", {})},
         **urls,
         **extra,
@@ -455,3 +460,33 @@ def test_mistral_refuses_llama_cpp_pythons_form_in_one_clear_line(tmp_path: Path
     )
     with pytest.raises(ConfigurationError, match="Mistral takes json_schema, json_object, off"):
         build_providers(settings)
+
+
+@pytest.mark.parametrize("provider", ["mistral", "openai"])
+def test_a_single_rewrite_asked_as_json_carries_the_notes_bound(
+    provider: str, database: Database, tmp_path: Path, server: FakeProviderServer
+) -> None:
+    """pipeline_config.rewrite_json (issue 22: measured on SmolLM2, bench/rewrite_form.py): the
+    single rewrite asks for {"note": …} with the note's bound in its schema, in the form the
+    server takes; the note saved is the answer's note, checked as a plain one is."""
+    app = _app(
+        database,
+        tmp_path,
+        provider,
+        server,
+        pipeline_config={"rewrite_first_note": True, "rewrite_json": True, "note_target_words": 40},
+    )
+    _, session_id, _ = make_world(database, ("Momo", "Character", "A psychic girl."))
+    app.chat.record(session_id, "Momo meditates.", "…")
+    app.pipeline.drain()
+    sent = _by_prompt(server)
+    assert "rewrite" not in sent and sent["rewrite.note"], sorted(sent)
+    body = sent["rewrite.note"][0].json
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["note"]["maxLength"] == 400  # 10 characters a target word
+    assert schema["required"] == ["note"] and body["max_tokens"] > 0
+    assert "a JSON object whose one key" in body["messages"][-1]["content"]
+    with database.uow(read_only=True) as uow:
+        notes = [n.note_content for n in uow.notes.in_session(session_id)]
+    assert notes == ["Momo trained, rested and now meditates."]
+    app.close()

@@ -239,6 +239,11 @@ class PipelineConfig(_Group):
         False,
         description="ask the LLM to write a note that does not exist yet (else: its events)",
     )
+    rewrite_json: bool = Field(
+        False,
+        description='ask for a single rewrite as JSON {"note": …}, its length in the schema '
+        "(for servers that enforce schemas: small local models keep to it; see README)",
+    )
     # grounding checks: what validates but did not come from the story (each says what it
     # rejected: the turn's processing notes, the task's error)
     ground_creations: bool = Field(

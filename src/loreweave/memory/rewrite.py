@@ -14,6 +14,7 @@ no more."""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Sequence
@@ -28,12 +29,15 @@ from loreweave.errors import ConcurrentChange, InvalidResponse
 from loreweave.llm.prompts.rewrite import (
     REWRITE,
     REWRITE_BATCH,
+    REWRITE_NOTE,
     BatchRewriteResult,
+    NoteResult,
     batch_rewrite_schema,
     note_max_chars,
+    note_schema,
     rewrite_max_tokens,
 )
-from loreweave.llm.structured import repair_request
+from loreweave.llm.structured import complete_structured, repair_request
 from loreweave.llm.types import ChatRequest, ChatResponse, Matrix
 from loreweave.memory.batch import each_or_alone
 from loreweave.memory.composite import CompositeDocument, DocumentKey, compose
@@ -240,7 +244,7 @@ class NoteRewriteWorker(MemoryWorker):
                 {"ref": ref, **read.context()} for ref, read in zip(refs, reads, strict=True)
             ],
             target_words=self.target_words,
-            parts=[self._single(read) for read in reads],
+            parts=[self._single(read, plain=True) for read in reads],
         )
         return each_or_alone(
             self.chat_model,
@@ -252,7 +256,18 @@ class NoteRewriteWorker(MemoryWorker):
             self._alone,
         )
 
-    def _single(self, read: NoteRead) -> ChatRequest:
+    def _single(self, read: NoteRead, *, plain: bool = False) -> ChatRequest:
+        """The rewrite of one note: the spec's plain text, or JSON with the note's bound in
+        its schema (``rewrite_json``; a batch's parts stay plain)."""
+        if self.limits.rewrite_json and not plain:
+            return REWRITE_NOTE.request(
+                self.llm_config,
+                schema=note_schema(self.target_words),
+                max_tokens=rewrite_max_tokens(self.target_words),
+                **read.context(),
+                target_words=self.target_words,
+                as_json=True,
+            )
         return REWRITE.request(
             self.llm_config,
             max_tokens=rewrite_max_tokens(self.target_words),
@@ -264,6 +279,15 @@ class NoteRewriteWorker(MemoryWorker):
         """The spec's rewrite of one note; an unusable answer gets one repair request quoting
         its problem (as a structured answer does), then InvalidResponse: the note stays."""
         request = self._single(read)
+        if request.json_schema is not None:
+            answer = complete_structured(self.chat_model, request, NoteResult)
+            try:
+                return read.clean(answer.note, **self._checks)
+            except InvalidResponse as first:
+                wrote = json.dumps({"note": answer.note}, ensure_ascii=False)
+                repair = repair_request(request, wrote, REPAIR_NOTE.format(error=first))
+                again = complete_structured(self.chat_model, repair, NoteResult)
+                return read.clean(again.note, **self._checks)
         response = self.chat_model.complete(request)
         try:
             return self._usable(read, response)

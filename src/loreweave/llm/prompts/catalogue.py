@@ -6,7 +6,7 @@ from loreweave.llm.prompts import PromptSpec
 from loreweave.llm.prompts.analysis import ANALYSIS, ANALYSIS_BATCH
 from loreweave.llm.prompts.chat import CHAT, LORE
 from loreweave.llm.prompts.creation import CREATION, CREATION_BATCH
-from loreweave.llm.prompts.rewrite import REWRITE, REWRITE_BATCH
+from loreweave.llm.prompts.rewrite import REWRITE, REWRITE_BATCH, REWRITE_NOTE
 
 SPECS: dict[str, PromptSpec] = {
     spec.name: spec
@@ -14,6 +14,7 @@ SPECS: dict[str, PromptSpec] = {
         ANALYSIS,
         ANALYSIS_BATCH,
         REWRITE,
+        REWRITE_NOTE,
         REWRITE_BATCH,
         CREATION,
         CREATION_BATCH,

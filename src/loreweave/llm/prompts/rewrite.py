@@ -19,6 +19,13 @@ CHARS_PER_TARGET_WORD = 10
 UNTARGETED_NOTE_CHARS = 6_000  # no note_target_words: about a thousand words
 
 
+class NoteResult(Output):
+    """A single rewrite asked for as JSON (``rewrite.note``): the note, its length bounded by
+    the request's schema; checked by the rewrite worker like a plain one."""
+
+    note: str
+
+
 class BatchRewriteResult(Output):
     """Each entity's new note by its ref; checked by the rewrite worker (an empty or runaway
     note is redone alone)."""
@@ -39,6 +46,11 @@ def rewrite_max_tokens(target_words: int | None, notes: int = 1) -> int:
     return notes * tokens_for(note_max_chars(target_words)) + tokens_for(0)
 
 
+def note_schema(target_words: int | None) -> Schema:
+    """A single note within the note's bound."""
+    return obj({"note": text(note_max_chars(target_words))})
+
+
 def batch_rewrite_schema(refs: Sequence[str], target_words: int | None) -> Schema:
     """A note for each ref shown, each within the note's bound."""
     note = text(note_max_chars(target_words))
@@ -46,6 +58,10 @@ def batch_rewrite_schema(refs: Sequence[str], target_words: int | None) -> Schem
 
 
 REWRITE = PromptSpec("rewrite", "rewrite", None, "rewrite_model", "temperature_rewrite")
+# the same prompt, its answer asked for as {"note": …} (pipeline_config.rewrite_json)
+REWRITE_NOTE = PromptSpec(
+    "rewrite.note", "rewrite", NoteResult, "rewrite_model", "temperature_rewrite"
+)
 REWRITE_BATCH = PromptSpec(
     "rewrite.batch",
     "rewrite_batch",

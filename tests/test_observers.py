@@ -332,3 +332,19 @@ def test_in_a_group_chat_the_member_who_speaks_next_is_the_observer(
         lore["Mira"] = "\n".join(m.content for m in model.chats[-1].messages if m.role == "system")
     assert "Iron Key" in lore["Tomas"] and SECRET not in lore["Tomas"]
     assert SECRET in lore["Mira"]
+
+
+def test_an_observer_is_named_by_title_alias_or_id_in_any_case(database: Database) -> None:
+    from loreweave.memory.observer import resolve
+
+    _, session_id, ids = make_world(database, ("Tomas", "Character", "A knight."))
+    with database.uow() as uow:
+        uow.entries.require(ids["Tomas"]).aliases = ["Sir Tomas", "the 100% Knight"]
+        uow.commit()
+    with database.uow(read_only=True) as uow:
+        session = uow.sessions.require(session_id)
+        for name in ("tomas", "SIR  TOMAS", "The 100% knight", str(ids["Tomas"])):
+            found = resolve(uow, session, name)
+            assert found is not None and found.witness == str(ids["Tomas"]), name
+        assert resolve(uow, session, "user") == resolve(uow, session, USER)
+        assert resolve(uow, session, "Sir", strict=False) is None  # a part of an alias is not it

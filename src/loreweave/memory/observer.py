@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, select
 
 from loreweave.db.models import (
     USER,
@@ -47,24 +47,33 @@ class Observer:
 
 
 def _character(uow: UnitOfWork, session: ChatSession, value: str) -> LoreEntry | None:
+    """The Character ``value`` names (its id, its title or an alias, any case), read by an
+    indexed-size query: a proxy asks on every request."""
     try:
         entry = uow.entries.get(uuid.UUID(value))
     except ValueError:
         entry = None
     if entry is None:
         wanted = " ".join(value.split()).casefold()
-        characters = uow.session.scalars(
+        characters = (
             select(LoreEntry)
             .where(visible_in(session), func.lower(LoreEntry.entity_type) == CHARACTER)
             .order_by(LoreEntry.created_at, LoreEntry.id)
-        ).all()
-        named = [e for e in characters if " ".join(e.title.split()).casefold() == wanted]
-        named += [
-            e
-            for e in characters
-            if any(" ".join(a.split()).casefold() == wanted for a in e.aliases or [])
-        ]
-        entry = named[0] if named else None
+        )
+        entry = uow.session.scalars(characters.where(func.lower(LoreEntry.title) == wanted)).first()
+        if entry is None:  # an alias: those whose aliases hold the text, then exactly
+            near = characters.where(
+                cast(LoreEntry.aliases, String).icontains(wanted, autoescape=True)
+            )
+            candidates = uow.session.scalars(near if wanted.isascii() else characters).all()
+            entry = next(
+                (
+                    e
+                    for e in candidates
+                    if any(" ".join(a.split()).casefold() == wanted for a in e.aliases or [])
+                ),
+                None,
+            )
     if entry is None or not is_visible(entry, session):
         return None
     return entry if entry.entity_type.casefold() == CHARACTER else None

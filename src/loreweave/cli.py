@@ -407,8 +407,8 @@ def export(
     document, image = export_document(entries, EXPORT_FORMATS[fmt], name, fields)
     write_document(output, document, image)
     written = entries_written(document, EXPORT_FORMATS[fmt])
-    what = "the card and its book of" if fmt == Format.card else ""
-    console.print(f"wrote {what} {written} entries to {output}".replace("  ", " "))
+    what = f"the card and its book of {written}" if fmt == Format.card else str(written)
+    console.print(f"wrote {what} entries to {output}")
     for note in export_notes(entries):
         console.print(f"note: {note}", highlight=False)
 

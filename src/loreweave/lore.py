@@ -69,15 +69,20 @@ def _uid(extra: dict[str, Any]) -> set[tuple[str, object]]:
     return found
 
 
-def _already(existing: Sequence[LoreEntry], incoming: Any) -> LoreEntry | None:
+def _by_keys(entries: Sequence[LoreEntry]) -> dict[frozenset[str], list[LoreEntry]]:
+    """The world's entries by their keys (title and aliases), read once per import."""
+    found: dict[frozenset[str], list[LoreEntry]] = {}
+    for entry in entries:
+        found.setdefault(_keys(entry.title, entry.aliases or []), []).append(entry)
+    return found
+
+
+def _already(existing: dict[frozenset[str], list[LoreEntry]], incoming: Any) -> LoreEntry | None:
     """The world's entry ``incoming`` is, if any: the same keys and content, or the same keys
     under the same id of the same format."""
-    keys = _keys(incoming.title, incoming.aliases)
     content = _content_key(incoming.content)
     ids = _uid(incoming.extra)
-    for entry in existing:
-        if _keys(entry.title, entry.aliases or []) != keys:
-            continue
+    for entry in existing.get(_keys(incoming.title, incoming.aliases), []):
         if _content_key(entry.content) == content or ids & _uid(entry.extra or {}):
             return entry
     return None
@@ -121,7 +126,9 @@ class LoreService:
             world = uow.worlds.require(world_id)
             if fields:
                 world.extra = {**(world.extra or {}), **fields}
-            existing = [e for e in uow.entries.in_world(world_id) if e.origin_session_id is None]
+            existing = _by_keys(
+                [e for e in uow.entries.in_world(world_id) if e.origin_session_id is None]
+            )
             report = Imported()
             for e in entries:
                 known = _already(existing, e)

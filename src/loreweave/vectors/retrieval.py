@@ -185,9 +185,9 @@ class Retriever:
         session's notes or created entries.  ``trigger``: the kind of generation (World Info's
         ``triggers`` limit an entry to some); World Info's ``ignoreBudget`` entries go in over
         the token budget.  ``observer`` (a Character's title, alias or id, or USER): the
-        entities as that character knows them (DESIGN §1.6), never a note; a name that is no
-        such character is an error, unless it was ``inferred`` from a prompt (then the
-        narrator's view)."""
+        entities as that character knows them (DESIGN §1.6; a note only where it knows every
+        event of its entity); a name that is no such character is an error, unless it was
+        ``inferred`` from a prompt (then the narrator's view)."""
         config = self.config
         k = config.k if k is None else k
         budget = config.token_budget if token_budget is None else token_budget

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from common import percentile, save
 from loreweave.bootstrap import build
-from loreweave.config import QueueConfig, Settings
+from loreweave.config import Settings
 from loreweave.db.engine import Database, normalise_url
 from loreweave.db.models import ChatSession, ChatTurn, LoreEntry, NoteUpdateTask, World, utcnow
 from loreweave.llm.registry import Providers
@@ -43,12 +43,14 @@ from loreweave.testing import HashingEmbedder
 
 try:  # the job registry
     from loreweave.queue import jobs
+    from loreweave.queue.kinds import KINDS
 
-    CONFIG = QueueConfig(batch_size=5)
     CODE = "job registry"
 
     def claim(db: Session, queue: str) -> list[Any]:
-        return jobs.claim(db, jobs.KINDS[queue], "bench", CONFIG)  # type: ignore[index]
+        kind = KINDS.named(queue)
+        config = kind.settings(Settings()).model_copy(update={"batch_size": 5})
+        return jobs.claim(db, kind, "bench", config, wide=False)  # one key a claim
 
 except ImportError:  # the code before it
     from loreweave.queue import claims  # type: ignore[attr-defined,no-redef]
@@ -156,9 +158,8 @@ def sustained(database: Database, workdir: Path, turns: int, workers: int) -> li
             app.chat.persist(session_id, f"turn {i}", "reply", [])
 
     def worker(index: int) -> None:
-        run = app.pipeline.runner("analysis")
         while not stop.is_set():
-            if run(f"bench-{index}"):
+            if app.pipeline.run_next(f"bench-{index}", ("analysis",), pool=1):
                 with lock:
                     analysed[0] += 1
             else:

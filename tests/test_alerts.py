@@ -25,6 +25,7 @@ from loreweave.llm.ratelimit import RateLimiter
 from loreweave.llm.resilience import CallStats, Resilience, ResilientChatModel, RetryPolicy
 from loreweave.llm.types import ChatModel
 from loreweave.queue import jobs
+from loreweave.queue.kinds import KINDS
 from loreweave.queue.notify import NullNotifier
 
 from .pipeline_support import AppendingRewriter, RoutedModel, make_app, make_world
@@ -128,7 +129,7 @@ def test_a_failed_job_fires_once_and_resolves_once_across_processes(
     assert message["details"]["jobs"][0]["id"] == str(task_id)
     assert "the rewrite crashed" in message["details"]["jobs"][0]["error"]
     with database.uow() as uow:
-        jobs.skip(uow.session, jobs.KINDS["note_updates"], task_id, "the test")
+        jobs.skip(uow.session, KINDS.named("note_updates"), task_id, "the test")
         uow.commit()
     later = now + timedelta(seconds=5 * INTERVAL)
     first.alerts.evaluate(later)
@@ -148,7 +149,7 @@ def test_a_storm_sends_one_message_within_the_cooldown(
     with database.uow(read_only=True) as uow:  # resolved, then failing again within the cooldown
         task = uow.session.scalars(select(NoteUpdateTask)).one()
     with database.uow() as uow:
-        jobs.skip(uow.session, jobs.KINDS["note_updates"], task.id, "the test")
+        jobs.skip(uow.session, KINDS.named("note_updates"), task.id, "the test")
         uow.commit()
     lw.alerts.evaluate(now + timedelta(seconds=3))
     fail_one_update(database, lw)
@@ -181,7 +182,7 @@ def test_a_provider_refusing_its_key(
     with database.uow(read_only=True) as uow:
         turn = uow.turns.recent(session_id, 1)[0]
     with database.uow() as uow:
-        jobs.retry(uow.session, jobs.KINDS["analysis"], turn.id)
+        jobs.retry(uow.session, KINDS.named("analysis"), turn.id)
         uow.commit()
     lw.pipeline.drain()  # the key works again
     lw.alerts.evaluate(now + timedelta(seconds=5 * INTERVAL))

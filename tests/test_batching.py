@@ -99,7 +99,7 @@ def test_a_cut_while_the_creation_waits_drops_its_later_turns_updates(
     app = make_app(database, tmp_path, model)
     _, session_id, _ = make_world(database, ("Momo", "Character", "A psychic girl."))
     _three_turns(app, session_id)
-    app.pipeline.runner("analysis")("worker")
+    app.pipeline.run_next("worker", ("analysis",), pool=1)
     with database.uow(read_only=True) as uow:
         creation = uow.session.scalars(select(EntityCreationTask)).one()
         assert creation.followups == [
@@ -121,7 +121,7 @@ def test_turns_the_answer_leaves_out_go_back_untried(database: Database, tmp_pat
     app = make_app(database, tmp_path, model)
     _, session_id, _ = make_world(database, ("Momo", "Character", "A psychic girl."))
     _three_turns(app, session_id)
-    app.pipeline.runner("analysis")("worker")
+    app.pipeline.run_next("worker", ("analysis",), pool=1)
     with database.uow(read_only=True) as uow:
         turns = uow.session.scalars(select(ChatTurn).order_by(ChatTurn.turn_index)).all()
         assert [(t.processing_status, t.retry_count) for t in turns] == [
@@ -147,7 +147,7 @@ def test_alone_a_turn_is_analysed_with_the_spec_prompt(database: Database, tmp_p
 
 def _updates_for_both(app, session_id: uuid.UUID) -> None:  # type: ignore[no-untyped-def]
     app.chat.record(session_id, "Both change.", "…")
-    app.pipeline.runner("analysis")("worker")
+    app.pipeline.run_next("worker", ("analysis",), pool=1)
 
 
 def test_entities_waiting_together_share_one_rewrite_and_a_bad_part_is_done_alone(
@@ -179,8 +179,8 @@ def test_entities_waiting_together_share_one_rewrite_and_a_bad_part_is_done_alon
         ("Kenta", "Character", "A hunter."),
     )
     _updates_for_both(app, session_id)
-    assert app.pipeline.runner("note_updates")("worker")
-    assert not app.pipeline.runner("note_updates")("worker")  # one job held all three
+    assert app.pipeline.run_next("worker", ("note_updates",), pool=1)
+    assert not app.pipeline.run_next("worker", ("note_updates",), pool=1)  # one job held all three
     assert model.sequence == ["analysis", "rewrite.batch", "rewrite", "rewrite"]
     assert _notes(database, session_id) == {
         "Momo": "Momo is resting.",

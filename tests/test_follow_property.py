@@ -12,7 +12,7 @@ from difflib import SequenceMatcher
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loreweave.follow import Match, Message, Plan, Turn, match, plan, to_messages, to_turns
+from loreweave.follow import AppMessage, Match, Plan, Turn, match, plan, to_messages, to_turns
 
 turns = st.lists(
     st.tuples(st.sampled_from(["", "a", "b"]), st.sampled_from(["", "x", "y"])).filter(
@@ -52,7 +52,7 @@ def test_a_plan_leads_to_the_chat_shown_and_cuts_nothing_confirmed(
     old = to_turns(to_messages(stored))
     messages = to_messages(shown)
     if new_message:
-        messages = [*messages, Message("user", new_message)]
+        messages = [*messages, AppMessage("user", new_message)]
     if not messages:
         return
     step = plan(to_messages(old), messages, None)
@@ -65,7 +65,9 @@ def test_a_plan_leads_to_the_chat_shown_and_cuts_nothing_confirmed(
     assert kept_what_was_confirmed(step, old, after), (old, messages, step)
 
 
-def _aligned(candidates: dict[uuid.UUID, list[Message]], request: list[Message]) -> Match | None:
+def _aligned(
+    candidates: dict[uuid.UUID, list[AppMessage]], request: list[AppMessage]
+) -> Match | None:
     """``match`` as it was before its shortcut: every candidate aligned by SequenceMatcher."""
     best: Match | None = None
     for session_id, stored in candidates.items():

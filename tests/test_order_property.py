@@ -36,7 +36,8 @@ from loreweave.errors import ProviderUnavailable
 from loreweave.llm.types import ChatRequest, ChatResponse
 from loreweave.lore import LoreService
 from loreweave.queue import jobs
-from loreweave.queue.notify import QUEUES, NullNotifier
+from loreweave.queue.kinds import KINDS
+from loreweave.queue.notify import NullNotifier
 
 from .pipeline_support import AppendingRewriter, RoutedModel, make_app, make_world
 
@@ -156,17 +157,17 @@ class MemoryMachine(RuleBasedStateMachine):
     @rule(updates=st.lists(st.sampled_from(TITLES), unique=True, min_size=1, max_size=2))
     def play_then_work(self, updates: list[str]) -> None:
         self.play(updates, [])
-        self.work_each_queue(list(QUEUES))
+        self.work_each_queue(list(KINDS.names))
 
-    @rule(queue=st.sampled_from(QUEUES), jobs=st.integers(1, 4))
+    @rule(queue=st.sampled_from(KINDS.names), jobs=st.integers(1, 4))
     def work(self, queue: Any, jobs: int) -> None:
         for _ in range(jobs):
-            self.lw.pipeline.runner(queue)("worker")
+            self.lw.pipeline.run_next("worker", (queue,), pool=1)
 
-    @rule(order=st.permutations(QUEUES))
+    @rule(order=st.permutations(KINDS.names))
     def work_each_queue(self, order: list[Any]) -> None:
         for queue in order:
-            self.lw.pipeline.runner(queue)("worker")
+            self.lw.pipeline.run_next("worker", (queue,), pool=1)
 
     @rule(prompt=st.sampled_from(("analysis", "rewrite", "creation")), times=st.integers(1, 3))
     def outage(self, prompt: str, times: int) -> None:
@@ -219,11 +220,11 @@ class MemoryMachine(RuleBasedStateMachine):
             return None
         return data.draw(st.integers(1, note.version - 1))  # type: ignore[no-any-return]
 
-    def _failed(self) -> list[tuple[jobs.JobKind, uuid.UUID]]:
+    def _failed(self) -> list[tuple[jobs.JobKind[Any], uuid.UUID]]:
         with self.lw.database.uow(read_only=True) as uow:
             return [
                 (kind, job_id)
-                for kind in jobs.KINDS.values()
+                for kind in KINDS
                 for job_id in uow.session.scalars(
                     select(kind.model.id)
                     .where(kind.model.status == TaskStatus.FAILED.value)

@@ -21,6 +21,7 @@ from loreweave.db.models import (
 )
 from loreweave.llm.providers.scripted import ScriptedChatModel
 from loreweave.queue import jobs
+from loreweave.queue.kinds import KINDS
 from loreweave.queue.notify import NullNotifier
 
 from .pipeline_support import AppendingRewriter, make_app, make_world, wait_until_idle
@@ -298,7 +299,7 @@ def test_three_failures_fail_the_task_and_a_manual_retry_succeeds(
         assert "scripted outage" in (task.error_message or "")
         note = uow.notes.for_entry(session_id, ids["Momo"])
         assert note is not None and (note.note_content, note.version) == ("Momo is well.", 1)
-        jobs.retry(uow.session, jobs.KINDS["note_updates"], task.id)
+        jobs.retry(uow.session, KINDS.named("note_updates"), task.id)
         uow.commit()
     app.pipeline.drain()
     with database.uow() as uow:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from loreweave.bootstrap import Loreweave
 from loreweave.db import Database
 from loreweave.db.models import LoreEntry, SessionNoteRevision, World
-from loreweave.follow import Message, to_messages
+from loreweave.follow import AppMessage, to_messages
 
 from .pipeline_support import StoryUpstream, make_app, notes_of, replayed_notes, wait_until_idle
 from .private_services import serving
@@ -89,11 +89,11 @@ class Chat:
         self.messages.pop()
         return self.ask()
 
-    def shown(self) -> list[Message]:
-        return [Message(m["role"], m["content"]) for m in self.messages if m["role"] != "system"]  # type: ignore[arg-type]
+    def shown(self) -> list[AppMessage]:
+        return [AppMessage(m["role"], m["content"]) for m in self.messages if m["role"] != "system"]  # type: ignore[arg-type]
 
 
-def stored(lw: Loreweave, session: str) -> list[Message]:
+def stored(lw: Loreweave, session: str) -> list[AppMessage]:
     with lw.database.uow(read_only=True) as uow:
         turns = uow.turns.recent(uuid.UUID(session), 1000)
         return to_messages([(t.user_message, t.assistant_message) for t in turns])
@@ -161,7 +161,7 @@ def test_a_reply_shown_trimmed_is_not_an_edit(
         chat.messages[-1]["content"] = chat.messages[-1]["content"].strip()
         chat.messages[-2]["content"] = chat.messages[-2]["content"].replace("\n", "\r\n")
     assert stored(lw, chat.session) == [
-        Message(m.role, m.content.replace("\r\n", "\n")) for m in chat.shown()
+        AppMessage(m.role, m.content.replace("\r\n", "\n")) for m in chat.shown()
     ]
     wait_until_idle(lw.database)
     with lw.database.uow(read_only=True) as uow:
@@ -184,7 +184,7 @@ def test_a_request_retried_with_its_idempotency_key_is_recorded_once(
     first = chat.complete(chat.messages)
     calls = upstream.replies
     assert chat.complete(chat.messages) == first and upstream.replies == calls
-    assert stored(lw, chat.session) == [*chat.shown(), Message("assistant", first)]
+    assert stored(lw, chat.session) == [*chat.shown(), AppMessage("assistant", first)]
     assert alternatives(lw, chat.session) == [[]]
     chat.client = client  # no key: a swipe
     second = chat.complete(chat.messages)

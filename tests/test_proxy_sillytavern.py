@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from loreweave.api.app import create_app
 from loreweave.db import Database
-from loreweave.follow import Message, as_shown, to_messages
+from loreweave.follow import AppMessage, as_shown, to_messages
 from tests.pipeline_support import StoryUpstream, make_app, notes_of, replayed_notes
 
 SEQUENCES = Path(__file__).parent / "data" / "sillytavern-requests" / "sequences.json"
@@ -45,7 +45,7 @@ def read_stream(body: str) -> str:
     return "".join(parts)
 
 
-def chat_of(database: Database, session_id: str) -> list[Message]:
+def chat_of(database: Database, session_id: str) -> list[AppMessage]:
     with database.uow(read_only=True) as uow:
         turns = uow.turns.recent(uuid.UUID(session_id), 10_000)
         return to_messages([(t.user_message, t.assistant_message) for t in turns])
@@ -73,7 +73,7 @@ class Replay:
         self.post(f"/api/worlds/{self.world}/lore-entries", seraphina)
         self.swap: dict[str, str] = {}  # recorded reply -> the proxy's
         self.sessions: dict[str, str] = {}  # SillyTavern's chat id -> loreweave's session
-        self.known: dict[str, list[Message]] = {}  # each chat as SillyTavern last showed it
+        self.known: dict[str, list[AppMessage]] = {}  # each chat as SillyTavern last showed it
         self.previous: tuple[str, str] = ("", "")  # the last step's session and recorded reply
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
@@ -108,7 +108,9 @@ class Replay:
     def check(self, step: dict[str, Any]) -> None:
         state = step["st_state_after"]
         self.known[state["chatId"]] = [
-            Message("user" if m["is_user"] else "assistant", as_shown(swapped(m["mes"], self.swap)))
+            AppMessage(
+                "user" if m["is_user"] else "assistant", as_shown(swapped(m["mes"], self.swap))
+            )
             for m in state["chat"]
             if not m["is_system"]
         ]

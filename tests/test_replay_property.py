@@ -28,7 +28,8 @@ from loreweave.db.models import USER, ChatTurn, EntityVector, LoreEntry, NoteUpd
 from loreweave.db.repositories import visible_in
 from loreweave.llm.types import ChatRequest, ChatResponse
 from loreweave.memory import observer as observers
-from loreweave.queue.notify import QUEUES, NullNotifier
+from loreweave.queue.kinds import KINDS
+from loreweave.queue.notify import NullNotifier
 
 from .pipeline_support import (
     ONE_TURN_PER_CALL,
@@ -158,10 +159,10 @@ class ReplayMachine(RuleBasedStateMachine):
         self.play(data, [], [new], known)
         self.lw.pipeline.drain()
 
-    @rule(queue=st.sampled_from(QUEUES), jobs=st.integers(1, 3))
+    @rule(queue=st.sampled_from(KINDS.names), jobs=st.integers(1, 3))
     def work(self, queue: Any, jobs: int) -> None:
         for _ in range(jobs):
-            self.lw.pipeline.runner(queue)("worker")
+            self.lw.pipeline.run_next("worker", (queue,), pool=1)
 
     @rule()
     def work_all(self) -> None:
@@ -261,10 +262,8 @@ class ReplayMachine(RuleBasedStateMachine):
 def assert_all_done(lw: Any) -> None:
     """Every job finished well: a fake that fails would make both sides equal and prove
     nothing."""
-    from loreweave.queue.jobs import KINDS
-
     with lw.database.uow(read_only=True) as uow:
-        for kind in KINDS.values():
+        for kind in lw.kinds:
             statuses = set(uow.session.scalars(select(kind.model.status)))
             assert statuses <= {"done"}, (kind.name, statuses)
 

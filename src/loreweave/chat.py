@@ -24,7 +24,7 @@ from loreweave.db.models import USER, ChatTurn, TurnStatus, utcnow
 from loreweave.db.uow import UnitOfWork
 from loreweave.errors import Conflict, DatabaseUnavailable, InvalidInput
 from loreweave.llm.prompts import render
-from loreweave.llm.types import ChatModel, ChatRequest, Message, StreamingChatModel
+from loreweave.llm.types import ChatModel, ChatRequest, Message, stream_text
 from loreweave.memory.observer import resolve as resolve_observer
 from loreweave.memory.transcript import Reverted, TranscriptService
 from loreweave.validation import require_clean
@@ -331,13 +331,8 @@ class ChatService:
         prepared_at = time.perf_counter()
 
         def events() -> Iterator[StreamEvent]:
-            model = self.chat_model
-            if isinstance(model, StreamingChatModel):
-                chunks: Iterator[str] = model.stream(prepared.request)
-            else:
-                chunks = iter([model.complete(prepared.request).text])
             parts = []
-            for chunk in chunks:
+            for chunk in stream_text(self.chat_model, prepared.request):
                 parts.append(chunk)
                 yield StreamEvent("delta", chunk)
             answered_at = time.perf_counter()

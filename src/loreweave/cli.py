@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -18,8 +20,9 @@ from loreweave.config import Settings, load_settings
 from loreweave.db import Database, migrate
 from loreweave.errors import ConfigurationError, Conflict, InvalidInput, LoreweaveError
 from loreweave.interop.files import ExportFormat
-from loreweave.lore import LoreService
-from loreweave.vectors.service import CompositeVectorService
+
+if TYPE_CHECKING:
+    from loreweave.container import Store
 
 # the commands in the order a newcomer meets them: try it, serve it, feed it lore, then run it
 ORDER = (
@@ -105,9 +108,22 @@ def _state(ctx: typer.Context) -> State:
 
 
 def _database(ctx: typer.Context) -> Database:
-    database = Database(_state(ctx).settings.database_url)
-    database.check_connection()
-    return database
+    """The database alone, its connection checked (the schema commands; the listings)."""
+    from loreweave.bootstrap import open_database
+
+    return open_database(_state(ctx).settings)
+
+
+@contextmanager
+def _store(ctx: typer.Context) -> Iterator[Store]:
+    """The stored world, built by the composition root (no chat model), closed after."""
+    from loreweave.bootstrap import build_store
+
+    store = build_store(_state(ctx).settings)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 @app.command()
@@ -200,22 +216,22 @@ def chat(
     from loreweave.terminal import run_chat
 
     settings = _state(ctx).settings
-    world_id, session_id = _find(ctx, world, session)
+    database = _database(ctx)
+    database.ensure_schema()
+    world_id, session_id = _find(database, world, session)
+    database.dispose()
     run_chat(settings, console, world_id, session_id)
 
 
 def _find(
-    ctx: typer.Context, world: str, session: str | None
+    database: Database, world: str, session: str | None
 ) -> tuple[uuid.UUID, uuid.UUID | None]:
     """A world (and a session of it) as a person names them."""
     from loreweave.lookup import find_session, find_world
 
-    database = _database(ctx)
-    database.ensure_schema()
     with database.uow(read_only=True) as uow:
         world_id = find_world(uow, world).id
         session_id = find_session(uow, session, world_id).id if session else None
-    database.dispose()
     return world_id, session_id
 
 
@@ -264,7 +280,6 @@ def sessions(
     from loreweave import branches
     from loreweave.db.models import utcnow
     from loreweave.lookup import find_world
-    from loreweave.memory.transcript import TranscriptService
 
     if (archive or delete) and not abandoned:
         raise InvalidInput("--archive and --delete act on the --abandoned sessions only")
@@ -299,9 +314,9 @@ def sessions(
             uow.commit()
         console.print(f"archived {len(chosen)} sessions (their memory is kept)")
     if delete:
-        transcript = TranscriptService(database.uow, _vector_service(ctx))
-        for session_id in chosen:
-            transcript.delete_session(session_id)
+        with _store(ctx) as store:
+            for session_id in chosen:
+                store.transcript.delete_session(session_id)
         console.print(f"deleted {len(chosen)} sessions and their memory")
 
 
@@ -332,22 +347,22 @@ def import_(
         console.print(f"skipped {problem}", markup=False)
     if not entries:
         raise InvalidInput(f"{file.name}: no entries to import")
-    lore = _lore_service(ctx)
-    database = lore.database
-    if new_world is not None:
-        with database.uow() as uow:
-            try:
-                world_id = uow.worlds.add(World(name=new_world[:200])).id
-            except Conflict as exc:
-                raise Conflict(
-                    f"{exc}: import into it with --world {new_world!r}, or choose another name"
-                ) from None
-            uow.commit()
-    else:
-        world_id, _ = _find(ctx, world or "", None)
-    report = lore.import_entries(world_id, entries, book.fields)
-    with database.uow(read_only=True) as uow:
-        name = uow.worlds.require(world_id).name
+    with _store(ctx) as store:
+        database = store.database
+        if new_world is not None:
+            with database.uow() as uow:
+                try:
+                    world_id = uow.worlds.add(World(name=new_world[:200])).id
+                except Conflict as exc:
+                    raise Conflict(
+                        f"{exc}: import into it with --world {new_world!r}, or choose another name"
+                    ) from None
+                uow.commit()
+        else:
+            world_id, _ = _find(database, world or "", None)
+        report = store.lore.import_entries(world_id, entries, book.fields)
+        with database.uow(read_only=True) as uow:
+            name = uow.worlds.require(world_id).name
     console.print(f"of them {report.summary()}", markup=False, highlight=False)
     console.print(
         f"imported {len(entries)} entries from {kind} into world {name!r} ({world_id})",
@@ -398,12 +413,12 @@ def export(
         write_document,
     )
 
-    vectors = _vector_service(ctx)
-    world_id, session_id = _find(ctx, world, session)
-    entries = portable_entries(vectors.database, vectors, world_id, session_id)
-    with vectors.database.uow(read_only=True) as uow:
-        found = uow.worlds.require(world_id)
-        name, fields = found.name, dict(found.extra or {})
+    with _store(ctx) as store:
+        world_id, session_id = _find(store.database, world, session)
+        entries = portable_entries(store.database, store.vectors, world_id, session_id)
+        with store.database.uow(read_only=True) as uow:
+            found = uow.worlds.require(world_id)
+            name, fields = found.name, dict(found.extra or {})
     document, image = export_document(entries, EXPORT_FORMATS[fmt], name, fields)
     write_document(output, document, image)
     written = entries_written(document, EXPORT_FORMATS[fmt])
@@ -459,12 +474,13 @@ def tasks_list(
     """List recent jobs of one queue (analysis jobs are listed by their turn's id)."""
     from rich.table import Table
 
+    from loreweave.queue.kinds import KINDS
     from loreweave.queue.status import list_jobs
 
     database = _database(ctx)
     database.ensure_schema()
     with database.uow(read_only=True) as uow:
-        rows = list_jobs(uow.session, kind, status, limit)
+        rows = list_jobs(uow.session, KINDS.named(kind), status, limit)
     table = Table("id", "status", "turn", "retries", "summary", "error")
     for row in rows:
         table.add_row(
@@ -479,18 +495,10 @@ def tasks_list(
 
 
 def _act_on_job(ctx: typer.Context, job_id: str, action: Literal["retry", "skip"]) -> None:
-    from loreweave.queue import jobs, status
-
-    database = _database(ctx)
-    database.ensure_schema()
-    with database.uow(read_only=True) as uow:
-        kind, _ = jobs.find(uow.session, _uuid(job_id))
-    acted = status.act(database.uow, action, _uuid(job_id), by=f"loreweave tasks {action}")
-    database.dispose()
-    if acted.reverted is not None and acted.reverted.touched:  # the notes it took back
-        vectors = _vector_service(ctx)
-        for entry_id in sorted(acted.reverted.touched):
-            vectors.sync_entry(entry_id, acted.session_id)
+    with _store(ctx) as store:
+        with store.database.uow(read_only=True) as uow:
+            kind, _ = store.kinds.find(uow.session, _uuid(job_id))
+        store.act_on_job(action, _uuid(job_id), by=f"loreweave tasks {action}")
     done = "is pending again" if action == "retry" else "was skipped; later jobs go ahead"
     console.print(f"{kind.label} {job_id} {done}")
 
@@ -519,8 +527,8 @@ def index_verify(
     repair: Annotated[bool, typer.Option("--repair", help="Re-embed what is wrong.")] = False,
 ) -> None:
     """Compare every vector row with the documents the database says should exist."""
-    vectors = _vector_service(ctx)
-    report = vectors.verify(repair=repair)
+    with _store(ctx) as store:
+        report = store.vectors.verify(repair=repair)
     console.print(
         f"{report.documents} documents: {len(report.missing)} missing, {len(report.stale)} "
         f"stale, {len(report.orphans)} orphaned, {report.other_model} of another model"
@@ -535,34 +543,15 @@ def index_rebuild(ctx: typer.Context) -> None:
     """Re-embed every document with the configured embedder and drop the FAISS caches."""
     from rich.progress import Progress
 
-    from loreweave.vectors.cache import IndexCache
+    from loreweave.vectors.cache import drop_persisted
 
-    vectors = _vector_service(ctx)
-    settings = _state(ctx).settings
-    with Progress(console=console) as progress:
+    with _store(ctx) as store, Progress(console=console) as progress:
         task = progress.add_task("embedding", total=None)
-        done = vectors.rebuild(
+        done = store.vectors.rebuild(
             progress=lambda current, total: progress.update(task, completed=current, total=total)
         )
-    embedder = vectors.embedder
-    IndexCache(dim=embedder.dim, model=embedder.model_name, index_dir=settings.index_dir).drop()
+        drop_persisted(store.settings.index_dir)
     console.print(f"re-embedded {done} entries; FAISS caches will be rebuilt on first search")
-
-
-def _lore_service(ctx: typer.Context) -> LoreService:
-    from loreweave.bootstrap import build_lore
-
-    database = _database(ctx)
-    database.ensure_schema()
-    return build_lore(_state(ctx).settings, database)
-
-
-def _vector_service(ctx: typer.Context) -> CompositeVectorService:
-    from loreweave.bootstrap import build_vectors
-
-    database = _database(ctx)
-    database.ensure_schema()
-    return build_vectors(_state(ctx).settings, database)
 
 
 def _uuid(value: str) -> uuid.UUID:

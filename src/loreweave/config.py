@@ -82,6 +82,11 @@ class DualQueueConfig(_Group):
     note_update_queue: NoteUpdateQueueConfig = NoteUpdateQueueConfig()
     entity_creation_queue: EntityCreationQueueConfig = EntityCreationQueueConfig()
     analysis_queue: AnalysisQueueConfig = AnalysisQueueConfig()
+    queues: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="a job kind added beyond the spec's three: its settings by its name "
+        "(validated by the kind's own settings model when the process is built)",
+    )
 
 
 # The analysis settings' earlier names (``pipeline_config.analysis_*``), still accepted.
@@ -259,24 +264,29 @@ class PipelineConfig(_Group):
     sweep_interval: float = Field(5.0, gt=0)
 
 
-QueueOrder = Literal["analysis", "note_updates", "entity_creations"]
+SPEC_QUEUES = ("analysis", "note_updates", "entity_creations")
 
 
 class PriorityConfig(_Group):
     """Which ready job the next free LLM call goes to.  Sessions being played (a turn within
     ``live_seconds``) come before an old backlog; then the queues in ``queue_order`` (by default
     new turns are analysed as they come, creations go before the rewrites that may mention
-    them, and rewrites come last, folding every event that waits); within a queue the oldest
-    job first.  A session's earlier turns always go first where order matters (job order)."""
+    them, and rewrites come last, folding every event that waits; a job kind added beyond the
+    spec's three comes after them unless named); within a queue the oldest job first.  A
+    session's earlier turns always go first where order matters (job order)."""
 
     live_seconds: float = Field(300.0, ge=0, description="0: no live tier, one first-come line")
-    queue_order: list[QueueOrder] = ["analysis", "entity_creations", "note_updates"]
+    queue_order: list[Annotated[str, Field(min_length=1, max_length=100)]] = [
+        "analysis",
+        "entity_creations",
+        "note_updates",
+    ]
 
     @field_validator("queue_order")
     @classmethod
     def _every_queue_once(cls, value: list[str]) -> list[str]:
-        if sorted(value) != sorted(["analysis", "note_updates", "entity_creations"]):
-            raise ValueError("name each of analysis, note_updates, entity_creations once")
+        if len(set(value)) != len(value) or not set(SPEC_QUEUES) <= set(value):
+            raise ValueError(f"name each of {', '.join(SPEC_QUEUES)} once (and other kinds once)")
         return value
 
 
@@ -438,11 +448,18 @@ def _known_env_names(model: type[BaseModel], prefix: str) -> set[str]:
     return names
 
 
+# the settings of job kinds added beyond the spec's three: their names are checked against the
+# kinds when the process is built (``Kinds.order``), their values by each kind's settings model
+OPEN_ENV_PREFIXES = (f"{ENV_PREFIX}DUAL_QUEUE_CONFIG__QUEUES__",)
+
+
 def _check_environment(environ: dict[str, str]) -> None:
     known = _known_env_names(Settings, ENV_PREFIX) | {CONFIG_FILE_ENV}
     known |= {f"{ENV_PREFIX}PIPELINE_CONFIG__{key.upper()}" for key in LEGACY_ANALYSIS_KEYS}
     for key in sorted(environ):
-        if key.upper().startswith(ENV_PREFIX) and key.upper() not in known:
+        name = key.upper()
+        open_ = name.startswith(OPEN_ENV_PREFIXES)
+        if name.startswith(ENV_PREFIX) and name not in known and not open_:
             raise ConfigurationError(f"unknown configuration key in the environment: {key}")
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 from rich.console import Console
 from sqlalchemy import select
 
-from loreweave.bootstrap import Loreweave
 from loreweave.db.models import EntityCreationTask, NoteUpdateTask, TaskStatus, TurnStatus
+from loreweave.db.uow import UnitOfWork
+from loreweave.memory.ports import UnitOfWorkFactory
 
 # why an entry was in a turn's prompt, in plain words
 WHY = {"keyword": "named", "constant": "always", "vector": "related", "bm25": "related"}
@@ -27,17 +27,19 @@ class Watch:
     turns: set[int] = field(default_factory=set)
 
     @classmethod
-    def from_now(cls, lw: Loreweave, session_id: uuid.UUID) -> Watch:
+    def from_now(cls, uow: UnitOfWorkFactory, session_id: uuid.UUID) -> Watch:
         """Everything already finished counts as reported (a session continued)."""
         watch = cls()
-        report(lw, session_id, watch, Console(quiet=True))
+        report(uow, session_id, watch, Console(quiet=True))
         return watch
 
 
-def report(lw: Loreweave, session_id: uuid.UUID, watch: Watch, console: Console) -> int:
+def report(
+    uow_factory: UnitOfWorkFactory, session_id: uuid.UUID, watch: Watch, console: Console
+) -> int:
     """Print what finished since last time; return how many jobs are still unfinished."""
     unfinished = 0
-    with lw.database.uow(read_only=True) as uow:
+    with uow_factory(read_only=True) as uow:
         for turn in uow.turns.recent(session_id, 1000):
             if turn.processing_status in (TurnStatus.PENDING, TurnStatus.PROCESSING):
                 unfinished += 1
@@ -62,7 +64,7 @@ def report(lw: Loreweave, session_id: uuid.UUID, watch: Watch, console: Console)
     return unfinished
 
 
-def describe(uow: Any, task: NoteUpdateTask | EntityCreationTask) -> str:
+def describe(uow: UnitOfWork, task: NoteUpdateTask | EntityCreationTask) -> str:
     if task.status == TaskStatus.FAILED:
         return f"[red]✗ failed[/] {task.error_message}"
     if isinstance(task, NoteUpdateTask):
@@ -79,7 +81,9 @@ def describe(uow: Any, task: NoteUpdateTask | EntityCreationTask) -> str:
     return f"[green]✓ new in this story:[/] {title} ({task.entity_type})"
 
 
-def note_at(uow: Any, session_id: uuid.UUID, entry_id: uuid.UUID, version: int | None) -> str:
+def note_at(
+    uow: UnitOfWork, session_id: uuid.UUID, entry_id: uuid.UUID, version: int | None
+) -> str:
     """The note's text at ``version`` (later rewrites may have replaced it since)."""
     note = uow.notes.for_entry(session_id, entry_id)
     if note is None:

@@ -41,7 +41,10 @@ Turn = tuple[str, str]  # (user message, reply); either may be empty
 
 
 @dataclass(frozen=True)
-class Message:
+class AppMessage:
+    """A user or assistant message of the app's chat, as the app shows it (not an LLM
+    request's :class:`loreweave.llm.types.Message`)."""
+
     role: Role
     content: str
 
@@ -53,7 +56,7 @@ def as_shown(content: str) -> str:
     return content.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
-def to_turns(messages: Sequence[Message]) -> list[Turn]:
+def to_turns(messages: Sequence[AppMessage]) -> list[Turn]:
     turns: list[Turn] = []
     for message in messages:
         if message.role == "user":
@@ -65,13 +68,13 @@ def to_turns(messages: Sequence[Message]) -> list[Turn]:
     return turns
 
 
-def to_messages(turns: Sequence[Turn]) -> list[Message]:
+def to_messages(turns: Sequence[Turn]) -> list[AppMessage]:
     messages = []
     for user, reply in turns:
         if user:
-            messages.append(Message("user", user))
+            messages.append(AppMessage("user", user))
         if reply or not user:
-            messages.append(Message("assistant", reply))
+            messages.append(AppMessage("assistant", reply))
     return messages
 
 
@@ -92,7 +95,7 @@ MEMBERS_PATTERNS = (r"^\[Start a new group chat\. Group members: (?P<names>[^\]\
 
 @dataclass(frozen=True)
 class Request:
-    messages: list[Message]  # user and assistant messages, in order
+    messages: list[AppMessage]  # user and assistant messages, in order
     nudge: Nudge | None  # a trailing system message after the last reply
     speaker: str | None = None  # a group chat: the member who speaks next (the group nudge)
 
@@ -190,7 +193,7 @@ def read_request(
     speaker = group_speaker(nudge_text, group_patterns) if nudge_text else None
     if speaker is not None:
         chat = _split_members(chat, {speaker} | group_members(raw, members_patterns))
-    messages = [Message(role, as_shown(content)) for role, content in chat]  # type: ignore[arg-type]
+    messages = [AppMessage(role, as_shown(content)) for role, content in chat]  # type: ignore[arg-type]
     if speaker is not None:
         return Request(messages, "group" if messages else None, speaker)
     nudge: Nudge | None = None
@@ -214,7 +217,9 @@ class Match:
     head: int  # stored messages before the request's first one (dropped by the app)
 
 
-def match(candidates: dict[uuid.UUID, list[Message]], request: Sequence[Message]) -> Match | None:
+def match(
+    candidates: dict[uuid.UUID, list[AppMessage]], request: Sequence[AppMessage]
+) -> Match | None:
     """The stored chat the request is a view of: the most messages in common, at least one of
     them the player's; ties go to the first candidate (the caller orders them, latest first)."""
     best: Match | None = None
@@ -268,7 +273,7 @@ class Plan:
         return self.fork or self.edit is not None or bool(self.record)
 
 
-def plan(stored: Sequence[Message], shown: Sequence[Message], nudge: Nudge | None) -> Plan:
+def plan(stored: Sequence[AppMessage], shown: Sequence[AppMessage], nudge: Nudge | None) -> Plan:
     """``stored``: the chat as loreweave has it; ``shown``: as the app shows it now (the
     request's messages after the stored head the app dropped)."""
     old, new = list(stored), list(shown)

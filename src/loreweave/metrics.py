@@ -1,5 +1,6 @@
-"""Prometheus metrics: queue depths and task latency (read from the database at scrape time),
-LLM calls, tokens and errors (from the providers' call statistics), and turn overhead."""
+"""Prometheus metrics: queue depths and task latency (the queue status's figures, read from the
+database at scrape time), LLM calls, tokens and errors (from the providers' call statistics),
+and turn overhead."""
 
 from __future__ import annotations
 
@@ -9,19 +10,20 @@ from datetime import timedelta
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
 from loreweave.db.engine import Database
-from loreweave.db.models import TaskStatus, utcnow
+from loreweave.db.models import utcnow
 from loreweave.llm.resilience import CallStats
-from loreweave.queue.jobs import KINDS
+from loreweave.queue import status
+from loreweave.queue.jobs import Kinds
 
 LATENCY_WINDOW = timedelta(minutes=5)
 
 
 class _StateCollector(Collector):
-    def __init__(self, database: Database, stats: CallStats) -> None:
+    def __init__(self, database: Database, kinds: Kinds, stats: CallStats) -> None:
         self.database = database
+        self.kinds = kinds
         self.stats = stats
 
     def collect(self) -> Iterator[Metric]:
@@ -39,31 +41,14 @@ class _StateCollector(Collector):
             labels=["queue"],
         )
         now = utcnow()
-        since = now - LATENCY_WINDOW
         with self.database.uow(read_only=True) as uow:
-            for name, kind in KINDS.items():
-                model = kind.model
-                counts: dict[str, int] = dict(
-                    uow.session.execute(
-                        select(model.status, func.count()).group_by(model.status)
-                    ).all()
-                )
-                for state in TaskStatus:
-                    depth.add_metric([name, state.value], float(counts.get(state.value, 0)))
-                first = uow.session.scalar(
-                    select(func.min(model.created_at)).where(
-                        model.status == TaskStatus.PENDING.value
-                    )
-                )
-                oldest.add_metric([name], (now - first).total_seconds() if first else 0.0)
-                done = uow.session.execute(
-                    select(model.created_at, model.processed_at).where(
-                        model.status == TaskStatus.DONE.value, model.processed_at >= since
-                    )
-                ).all()
-                seconds = [(end - start).total_seconds() for start, end in done if end is not None]
-                if seconds:
-                    latency.add_metric([name], sum(seconds) / len(seconds))
+            for kind in self.kinds:
+                read = status.figures(uow.session, kind, now, window=LATENCY_WINDOW)
+                for state, count in read.counts.items():
+                    depth.add_metric([kind.name, state], float(count))
+                oldest.add_metric([kind.name], read.oldest_pending_seconds or 0.0)
+                if read.mean_latency_seconds is not None:
+                    latency.add_metric([kind.name], read.mean_latency_seconds)
         yield depth
         yield latency
         yield oldest
@@ -85,7 +70,7 @@ class _StateCollector(Collector):
 
 
 class Metrics:
-    def __init__(self, database: Database, stats: CallStats) -> None:
+    def __init__(self, database: Database, kinds: Kinds, stats: CallStats) -> None:
         self.registry = CollectorRegistry()
         self.turn_overhead = Histogram(
             "loreweave_turn_overhead_seconds",
@@ -93,7 +78,7 @@ class Metrics:
             buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
             registry=self.registry,
         )
-        self.registry.register(_StateCollector(database, stats))
+        self.registry.register(_StateCollector(database, kinds, stats))
 
     def observe_turn(self, seconds: float) -> None:
         self.turn_overhead.observe(seconds)

@@ -4,8 +4,9 @@ A request names a world by its model (``loreweave/<world>`` or ``loreweave/<worl
 model>``) and carries only messages.  :meth:`ProxyService.prepare` finds the chat they continue
 and makes the stored chat what the app shows (``follow.py`` plans it; the transcript's operations
 carry it out, so the memory follows), then builds the upstream request with the lore block put
-in.  The caller forwards it -- plain or streamed -- through the chat provider and its one
-resilience layer, and hands the complete reply to :meth:`ProxyService.finish`, which records it.
+in.  :meth:`ProxyService.answer` (plain) and :meth:`ProxyService.stream` forward it through the
+chat provider and its one resilience layer, and record the complete reply
+(:meth:`ProxyService.finish`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ from loreweave.db.engine import Database
 from loreweave.db.models import ChatSession, ChatTurn, World, utcnow
 from loreweave.errors import InvalidInput, NotFound
 from loreweave.follow import (
-    Message,
+    AppMessage,
     Plan,
     as_shown,
     match,
@@ -37,8 +38,7 @@ from loreweave.follow import (
     to_turns,
     written_for,
 )
-from loreweave.llm.types import ChatRequest
-from loreweave.llm.types import Message as ChatMessage
+from loreweave.llm.types import ChatRequest, ChatResponse, Message, stream_text
 from loreweave.lookup import find_world
 from loreweave.memory.transcript import TranscriptService
 from loreweave.vectors.retrieval import RetrievedEntry, Retriever, Trigger
@@ -207,7 +207,7 @@ class ProxyService:
         clock.lap("stored")
         found = match({s: to_messages(t) for s, t in candidates.items()}, request.messages)
         if found is None:
-            stored: list[Message] = []
+            stored: list[AppMessage] = []
             session_id = self._new_session(target.world.id, caller, request.messages)
         else:
             session_id = found.session_id
@@ -259,6 +259,30 @@ class ProxyService:
             session_id, step, upstream, used, lore, last_reply, clock, key, speaker=speaker
         )
 
+    # -- forwarding ----------------------------------------------------------------------------
+    def answer(self, prepared: Prepared) -> ChatResponse:
+        """Forward the request and record the whole answer (or give back the one recorded under
+        the request's key: nothing called, nothing recorded)."""
+        if prepared.recorded is not None:
+            response = ChatResponse(prepared.recorded, prepared.request.model)
+        else:
+            response = self.chat.chat_model.complete(prepared.request)
+        self.finish(prepared, response.text)
+        return response
+
+    def stream(self, prepared: Prepared) -> Iterator[str]:
+        """Forward the request streamed: the pieces as the provider sends them, the reply
+        recorded once it is complete (an error before then records nothing)."""
+        if prepared.recorded is not None:
+            pieces: Iterator[str] = iter([prepared.recorded])
+        else:
+            pieces = stream_text(self.chat.chat_model, prepared.request)
+        parts = []
+        for piece in pieces:
+            parts.append(piece)
+            yield piece
+        self.finish(prepared, "".join(parts))
+
     def finish(self, prepared: Prepared, reply: str) -> None:
         """Record the complete reply as the plan says (timed as ``record``)."""
         prepared.clock.lap("upstream")
@@ -299,7 +323,7 @@ class ProxyService:
 
     # -- finding and changing the chat ---------------------------------------------------------
     def _candidates(
-        self, world_id: uuid.UUID, caller: str | None, messages: Sequence[Message]
+        self, world_id: uuid.UUID, caller: str | None, messages: Sequence[AppMessage]
     ) -> dict[uuid.UUID, list[tuple[str, str]]]:
         """The caller's chats in the world holding one of the request's first or last user
         messages (a chat it goes on, branches from or is a window of holds one), latest first."""
@@ -342,7 +366,7 @@ class ProxyService:
         return chats
 
     def _new_session(
-        self, world_id: uuid.UUID, caller: str | None, messages: Sequence[Message]
+        self, world_id: uuid.UUID, caller: str | None, messages: Sequence[AppMessage]
     ) -> uuid.UUID:
         first = next((m.content for m in messages if m.role == "user" and m.content), "")
         title = f"chat: {' '.join(first.split())[:60]}" if first else "chat"
@@ -354,7 +378,7 @@ class ProxyService:
     def _apply(
         self,
         session_id: uuid.UUID,
-        stored: list[Message],
+        stored: list[AppMessage],
         step: Plan,
         *,
         analyse: bool,
@@ -421,7 +445,7 @@ class ProxyService:
             return uow.turns.next_index(session_id) - 1
 
     @staticmethod
-    def _query(shown: Sequence[Message], step: Plan) -> tuple[str, list[tuple[str, str]]]:
+    def _query(shown: Sequence[AppMessage], step: Plan) -> tuple[str, list[tuple[str, str]]]:
         """The message to retrieve for and the turns before it."""
         users = [i for i, m in enumerate(shown) if m.role == "user" and m.content]
         if not users:
@@ -429,10 +453,10 @@ class ProxyService:
         last = users[-1]
         return shown[last].content, to_turns(shown[:last])
 
-    def _with_lore(self, raw: Sequence[tuple[str, str]], lore: str) -> list[ChatMessage]:
-        messages = [ChatMessage(role, content) for role, content in raw]  # type: ignore[arg-type]
+    def _with_lore(self, raw: Sequence[tuple[str, str]], lore: str) -> list[Message]:
+        messages = [Message(role, content) for role, content in raw]  # type: ignore[arg-type]
         if self.config.lore_position == "depth":
             at = max(0, len(messages) - self.config.lore_depth)
         else:  # after the leading system messages
             at = next((i for i, m in enumerate(messages) if m.role != "system"), len(messages))
-        return [*messages[:at], ChatMessage("system", lore), *messages[at:]]
+        return [*messages[:at], Message("system", lore), *messages[at:]]

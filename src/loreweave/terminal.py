@@ -78,7 +78,7 @@ class Feed:
 
     def __init__(self, lw: Loreweave, session_id: uuid.UUID, console: Console) -> None:
         self.lw, self.session_id, self.console = lw, session_id, console
-        self.watch = Watch.from_now(lw, session_id)
+        self.watch = Watch.from_now(lw.database.uow, session_id)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="chat-feed", daemon=True)
 
@@ -101,7 +101,7 @@ class Feed:
         """Print what finished; how many of the session's jobs are still unfinished."""
         # the database away for a moment: the next poll reports what finished
         with contextlib.suppress(SQLAlchemyError, LoreweaveError):
-            return report(self.lw, self.session_id, self.watch, self.console)
+            return report(self.lw.database.uow, self.session_id, self.watch, self.console)
         return 0
 
 

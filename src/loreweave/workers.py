@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -21,11 +22,11 @@ from typing import Any
 from celery import Celery
 from rich.console import Console
 
-from loreweave.bootstrap import Loreweave, build
+from loreweave.bootstrap import build
 from loreweave.config import Settings, load_settings
-from loreweave.queue.celery_app import TASK_NAME, CeleryNotifier, make_celery
+from loreweave.container import Loreweave
+from loreweave.queue.celery_app import TASK_NAME, make_celery
 from loreweave.queue.failing import RepeatedFailure
-from loreweave.queue.notify import QUEUES
 
 log = logging.getLogger("loreweave.queue")
 
@@ -51,8 +52,9 @@ def run_workers(settings: Settings, console: Console, config_file: Path | None =
             console.print(f"local workers running: {workers.counts()}; Ctrl-C stops them")
             stop.wait()
             return
-        children = _start_celery_workers(settings, config_file)
-        console.print(f"celery workers running for queues {', '.join(QUEUES)}; Ctrl-C stops them")
+        queues = app.kinds.names
+        children = _start_celery_workers(settings, queues, config_file)
+        console.print(f"celery workers running for queues {', '.join(queues)}; Ctrl-C stops them")
         interval = settings.pipeline_config.sweep_interval
         failures = RepeatedFailure(log, "sweeper")
         while not stop.wait(interval):
@@ -74,7 +76,7 @@ def run_workers(settings: Settings, console: Console, config_file: Path | None =
 
 
 def _start_celery_workers(
-    settings: Settings, config_file: Path | None
+    settings: Settings, queues: Sequence[str], config_file: Path | None
 ) -> list[subprocess.Popen[bytes]]:
     """One Celery worker on every queue, one process per LLM call in flight."""
     env = dict(os.environ)
@@ -88,7 +90,7 @@ def _start_celery_workers(
         "loreweave.workers",
         "worker",
         "-Q",
-        ",".join(QUEUES),
+        ",".join(queues),
         "-c",
         str(settings.provider_config.calls_in_flight),
         "-n",
@@ -112,17 +114,19 @@ def container() -> Loreweave:
     global _container
     with _container_lock:
         if _container is None:
-            settings = load_settings()
-            _container = build(settings, notifier=CeleryNotifier(settings))
+            # a Celery worker's process is on the Celery backend, whatever the file says
+            settings = load_settings().model_copy(update={"queue_backend": "celery"})
+            _container = build(settings)
         return _container
 
 
 def run_queue(queue: str, max_jobs: int = MAX_JOBS_PER_MESSAGE) -> int:
     """The one Celery task: ``queue`` has work; run the most important ready jobs (of any
     queue: the priority policy decides) while some are ready, at most ``max_jobs``."""
-    if queue not in QUEUES:
+    lw = container()
+    if queue not in lw.kinds.names:
         raise ValueError(f"unknown queue {queue!r}")
-    pipeline = container().pipeline
+    pipeline = lw.pipeline
     worker_id = f"celery:{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
     done = 0
     # a prefork process is a pool of one: its calls take what waits

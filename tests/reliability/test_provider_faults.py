@@ -184,7 +184,7 @@ def test_fifty_turns_with_permanent_refusals(database: Database, tmp_path: Path)
         assert sorted(t.update_summary for t in tasks if t in failed) == sorted(REFUSED_EVENTS)
         assert [t.turn_index for t in creations if t in failed] == sorted(REFUSED_CREATION_TURNS)
         assert all("content filtered" in (t.error_message or "") for t in failed)
-        listed = status.queue_status(uow.session, None)
+        listed = status.queue_status(uow.session, lw.kinds)
         shown = {job["id"] for queue in listed.values() for job in queue["failed"]}
         assert shown == {str(t.id) for t in failed}
         by_key: dict[Any, list[NoteUpdateTask]] = {}

@@ -8,18 +8,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from loreweave.config import AlertConfig
-from loreweave.db.models import TaskStatus
 from loreweave.llm.resilience import ProviderHealth
-from loreweave.queue.jobs import KINDS
+from loreweave.memory.ports import ANALYSIS_QUEUE
+from loreweave.queue import status
+from loreweave.queue.jobs import JobKind, Kinds
 from loreweave.vectors.service import VerifyReport
 
 SHOWN = 5  # failed jobs named in one alert
-# the spec's targets, in seconds: a note update within 30 s, a creation within 45 s
-BACKLOG_TARGETS = {"analysis": 30.0, "note_updates": 30.0, "entity_creations": 45.0}
 
 
 @dataclass(frozen=True)
@@ -31,80 +29,50 @@ class Condition:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def failed_jobs(db: Session) -> list[Condition]:
-    """Jobs that failed after their retries: one alert per queue, naming the newest."""
+def queues(db: Session, kinds: Kinds, config: AlertConfig, now: datetime) -> list[Condition]:
+    """Per queue, read as the queue status reads it: jobs that failed after their retries
+    (naming the newest), and the oldest pending job older than the kind's target times
+    ``backlog_scale``."""
     found = []
-    for name, kind in KINDS.items():
-        model = kind.model
-        count = int(
-            db.scalar(
-                select(func.count())
-                .select_from(model)
-                .where(model.status == TaskStatus.FAILED.value)
-            )
-            or 0
-        )
-        if not count:
-            continue
-        rows = db.scalars(
-            select(model)
-            .where(model.status == TaskStatus.FAILED.value)
-            .order_by(model.processed_at.desc())
-            .limit(SHOWN)
-        )
-        jobs = [
-            {
-                "id": str(row.id),
-                "session_id": str(row.session_id),
-                "turn_index": row.turn_index,
-                "error": row.error_message or "",
-                "summary": _summary(row),
-            }
-            for row in rows
-        ]
-        waits = (
-            "they hold their session's later turns until retried or skipped"
-            if name == "analysis"
-            else "set aside: the memory goes on without them until they are retried (folded "
-            "in their place) or skipped"
-        )
-        found.append(
-            Condition(
-                f"job_failed:{name}",
-                f"{count} {kind.label}(s) failed after their retries; {waits}",
-                {"queue": name, "failed": count, "jobs": jobs},
-            )
-        )
-    return found
-
-
-def _summary(row: Any) -> str:
-    """What the failed job was about: the turn's message, the event, the entity proposed."""
-    for name in ("update_summary", "creation_summary", "user_message"):
-        text = getattr(row, name, None)
-        if isinstance(text, str):
-            return text[:200]
-    return ""
-
-
-def backlog(db: Session, config: AlertConfig, now: datetime) -> list[Condition]:
-    """The oldest pending job of a queue older than its target times ``backlog_scale``."""
-    found = []
-    for name, kind in KINDS.items():
-        model = kind.model
-        oldest = db.scalar(
-            select(func.min(model.created_at)).where(model.status == TaskStatus.PENDING.value)
-        )
-        limit = BACKLOG_TARGETS[name] * config.backlog_scale
-        if oldest is not None and (age := (now - oldest).total_seconds()) > limit:
+    for kind in kinds:
+        read = status.figures(db, kind, now, failed_shown=SHOWN)
+        if read.failed:
+            found.append(_failed(kind, read))
+        limit = kind.backlog_target * config.backlog_scale
+        age = read.oldest_pending_seconds
+        if age is not None and age > limit:
             found.append(
                 Condition(
-                    f"backlog:{name}",
+                    f"backlog:{kind.name}",
                     f"the oldest pending {kind.label} has waited {age:.0f} s (limit {limit:.0f} s)",
-                    {"queue": name, "oldest_seconds": round(age, 1), "limit_seconds": limit},
+                    {"queue": kind.name, "oldest_seconds": round(age, 1), "limit_seconds": limit},
                 )
             )
     return found
+
+
+def _failed(kind: JobKind[Any], read: status.Figures) -> Condition:
+    jobs = [
+        {
+            "id": str(row.id),
+            "session_id": str(row.session_id),
+            "turn_index": row.turn_index,
+            "error": row.error_message or "",
+            "summary": str(status.job_dict(kind, row)["summary"])[:200],
+        }
+        for row in read.newest_failed
+    ]
+    waits = (
+        "they hold their session's later turns until retried or skipped"
+        if kind.name == ANALYSIS_QUEUE
+        else "set aside: the memory goes on without them until they are retried (folded "
+        "in their place) or skipped"
+    )
+    return Condition(
+        f"job_failed:{kind.name}",
+        f"{read.failed} {kind.label}(s) failed after their retries; {waits}",
+        {"queue": kind.name, "failed": read.failed, "jobs": jobs},
+    )
 
 
 def providers(

@@ -29,6 +29,7 @@ from loreweave.db.dialect import is_postgresql
 from loreweave.db.models import AlertState, utcnow
 from loreweave.errors import DatabaseUnavailable
 from loreweave.memory.ports import UnitOfWorkFactory
+from loreweave.queue.jobs import Kinds
 from loreweave.redact import redact
 
 log = logging.getLogger("loreweave.alerts")
@@ -41,6 +42,7 @@ class AlertMonitor:
     def __init__(
         self,
         uow: UnitOfWorkFactory,
+        kinds: Kinds,
         config: AlertConfig,
         sink: AlertSink,
         *,
@@ -48,6 +50,7 @@ class AlertMonitor:
         secrets: list[str] | None = None,
     ) -> None:
         self.uow = uow
+        self.kinds = kinds
         self.config = config
         self.sink = sink
         self.checks = checks or []  # conditions from outside the database: providers, broker
@@ -65,8 +68,7 @@ class AlertMonitor:
             except Exception:  # a check that breaks must not stop the others
                 log.exception("alert check %s failed", getattr(check, "__name__", check))
         with self.uow(read_only=True) as uow:
-            found += conditions.failed_jobs(uow.session)
-            found += conditions.backlog(uow.session, self.config, now)
+            found += conditions.queues(uow.session, self.kinds, self.config, now)
         return found
 
     def evaluate(self, now: datetime | None = None) -> list[Notification]:

@@ -16,7 +16,7 @@ from loreweave.api.deps import LW
 from loreweave.api.guard import WORLDS
 from loreweave.db.uow import UnitOfWork
 from loreweave.errors import Forbidden, NotFound
-from loreweave.queue import jobs
+from loreweave.queue.jobs import Kinds
 
 # the only routes without a world of their own that a limited key may use (filtered there)
 LISTS = {("GET", "/api/worlds")}
@@ -41,7 +41,7 @@ def get_access(request: Request) -> Access:
 AccessTo = Annotated[Access, Depends(get_access)]
 
 
-def _world_of(uow: UnitOfWork, name: str, value: str) -> uuid.UUID | None:
+def _world_of(uow: UnitOfWork, kinds: Kinds, name: str, value: str) -> uuid.UUID | None:
     key = uuid.UUID(value)
     if name == "world_id":
         return key
@@ -53,7 +53,7 @@ def _world_of(uow: UnitOfWork, name: str, value: str) -> uuid.UUID | None:
         return entry.world_id if entry else None
     if name == "job_id":
         try:
-            _, row = jobs.find(uow.session, key)
+            _, row = kinds.find(uow.session, key)
         except NotFound:
             return None
         session = uow.sessions.get(row.session_id)
@@ -73,7 +73,7 @@ def enforce_scope(request: Request, lw: LW, access: AccessTo) -> None:
     with lw.database.uow(read_only=True) as uow:
         for name in names:
             try:
-                world = _world_of(uow, name, str(request.path_params[name]))
+                world = _world_of(uow, lw.kinds, name, str(request.path_params[name]))
             except ValueError:
                 continue  # not an id: the route answers 422
             if not access.allows(world):

@@ -21,7 +21,7 @@ from loreweave.api.access import Scoped
 from loreweave.api.errors import error_status
 from loreweave.api.guard import EdgeGuard
 from loreweave.api.routes import lore, openai, queue, sessions, system, worlds
-from loreweave.bootstrap import Loreweave
+from loreweave.container import Loreweave
 from loreweave.errors import LoreweaveError
 from loreweave.validation import excerpt
 

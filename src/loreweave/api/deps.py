@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from loreweave.bootstrap import Loreweave
+from loreweave.container import Loreweave
 from loreweave.lore import LoreService
 
 

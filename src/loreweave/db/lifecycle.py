@@ -1,7 +1,8 @@
-"""The life of a job row, written once (DESIGN §3): what done, a failed attempt, a release and a
-re-pend do to a row of any job table (a turn's analysis in ``chat_turns``, a note update, an
-entity creation).  The queue claims and the transcript cuts through these functions; neither
-writes a job's state by hand.
+"""The life of a job row, written once (DESIGN §3): what a lease, done, a failed attempt, a
+release, a re-pend, a cancel and a fork's copy do to a row of any job table (a turn's analysis in
+``chat_turns``, a note update, an entity creation, a kind added since).  The queue claims and the
+transcript cuts through these functions; neither writes a job's state by hand.  Which tables hold
+jobs is the job kinds' registry's to say (``Kinds.models``): the functions that search take them.
 
 A claim is fenced by its token (``worker_id``, unique per claim): whoever finishes a job checks
 the token is still on every row it claimed, so a claim that a transcript operation broke is
@@ -18,19 +19,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from loreweave.db.models import (
-    ChatTurn,
-    EntityCreationTask,
-    NoteUpdateTask,
-    TaskStatus,
-    utcnow,
-)
+from loreweave.db.models import TaskStatus, utcnow
 
 ERROR_LIMIT = 2000
-JOB_TABLES: tuple[type[Any], ...] = (ChatTurn, NoteUpdateTask, EntityCreationTask)
+JobTables = Sequence[type[Any]]
 
 
 class JobRow(Protocol):
@@ -90,6 +85,34 @@ def repend(row: JobRow) -> None:
     row.error_message = None
 
 
+def cancel(db: Session, model: type[Any], session_id: uuid.UUID, from_turn: int) -> int:
+    """The jobs of ``model`` that serve turns ``from_turn``… of a session are gone (a transcript
+    cut): a claim that held one can no longer finish, its late answer is discarded.  Returns how
+    many were."""
+    removed = db.execute(
+        delete(model)
+        .where(model.session_id == session_id, model.turn_index >= from_turn)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(removed, "rowcount", 0) or 0)
+
+
+def carried(row: JobRow) -> dict[str, Any]:
+    """A job's state as a fork copies it: what was in flight in the original is to do in the
+    fork (no attempt counted); done, failed or skipped stays so, with its error and count."""
+    status = row.status
+    if status == TaskStatus.PROCESSING.value:
+        status = TaskStatus.PENDING.value
+    return {
+        "status": status,
+        "retry_count": row.retry_count if status != TaskStatus.PENDING.value else 0,
+        "error_message": row.error_message,
+        "processed_at": row.processed_at,
+        "next_attempt_at": utcnow(),
+        "created_at": row.created_at,
+    }
+
+
 def backoff(retry_delay: float, failures: int) -> timedelta:
     return timedelta(seconds=retry_delay * 2 ** max(0, failures - 1))
 
@@ -119,10 +142,10 @@ def fail(
 Claims = dict[str, set[tuple[type[Any], uuid.UUID]]]
 
 
-def claims_in(db: Session, session_id: uuid.UUID) -> Claims:
-    """The claims that hold jobs of a session: token → its rows (table, id)."""
+def claims_in(db: Session, session_id: uuid.UUID, tables: JobTables) -> Claims:
+    """The claims that hold jobs of a session in ``tables``: token → its rows (table, id)."""
     held: Claims = defaultdict(set)
-    for model in JOB_TABLES:
+    for model in tables:
         rows = db.execute(
             select(model.id, model.worker_id).where(
                 model.session_id == session_id,
@@ -140,7 +163,8 @@ def release_broken_claims(db: Session, session_id: uuid.UUID, before: Claims) ->
     re-pended) can no longer finish, so the rows it still holds are released now.  Returns how
     many were."""
     db.flush()
-    after = claims_in(db, session_id)
+    held = {model for rows in before.values() for model, _ in rows}  # the tables claims held
+    after = claims_in(db, session_id, sorted(held, key=str))
     released = 0
     for token, rows in before.items():
         left = after.get(token, set())
@@ -151,11 +175,12 @@ def release_broken_claims(db: Session, session_id: uuid.UUID, before: Claims) ->
     return released
 
 
-def release_held(db: Session, worker_prefix: str) -> int:
-    """A worker (or process) that stops cleanly hands back what it still holds: the jobs whose
-    claim token starts with ``worker_prefix`` are pending now, no attempt counted."""
+def release_held(db: Session, worker_prefix: str, tables: JobTables) -> int:
+    """A worker (or process) that stops cleanly hands back what it still holds: the jobs in
+    ``tables`` whose claim token starts with ``worker_prefix`` are pending now, no attempt
+    counted."""
     released = 0
-    for model in JOB_TABLES:
+    for model in tables:
         rows = db.scalars(
             select(model).where(
                 model.status == TaskStatus.PROCESSING.value,

@@ -310,8 +310,10 @@ class SessionNoteRevision(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class _TaskColumns:
-    """Columns shared by both task tables: the spec's, plus leases and back-off."""
+class JobColumns:
+    """The job columns of a task table (both of the spec's, and a job kind added since):
+    the spec's status, turn and retries, plus leases and back-off.  A table of jobs adds its
+    ``id``, its ``session_id`` and what its jobs are about."""
 
     status: Mapped[str] = mapped_column(String(20), default=TaskStatus.PENDING)
     turn_index: Mapped[int] = mapped_column(Integer)
@@ -324,7 +326,7 @@ class _TaskColumns:
     worker_id: Mapped[str | None] = mapped_column(String(100), default=None)
 
 
-class NoteUpdateTask(_TaskColumns, Base):
+class NoteUpdateTask(JobColumns, Base):
     __tablename__ = "note_update_tasks"
     __table_args__ = (
         Index("ix_note_update_tasks_claim", "status", "next_attempt_at"),
@@ -346,7 +348,7 @@ class NoteUpdateTask(_TaskColumns, Base):
     known_by: Mapped[list[str]] = mapped_column(JSON(), default=list)
 
 
-class EntityCreationTask(_TaskColumns, Base):
+class EntityCreationTask(JobColumns, Base):
     __tablename__ = "entity_creation_tasks"
     __table_args__ = (
         Index("ix_entity_creation_tasks_claim", "status", "next_attempt_at"),

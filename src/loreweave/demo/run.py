@@ -63,7 +63,7 @@ def setup(lw: Loreweave, story: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID, s
 
 def wait(lw: Loreweave, session_id: uuid.UUID, watch: Watch, console: Console) -> None:
     deadline = time.monotonic() + WAIT_SECONDS
-    while report(lw, session_id, watch, console):
+    while report(lw.database.uow, session_id, watch, console):
         if time.monotonic() > deadline:
             console.print("[red]the workers did not finish in time; see `loreweave tasks list`[/]")
             return

@@ -102,11 +102,9 @@ def _scripted_chat(settings: Settings) -> ChatModel:
     from loreweave.llm.providers.scripted import ScriptedChatModel
 
     if settings.scripted_cassette is None:
-        from loreweave.demo import bundled
-
         # placeholders only: a reply that says so, and analyses that change nothing (the demo's
         # story cassette is for `loreweave demo`, which names it)
-        return ScriptedChatModel.from_file(bundled("placeholder.json"))
+        return ScriptedChatModel.placeholder()
     return ScriptedChatModel.from_file(settings.scripted_cassette)
 
 

@@ -88,6 +88,14 @@ class StreamingChatModel(ChatModel, Protocol):
     def stream(self, request: ChatRequest) -> Iterator[str]: ...
 
 
+def stream_text(model: ChatModel, request: ChatRequest) -> Iterator[str]:
+    """The reply in pieces as ``model`` generates them, or whole in one piece from a model
+    that cannot stream (the one fallback: the chat turn and the proxy both stream through it)."""
+    if isinstance(model, StreamingChatModel):
+        return model.stream(request)
+    return iter([model.complete(request).text])
+
+
 @runtime_checkable
 class Embedder(Protocol):
     """Texts in, a float32 matrix out: one L2-normalised row per text, ``dim`` columns."""

@@ -45,10 +45,17 @@ from loreweave.llm.prompts.analysis import (
     analysis_schema,
     batch_analysis_schema,
 )
-from loreweave.llm.structured import complete_structured
 from loreweave.llm.types import ChatModel, ChatRequest
 from loreweave.memory.grounding import shares_something, unknown_full_names
-from loreweave.memory.ports import Job, Outcome, QueueName, UnitOfWorkFactory
+from loreweave.memory.ports import (
+    ANALYSIS_QUEUE,
+    ENTITY_CREATION_QUEUE,
+    NOTE_UPDATE_QUEUE,
+    Job,
+    Outcome,
+    QueueName,
+    UnitOfWorkFactory,
+)
 from loreweave.memory.usable import copied_placeholder
 
 
@@ -344,10 +351,10 @@ class AnalysisService:
         """The plans of the leading turns the LLM answered for (at least the first)."""
         request, shown = self.build_request([t.id for t in turns])
         if len(turns) == 1:
-            single = complete_structured(self.chat_model, request, AnalysisResult)
+            single = ANALYSIS.ask(self.chat_model, request)
             plans = [self.validate(single, shown, _said(turns[0]))]
         else:
-            result = complete_structured(self.chat_model, request, BatchAnalysisResult)
+            result = ANALYSIS_BATCH.ask(self.chat_model, request)
             plans = self.validate_batch(result, shown, turns)
         if plans:
             if self.config.ground_updates:
@@ -398,11 +405,11 @@ class AnalysisService:
                 job.release(uow, left)
         wake: dict[QueueName, int] = {}
         if updates_written:
-            wake["note_updates"] = updates_written
+            wake[NOTE_UPDATE_QUEUE] = updates_written
         if creations_written:
-            wake["entity_creations"] = creations_written
+            wake[ENTITY_CREATION_QUEUE] = creations_written
         if left:
-            wake["analysis"] = 1
+            wake[ANALYSIS_QUEUE] = 1
         summary = (
             f"{len(plans)} turns: {updates_written} updates, {creations_written} creations, "
             f"{rejected} rejected" + (f"; {len(left)} turns left for later" if left else "")

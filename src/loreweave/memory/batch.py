@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from loreweave.errors import InvalidResponse
-from loreweave.llm.structured import complete_structured
+from loreweave.llm.prompts import PromptSpec
 from loreweave.llm.types import ChatModel, ChatRequest
 
 log = logging.getLogger("loreweave.batch")
@@ -23,7 +23,7 @@ R = TypeVar("R")
 def each_or_alone(
     model: ChatModel,
     request: ChatRequest,
-    schema: type[S],
+    prompt: PromptSpec[S],
     parts_of: Callable[[S], Mapping[str, Any]],
     items: Sequence[tuple[str, T]],
     check: Callable[[T, Any], R],
@@ -33,7 +33,7 @@ def each_or_alone(
     (keyed by ref), or ``alone`` when the part is missing, or ``check`` or the whole answer
     fails (InvalidResponse, or a ValueError such as pydantic's ValidationError)."""
     try:
-        answer = complete_structured(model, request, schema)
+        answer = prompt.ask(model, request)
         parts = {ref.strip().upper(): part for ref, part in parts_of(answer).items()}
     except InvalidResponse as exc:
         log.warning("%s unusable (%s); each part alone", request.prompt, exc)

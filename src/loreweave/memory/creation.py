@@ -22,19 +22,17 @@ from loreweave.db.uow import UnitOfWork
 from loreweave.llm.prompts.creation import (
     CREATION,
     CREATION_BATCH,
-    BatchCreationResult,
     CreatedEntity,
     batch_creation_schema,
     created_entity_schema,
     creation_max_tokens,
 )
-from loreweave.llm.structured import complete_structured
 from loreweave.llm.types import ChatRequest, Matrix
 from loreweave.memory.batch import each_or_alone
 from loreweave.memory.composite import CompositeDocument, DocumentKey, compose
 from loreweave.memory.grounding import named_in
 from loreweave.memory.names import normalise_name
-from loreweave.memory.ports import Job, Outcome
+from loreweave.memory.ports import ANALYSIS_QUEUE, NOTE_UPDATE_QUEUE, Job, Outcome
 from loreweave.memory.task_worker import MemoryWorker
 from loreweave.memory.transcript import refold
 from loreweave.memory.usable import copied_placeholder
@@ -91,7 +89,7 @@ class EntityCreationWorker(MemoryWorker):
         return each_or_alone(
             self.chat_model,
             request,
-            BatchCreationResult,
+            CREATION_BATCH,
             lambda answer: answer.entries,
             list(zip(refs, tasks, strict=True)),
             lambda _task, part: CreatedEntity.model_validate(part),
@@ -109,7 +107,7 @@ class EntityCreationWorker(MemoryWorker):
         )
 
     def _alone(self, task: EntityCreationTask) -> CreatedEntity:
-        return complete_structured(self.chat_model, self._single(task), CreatedEntity)
+        return CREATION.ask(self.chat_model, self._single(task))
 
     # -- the database ---------------------------------------------------------------------------
     def _ungrounded(
@@ -219,4 +217,5 @@ class EntityCreationWorker(MemoryWorker):
         for entry_id in refolded:
             self.vectors.sync_entry(entry_id, job.rows[0].session_id)
         # the session's later analyses and note updates waited for these creations
-        return Outcome("; ".join(outcomes), {"note_updates": max(1, updates), "analysis": 1})
+        wake = {NOTE_UPDATE_QUEUE: max(1, updates), ANALYSIS_QUEUE: 1}
+        return Outcome("; ".join(outcomes), wake)

@@ -1,6 +1,7 @@
 """What the memory core needs from the outside, as protocols: a unit-of-work factory, a vector
-writer and the claimed job it works on.  ``memory/`` never imports the queue machinery, the
-engine or a concrete provider; the queue layer and the composition root supply these."""
+writer and the claimed job it works on; and the names of its three job kinds' queues.
+``memory/`` never imports the queue machinery, the engine or a concrete provider; the queue
+layer and the composition root supply these."""
 
 from __future__ import annotations
 
@@ -8,16 +9,19 @@ import uuid
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Generic, Literal, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from loreweave.config import CompositeDocumentConfig
 from loreweave.db.uow import UnitOfWork
 from loreweave.llm.types import Matrix
 from loreweave.memory.composite import CompositeDocument
 
-# the queues a job's outcome may wake (the queue layer's transports are named the same)
-QueueName = Literal["analysis", "note_updates", "entity_creations"]
-QUEUES: tuple[QueueName, ...] = ("analysis", "note_updates", "entity_creations")
+# A queue is named after its job kind (the queue layer's registry holds the kinds).  The core's
+# own three: a job's outcome wakes the queues it gave work.
+QueueName = str
+ANALYSIS_QUEUE: QueueName = "analysis"
+NOTE_UPDATE_QUEUE: QueueName = "note_updates"
+ENTITY_CREATION_QUEUE: QueueName = "entity_creations"
 
 R = TypeVar("R", covariant=True)
 

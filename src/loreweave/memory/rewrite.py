@@ -30,14 +30,12 @@ from loreweave.llm.prompts.rewrite import (
     REWRITE,
     REWRITE_BATCH,
     REWRITE_NOTE,
-    BatchRewriteResult,
-    NoteResult,
     batch_rewrite_schema,
     note_max_chars,
     note_schema,
     rewrite_max_tokens,
 )
-from loreweave.llm.structured import complete_structured, repair_request
+from loreweave.llm.structured import repair_request
 from loreweave.llm.types import ChatRequest, ChatResponse, Matrix
 from loreweave.memory.batch import each_or_alone
 from loreweave.memory.composite import CompositeDocument, DocumentKey, compose
@@ -249,7 +247,7 @@ class NoteRewriteWorker(MemoryWorker):
         return each_or_alone(
             self.chat_model,
             request,
-            BatchRewriteResult,
+            REWRITE_BATCH,
             lambda answer: answer.notes,
             list(zip(refs, reads, strict=True)),
             lambda read, note: read.clean(note, **self._checks),
@@ -280,13 +278,13 @@ class NoteRewriteWorker(MemoryWorker):
         its problem (as a structured answer does), then InvalidResponse: the note stays."""
         request = self._single(read)
         if request.json_schema is not None:
-            answer = complete_structured(self.chat_model, request, NoteResult)
+            answer = REWRITE_NOTE.ask(self.chat_model, request)
             try:
                 return read.clean(answer.note, **self._checks)
             except InvalidResponse as first:
                 wrote = json.dumps({"note": answer.note}, ensure_ascii=False)
                 repair = repair_request(request, wrote, REPAIR_NOTE.format(error=first))
-                again = complete_structured(self.chat_model, repair, NoteResult)
+                again = REWRITE_NOTE.ask(self.chat_model, repair)
                 return read.clean(again.note, **self._checks)
         response = self.chat_model.complete(request)
         try:

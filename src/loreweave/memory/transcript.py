@@ -20,10 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from loreweave.db import lifecycle
 from loreweave.db.dialect import is_postgresql
+from loreweave.db.lifecycle import JobTables
 from loreweave.db.models import (
     UNFINISHED,
     USER,
@@ -124,11 +125,11 @@ def _write_back(uow: UnitOfWork, note: SessionNote, before: NoteAsOf, report: Re
     )
 
 
-def lock_session(uow: UnitOfWork, session_id: uuid.UUID) -> ChatSession:
+def lock_session(uow: UnitOfWork, session_id: uuid.UUID, job_tables: JobTables) -> ChatSession:
     """Lock the session's jobs, then the session (PostgreSQL), in the order the workers take
     them (job rows before the session and note rows), so a cut never deadlocks with them."""
     if is_postgresql(uow.session):
-        for model in (ChatTurn, NoteUpdateTask, EntityCreationTask):
+        for model in job_tables:
             uow.session.execute(
                 select(model.id).where(model.session_id == session_id).with_for_update()
             )
@@ -164,23 +165,28 @@ def refold(uow: UnitOfWork, task: NoteUpdateTask) -> Reverted:
 
 
 class TranscriptService:
-    def __init__(self, uow: UnitOfWorkFactory, vectors: VectorWriter) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory, vectors: VectorWriter, job_tables: JobTables
+    ) -> None:
+        """``job_tables``: the tables of every job kind (``chat_turns`` among them), whose jobs
+        of the turns a cut undoes are cancelled."""
         self.uow = uow
         self.vectors = vectors
+        self.job_tables = job_tables
 
     # -- the primitive -------------------------------------------------------------------------
     def lock(self, uow: UnitOfWork, session_id: uuid.UUID) -> ChatSession:
-        return lock_session(uow, session_id)
+        return lock_session(uow, session_id, self.job_tables)
 
     def cut(
-        self, uow: UnitOfWork, session_id: uuid.UUID, cut: int, *, drop_turns: bool
+        self, uow: UnitOfWork, session_id: uuid.UUID, from_turn: int, *, drop_turns: bool
     ) -> Reverted:
-        """Take the session's memory back to before turn ``cut``, in ``uow``'s transaction; the
-        turns from ``cut`` on are removed (``drop_turns``) or analysed again."""
-        report = Reverted(cut)
+        """Take the session's memory back to before turn ``from_turn``, in ``uow``'s transaction;
+        the turns from ``from_turn`` on are removed (``drop_turns``) or analysed again."""
+        report = Reverted(from_turn)
         db = uow.session
-        claims = lifecycle.claims_in(db, session_id)
-        doomed = self._created_entries(uow, session_id, cut, report)
+        claims = lifecycle.claims_in(db, session_id, self.job_tables)
+        doomed = self._created_entries(uow, session_id, from_turn, report)
         tasks = db.scalars(
             select(NoteUpdateTask)
             .where(NoteUpdateTask.session_id == session_id)
@@ -190,30 +196,26 @@ class TranscriptService:
             if note.lore_entry_id in doomed:
                 continue
             key_tasks = [t for t in tasks if t.lore_entry_id == note.lore_entry_id]
-            self._revert_note(uow, note, key_tasks, cut, report)
+            self._revert_note(uow, note, key_tasks, from_turn, report)
         for creation in db.scalars(
             select(EntityCreationTask).where(
                 EntityCreationTask.session_id == session_id,
-                EntityCreationTask.turn_index < cut,
+                EntityCreationTask.turn_index < from_turn,
                 EntityCreationTask.status.in_(UNFINISHED),
             )
         ):
-            kept = [f for f in creation.followups if f["turn_index"] < cut]
+            kept = [f for f in creation.followups if f["turn_index"] < from_turn]
             if len(kept) != len(creation.followups):  # a batched analysis's later turns
                 creation.followups = kept
                 report.jobs_cancelled += 1
-        for model in (NoteUpdateTask, EntityCreationTask):
-            removed = db.execute(
-                delete(model)
-                .where(model.session_id == session_id, model.turn_index >= cut)
-                .execution_options(synchronize_session=False)
-            )
-            report.jobs_cancelled += int(getattr(removed, "rowcount", 0) or 0)
+        for model in self.job_tables:
+            if model is not ChatTurn:  # the turns themselves go, or are analysed again, below
+                report.jobs_cancelled += lifecycle.cancel(db, model, session_id, from_turn)
         for entry_id in doomed:
             self._delete_entry(uow, entry_id)
         turns = db.scalars(
             select(ChatTurn)
-            .where(ChatTurn.session_id == session_id, ChatTurn.turn_index >= cut)
+            .where(ChatTurn.session_id == session_id, ChatTurn.turn_index >= from_turn)
             .order_by(ChatTurn.turn_index)
         ).all()
         for turn in turns:
@@ -433,22 +435,9 @@ class _Copy:
             .order_by(model.turn_index, model.created_at)
         ).all()
 
-    def _job_state(self, row: Any) -> dict[str, Any]:
-        status = row.status
-        if status == TaskStatus.PROCESSING.value:  # in flight in the original: to do here
-            status = TaskStatus.PENDING.value
-        return {
-            "status": status,
-            "retry_count": row.retry_count if status != TaskStatus.PENDING.value else 0,
-            "error_message": row.error_message,
-            "processed_at": row.processed_at,
-            "next_attempt_at": utcnow(),
-            "created_at": row.created_at,
-        }
-
     def _turns(self) -> None:
         for turn in self._rows(ChatTurn):
-            state = self._job_state(turn)
+            state = lifecycle.carried(turn)
             self.uow.session.add(
                 ChatTurn(
                     session_id=self.fork.id,
@@ -517,7 +506,7 @@ class _Copy:
                         if f["turn_index"] < self.cut
                     ],
                     known_by=self._witnesses(task.known_by),
-                    **self._job_state(task),
+                    **lifecycle.carried(task),
                 )
             )
 
@@ -534,7 +523,7 @@ class _Copy:
             self._note(note, self.entry_map.get(entry.id, entry.id), key)
         for task in tasks:
             entry_id = self.entry_map.get(task.lore_entry_id, task.lore_entry_id)
-            state = self._job_state(task)
+            state = lifecycle.carried(task)
             applied = self.applied.get(task.id)
             if state["status"] == TaskStatus.DONE.value and applied is None:
                 state.update(status=TaskStatus.PENDING.value, retry_count=0, processed_at=None)

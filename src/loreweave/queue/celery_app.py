@@ -3,8 +3,8 @@ truth.  This module only sends: the Celery app's settings and :class:`CeleryNoti
 message runs — the same job code as the local backend — lives with the worker processes, in
 :mod:`loreweave.workers` (``celery -A loreweave.workers worker …``).
 
-One Celery queue per kind (``analysis``, ``note_updates``, ``entity_creations``); a message
-says "there is work", so a lost or duplicated message is harmless.
+One Celery queue per job kind (``analysis``, ``note_updates``, ``entity_creations``, and any
+kind added); a message says "there is work", so a lost or duplicated message is harmless.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 from celery import Celery
 
 from loreweave.config import Settings
-from loreweave.queue.notify import QueueName
+from loreweave.memory.ports import QueueName
 
 log = logging.getLogger("loreweave.queue")
 

@@ -1,5 +1,5 @@
-"""Runs one job of a kind: claim it, hand it to the memory core's handler, then record the
-outcome — done (in the handler's own transaction), or a failed attempt.  Any exception counts:
+"""Runs one kind's jobs in this process: claim one, hand it to the kind's handler, then record
+the outcome — done (in the handler's own transaction), or a failed attempt.  Any exception counts:
 a provider error by its ``retriable`` flag, anything unexpected (a bug, a value the database
 refuses) as a retriable failed attempt, so poison work ends ``failed`` after ``max_retries``
 instead of circling through lease expiries."""
@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -18,20 +18,18 @@ from loreweave.config import QueueConfig
 from loreweave.db import lifecycle
 from loreweave.db.uow import UnitOfWork
 from loreweave.errors import LeaseLost, LoreweaveError
-from loreweave.memory.ports import Outcome, UnitOfWorkFactory
+from loreweave.memory.ports import UnitOfWorkFactory
 from loreweave.queue import jobs
 from loreweave.queue.notify import Notifier
 
 log = logging.getLogger("loreweave.queue")
-
-Handler = Callable[["ClaimedJob"], Outcome]
 
 
 @dataclass(frozen=True)
 class ClaimedJob:
     """The :class:`~loreweave.memory.ports.Job` a handler receives."""
 
-    kind: jobs.JobKind
+    kind: jobs.JobKind[Any]
     rows: Sequence[Any]
     worker_id: str  # the claim's token (the worker's name and a nonce)
     uow: UnitOfWorkFactory
@@ -65,10 +63,12 @@ class ClaimedJob:
 
 
 class JobExecutor:
+    """One kind as this process runs it: its handler (built once) and its settings."""
+
     def __init__(
         self,
-        kind: jobs.JobKind,
-        handler: Handler,
+        kind: jobs.JobKind[Any],
+        handler: jobs.Handler,
         uow: UnitOfWorkFactory,
         config: QueueConfig,
         notifier: Notifier,
@@ -77,20 +77,13 @@ class JobExecutor:
         self.handler = handler
         self.uow = uow
         self.config = config
-        # one entity per rewrite while other workers are idle (see Pipeline.run_next)
-        self.narrow = (
-            config.model_copy(update={"entities_per_call": 1})
-            if "entities_per_call" in type(config).model_fields
-            else config
-        )
         self.notifier = notifier
 
     def claim(
-        self, uow: UnitOfWork, worker_id: str, tier: jobs.Tier, *, wide: bool = True
+        self, uow: UnitOfWork, worker_id: str, scope: jobs.Scope, *, wide: bool = True
     ) -> ClaimedJob | None:
         """Claim in ``uow``'s transaction (the caller commits)."""
-        config = self.config if wide else self.narrow
-        rows = jobs.claim(uow.session, self.kind, worker_id, config, tier)
+        rows = jobs.claim(uow.session, self.kind, worker_id, self.config, scope, wide=wide)
         return ClaimedJob(self.kind, rows, rows[0].worker_id, self.uow) if rows else None
 
     def run(self, job: ClaimedJob) -> None:

@@ -4,11 +4,10 @@ and the sweeper re-announces ready work."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from typing import Protocol
 
-from loreweave.memory.ports import QUEUES, QueueName  # the memory core owns the names
-
-__all__ = ["QUEUES", "EventNotifier", "Notifier", "NullNotifier", "QueueName", "wake_all"]
+from loreweave.memory.ports import QueueName
 
 
 class Notifier(Protocol):
@@ -33,8 +32,8 @@ class EventNotifier:
         self.wake.set()  # wakes every idle thread of the pool
 
 
-def wake_all(notifier: Notifier) -> None:
+def wake_all(notifier: Notifier, queues: Iterable[QueueName]) -> None:
     """Tell every queue it may have work (after a person's change: turns to analyse again, a
     job retried or skipped, a fork's pending work)."""
-    for queue in QUEUES:
+    for queue in queues:
         notifier.notify(queue)

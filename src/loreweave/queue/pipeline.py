@@ -1,14 +1,14 @@
-"""The asynchronous memory pipeline: one executor per job kind of the registry, the priority
-policy that picks the next job for a free LLM call, and the sweeper — one object that both queue
-backends drive (DESIGN §1.2, §3).
+"""The asynchronous memory pipeline: one executor per job kind of the process's registry, the
+priority policy that picks the next job for a free LLM call, and the sweeper — one object that
+both queue backends drive (DESIGN §1.2, §3).
 
 Priorities (``priority_config``): sessions played now (a turn within ``live_seconds``) before
-an old backlog; then the queues in ``queue_order`` — by default analyses of new turns as they
-come (the later turns of a session wait together and share a call), then creations, before the
-rewrites that may mention them, then rewrites, which fold every event waiting for an entity;
-within a queue the oldest job first.  A session's earlier turns always go first where order
-matters: the job registry's key order (a later turn is analysed after the creations of earlier
-ones; a note's events apply in turn order).
+an old backlog; then the queues in ``queue_order`` (a kind it does not name comes after) — by
+default analyses of new turns as they come (the later turns of a session wait together and share
+a call), then creations, before the rewrites that may mention them, then rewrites, which fold
+every event waiting for an entity; within a queue the oldest job first.  A session's earlier
+turns always go first where order matters: each kind's claim keeps its key's order (a later turn
+is analysed after the creations of earlier ones; a note's events apply in turn order).
 """
 
 from __future__ import annotations
@@ -16,47 +16,45 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Sequence
 from datetime import timedelta
 
-from loreweave.config import Settings
 from loreweave.db import lifecycle
 from loreweave.db.models import utcnow
-from loreweave.memory.ports import UnitOfWorkFactory
+from loreweave.memory.ports import QueueName
 from loreweave.queue import jobs
-from loreweave.queue.executor import ClaimedJob, Handler, JobExecutor
-from loreweave.queue.notify import QUEUES, Notifier, QueueName
+from loreweave.queue.executor import ClaimedJob, JobExecutor
+from loreweave.queue.notify import Notifier
 
 log = logging.getLogger("loreweave.pipeline")
 
 
 class Pipeline:
-    def __init__(
-        self,
-        uow: UnitOfWorkFactory,
-        handlers: Mapping[QueueName, Handler],
-        settings: Settings,
-        notifier: Notifier,
-    ) -> None:
-        self.uow = uow
-        self.settings = settings
+    def __init__(self, kinds: jobs.Kinds, parts: jobs.Parts, notifier: Notifier) -> None:
+        """Each kind's handler is built here, once, from ``parts``; a setting that names no
+        kind is a ConfigurationError."""
+        self.kinds = kinds
+        self.uow = parts.uow
+        self.settings = settings = parts.settings
         self.notifier = notifier
+        self.order: list[QueueName] = kinds.order(settings)
         self.executors = {
-            name: JobExecutor(kind, handlers[name], uow, kind.settings(settings), notifier)
-            for name, kind in jobs.KINDS.items()
+            kind.name: JobExecutor(
+                kind, kind.handler(parts), parts.uow, kind.settings(settings), notifier
+            )
+            for kind in kinds
         }
-        self.order: list[QueueName] = list(settings.priority_config.queue_order)
         self._running: Counter[QueueName] = Counter()
         self._lock = threading.Lock()
 
     # -- the policy -------------------------------------------------------------------------------
-    def tiers(self) -> list[jobs.Tier]:
-        """Sessions played now first, then the rest; one tier when ``live_seconds`` is 0."""
+    def scopes(self) -> list[jobs.Scope]:
+        """Sessions played now first, then the rest; one scope when ``live_seconds`` is 0."""
         live = self.settings.priority_config.live_seconds
         if live <= 0:
             return [jobs.ANY_SESSION]
         since = utcnow() - timedelta(seconds=live)
-        return [jobs.Tier(live=True, since=since), jobs.Tier(live=False, since=since)]
+        return [jobs.Scope(live=True, since=since), jobs.Scope(live=False, since=since)]
 
     def policy(self) -> dict[str, object]:
         """The policy in words and figures, for the queue status."""
@@ -64,14 +62,16 @@ class Pipeline:
         return {
             "calls_in_flight": self.pool_size(),
             "live_seconds": config.live_seconds,
-            "queue_order": list(config.queue_order),
+            "queue_order": list(self.order),
             "caps": self.caps(),
             "rule": "sessions with a turn in the last live_seconds first, then queue_order, "
             "then the oldest job; a session's earlier turns always first",
         }
 
     def caps(self) -> dict[QueueName, int | None]:
-        return {name: self.executors[name].config.concurrent_workers for name in jobs.KINDS}
+        return {
+            name: executor.config.concurrent_workers for name, executor in self.executors.items()
+        }
 
     def pool_size(self) -> int:
         """Workers of a process: one per LLM call in flight."""
@@ -90,9 +90,10 @@ class Pipeline:
             self._running[queue] -= 1
 
     def run_next(
-        self, worker_id: str, queues: tuple[QueueName, ...] = QUEUES, *, pool: int | None = None
+        self, worker_id: str, queues: Sequence[QueueName] = (), *, pool: int | None = None
     ) -> bool:
-        """Claim and process the most important ready job of ``queues``; False if none.
+        """Claim and process the most important ready job of ``queues`` (default: every
+        queue); False if none.
 
         ``pool``: the workers sharing this process's calls (default ``calls_in_flight``).  While
         some of them are idle, a rewrite takes one entity's events, so the others can take the
@@ -109,21 +110,22 @@ class Pipeline:
         return True
 
     def _claim_next(
-        self, worker_id: str, queues: tuple[QueueName, ...], pool: int | None
+        self, worker_id: str, queues: Sequence[QueueName], pool: int | None
     ) -> ClaimedJob | None:
         """The policy's pick, claimed in one transaction (on SQLite one write lock, taken only
         when something is ready at all); its queue's slot is held."""
+        wanted = [queue for queue in self.order if not queues or queue in queues]
         with self.uow(read_only=True) as uow:
-            if not jobs.anything_ready(uow.session, [jobs.KINDS[q] for q in queues]):
+            if not jobs.anything_ready(uow.session, [self.kinds.named(q) for q in wanted]):
                 return None
         with self.uow() as uow:
-            for tier in self.tiers():
-                for queue in self.order:
-                    if queue not in queues or not self._take_slot(queue):
+            for scope in self.scopes():
+                for queue in wanted:
+                    if not self._take_slot(queue):
                         continue
                     executor = self.executors[queue]
                     try:
-                        job = executor.claim(uow, worker_id, tier, wide=self._crowded(pool))
+                        job = executor.claim(uow, worker_id, scope, wide=self._crowded(pool))
                         if job is not None:
                             uow.commit()
                             return job  # the slot stays held until the job has run
@@ -138,32 +140,27 @@ class Pipeline:
             running = sum(self._running.values())  # this worker's included
         return running >= (pool or self.pool_size())
 
-    def runner(self, queue: QueueName) -> Callable[[str], bool]:
-        """``run(worker_id) -> bool``: claim and process one job of ``queue`` (live sessions
-        first) in this thread, as a pool of one; False if idle."""
-        return lambda worker_id: self.run_next(worker_id, (queue,), pool=1)
-
     # -- upkeep -----------------------------------------------------------------------------------
     def sweep(self) -> dict[QueueName, int]:
         """Expired leases count as failed attempts; announce ready work (a lost message costs
         nothing).  Returns the ready counts per queue."""
         with self.uow() as uow:
-            expired = jobs.sweep(uow.session, self.settings)
+            expired = jobs.sweep(uow.session, self.kinds, self.settings)
             uow.commit()
         if expired:
             log.warning("sweeper: %d expired leases counted as failed attempts", expired)
         with self.uow(read_only=True) as uow:
-            ready = jobs.ready_counts(uow.session)
-        for queue in QUEUES:
-            if ready[queue]:
-                self.notifier.notify(queue, ready[queue])
+            ready = jobs.ready_counts(uow.session, self.kinds)
+        for queue, count in ready.items():
+            if count:
+                self.notifier.notify(queue, count)
         return ready
 
     def release_held(self, worker_prefix: str) -> int:
         """Hand back the jobs held by workers whose names start with ``worker_prefix`` (they
         stopped cleanly): claimable now; a late answer of theirs is discarded."""
         with self.uow() as uow:
-            released = lifecycle.release_held(uow.session, worker_prefix)
+            released = lifecycle.release_held(uow.session, worker_prefix, self.kinds.models)
             uow.commit()
         if released:
             log.info("released %d jobs held by stopped workers %s*", released, worker_prefix)

@@ -150,21 +150,25 @@ class IndexCache:
             log.warning("could not save the index cache %s (%s); trying again later", path, exc)
 
     def drop(self) -> None:
-        """Forget every cached tier (and persisted file): the next search rebuilds from the DB."""
+        """Forget every cached tier and every persisted file (of any world, loaded here or
+        not): the next search rebuilds from the database."""
         with self._lock:
-            for world_id in list(self._worlds):
-                path = self._path(world_id)
-                if path is not None:
-                    path.unlink(missing_ok=True)
-                    path.with_suffix(".json").unlink(missing_ok=True)
+            drop_persisted(self.index_dir)
             self._worlds.clear()
             self._overlays.clear()
-
-    def loaded_worlds(self) -> dict[uuid.UUID, VectorTier]:
-        with self._lock:
-            return dict(self._worlds)
 
     def memory_bytes(self) -> int:
         with self._lock:
             tiers = list(self._worlds.values()) + list(self._overlays.values())
         return sum(tier.memory_bytes() for tier in tiers)
+
+
+def drop_persisted(index_dir: Path | None) -> int:
+    """Delete the world caches persisted in ``index_dir`` (what ``loreweave index rebuild``
+    leaves to be rebuilt from the database); returns how many files went."""
+    if index_dir is None or not index_dir.is_dir():
+        return 0
+    files = [*index_dir.glob("world-*.faiss"), *index_dir.glob("world-*.json")]
+    for path in files:
+        path.unlink(missing_ok=True)
+    return len(files)

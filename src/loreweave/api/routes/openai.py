@@ -26,8 +26,8 @@ from loreweave.api.guard import KEY
 from loreweave.chat import Names
 from loreweave.errors import NotFound
 from loreweave.follow import group_speaker
-from loreweave.llm.types import ChatResponse, StreamingChatModel
-from loreweave.proxy import MODEL_PREFIX, Prepared, Stopwatch, caller_of
+from loreweave.llm.types import ChatResponse
+from loreweave.proxy import MODEL_PREFIX, Prepared, ProxyService, Stopwatch, caller_of
 
 router = APIRouter(tags=["openai"])
 log = logging.getLogger("loreweave.api")
@@ -182,11 +182,10 @@ async def chat_completions(request: Request, lw: LW, access: AccessTo) -> Respon
     if body.stream:
         reply.headers["Server-Timing"] = clock.header()
         return StreamingResponse(
-            reply.stream(lw, prepared), media_type="text/event-stream", headers=reply.headers
+            reply.stream(lw.proxy, prepared), media_type="text/event-stream", headers=reply.headers
         )
     try:
-        response = await run_in_threadpool(Reply.answer, lw, prepared)
-        await run_in_threadpool(lw.proxy.finish, prepared, response.text)
+        response = await run_in_threadpool(lw.proxy.answer, prepared)
     except Exception as exc:
         return _failure(exc)
     reply.headers["Server-Timing"] = clock.header()
@@ -236,31 +235,12 @@ class Reply:
         }
         return f"data: {json.dumps(payload)}\n\n"
 
-    @staticmethod
-    def answer(lw: Any, prepared: Prepared) -> ChatResponse:
-        """The upstream's whole answer, or the one recorded for the request's key."""
-        if prepared.recorded is not None:
-            return ChatResponse(prepared.recorded, prepared.request.model)
-        response: ChatResponse = lw.proxy.chat.chat_model.complete(prepared.request)
-        return response
-
-    def stream(self, lw: Any, prepared: Prepared) -> Iterator[str]:
-        """Pieces as the provider sends them; the turn recorded once the reply is complete."""
-        model = lw.proxy.chat.chat_model
-        parts: list[str] = []
+    def stream(self, proxy: ProxyService, prepared: Prepared) -> Iterator[str]:
+        """The proxy's pieces as chunks; the turn is recorded once the reply is complete."""
         try:
             yield self.chunk({"role": "assistant", "content": ""})
-            pieces = (
-                iter([prepared.recorded])
-                if prepared.recorded is not None
-                else model.stream(prepared.request)
-                if isinstance(model, StreamingChatModel)
-                else iter([model.complete(prepared.request).text])
-            )
-            for piece in pieces:
-                parts.append(piece)
+            for piece in proxy.stream(prepared):
                 yield self.chunk({"content": piece})
-            lw.proxy.finish(prepared, "".join(parts))
             yield self.chunk({}, "stop")
         except Exception as exc:  # the headers are sent: the stream itself says it failed
             status, message = error_status(exc)

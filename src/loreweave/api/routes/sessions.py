@@ -43,10 +43,9 @@ from loreweave.api.schemas import Reverted as RevertedOut
 from loreweave.chat import StreamEvent, TurnResult, lore_block
 from loreweave.db.models import USER, ChatTurn, NoteUpdateTask, SessionNote, TaskStatus, utcnow
 from loreweave.errors import InvalidInput, NotFound
-from loreweave.follow import Message, to_turns
+from loreweave.follow import AppMessage, to_turns
 from loreweave.memory import observer as observers
 from loreweave.memory.transcript import Reverted
-from loreweave.queue.notify import wake_all
 from loreweave.vectors.retrieval import RetrievedEntry
 
 router = APIRouter(tags=["sessions"])
@@ -162,7 +161,7 @@ def _reverted(report: Reverted) -> RevertedOut:
 
 
 def _changed(lw: LW, turn: ChatTurn, report: Reverted) -> TurnChanged:
-    wake_all(lw.notifier)  # turns to analyse again; tasks to redo
+    lw.wake_workers()  # turns to analyse again; tasks to redo
     return TurnChanged(turn=TurnView.model_validate(turn), reverted=_reverted(report))
 
 
@@ -172,7 +171,7 @@ def delete_turns(session_id: uuid.UUID, turn_index: int, lw: LW) -> RevertedOut:
     after the turn before (entries those turns created are deleted unless promoted or edited by
     a person: then kept, and said so).  Work in flight for them is discarded."""
     report = lw.transcript.delete_turns(session_id, turn_index)
-    wake_all(lw.notifier)
+    lw.wake_workers()
     return _reverted(report)
 
 
@@ -205,7 +204,7 @@ def fork(session_id: uuid.UUID, body: ForkIn, lw: LW) -> SessionOut:
     """A new session with turns 0…at_turn and exactly the memory this one had after at_turn;
     no LLM call.  This session is unaffected."""
     forked = lw.transcript.fork(session_id, body.at_turn, body.title)
-    wake_all(lw.notifier)
+    lw.wake_workers()
     return SessionOut.model_validate(forked)
 
 
@@ -300,7 +299,7 @@ def context(session_id: uuid.UUID, body: ContextIn, lw: LW) -> ContextOut:
     loreweave's own turn would give its chat model (the same retrieval and budget), with why
     each entry is there and what did not fit."""
     history = (
-        to_turns([Message(m.role, m.content) for m in body.history])
+        to_turns([AppMessage(m.role, m.content) for m in body.history])
         if body.history is not None
         else None
     )

@@ -12,13 +12,16 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import BaseModel
 
 from loreweave.config import LLMConfig
-from loreweave.llm.types import ChatRequest, ChatResponse, Message, Usage
+from loreweave.llm.structured import complete_structured
+from loreweave.llm.types import ChatModel, ChatRequest, ChatResponse, Message, Usage
+
+R = TypeVar("R", bound=BaseModel)
 
 # A batched prompt's answer, built from the answers to its single parts, in order.
 Combine = Callable[[list[str]], Any]
@@ -45,13 +48,13 @@ def _environment() -> Environment:
 
 
 @dataclass(frozen=True)
-class PromptSpec:
+class PromptSpec(Generic[R]):
     """One prompt: its name, its template file, the model it answers with (None: plain text),
     and the :class:`~loreweave.config.LLMConfig` fields naming its model and temperature."""
 
     name: str
     template: str
-    response: type[BaseModel] | None
+    response: type[R] | None
     model_setting: str
     temperature_setting: str
     combine: Combine | None = None  # for a batched prompt
@@ -82,8 +85,16 @@ class PromptSpec:
             parts=tuple(parts),
         )
 
+    def ask(self, model: ChatModel, request: ChatRequest) -> R:
+        """``model``'s answer to ``request`` (this prompt's, or its repair) as this prompt's
+        response model: validated, with one repair request for an unusable answer
+        (:func:`~loreweave.llm.structured.complete_structured`)."""
+        if self.response is None:
+            raise TypeError(f"the {self.name} prompt is answered in plain text")
+        return complete_structured(model, request, self.response)
 
-def spec(name: str) -> PromptSpec:
+
+def spec(name: str) -> PromptSpec[Any]:
     from loreweave.llm.prompts.catalogue import SPECS
 
     try:

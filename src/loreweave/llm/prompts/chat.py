@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 from loreweave.llm.prompts import PromptSpec
 
-CHAT = PromptSpec("chat", "chat", None, "chat_model", "temperature_chat")
+# plain text: no response model
+CHAT: PromptSpec[BaseModel] = PromptSpec("chat", "chat", None, "chat_model", "temperature_chat")
 # the lore block is part of other prompts, never sent alone
-LORE = PromptSpec("lore", "lore", None, "chat_model", "temperature_chat")
+LORE: PromptSpec[BaseModel] = PromptSpec("lore", "lore", None, "chat_model", "temperature_chat")

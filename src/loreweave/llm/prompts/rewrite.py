@@ -57,7 +57,9 @@ def batch_rewrite_schema(refs: Sequence[str], target_words: int | None) -> Schem
     return obj({"notes": obj({ref: note for ref in refs})})
 
 
-REWRITE = PromptSpec("rewrite", "rewrite", None, "rewrite_model", "temperature_rewrite")
+REWRITE: PromptSpec[NoteResult] = PromptSpec(
+    "rewrite", "rewrite", None, "rewrite_model", "temperature_rewrite"
+)
 # the same prompt, its answer asked for as {"note": …} (pipeline_config.rewrite_json)
 REWRITE_NOTE = PromptSpec(
     "rewrite.note", "rewrite", NoteResult, "rewrite_model", "temperature_rewrite"

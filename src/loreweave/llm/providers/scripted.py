@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -109,6 +110,13 @@ class ScriptedChatModel:
     @classmethod
     def from_file(cls, path: Path) -> ScriptedChatModel:
         return cls(load_cassette(path).chat)
+
+    @classmethod
+    def placeholder(cls) -> ScriptedChatModel:
+        """The cassette shipped beside this module: every chat answered with a reply that says
+        no LLM is set up, every analysis with nothing to change (``loreweave serve`` offline)."""
+        shipped = resources.files("loreweave.llm.providers").joinpath("placeholder.json")
+        return cls.from_file(Path(str(shipped)))
 
     def add(
         self,

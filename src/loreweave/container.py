@@ -4,7 +4,8 @@ with all of it at once: start the local workers, act on a failed job, close.
 :class:`Store` is the stored world without a chat model — database, job kinds, vectors, lore,
 transcript — for the commands that only read, import, export, verify or act on jobs;
 :class:`Loreweave` adds the providers, the chat, the proxy, the pipeline, metrics and alerts.
-The API receives a :class:`Loreweave`; nothing here builds anything."""
+The API receives a :class:`Loreweave`; nothing here builds an engine, a provider or a
+service (the local worker threads start from the pipeline ``bootstrap`` built)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from loreweave.config import AlertConfig
 from loreweave.llm.resilience import ProviderHealth
-from loreweave.memory.ports import ANALYSIS_QUEUE
 from loreweave.queue import status
 from loreweave.queue.jobs import JobKind, Kinds
 from loreweave.vectors.service import VerifyReport
@@ -62,15 +61,9 @@ def _failed(kind: JobKind[Any], read: status.Figures) -> Condition:
         }
         for row in read.newest_failed
     ]
-    waits = (
-        "they hold their session's later turns until retried or skipped"
-        if kind.name == ANALYSIS_QUEUE
-        else "set aside: the memory goes on without them until they are retried (folded "
-        "in their place) or skipped"
-    )
     return Condition(
         f"job_failed:{kind.name}",
-        f"{read.failed} {kind.label}(s) failed after their retries; {waits}",
+        f"{read.failed} {kind.label}(s) failed after their retries; {kind.when_failed}",
         {"queue": kind.name, "failed": read.failed, "jobs": jobs},
     )
 

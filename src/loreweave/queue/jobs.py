@@ -116,6 +116,8 @@ class JobKind(Generic[C]):
     # its rows' own fields as the API, the UI and the alerts show them (``summary``: what the
     # job is about, in a line)
     describe: Callable[[Any], dict[str, Any]] = _nothing
+    # what a job failed for good holds back, as the failed-job alert says it
+    when_failed: str = "set aside: later jobs go on without them until they are retried or skipped"
 
 
 def configured(name: str, model: type[C]) -> Callable[[Settings], C]:

@@ -284,6 +284,7 @@ ANALYSIS_KIND: JobKind[AnalysisQueueConfig] = JobKind(
     lambda settings: settings.dual_queue_config.analysis_queue,
     backlog_target=30.0,
     describe=_describe_turn,
+    when_failed="they hold their session's later turns until retried or skipped",
 )
 NOTE_UPDATE_KIND: JobKind[NoteUpdateQueueConfig] = JobKind(
     NOTE_UPDATE_QUEUE,
@@ -295,6 +296,8 @@ NOTE_UPDATE_KIND: JobKind[NoteUpdateQueueConfig] = JobKind(
     backlog_target=30.0,
     same_key=_same_entry,
     describe=_describe_update,
+    when_failed="set aside: the memory goes on without them until they are retried (folded in "
+    "their place) or skipped",
 )
 ENTITY_CREATION_KIND: JobKind[EntityCreationQueueConfig] = JobKind(
     ENTITY_CREATION_QUEUE,
@@ -305,6 +308,8 @@ ENTITY_CREATION_KIND: JobKind[EntityCreationQueueConfig] = JobKind(
     lambda settings: settings.dual_queue_config.entity_creation_queue,
     backlog_target=45.0,
     describe=_describe_creation,
+    when_failed="set aside: the memory goes on without them (their own follow-ups wait) until "
+    "they are retried or skipped",
 )
 
 KINDS = Kinds((ANALYSIS_KIND, NOTE_UPDATE_KIND, ENTITY_CREATION_KIND))

@@ -9,6 +9,7 @@ except under ``CI=true``, where they fail: CI must exercise the real thing.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,12 +93,33 @@ def _truncate(database: Database) -> None:
         connection.execute(text("INSERT INTO sync_counters (name, value) VALUES ('vectors', 0)"))
 
 
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per run (the whole Alembic chain: test_migrations.py runs it
+    step by step); each test gets a copy, which costs a file copy instead of 12 migrations."""
+    path = tmp_path_factory.mktemp("template") / "loreweave.db"
+    template = Database(f"sqlite:///{path}")
+    template.ensure_schema()
+    template.dispose()
+    leftovers = [p.name for p in path.parent.iterdir() if p != path]
+    assert not leftovers, f"the template's journal was not folded in: {leftovers}"
+    return path
+
+
+@pytest.fixture
+def migrated_sqlite_url(_sqlite_template: Path, tmp_path: Path) -> str:
+    """The URL of a new SQLite file at the schema's head (a copy of the run's template)."""
+    path = tmp_path / "loreweave.db"
+    shutil.copyfile(_sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+def database(request: pytest.FixtureRequest) -> Iterator[Database]:
     """A migrated, empty database: SQLite in a temporary file, or PostgreSQL."""
     if request.param == "sqlite":
-        db = Database(f"sqlite:///{tmp_path / 'loreweave.db'}")
-        db.ensure_schema()
+        db = Database(request.getfixturevalue("migrated_sqlite_url"))
+        db.ensure_schema()  # reads the revision: at head, nothing runs
         yield db
         db.dispose()
         return

@@ -9,6 +9,7 @@ import threading
 import uuid
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -26,6 +27,7 @@ from .pipeline_support import (
     notes_of,
     replayed_notes,
 )
+from .sizes import examples
 from .test_job_lifecycle import FailingOn, add_events
 
 LONG_LEASE = {"lease_seconds": 3600}  # waiting for it would be noticed
@@ -184,7 +186,7 @@ def test_a_creation_refused_for_good_holds_only_its_own_followups(
     with database.uow(read_only=True) as uow:
         failed = uow.session.scalars(select(EntityCreationTask)).one()
         assert failed.status == "failed"
-    app.act_on_job("retry", failed.id, by="a test")
+    app.jobs.act("retry", failed.id, by="a test")
     app.pipeline.drain()
     with database.uow(read_only=True) as uow:
         assert uow.session.scalars(select(EntityCreationTask.outcome)).one() == "created"
@@ -195,8 +197,9 @@ def test_a_creation_refused_for_good_holds_only_its_own_followups(
 KENTA = {"title": "Kenta", "content": "A demon hunter with a katana.", "tags": ["hunter"]}
 
 
+@pytest.mark.slow
 @settings(
-    max_examples=25,
+    max_examples=examples(ci=10, full=25),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
@@ -247,6 +250,6 @@ def test_set_aside_events_and_their_retries_keep_the_note_in_order(
         ).all()
     model.failing = set()
     for index in (i for i in order if i < len(failed)):  # in any order
-        app.act_on_job("retry", failed[index], by="a test")
+        app.jobs.act("retry", failed[index], by="a test")
         app.pipeline.drain()
     assert events_in_note() == [f"ev{i}" for i in range(events)]

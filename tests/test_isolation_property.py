@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +18,8 @@ from loreweave.vectors.cache import IndexCache
 from loreweave.vectors.retrieval import Retriever
 from loreweave.vectors.service import CompositeVectorService
 
+from .sizes import examples
+
 WORDS = ["dragon", "sword", "tavern", "ghost", "river", "crown", "storm", "fox"]
 sessions = st.integers(min_value=0, max_value=2)
 word = st.sampled_from(WORDS)
@@ -27,8 +30,11 @@ operation = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(ci=10, full=30),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     operations=st.lists(operation, min_size=1, max_size=12),

@@ -40,6 +40,7 @@ from loreweave.queue.kinds import KINDS
 from loreweave.queue.notify import NullNotifier
 
 from .pipeline_support import AppendingRewriter, RoutedModel, make_app, make_world
+from .sizes import examples
 
 TITLES = ("Ann", "Bo", "Cy")
 NEW = ("Ann", "Dee")  # a creation of "Ann" is a duplicate: it merges as a note update
@@ -178,7 +179,7 @@ class MemoryMachine(RuleBasedStateMachine):
         """A person's retry, as the API and the CLI do it: a set-aside event folded again in
         its place."""
         for _, job_id in self._failed():
-            self.lw.act_on_job("retry", job_id, by="the test")
+            self.lw.jobs.act("retry", job_id, by="the test")
 
     @rule(data=st.data())
     def skip_a_failed_job(self, data: st.DataObject) -> None:
@@ -247,8 +248,8 @@ class MemoryMachine(RuleBasedStateMachine):
 
 
 MemoryMachine.TestCase.settings = settings(
-    max_examples=80,
-    stateful_step_count=50,
+    max_examples=examples(ci=10, full=80),
+    stateful_step_count=examples(ci=30, full=50),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

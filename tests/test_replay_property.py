@@ -38,6 +38,7 @@ from .pipeline_support import (
     make_app,
     make_world,
 )
+from .sizes import examples
 from .test_order_property import Creator, wipe
 
 TITLES = ("Ann", "Bo", "Cy")
@@ -329,8 +330,8 @@ def memory(lw: Any, session_id: uuid.UUID) -> dict[str, Any]:
 
 
 ReplayMachine.TestCase.settings = settings(
-    max_examples=60,
-    stateful_step_count=40,
+    max_examples=examples(ci=10, full=60),
+    stateful_step_count=examples(ci=30, full=40),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

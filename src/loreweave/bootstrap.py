@@ -19,6 +19,7 @@ from collections.abc import Callable
 from loreweave.alerts import conditions
 from loreweave.alerts.monitor import AlertMonitor
 from loreweave.alerts.sink import AlertSink
+from loreweave.app.jobs import JobActions
 from loreweave.chat import ChatService, Names
 from loreweave.config import Settings
 from loreweave.container import Loreweave, Store
@@ -84,14 +85,16 @@ def _store(
         settings.composite_document_config,
         chunk_words=settings.retrieval_config.chunk_words,  # as the retrieval searches
     )
+    transcript = TranscriptService(database.uow, vectors, kinds.models)
     return Store(
         settings=settings,
         database=database,
         kinds=kinds,
         notifier=notifier,
         vectors=vectors,
-        transcript=TranscriptService(database.uow, vectors, kinds.models),
+        transcript=transcript,
         lore=LoreService(database, vectors),
+        jobs=JobActions(database.uow, kinds, transcript, notifier),
     )
 
 

@@ -498,7 +498,7 @@ def _act_on_job(ctx: typer.Context, job_id: str, action: Literal["retry", "skip"
     with _store(ctx) as store:
         with store.database.uow(read_only=True) as uow:
             kind, _ = store.kinds.find(uow.session, _uuid(job_id))
-        store.act_on_job(action, _uuid(job_id), by=f"loreweave tasks {action}")
+        store.jobs.act(action, _uuid(job_id), by=f"loreweave tasks {action}")
     done = "is pending again" if action == "retry" else "was skipped; later jobs go ahead"
     console.print(f"{kind.label} {job_id} {done}")
 

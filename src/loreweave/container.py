@@ -1,5 +1,5 @@
 """What one process holds once :mod:`loreweave.bootstrap` has built it, and the few things done
-with all of it at once: start the local workers, act on a failed job, close.
+with all of it at once: start the local workers, wake the queues, close.
 
 :class:`Store` is the stored world without a chat model — database, job kinds, vectors, lore,
 transcript — for the commands that only read, import, export, verify or act on jobs;
@@ -9,21 +9,18 @@ service (the local worker threads start from the pipeline ``bootstrap`` built)."
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
 
 from loreweave.alerts.monitor import AlertMonitor
+from loreweave.app.jobs import JobActions
 from loreweave.chat import ChatService
 from loreweave.config import Settings
 from loreweave.db.engine import Database
 from loreweave.llm.registry import Providers
 from loreweave.lore import LoreService
-from loreweave.memory.ports import QueueName
 from loreweave.memory.transcript import TranscriptService
 from loreweave.metrics import Metrics
 from loreweave.proxy import ProxyService
-from loreweave.queue import status
 from loreweave.queue.jobs import Kinds
 from loreweave.queue.local import LocalWorkers
 from loreweave.queue.notify import EventNotifier, Notifier, wake_all
@@ -44,22 +41,7 @@ class Store:
     vectors: CompositeVectorService
     transcript: TranscriptService
     lore: LoreService
-
-    def act_on_job(
-        self,
-        action: Literal["retry", "skip"],
-        job_id: uuid.UUID,
-        *,
-        by: str,
-        queue: QueueName | None = None,
-    ) -> dict[str, Any]:
-        """A person's retry or skip of a failed job (:func:`loreweave.queue.status.act`), the
-        notes it took back synced to the index, and the workers told."""
-        acted = status.act(self.database.uow, self.kinds, action, job_id, by=by, queue=queue)
-        if acted.reverted is not None and acted.session_id is not None:
-            self.transcript.sync(acted.session_id, acted.reverted)
-        self.wake_workers()  # a retried job is ready; a skipped one unblocks its key's next
-        return acted.job
+    jobs: JobActions  # a person's retry or skip of a failed job
 
     def wake_workers(self) -> None:
         """Tell every queue it may have work (after a person's change: turns to analyse again,

@@ -31,7 +31,9 @@ from sqlalchemy.orm import Session, aliased
 from loreweave.config import QueueConfig, Settings
 from loreweave.db import lifecycle
 from loreweave.db.dialect import is_postgresql
+from loreweave.db.lifecycle import JobTables
 from loreweave.db.models import ON_ITS_WAY, ChatSession, TaskStatus, utcnow
+from loreweave.db.uow import UnitOfWork
 from loreweave.errors import (
     AuthenticationFailed,
     ConfigurationError,
@@ -42,6 +44,7 @@ from loreweave.errors import (
 )
 from loreweave.llm.types import ChatModel
 from loreweave.memory.ports import Job, Outcome, QueueName, UnitOfWorkFactory, VectorWriter
+from loreweave.memory.transcript import Reverted
 
 T = TypeVar("T")
 C = TypeVar("C", bound=QueueConfig)
@@ -97,6 +100,10 @@ def _nothing(_row: Any) -> dict[str, Any]:
     return {}
 
 
+def _nothing_to_take_back(_uow: UnitOfWork, _row: Any, _tables: JobTables) -> Reverted | None:
+    return None
+
+
 @dataclass(frozen=True)
 class JobKind(Generic[C]):
     """One kind of job, whole: its table, its claim, its handler, its settings."""
@@ -118,6 +125,9 @@ class JobKind(Generic[C]):
     describe: Callable[[Any], dict[str, Any]] = _nothing
     # what a job failed for good holds back, as the failed-job alert says it
     when_failed: str = "set aside: later jobs go on without them until they are retried or skipped"
+    # what a person's retry does first, in its transaction (given the job tables, to lock in
+    # the workers' order): the notes it took back, whose vectors to sync, or None
+    on_retry: Callable[[UnitOfWork, Any, JobTables], Reverted | None] = _nothing_to_take_back
 
 
 def configured(name: str, model: type[C]) -> Callable[[Settings], C]:

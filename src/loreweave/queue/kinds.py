@@ -33,6 +33,7 @@ from loreweave.config import (
     EntityCreationQueueConfig,
     NoteUpdateQueueConfig,
 )
+from loreweave.db.lifecycle import JobTables
 from loreweave.db.models import (
     ON_ITS_WAY,
     UNFINISHED,
@@ -41,10 +42,12 @@ from loreweave.db.models import (
     NoteUpdateTask,
     TaskStatus,
 )
+from loreweave.db.uow import UnitOfWork
 from loreweave.memory.analysis import AnalysisService
 from loreweave.memory.creation import EntityCreationWorker
 from loreweave.memory.ports import ANALYSIS_QUEUE, ENTITY_CREATION_QUEUE, NOTE_UPDATE_QUEUE
 from loreweave.memory.rewrite import NoteRewriteWorker
+from loreweave.memory.transcript import Reverted, lock_session, refold
 from loreweave.queue.jobs import (
     Claim,
     Handler,
@@ -223,6 +226,15 @@ def _same_entry(first: Any, row: Any) -> bool:
     return bool(row.lore_entry_id == first.lore_entry_id)
 
 
+def _refold_before_retry(
+    uow: UnitOfWork, task: NoteUpdateTask, tables: JobTables
+) -> Reverted | None:
+    """A set-aside event is retried in its place: its note goes back to the version before the
+    events folded since it, and they are folded again after it (DESIGN §3)."""
+    lock_session(uow, task.session_id, tables)  # in the workers' order: jobs, then the session
+    return refold(uow, task) if task.status == TaskStatus.FAILED.value else None
+
+
 def _describe_update(task: NoteUpdateTask) -> dict[str, Any]:
     return {
         "kind": "note_update",
@@ -296,6 +308,7 @@ NOTE_UPDATE_KIND: JobKind[NoteUpdateQueueConfig] = JobKind(
     backlog_target=30.0,
     same_key=_same_entry,
     describe=_describe_update,
+    on_retry=_refold_before_retry,
     when_failed="set aside: the memory goes on without them until they are retried (folded in "
     "their place) or skipped",
 )

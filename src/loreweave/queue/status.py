@@ -1,19 +1,18 @@
 """What the queues look like — the same for every job kind — read in one place for the API, the
-UI, ``loreweave tasks``, ``/metrics`` and the alerts; and a person's retries and skips."""
+UI, ``loreweave tasks``, ``/metrics`` and the alerts (a person's retries and skips are
+``loreweave.app.jobs``)."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from loreweave.db.models import UNFINISHED, NoteUpdateTask, TaskStatus, utcnow
-from loreweave.memory.ports import UnitOfWorkFactory
-from loreweave.memory.transcript import Reverted, lock_session, refold
+from loreweave.db.models import UNFINISHED, TaskStatus, utcnow
 from loreweave.queue import jobs
 
 FAILED_SHOWN = 50
@@ -147,48 +146,6 @@ def list_jobs(
     if status:
         query = query.where(model.status == status)
     return [job_dict(kind, row) for row in db.scalars(query)]
-
-
-@dataclass(frozen=True)
-class Acted:
-    """A person's retry or skip: the job as it is now; the notes a retry took back (their
-    vectors to sync) and their session."""
-
-    job: dict[str, Any]
-    reverted: Reverted | None = None
-    session_id: uuid.UUID | None = None
-
-
-def act(
-    uow_factory: UnitOfWorkFactory,
-    kinds: jobs.Kinds,
-    action: Literal["retry", "skip"],
-    job_id: uuid.UUID,
-    *,
-    by: str,
-    queue: str | None = None,
-) -> Acted:
-    """Retry or skip a failed job, in one transaction.  A set-aside note event is retried in
-    its place: its note goes back to the version before the events folded since it, and they
-    are folded again after it (DESIGN §3).  ``queue``: the job must be of it (else NotFound)."""
-    with uow_factory() as uow:
-        if queue is None:
-            kind, row = kinds.find(uow.session, job_id)
-        else:
-            kind = kinds.named(queue)
-            row = uow.session.get(kind.model, job_id)
-        reverted = None
-        if action == "retry" and isinstance(row, NoteUpdateTask):
-            lock_session(uow, row.session_id, kinds.models)
-            if row.status == TaskStatus.FAILED.value:
-                reverted = refold(uow, row)
-        if action == "retry":
-            done = jobs.retry(uow.session, kind, job_id)
-        else:
-            done = jobs.skip(uow.session, kind, job_id, by)
-        job = job_dict(kind, done)
-        uow.commit()
-    return Acted(job, reverted, row.session_id if reverted else None)
 
 
 def history(db: Session, kinds: jobs.Kinds, minutes: int = 60) -> dict[str, Any]:

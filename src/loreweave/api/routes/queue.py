@@ -20,14 +20,6 @@ from loreweave.queue import status
 
 router = APIRouter(prefix="/api/dual-queue", tags=["dual-queue"])
 
-# path segment → queue, as the spec names the endpoints of its three (``POST /retry/{id}`` and
-# ``POST /skip/{id}`` take a job of any kind)
-SEGMENTS: dict[str, QueueName] = {
-    "analysis": ANALYSIS_QUEUE,
-    "note-update": NOTE_UPDATE_QUEUE,
-    "entity-creation": ENTITY_CREATION_QUEUE,
-}
-
 
 @router.get("/status")
 def queue_status(lw: LW) -> dict[str, Any]:
@@ -82,26 +74,63 @@ def alerts(lw: LW) -> list[dict[str, Any]]:
     ]
 
 
-def _register(action: Literal["retry", "skip"], segment: str, queue: QueueName | None) -> None:
-    def endpoint(job_id: uuid.UUID, lw: LW) -> dict[str, Any]:
-        return lw.act_on_job(action, job_id, by="the HTTP API", queue=queue)
-
-    if queue is None:
-        what, path = "job of any queue", f"/{action}/{{job_id}}"
-    else:
-        what = "turn's analysis" if queue == ANALYSIS_QUEUE else segment.replace("-", " ") + " task"
-        path = f"/{action}-{segment}/{{job_id}}"
-    endpoint.__name__ = f"{action}_{queue or 'job'}"
-    endpoint.__doc__ = (
-        f"{'Make a failed' if action == 'retry' else 'Skip a failed'} {what} "
-        f"{'pending again' if action == 'retry' else '(recorded): later jobs of its key go ahead'}"
-        "; 404 for an unknown id, 409 unless it is failed."
-    )
-    router.post(path, name=endpoint.__name__)(endpoint)
+def _act(
+    action: Literal["retry", "skip"], job_id: uuid.UUID, lw: LW, queue: QueueName | None = None
+) -> dict[str, Any]:
+    return lw.jobs.act(action, job_id, by="the HTTP API", queue=queue)
 
 
-_action: Literal["retry", "skip"]
-for _action in ("retry", "skip"):
-    for _segment, _queue in SEGMENTS.items():
-        _register(_action, _segment, _queue)
-    _register(_action, "", None)
+@router.post("/retry/{job_id}")
+def retry_job(job_id: uuid.UUID, lw: LW) -> dict[str, Any]:
+    """Make a failed job of any queue pending again; 404 for an unknown id, 409 unless it is
+    failed."""
+    return _act("retry", job_id, lw)
+
+
+@router.post("/retry-analysis/{job_id}")
+def retry_analysis(job_id: uuid.UUID, lw: LW) -> dict[str, Any]:
+    """Make a turn's failed analysis pending again (the job is addressed by its turn's id);
+    404 for an unknown id, 409 unless it is failed."""
+    return _act("retry", job_id, lw, ANALYSIS_QUEUE)
+
+
+@router.post("/retry-note-update/{job_id}")
+def retry_note_update(job_id: uuid.UUID, lw: LW) -> dict[str, Any]:
+    """Make a failed note update task pending again (folded back in its place); 404 for an
+    unknown id, 409 unless it is failed."""
+    return _act("retry", job_id, lw, NOTE_UPDATE_QUEUE)
+
+
+@router.post("/retry-entity-creation/{job_id}")
+def retry_entity_creation(job_id: uuid.UUID, lw: LW) -> dict[str, Any]:
+    """Make a failed entity creation task pending again; 404 for an unknown id, 409 unless it
+    is failed."""
+    return _act("retry", job_id, lw, ENTITY_CREATION_QUEUE)
+
+
+@router.post("/skip/{job_id}")
+def skip_job(job_id: uuid.UUID, lw: LW) -> dict[str, Any]:
+    """Skip a failed job of any queue (recorded): later jobs of its key go ahead; 404 for an
+    unknown id, 409 unless it is failed."""
+    return _act("skip", job_id, lw)
+
+
+@router.post("/skip-analysis/{job_id}")
+def skip_analysis(job_id: uuid.UUID, lw: LW) -> dict[str, Any]:
+    """Skip a turn's failed analysis (recorded): the session's later analyses go ahead; 404 for
+    an unknown id, 409 unless it is failed."""
+    return _act("skip", job_id, lw, ANALYSIS_QUEUE)
+
+
+@router.post("/skip-note-update/{job_id}")
+def skip_note_update(job_id: uuid.UUID, lw: LW) -> dict[str, Any]:
+    """Skip a failed note update task (recorded): the entity's later events go ahead; 404 for
+    an unknown id, 409 unless it is failed."""
+    return _act("skip", job_id, lw, NOTE_UPDATE_QUEUE)
+
+
+@router.post("/skip-entity-creation/{job_id}")
+def skip_entity_creation(job_id: uuid.UUID, lw: LW) -> dict[str, Any]:
+    """Skip a failed entity creation task (recorded): what waited on it goes ahead; 404 for an
+    unknown id, 409 unless it is failed."""
+    return _act("skip", job_id, lw, ENTITY_CREATION_QUEUE)

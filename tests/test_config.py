@@ -117,7 +117,11 @@ def test_secrets_come_from_the_environment_and_are_never_printed(
         ("LOREWEAVE_DATABASE_URL", "mysql://127.0.0.1/x", "database_url"),
         ("LOREWEAVE_BROKER_URL", "http://127.0.0.1", "broker_url"),
         ("LOREWEAVE_MISTRAL_SERVER_URL", "ftp://x", "mistral_server_url"),
-        ("LOREWEAVE_PRIORITY_CONFIG__QUEUE_ORDER", '["analysis"]', "priority_config.queue_order"),
+        (
+            "LOREWEAVE_PRIORITY_CONFIG__QUEUE_ORDER",
+            '["analysis", "analysis"]',
+            "priority_config.queue_order",
+        ),
         ("LOREWEAVE_PROVIDER_CONFIG__CALLS_IN_FLIGHT", "0", "provider_config.calls_in_flight"),
         ("LOREWEAVE_PIPELINE_CONFIG__NOTE_TARGET_WORDS", "3", "pipeline_config.note_target_words"),
     ],

@@ -20,6 +20,7 @@ from loreweave.config import Settings, load_settings
 from loreweave.db import Database, migrate
 from loreweave.errors import ConfigurationError, Conflict, InvalidInput, LoreweaveError
 from loreweave.interop.files import ExportFormat
+from loreweave.memory.ports import ANALYSIS_QUEUE, ENTITY_CREATION_QUEUE, NOTE_UPDATE_QUEUE
 
 if TYPE_CHECKING:
     from loreweave.container import Store
@@ -464,8 +465,8 @@ def serve(
 def tasks_list(
     ctx: typer.Context,
     kind: Annotated[
-        str, typer.Option(help="analysis, note_updates or entity_creations")
-    ] = "note_updates",
+        str, typer.Option(help=f"{ANALYSIS_QUEUE}, {NOTE_UPDATE_QUEUE} or {ENTITY_CREATION_QUEUE}")
+    ] = NOTE_UPDATE_QUEUE,
     status: Annotated[
         str | None, typer.Option(help="pending, processing, done, failed, skipped")
     ] = None,

@@ -16,7 +16,7 @@ import time
 from celery import Celery
 
 from loreweave.config import Settings
-from loreweave.memory.ports import QueueName
+from loreweave.memory.ports import ANALYSIS_QUEUE, QueueName
 
 log = logging.getLogger("loreweave.queue")
 
@@ -30,7 +30,7 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_default_queue="analysis",
+        task_default_queue=ANALYSIS_QUEUE,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=2,
         broker_transport_options={

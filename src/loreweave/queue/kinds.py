@@ -325,4 +325,5 @@ ENTITY_CREATION_KIND: JobKind[EntityCreationQueueConfig] = JobKind(
     "they are retried or skipped",
 )
 
-KINDS = Kinds((ANALYSIS_KIND, NOTE_UPDATE_KIND, ENTITY_CREATION_KIND))
+# in the default priority order (``priority_config.queue_order`` may put others first)
+KINDS = Kinds((ANALYSIS_KIND, ENTITY_CREATION_KIND, NOTE_UPDATE_KIND))

@@ -17,6 +17,7 @@ PUBLIC = {
     "Settings",
     "UnitOfWork",
     "__version__",
+    "build",
     "load_settings",
 }
 

@@ -1,5 +1,7 @@
 """loreweave: a living world memory for AI storytelling and roleplay chat apps."""
 
+from typing import TYPE_CHECKING, Any
+
 from loreweave.config import Settings, load_settings
 from loreweave.db import Database, UnitOfWork
 from loreweave.errors import (
@@ -13,7 +15,20 @@ from loreweave.errors import (
     SchemaOutOfDate,
 )
 
+if TYPE_CHECKING:
+    from loreweave.bootstrap import build
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """``build`` is imported when first asked for: ``import loreweave`` stays light."""
+    if name == "build":
+        from loreweave.bootstrap import build
+
+        return build
+    raise AttributeError(f"module 'loreweave' has no attribute {name!r}")
+
 
 __all__ = [
     "ConfigurationError",
@@ -28,5 +43,6 @@ __all__ = [
     "Settings",
     "UnitOfWork",
     "__version__",
+    "build",
     "load_settings",
 ]

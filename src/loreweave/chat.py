@@ -20,7 +20,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 from loreweave.config import LLMConfig
 from loreweave.db.engine import Database
-from loreweave.db.models import USER, ChatTurn, TurnStatus, utcnow
+from loreweave.db.models import USER, ChatSession, ChatTurn, TurnStatus, utcnow
 from loreweave.db.uow import UnitOfWork
 from loreweave.errors import Conflict, DatabaseUnavailable, InvalidInput
 from loreweave.llm.prompts import render
@@ -142,6 +142,14 @@ class ChatService:
         self.on_turn_committed = on_turn_committed
         self.transcript = transcript
         self.names = names
+
+    def start_session(self, world_id: uuid.UUID, title: str | None = None) -> ChatSession:
+        """A new chat session of the world (NotFound for an unknown world)."""
+        with self.database.uow() as uow:
+            uow.worlds.require(world_id)
+            session = uow.sessions.add(ChatSession(world_id=world_id, title=title))
+            uow.commit()
+        return session
 
     @staticmethod
     def validate(message: str) -> str:

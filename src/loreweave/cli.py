@@ -337,7 +337,6 @@ def import_(
 ) -> None:
     """Import a lorebook; an entry that cannot be read is skipped and reported (--strict:
     nothing is imported); a bad file imports nothing."""
-    from loreweave.db.models import World
     from loreweave.interop.files import read_lorebook
 
     if (world is None) == (new_world is None):
@@ -351,14 +350,12 @@ def import_(
     with _store(ctx) as store:
         database = store.database
         if new_world is not None:
-            with database.uow() as uow:
-                try:
-                    world_id = uow.worlds.add(World(name=new_world[:200])).id
-                except Conflict as exc:
-                    raise Conflict(
-                        f"{exc}: import into it with --world {new_world!r}, or choose another name"
-                    ) from None
-                uow.commit()
+            try:
+                world_id = store.lore.create_world(new_world[:200]).id
+            except Conflict as exc:
+                raise Conflict(
+                    f"{exc}: import into it with --world {new_world!r}, or choose another name"
+                ) from None
         else:
             world_id, _ = _find(database, world or "", None)
         report = store.lore.import_entries(world_id, entries, book.fields)

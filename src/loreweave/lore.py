@@ -1,5 +1,5 @@
-"""Lore use cases shared by the HTTP API, the command line and the importers: create, edit,
-delete and promote entries, and roll a note back.  Each commits its own unit of work, then
+"""Lore use cases shared by the HTTP API, the command line and the importers: create worlds;
+create, edit, delete and promote entries; roll a note back.  Each commits its own unit of work, then
 brings the entry's vectors up to date."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from loreweave.db.engine import Database
-from loreweave.db.models import LoreEntry, SessionNote
+from loreweave.db.models import LoreEntry, SessionNote, World
 from loreweave.db.repositories import visible_in
 from loreweave.errors import Conflict, InvalidInput, NotFound
 from loreweave.vectors.service import CompositeVectorService
@@ -102,7 +102,21 @@ class LoreService:
         self.database = database
         self.vectors = vectors
 
+    def create_world(self, name: str, description: str = "") -> World:
+        """A new world; its name must be free in any case (Conflict names the world that has
+        it)."""
+        with self.database.uow() as uow:
+            world = uow.worlds.add(World(name=name, description=description))
+            uow.commit()
+        return world
+
+    def world_named(self, name: str) -> World | None:
+        """The world of this name, in any case, or None."""
+        with self.database.uow(read_only=True) as uow:
+            return uow.worlds.named(name)
+
     def create(self, world_id: uuid.UUID, **fields: Any) -> LoreEntry:
+        """A new entry of the world, its vectors written."""
         with self.database.uow() as uow:
             uow.worlds.require(world_id)
             entry = uow.entries.add(LoreEntry(world_id=world_id, **fields))

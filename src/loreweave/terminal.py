@@ -17,7 +17,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from loreweave.bootstrap import Loreweave, build
 from loreweave.config import Settings
-from loreweave.db.models import ChatSession
 from loreweave.errors import InvalidInput, LoreweaveError
 from loreweave.feed import Watch, report
 
@@ -34,16 +33,14 @@ def open_session(
     lw: Loreweave, world_id: uuid.UUID, session_id: uuid.UUID | None
 ) -> tuple[uuid.UUID, bool]:
     """The session to play, and whether it is a new one."""
-    with lw.database.uow() as uow:
+    with lw.database.uow(read_only=True) as uow:
         world = uow.worlds.require(world_id)
         if session_id is not None:
             session = uow.sessions.require(session_id)
             if session.world_id != world.id:
                 raise InvalidInput(f"session {session_id} is not in world {world_id}")
             return session.id, False
-        session = uow.sessions.add(ChatSession(world_id=world.id, title="Terminal"))
-        uow.commit()
-        return session.id, True
+    return lw.chat.start_session(world_id, "Terminal").id, True
 
 
 def show_notes(lw: Loreweave, session_id: uuid.UUID, console: Console) -> None:

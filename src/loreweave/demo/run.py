@@ -20,9 +20,7 @@ from sqlalchemy import select
 from loreweave.bootstrap import Loreweave, build
 from loreweave.config import Settings
 from loreweave.db.models import (
-    ChatSession,
     LoreEntry,
-    World,
 )
 from loreweave.demo import bundled
 from loreweave.feed import WHY, Watch, report
@@ -49,13 +47,11 @@ def demo_settings(settings: Settings, console: Console) -> Settings:
 def setup(lw: Loreweave, story: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID, str]:
     """The story's world, named apart from earlier runs' ("Hollow Hill (2)"), and a session."""
     lore = lw.lore
-    with lw.database.uow() as uow:
-        base = story["world"]["name"]
-        names = (base, *(f"{base} ({i})" for i in range(2, 10_000)))
-        name = next(n for n in names if uow.worlds.named(n) is None)  # names are unique
-        world = uow.worlds.add(World(**{**story["world"], "name": name}))
-        session = uow.sessions.add(ChatSession(world_id=world.id, title="Demo"))
-        uow.commit()
+    base = story["world"]["name"]
+    names = (base, *(f"{base} ({i})" for i in range(2, 10_000)))
+    name = next(n for n in names if lore.world_named(n) is None)  # names are unique
+    world = lore.create_world(name, story["world"].get("description", ""))
+    session = lw.chat.start_session(world.id, "Demo")
     for entry in story["entries"]:
         lore.create(world.id, **entry)
     return world.id, session.id, name

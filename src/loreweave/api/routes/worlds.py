@@ -14,7 +14,6 @@ from loreweave import branches
 from loreweave.api.access import AccessTo
 from loreweave.api.deps import LW, Lore
 from loreweave.api.schemas import Clean, EntryIn, EntryOut, SessionIn, SessionOut, WorldIn, WorldOut
-from loreweave.db.models import ChatSession, World
 from loreweave.errors import InvalidInput
 from loreweave.interop import charcard
 from loreweave.interop.files import export_document, parse_lorebook, portable_entries
@@ -25,10 +24,7 @@ router = APIRouter(prefix="/api/worlds", tags=["worlds"])
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_world(body: WorldIn, lw: LW) -> WorldOut:
-    with lw.database.uow() as uow:
-        world = uow.worlds.add(World(name=body.name, description=body.description))
-        uow.commit()
-    return WorldOut.model_validate(world)
+    return WorldOut.model_validate(lw.lore.create_world(body.name, body.description))
 
 
 @router.get("")
@@ -124,11 +120,7 @@ def export_lorebook(
 
 @router.post("/{world_id}/sessions", status_code=status.HTTP_201_CREATED)
 def create_session(world_id: uuid.UUID, body: SessionIn, lw: LW) -> SessionOut:
-    with lw.database.uow() as uow:
-        uow.worlds.require(world_id)
-        session = uow.sessions.add(ChatSession(world_id=world_id, title=body.title))
-        uow.commit()
-    return SessionOut.model_validate(session)
+    return SessionOut.model_validate(lw.chat.start_session(world_id, body.title))
 
 
 @router.get("/{world_id}/sessions")

@@ -16,14 +16,14 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from loreweave import __version__
-from loreweave.config import Settings, load_settings
-from loreweave.db import Database, migrate
 from loreweave.errors import ConfigurationError, Conflict, InvalidInput, LoreweaveError
-from loreweave.interop.files import ExportFormat
-from loreweave.memory.ports import ANALYSIS_QUEUE, ENTITY_CREATION_QUEUE, NOTE_UPDATE_QUEUE
+from loreweave.memory.queues import ANALYSIS_QUEUE, ENTITY_CREATION_QUEUE, NOTE_UPDATE_QUEUE
 
 if TYPE_CHECKING:
+    from loreweave.config import Settings
     from loreweave.container import Store
+    from loreweave.db import Database
+    from loreweave.interop.files import ExportFormat
 
 # the commands in the order a newcomer meets them: try it, serve it, feed it lore, then run it
 ORDER = (
@@ -87,6 +87,8 @@ class State:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from loreweave.config import load_settings
+
             self._settings = load_settings(self.config_file)
         return self._settings
 
@@ -139,6 +141,8 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Apply migrations up to REVISION (default: the newest)."""
+    from loreweave.db import migrate
+
     database = _database(ctx)
     migrate.upgrade(database.engine, revision)
     current = migrate.current_revision(database.engine)
@@ -151,6 +155,8 @@ def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision, or 'base'.")] = "-1",
 ) -> None:
     """Revert migrations down to REVISION (default: one step)."""
+    from loreweave.db import migrate
+
     database = _database(ctx)
     migrate.downgrade(database.engine, revision)
     current = migrate.current_revision(database.engine)
@@ -160,6 +166,8 @@ def db_downgrade(
 @db_app.command("current")
 def db_current(ctx: typer.Context) -> None:
     """Show the database's revision and the newest this code knows."""
+    from loreweave.db import migrate
+
     database = _database(ctx)
     current = migrate.current_revision(database.engine)
     head = migrate.head_revision(database.engine)

@@ -15,13 +15,23 @@ from loreweave.config import CompositeDocumentConfig
 from loreweave.db.uow import UnitOfWork
 from loreweave.llm.types import Matrix
 from loreweave.memory.composite import CompositeDocument
+from loreweave.memory.queues import (
+    ANALYSIS_QUEUE,
+    ENTITY_CREATION_QUEUE,
+    NOTE_UPDATE_QUEUE,
+    QueueName,
+)
 
-# A queue is named after its job kind (the queue layer's registry holds the kinds).  The core's
-# own three: a job's outcome wakes the queues it gave work.
-QueueName = str
-ANALYSIS_QUEUE: QueueName = "analysis"
-NOTE_UPDATE_QUEUE: QueueName = "note_updates"
-ENTITY_CREATION_QUEUE: QueueName = "entity_creations"
+__all__ = [
+    "ANALYSIS_QUEUE",
+    "ENTITY_CREATION_QUEUE",
+    "NOTE_UPDATE_QUEUE",
+    "Job",
+    "Outcome",
+    "QueueName",
+    "UnitOfWorkFactory",
+    "VectorWriter",
+]
 
 R = TypeVar("R", covariant=True)
 

@@ -165,3 +165,27 @@ def test_settings_are_immutable() -> None:
     settings = Settings()
     with pytest.raises(ValueError, match="frozen"):
         settings.database_url = "sqlite:///other.db"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['["https://a.example", "http://b.example:8080"]', "https://a.example, http://b.example:8080"],
+)
+def test_list_settings_read_a_json_list_or_commas(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """Issue 40: a JSON list (accepted before) silently allowed no origin at all."""
+    monkeypatch.setenv("LOREWEAVE_CORS_ORIGINS", value)
+    monkeypatch.setenv("LOREWEAVE_ALLOWED_HOSTS", '["lore.example", "127.0.0.1"]')
+    settings = load_settings()
+    assert settings.cors_origins == ["https://a.example", "http://b.example:8080"]
+    assert settings.allowed_hosts == ["lore.example", "127.0.0.1"]
+
+
+@pytest.mark.parametrize("value", ['["https://a.example"', "a.example", "[1, 2]"])
+def test_an_origin_that_can_match_nothing_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("LOREWEAVE_CORS_ORIGINS", value)
+    with pytest.raises(ConfigurationError, match="cors_origins"):
+        load_settings()

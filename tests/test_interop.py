@@ -327,7 +327,9 @@ def test_import_and_export_over_http(database: Database, tmp_path: Path) -> None
     assert (again.json()["imported"], again.json()["merged"]) == (0, 4)  # not doubled
     exported = client.get(f"/api/worlds/{world}/export")
     assert exported.json() == json.loads(WORLD_INFO.read_text())
-    assert 'filename="Eldoria.json"' in exported.headers["content-disposition"]
+    assert 'filename="Eldoria.world-info.json"' in exported.headers["content-disposition"]
+    book = client.get(f"/api/worlds/{world}/export?format=character-book")  # never the same file
+    assert 'filename="Eldoria.character-book.json"' in book.headers["content-disposition"]
     broken = b'{"entries": {"0": {"key": ["a"], "content": "ok"}, "1": {"key": ["b"]}}}'
     strict = client.post(f"/api/worlds/{world}/import?strict=true", content=broken)
     assert strict.status_code == 422 and "entries.1.content" in strict.text

@@ -266,6 +266,7 @@ def test_lorebook_editor_import_export_inspector_and_small_screens(tmp_path: Pat
             page.get_by_test_id("export").click()
         exported = json.loads(Path(download.value.path()).read_text())
         assert len(exported["entries"]) == 5
+        assert download.value.suggested_filename.endswith(".world-info.json")
         ann_out = next(e for e in exported["entries"].values() if e["content"].startswith("Ann"))
         assert ann_out["keysecondary"] == ["river", "boat"] and ann_out["selectiveLogic"] == 2
         assert ann_out["constant"] is True

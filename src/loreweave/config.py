@@ -8,7 +8,9 @@ only from the environment (``MISTRAL_API_KEY``, ``OPENAI_API_KEY``) and never pr
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 import uuid
 from pathlib import Path
@@ -305,9 +307,21 @@ class AlertConfig(_Group):
 
 
 def _split_commas(value: Any) -> Any:
+    """A list setting from the environment: comma-separated, or a JSON list (as before)."""
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a JSON list: {exc}") from None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError("a JSON list of strings, or comma-separated values")
+        return [part.strip() for part in value if part.strip()]
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+_ORIGIN = re.compile(r"^(\*|https?://[^/\s,\[\]\"']+/?)$")
 
 
 class Settings(BaseSettings):
@@ -361,6 +375,16 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
 
     _lists_split = field_validator("cors_origins", "allowed_hosts", mode="before")(_split_commas)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        """An origin is ``scheme://host[:port]`` (or ``*``): anything else would match no
+        browser's Origin and silently allow nothing."""
+        for origin in value:
+            if not _ORIGIN.match(origin):
+                raise ValueError(f"{origin!r} is not an origin (https://host[:port], or *)")
+        return [origin.rstrip("/") for origin in value]
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -176,17 +176,14 @@ $("#export").addEventListener("click", async () => {
   if (!state.world) return;
   const format = $("#export-format").value;
   const name = $("#world-select").selectedOptions[0]?.textContent || "lorebook";
-  let blob, file;
-  if (format === "card-png") {  // the imported card's own image, with the world's lore inside
-    const headers = apiKey.value ? { Authorization: `Bearer ${apiKey.value}` } : {};
-    const response = await fetch(`/api/worlds/${state.world}/export?format=card&png=true`, { headers });
-    if (!response.ok) { showError(`${response.status}: ${readable((await response.json().catch(() => ({}))).detail) || response.statusText}`); return; }
-    blob = await response.blob(); file = `${name}.png`;
-  } else {
-    const document_ = await api(`/api/worlds/${state.world}/export?format=${format}`);
-    blob = new Blob([JSON.stringify(document_, null, 2)], { type: "application/json" });
-    file = `${name}${format === "card" ? ".card" : ""}.json`;
-  }
+  // the file as the server names it (its format in the name); a card PNG: the imported card's
+  // own image, with the world's lore inside
+  const query = format === "card-png" ? "format=card&png=true" : `format=${format}`;
+  const headers = apiKey.value ? { Authorization: `Bearer ${apiKey.value}` } : {};
+  const response = await fetch(`/api/worlds/${state.world}/export?${query}`, { headers });
+  if (!response.ok) { showError(`${response.status}: ${readable((await response.json().catch(() => ({}))).detail) || response.statusText}`); return; }
+  const blob = await response.blob();
+  const file = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "")?.[1] || `${name}.json`;
   const link = el("a", { href: URL.createObjectURL(blob), download: file, "data-testid": "download" });
   document.body.append(link); link.click(); link.remove();
   $("#import-status").textContent = `Exported ${name} as ${$("#export-format").selectedOptions[0].textContent}.`;

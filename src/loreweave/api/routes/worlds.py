@@ -21,6 +21,9 @@ from loreweave.lore import EntryFilter
 
 router = APIRouter(prefix="/api/worlds", tags=["worlds"])
 
+# an export's file name says its format: two exports of one world never overwrite each other
+SUFFIXES = {"worldinfo": ".world-info", "character-book": ".character-book", "card": ".card"}
+
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_world(body: WorldIn, lw: LW) -> WorldOut:
@@ -104,7 +107,7 @@ def export_lorebook(
         world = uow.worlds.require(world_id)
         name, fields = world.name, dict(world.extra or {})
     document, image = export_document(entries, format, name, fields)
-    filename = re.sub(r"[^\w.-]+", "_", name).strip("_") or "lorebook"
+    filename = (re.sub(r"[^\w.-]+", "_", name).strip("_") or "lorebook") + SUFFIXES[format]
     if png:
         if format != "card" or image is None:
             raise InvalidInput("only a card imported from a PNG exports as a PNG (format=card)")

@@ -8,11 +8,15 @@ except under ``CI=true``, where they fail: CI must exercise the real thing.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -154,3 +158,39 @@ def redis_url() -> Iterator[tuple[str, str]]:
 
 def database_url(database: Database) -> str:
     return database.engine.url.render_as_string(hide_password=False)
+
+
+# -- the command line, in this process --------------------------------------------------------
+class Cli(Protocol):
+    def __call__(
+        self, *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
+    """``run`` in this process: ``main()`` with the same environment, cwd, argv and stdin."""
+    from loreweave.cli import main
+
+    def invoke(
+        *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        capsys.readouterr()  # what came before is not this command's
+        with monkeypatch.context() as patch:
+            for key in list(os.environ):
+                if key.startswith("LOREWEAVE_") or key in ("MISTRAL_API_KEY", "OPENAI_API_KEY"):
+                    patch.delenv(key)
+            for key, value in {"COLUMNS": "250", **(env or {})}.items():
+                patch.setenv(key, value)
+            patch.chdir(cwd)
+            patch.setattr(sys, "argv", ["loreweave", *args])
+            patch.setattr(sys, "stdin", io.StringIO(stdin or ""))
+            try:
+                main()
+                code = 0
+            except SystemExit as exit:
+                code = exit.code if isinstance(exit.code, int) else 1
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["loreweave", *args], code, out, err)
+
+    return invoke

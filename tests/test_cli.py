@@ -8,7 +8,6 @@ prints and returns.  A real process is started only where the process itself is 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -17,7 +16,6 @@ import sys
 import threading
 import uuid
 from pathlib import Path
-from typing import Protocol
 
 import pytest
 from sqlalchemy import select
@@ -25,6 +23,8 @@ from sqlalchemy import select
 import loreweave
 from loreweave.db import Database
 from loreweave.db.models import ChatTurn, NoteUpdateTask
+
+from .conftest import Cli
 
 DATA = Path(__file__).parent / "data"
 
@@ -49,41 +49,6 @@ def run(
         timeout=120,
         check=False,
     )
-
-
-class Cli(Protocol):
-    def __call__(
-        self, *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
-    ) -> subprocess.CompletedProcess[str]: ...
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
-    """``run`` in this process: ``main()`` with the same environment, cwd, argv and stdin."""
-    from loreweave.cli import main
-
-    def invoke(
-        *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        capsys.readouterr()  # what came before is not this command's
-        with monkeypatch.context() as patch:
-            for key in list(os.environ):
-                if key.startswith("LOREWEAVE_") or key in ("MISTRAL_API_KEY", "OPENAI_API_KEY"):
-                    patch.delenv(key)
-            for key, value in {"COLUMNS": "250", **(env or {})}.items():
-                patch.setenv(key, value)
-            patch.chdir(cwd)
-            patch.setattr(sys, "argv", ["loreweave", *args])
-            patch.setattr(sys, "stdin", io.StringIO(stdin or ""))
-            try:
-                main()
-                code = 0
-            except SystemExit as exit:
-                code = exit.code if isinstance(exit.code, int) else 1
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(["loreweave", *args], code, out, err)
-
-    return invoke
 
 
 def test_help_and_version(tmp_path: Path) -> None:
@@ -257,9 +222,9 @@ def test_index_verify_and_rebuild(cli: Cli, tmp_path: Path) -> None:
     result = cli("index", "verify", cwd=tmp_path)
     assert result.returncode == 1 and "1 stale" in result.stdout
     result = cli("index", "verify", "--repair", cwd=tmp_path)
-    assert result.returncode == 0 and "1 entries repaired" in result.stdout
+    assert result.returncode == 0 and "1 entry repaired" in result.stdout
     result = cli("index", "rebuild", cwd=tmp_path)
-    assert result.returncode == 0 and "re-embedded 1 entries" in result.stdout
+    assert result.returncode == 0 and "re-embedded 1 entry" in result.stdout
 
 
 def test_index_verify_chunks_as_serve_does(cli: Cli, tmp_path: Path) -> None:
@@ -340,7 +305,7 @@ def test_demo_plays_offline_and_shows_the_memory(cli: Cli, tmp_path: Path) -> No
     for jargon in ("'E9'", "overhead", "(keyword)", "(vector)", "DEBUG"):
         assert jargon not in out, jargon
     assert "Momo Ayase        │ 3" in out
-    assert "5 turns, 1 entities created" in out
+    assert "5 turns, 1 entity created" in out
     assert "Next: loreweave serve" in out
     assert (tmp_path / "loreweave.db").exists()
     assert "Traceback" not in result.stderr
@@ -357,7 +322,7 @@ def test_chat_in_the_terminal(cli: Cli, tmp_path: Path) -> None:
         json.dumps({"entries": {"0": {"key": ["Momo"], "content": "Momo is a psychic girl."}}})
     )
     imported = cli("import", str(lorebook), "--new-world", "W", cwd=tmp_path)
-    world_id = imported.stdout.strip().split()[-1].strip("()")
+    world_id = re.search(r"into world 'W' \((.+)\)", imported.stdout).group(1)  # type: ignore[union-attr]
     cassette = tmp_path / "c.json"
     cassette.write_text(
         json.dumps(
@@ -390,7 +355,7 @@ def test_chat_in_the_terminal(cli: Cli, tmp_path: Path) -> None:
     )
     assert again.returncode == 0, again.stderr
     assert "(continued)" in again.stdout
-    assert "So far (1 turns, 1 notes" in again.stdout and "You: Hello Momo" in again.stdout
+    assert "So far (1 turn, 1 note" in again.stdout and "You: Hello Momo" in again.stdout
     assert "Momo smiled." in again.stdout  # /notes
     bad = cli("chat", "--world", str(uuid.uuid4()), cwd=tmp_path, env=env)
     assert bad.returncode == 1 and "not found" in bad.stderr
@@ -441,8 +406,9 @@ def test_bad_files_and_paths_are_one_error_line(cli: Cli, tmp_path: Path) -> Non
         cwd=tmp_path,
     )
     assert world.returncode == 0, world.stderr
-    imported = world.stdout.strip().splitlines()[-1]  # after "of them 1 new"
-    named = re.fullmatch(r"imported 1 entries from .+ into world 'W' \((.+)\)", imported)
+    imported, of_them = world.stdout.strip().splitlines()[-2:]  # what, then how many were new
+    assert of_them == "of them 1 new"
+    named = re.fullmatch(r"imported 1 entry from .+ into world 'W' \((.+)\)", imported)
     assert named, world.stdout  # the world by its name, then its id
     world_id = named.group(1)
     for target, expected in (
@@ -558,7 +524,7 @@ def test_sessions_lists_abandoned_sides_and_archives_them(cli: Cli, tmp_path: Pa
     refused = cli("sessions", "--archive", cwd=tmp_path)
     assert refused.returncode != 0 and "--abandoned" in refused.stderr
     archived = cli("sessions", "--abandoned", "--archive", cwd=tmp_path)
-    assert archived.returncode == 0 and "archived 1 sessions" in archived.stdout
+    assert archived.returncode == 0 and "archived 1 session (their memory is kept)" in archived.stdout
     everything = cli("sessions", cwd=tmp_path)
     assert "archived" in everything.stdout and "active" in everything.stdout
 

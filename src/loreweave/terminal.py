@@ -19,6 +19,7 @@ from loreweave.bootstrap import Loreweave, build
 from loreweave.config import Settings
 from loreweave.errors import InvalidInput, LoreweaveError
 from loreweave.feed import Watch, report
+from loreweave.wording import counted
 
 HELP = """/help    this list
 /notes   the session's notes: what the story has changed so far
@@ -62,7 +63,10 @@ def recap(lw: Loreweave, session_id: uuid.UUID, console: Console) -> None:
         notes = len(uow.notes.in_session(session_id))
     if not turns:
         return
-    console.print(f"[bold]So far[/] ({total} turns, {notes} notes; the last {len(turns)}):")
+    console.print(
+        f"[bold]So far[/] ({counted(total, 'turn')}, {counted(notes, 'note')}; "
+        f"the last {len(turns)}):"
+    )
     for turn in turns:
         if turn.user_message:
             console.print(f"  You: {turn.user_message}", markup=False, highlight=False)

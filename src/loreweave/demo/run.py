@@ -24,6 +24,7 @@ from loreweave.db.models import (
 )
 from loreweave.demo import bundled
 from loreweave.feed import WHY, Watch, report
+from loreweave.wording import counted
 
 WAIT_SECONDS = 300.0
 
@@ -82,8 +83,8 @@ def summary(lw: Loreweave, world_id: uuid.UUID, session_id: uuid.UUID, console: 
     calls = sum(v for (_, _, what), v in lw.providers.stats.snapshot().items() if what == "calls")
     scripted_calls = len(getattr(lw.providers.chat, "calls", []))
     console.print(
-        f"{turns} turns, {len(created)} entities created, "
-        f"{calls or scripted_calls} LLM calls. Database: {lw.database.url} "
+        f"{counted(turns, 'turn')}, {counted(len(created), 'entity')} created, "
+        f"{counted(calls or scripted_calls, 'LLM call')}. Database: {lw.database.url} "
         f"(world {world_id}, session {session_id})."
     )
 

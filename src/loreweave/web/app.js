@@ -20,6 +20,9 @@ async function api(path, options = {}) {
   return response.status === 204 ? null : response.json();
 }
 
+// "1 entry", "4 entries"
+function counted(n, one, many) { return `${n} ${n === 1 ? one : many}`; }
+
 // a validation error as a person reads it: "title: Field required; content: …"
 function readable(detail) {
   if (typeof detail === "string") return detail;
@@ -169,7 +172,7 @@ $("#import-file").addEventListener("change", async (event) => {
   hideError();
   const skipped = body.skipped.length ? ` Skipped: ${body.skipped.join("; ")}.` : "";
   const kept = [body.updated ? `${body.updated} updated` : "", body.merged ? `${body.merged} already in the world, merged` : ""].filter(Boolean).join(", ");
-  $("#import-status").textContent = `Imported ${body.imported} entries from ${file.name} (${body.kind})${kept ? `; ${kept}` : ""}.${skipped}`;
+  $("#import-status").textContent = `Imported ${counted(body.imported, "entry", "entries")} from ${file.name} (${body.kind})${kept ? `; ${kept}` : ""}.${skipped}`;
   await refreshEntries();
 });
 $("#export").addEventListener("click", async () => {
@@ -289,7 +292,7 @@ function inspector(turn) {
   if (!lore.entries) return "";
   const tokens = lore.entries.reduce((sum, e) => sum + e.tokens, 0);
   return el("details", { class: "inspector", "data-testid": `inspect-${turn.turn_index}` },
-    el("summary", {}, `Prompt inspector: ${lore.entries.length} entries, ${tokens} tokens of lore`),
+    el("summary", {}, `Prompt inspector: ${counted(lore.entries.length, "entry", "entries")}, ${tokens} tokens of lore`),
     el("ul", {}, ...lore.entries.map((e) => el("li", { "data-testid": "inspected" }, el("strong", {}, e.title), ` — ${WHY[e.why] || e.why} · ${e.tokens} tokens`))),
     el("pre", {}, lore.text));
 }

@@ -524,7 +524,9 @@ def test_sessions_lists_abandoned_sides_and_archives_them(cli: Cli, tmp_path: Pa
     refused = cli("sessions", "--archive", cwd=tmp_path)
     assert refused.returncode != 0 and "--abandoned" in refused.stderr
     archived = cli("sessions", "--abandoned", "--archive", cwd=tmp_path)
-    assert archived.returncode == 0 and "archived 1 session (their memory is kept)" in archived.stdout
+    assert (
+        archived.returncode == 0 and "archived 1 session (their memory is kept)" in archived.stdout
+    )
     everything = cli("sessions", cwd=tmp_path)
     assert "archived" in everything.stdout and "active" in everything.stdout
 

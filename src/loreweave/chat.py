@@ -143,11 +143,14 @@ class ChatService:
         self.transcript = transcript
         self.names = names
 
-    def start_session(self, world_id: uuid.UUID, title: str | None = None) -> ChatSession:
-        """A new chat session of the world (NotFound for an unknown world)."""
+    def start_session(
+        self, world_id: uuid.UUID, title: str | None = None, *, caller: str | None = None
+    ) -> ChatSession:
+        """A new chat session of the world (NotFound for an unknown world).  ``caller``: whose
+        chats it is among (the proxy matches a request only against its caller's chats)."""
         with self.database.uow() as uow:
             uow.worlds.require(world_id)
-            session = uow.sessions.add(ChatSession(world_id=world_id, title=title))
+            session = uow.sessions.add(ChatSession(world_id=world_id, title=title, caller=caller))
             uow.commit()
         return session
 

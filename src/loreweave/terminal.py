@@ -28,6 +28,9 @@ Anything else is your next line in the story."""
 RECAP_TURNS = 3
 POLL_SECONDS = 0.5
 SETTLE_SECONDS = 60.0
+# the terminal chat's sessions are its own: a proxied request (of an app with no key, say the
+# same first line) is never taken for a regenerate or an edit of them
+CALLER = "terminal"
 
 
 def open_session(
@@ -41,7 +44,7 @@ def open_session(
             if session.world_id != world.id:
                 raise InvalidInput(f"session {session_id} is not in world {world_id}")
             return session.id, False
-    return lw.chat.start_session(world_id, "Terminal").id, True
+    return lw.chat.start_session(world_id, "Terminal", caller=CALLER).id, True
 
 
 def show_notes(lw: Loreweave, session_id: uuid.UUID, console: Console) -> None:

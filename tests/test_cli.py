@@ -309,8 +309,27 @@ def test_demo_plays_offline_and_shows_the_memory(cli: Cli, tmp_path: Path) -> No
     assert "Next: loreweave serve" in out
     assert (tmp_path / "loreweave.db").exists()
     assert "Traceback" not in result.stderr
+    seen_as_kenta(tmp_path / "loreweave.db")
     again = cli("demo", cwd=tmp_path).stdout  # a second run's world is told apart
     assert "Hollow Hill (2)" in again and 'loreweave chat --world "Hollow Hill (2)"' in again
+
+
+def seen_as_kenta(path: Path) -> None:
+    """Issue 40: the demo's events have witnesses, so "seen as" shows a difference: Kenta does
+    not know what Momo learned at home without him."""
+    from loreweave.db.models import ChatSession
+    from loreweave.memory import observer as observers
+
+    database = Database(f"sqlite:///{path}")
+    with database.uow(read_only=True) as uow:
+        session = uow.session.scalars(select(ChatSession)).one()
+        narrator = observers.knowledge(uow, session, None)
+        kenta = observers.knowledge(uow, session, observers.resolve(uow, session, "kenta"))
+    database.dispose()
+    everything = {e.summary for k in narrator for e in k.events}
+    known = {e.summary for k in kenta for e in k.events}
+    at_home = next(s for s in everything if "learned from her grandmother" in s)
+    assert at_home not in known and known < everything
 
 
 def test_chat_in_the_terminal(cli: Cli, tmp_path: Path) -> None:

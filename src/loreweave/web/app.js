@@ -358,7 +358,7 @@ $("#turn-form").addEventListener("submit", async (event) => {
 // who knows what (DESIGN §1.6): an event's witnesses in words
 const witnesses = (event) => event.known_by.length ? `known by ${event.known_by.join(", ")}` : "public";
 const eventItem = (event) => el("li", { "data-testid": "known-event" },
-  el("span", { class: "muted" }, `turn ${event.turn_index + 1}: `), event.update_summary,
+  el("span", { class: "muted" }, `turn ${event.turn_index}: `), event.update_summary,
   el("span", { class: event.known_by.length ? "badge secret" : "badge" }, witnesses(event)));
 async function refreshObservers(events) {
   const box = $("#observer-select"), kept = box.value;
@@ -389,7 +389,7 @@ async function refreshNotes() {
     el("strong", {}, note.title), el("span", { class: "badge" }, `v${note.version}`),
     el("div", { class: "note" }, note.note_content),
     ...(note.missing_events || []).map((m) => el("div", { class: "missing", "data-testid": "missing-event" },
-      `missing an event of turn ${m.turn_index + 1} (failed; retry it in Queues): ${m.update_summary}`)))));
+      `missing an event of turn ${m.turn_index} (failed; retry it in Queues): ${m.update_summary}`)))));
 }
 function diff(before, after) {
   const a = before.split(/\s+/).filter(Boolean), b = after.split(/\s+/).filter(Boolean);

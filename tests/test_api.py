@@ -225,17 +225,20 @@ def test_promote_and_delete(client: TestClient, lw: Loreweave) -> None:
     assert client.get(f"/api/lore-entries/{kenta}").status_code == 404
 
 
+UNKNOWN = uuid.UUID(int=404)  # no row has it; fixed, so every xdist worker collects the same
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "code"),
     [
         ("post", "/api/worlds", {"name": ""}, 422),
         ("post", "/api/worlds", {"name": "x", "colour": "red"}, 422),
         ("get", "/api/worlds/not-a-uuid", None, 422),
-        ("get", f"/api/worlds/{uuid.uuid4()}", None, 404),
-        ("get", f"/api/lore-entries/{uuid.uuid4()}", None, 404),
-        ("post", f"/api/sessions/{uuid.uuid4()}/turns", {"message": "hi"}, 404),
-        ("post", f"/api/dual-queue/retry-note-update/{uuid.uuid4()}", None, 404),
-        ("get", f"/api/sessions/{uuid.uuid4()}/search?q=x", None, 404),
+        ("get", f"/api/worlds/{UNKNOWN}", None, 404),
+        ("get", f"/api/lore-entries/{UNKNOWN}", None, 404),
+        ("post", f"/api/sessions/{UNKNOWN}/turns", {"message": "hi"}, 404),
+        ("post", f"/api/dual-queue/retry-note-update/{UNKNOWN}", None, 404),
+        ("get", f"/api/sessions/{UNKNOWN}/search?q=x", None, 404),
     ],
 )
 def test_bad_input_is_a_4xx_with_a_message(

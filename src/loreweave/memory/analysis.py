@@ -46,6 +46,7 @@ from loreweave.llm.prompts.analysis import (
     batch_analysis_schema,
 )
 from loreweave.llm.types import ChatModel, ChatRequest
+from loreweave.memory import answers
 from loreweave.memory.grounding import shares_something, unknown_full_names
 from loreweave.memory.ports import (
     ANALYSIS_QUEUE,
@@ -255,7 +256,7 @@ class AnalysisService:
             plan.updates.append(
                 Update(
                     entry_id,
-                    _clip(update.update_summary, self.config.max_summary_chars),
+                    answers.bounded(update.update_summary, self.config.max_summary_chars),
                     self._witnesses(plan, update.known_by, shown, what),
                 )
             )
@@ -277,9 +278,13 @@ class AnalysisService:
         if len(plan.creations) >= self.config.max_creations_per_turn:
             plan.rejected.append("creation dropped: over the cap")
             return None
+        kind = answers.name(entity_type, answers.ENTITY_TYPE_CHARS).title()
+        if not kind:
+            plan.rejected.append(f"creation dropped: its entity type {entity_type!r} is no name")
+            return None
         creation = Creation(
-            entity_type.strip()[:50].title(),
-            _clip(summary, self.config.max_summary_chars),
+            kind,
+            answers.bounded(summary, self.config.max_summary_chars),
             known_by=self._witnesses(plan, known_by, shown, "a creation"),
         )
         plan.creations.append(creation)
@@ -334,7 +339,9 @@ class AnalysisService:
                     later.followups.append(
                         {
                             "turn_index": turn.turn_index,
-                            "update_summary": _clip(summary, self.config.max_summary_chars),
+                            "update_summary": answers.bounded(
+                                summary, self.config.max_summary_chars
+                            ),
                             "known_by": self._witnesses(plan, known_by, shown, f"{ref}'s update"),
                         }
                     )

@@ -43,6 +43,7 @@ from loreweave.memory.grounding import new_names
 from loreweave.memory.ports import Job, Outcome
 from loreweave.memory.task_worker import MemoryWorker
 from loreweave.memory.usable import copied_placeholder, joined_without_repeats, repetition
+from loreweave.validation import scrub
 
 log = logging.getLogger("loreweave.rewrite")
 
@@ -104,7 +105,7 @@ def clean_rewrite(
     """The note an LLM answered, or InvalidResponse when it is empty, runs away, repeats itself
     (what the note and its events already repeated aside), copies a placeholder, or (with
     ``grounded``) names someone its title, lore, old note and events never do."""
-    note = text.strip()
+    note = scrub(text).strip()
     for label in ECHOED_LABELS:
         if note.startswith(label):
             note = note[len(label) :].strip()
@@ -178,8 +179,8 @@ class NoteRewriteWorker(MemoryWorker):
 
     @property
     def _checks(self) -> dict[str, Any]:
-        """What a rewritten note is held to: grounding, and its bound when it has a target."""
-        bound = note_max_chars(self.target_words) if self.target_words else None
+        """What a rewritten note is held to: grounding, and its bound (from its target)."""
+        bound = note_max_chars(self.target_words)
         return {"grounded": self.limits.ground_notes, "max_chars": bound}
 
     def handle(self, job: Job[NoteUpdateTask]) -> Outcome:

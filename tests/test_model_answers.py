@@ -1,0 +1,95 @@
+"""Whatever a model answers, the memory stays whole (issue 41): every text a model writes is
+normalised (no NUL, no lone surrogate, no bidi or zero-width character in a name) and bounded
+by its setting before it is stored; a rewrite answered as JSON, or echoing its prompt, is
+unusable; a witness is resolved by name, or dropped with a note — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from sqlalchemy import select
+
+from loreweave.db import Database
+from loreweave.db.models import ChatTurn, LoreEntry, NoteUpdateTask, SessionNote
+from loreweave.llm.providers.scripted import ScriptedChatModel
+from loreweave.memory import answers
+
+from .pipeline_support import RoutedModel, make_app, make_world
+
+
+def _analysis(answer: dict[str, object]) -> ScriptedChatModel:
+    model = ScriptedChatModel()
+    model.add({"updates": [], "creations": [], **answer}, prompt="analysis")
+    return model
+
+
+def _turn(database: Database, session_id: uuid.UUID) -> ChatTurn:
+    with database.uow(read_only=True) as uow:
+        return uow.session.scalars(select(ChatTurn).where(ChatTurn.session_id == session_id)).one()
+
+
+def _notes(database: Database) -> list[str]:
+    with database.uow(read_only=True) as uow:
+        return list(uow.session.scalars(select(SessionNote.note_content)))
+
+
+def test_a_created_entry_is_stored_within_its_bound(database: Database, tmp_path: Path) -> None:
+    """Issue 41, 1: a creation answering 50,004 characters of content is stored within
+    ``max_entry_chars``; its title and tags within theirs, without bidi or zero-width marks."""
+    analysis = _analysis(
+        {"creations": [{"entity_type": "Character", "creation_summary": "Kae arrives."}]}
+    )
+    creation = ScriptedChatModel()
+    content = "Kae is a courier. She runs the night roads. " + "x" * 50_000
+    tags = ["\u202eevil\u202c", "t\u200b", *(f"tag{i}" for i in range(40)), "y" * 500]
+    creation.add({"title": "Kae\u200f", "content": content, "tags": tags}, prompt="creation")
+    model = RoutedModel(analysis=analysis, creation=creation)
+    app = make_app(database, tmp_path, model)
+    _, session_id, _ = make_world(database, ("Isolde", "Character", "The lighthouse keeper."))
+    app.chat.record(session_id, "Kae knocks at the door.", "Isolde lets Kae in.")
+    app.pipeline.drain()
+    with database.uow(read_only=True) as uow:
+        [entry] = uow.session.scalars(
+            select(LoreEntry).where(LoreEntry.is_dynamically_generated.is_(True))
+        ).all()
+    assert entry.title == "Kae"
+    assert len(entry.content) <= 2000
+    assert entry.content == "Kae is a courier. She runs the night roads."  # cut at a sentence
+    assert entry.tags[:2] == ["evil", "t"] and len(entry.tags) <= 20
+    assert all(len(tag) <= 40 for tag in entry.tags)
+
+
+def test_nul_and_lone_surrogates_from_the_model_are_never_stored(
+    database: Database, tmp_path: Path
+) -> None:
+    """Issue 41, 4: an analysis summary with a NUL failed the turn on PostgreSQL (DataError,
+    its SQL quoted in processing_errors) and was stored on SQLite; a rewrite with one too."""
+    analysis = ScriptedChatModel()
+    raw = (
+        '{"updates": [{"lore_entry_id": "E1", "update_summary": "Isolde lights the '
+        'lamp.\\u0000 It burns\\ud800."}], "creations": []}'
+    )
+    analysis.add(raw, prompt="analysis")
+    rewrite = ScriptedChatModel()
+    rewrite.add("Isolde\x00 keeps the lamp lit.\ud800", prompt="rewrite")
+    model = RoutedModel(analysis=analysis, rewrite=rewrite)
+    app = make_app(database, tmp_path, model)
+    _, session_id, _ = make_world(database, ("Isolde", "Character", "The lighthouse keeper."))
+    app.chat.record(session_id, "Isolde lights the lamp.", "It burns.")
+    app.pipeline.drain()
+    turn = _turn(database, session_id)
+    assert turn.processing_status == "done", turn.processing_errors
+    with database.uow(read_only=True) as uow:
+        summaries = uow.session.scalars(select(NoteUpdateTask.update_summary)).all()
+    assert summaries == ["Isolde lights the lamp. It burns."]
+    assert _notes(database) == ["Isolde keeps the lamp lit."]
+
+
+def test_a_text_over_its_bound_is_cut_at_a_sentence_else_at_a_word() -> None:
+    assert answers.bounded("One. Two is 3.14 long. Three", 27) == "One. Two is 3.14 long."
+    assert answers.bounded("One. Two is 3.14 long.", 16) == "One."
+    assert answers.bounded("Kae " + "x" * 50, 20) == "Kae " + "x" * 15 + "…"
+    assert answers.bounded("a few words without an end", 20) == "a few words without…"
+    assert answers.bounded(" So\x00 short. ", 5) == "So…"
+    assert answers.name("\u202eKae\u200b  the\ufeff Bold\x00", 40) == "Kae the Bold"

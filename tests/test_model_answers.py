@@ -5,6 +5,7 @@ unusable; a witness is resolved by name, or dropped with a note — on SQLite an
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from loreweave.db import Database
 from loreweave.db.models import ChatTurn, LoreEntry, NoteUpdateTask, SessionNote
 from loreweave.llm.providers.scripted import ScriptedChatModel
+from loreweave.llm.types import ChatModel, ChatRequest, ChatResponse
 from loreweave.memory import answers
 
 from .pipeline_support import RoutedModel, make_app, make_world
@@ -93,3 +95,59 @@ def test_a_text_over_its_bound_is_cut_at_a_sentence_else_at_a_word() -> None:
     assert answers.bounded("a few words without an end", 20) == "a few words without…"
     assert answers.bounded(" So\x00 short. ", 5) == "So…"
     assert answers.name("\u202eKae\u200b  the\ufeff Bold\x00", 40) == "Kae the Bold"
+
+
+class _Echo:
+    """A rewrite model that answers with its prompt, as a small model sometimes does."""
+
+    provider = "echo"
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        return ChatResponse(request.messages[0].content, request.model)
+
+
+def _unusable_rewrite(
+    database: Database, tmp_path: Path, rewrite: ChatModel
+) -> tuple[str | None, NoteUpdateTask]:
+    analysis = ScriptedChatModel()
+    for text, event in (("one", "Aoi meets Bex at the gate."), ("two", "Bex hides the letter.")):
+        answer = {"updates": [{"lore_entry_id": "E1", "update_summary": event}], "creations": []}
+        analysis.add(answer, prompt="analysis", contains=[text])
+    model = RoutedModel(analysis=analysis, rewrite=rewrite)
+    model.models["rewrite.repair"] = rewrite
+    app = make_app(
+        database,
+        tmp_path,
+        model,
+        pipeline_config={"rewrite_first_note": False, "ground_notes": False},
+        dual_queue_config={"note_update_queue": {"max_retries": 1, "retry_delay": 0}},
+    )
+    _, session_id, ids = make_world(database, ("Bex", "Character", "A thief of the docks."))
+    for text in ("one", "two"):
+        app.chat.record(session_id, f"Turn {text}: Bex.", "…")
+        for _ in range(3):
+            app.pipeline.drain()
+    with database.uow(read_only=True) as uow:
+        note = uow.notes.for_entry(session_id, ids["Bex"])
+        last = uow.session.scalars(
+            select(NoteUpdateTask).where(NoteUpdateTask.turn_index == 1)
+        ).one()
+        return (note.note_content if note else None), last
+
+
+def test_a_rewrite_answered_as_json_is_unusable(database: Database, tmp_path: Path) -> None:
+    """Issue 41, 2: a plain rewrite answered ``{"note": …, "extra": 1}`` ended done, the note
+    that JSON text; now it is asked again, then the event fails and the previous note stays."""
+    rewrite = ScriptedChatModel()
+    answer = json.dumps({"note": "Aoi is here.", "extra": 1})
+    for prompt in ("rewrite", "rewrite.repair"):
+        rewrite.add(f"```json\n{answer}\n```", prompt=prompt, repeat=True)
+    note, last = _unusable_rewrite(database, tmp_path, rewrite)
+    assert note == "Aoi meets Bex at the gate."
+    assert last.status == "failed" and "JSON" in (last.error_message or "")
+
+
+def test_a_rewrite_echoing_its_prompt_is_unusable(database: Database, tmp_path: Path) -> None:
+    note, last = _unusable_rewrite(database, tmp_path, _Echo())
+    assert note == "Aoi meets Bex at the gate."
+    assert last.status == "failed" and "echoes its prompt" in (last.error_message or "")

@@ -8,6 +8,7 @@ note stays): see :func:`note`."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from loreweave.llm.prompts.creation import TAG_CHARS, TITLE_CHARS, CreatedEntity
@@ -65,3 +66,34 @@ def entry(made: CreatedEntity, max_chars: int) -> CreatedEntity:
             "tags": names(list(made.tags), TAG_CHARS, MAX_TAGS),
         }
     )
+
+
+# -- a note answered in plain text: what makes it no note at all --------------------------------
+_FENCED = re.compile(r"^```[\w-]*\s*(.*?)\s*```$", re.DOTALL)
+ECHO_LINE_CHARS = 20  # a line of a prompt this long, quoted whole, is an echo
+
+
+def as_json(text: str) -> str | None:
+    """Why ``text``, asked as prose, is JSON instead (a JSON object or list, bare or in a code
+    fence: a model answering the shape of another prompt), or None."""
+    stripped = text.strip()
+    fenced = _FENCED.match(stripped)
+    body = fenced.group(1) if fenced else stripped
+    if body[:1] not in ("{", "["):
+        return None
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    kind = "an object" if isinstance(value, dict) else "a list"
+    return f"the answer is JSON ({kind}), not the prose asked for"
+
+
+def echoed(text: str, asked: str, given: str) -> str | None:
+    """Why ``text`` echoes its prompt ``asked`` (a line of the prompt's own, not of the inputs
+    ``given`` it shows, quoted whole), or None."""
+    for line in asked.splitlines():
+        line = line.strip()
+        if len(line) >= ECHO_LINE_CHARS and line in text and line not in given:
+            return f"the answer echoes its prompt: {line[:60]!r}"
+    return None

@@ -151,3 +151,53 @@ def test_a_rewrite_echoing_its_prompt_is_unusable(database: Database, tmp_path: 
     note, last = _unusable_rewrite(database, tmp_path, _Echo())
     assert note == "Aoi meets Bex at the gate."
     assert last.status == "failed" and "echoes its prompt" in (last.error_message or "")
+
+
+def test_witnesses_are_resolved_by_name_and_the_rest_dropped_with_a_note(
+    database: Database, tmp_path: Path
+) -> None:
+    """Issue 41, 3: a witness named by its full name (27 characters) made the schema refuse the
+    whole answer six times and failed the turn for good; now a witness is a shown character's
+    ref, title or alias in any case (as the proxy resolves observers) or the user, and what
+    is none of them is dropped with a note."""
+    known_by = [
+        "Captain Aldric of the Watch",
+        "mira",
+        " the  WITCH\u200b ",
+        "{{user}}",
+        "Someone Nobody Knows At All, " * 20,
+        7,
+        "E1",
+    ]
+    analysis = _analysis(
+        {
+            "updates": [
+                {
+                    "lore_entry_id": "E1",
+                    "update_summary": "Aldric bars the gate.",
+                    "known_by": known_by,
+                }
+            ]
+        }
+    )
+    app = make_app(database, tmp_path, RoutedModel(analysis=analysis, rewrite=_Echo()))
+    _, session_id, ids = make_world(
+        database,
+        ("Captain Aldric of the Watch", "Character", "The captain of the watch."),
+        ("Mira", "Character", "A priestess."),
+        ("Isolde", "Character", "A keeper."),
+    )
+    with database.uow() as uow:
+        uow.entries.require(ids["Isolde"]).aliases = ["The Witch"]
+        uow.commit()
+    app.chat.record(session_id, "Aldric bars the gate.", "Mira watches.")
+    app.pipeline.drain()
+    turn = _turn(database, session_id)
+    assert turn.processing_status == "done", turn.processing_errors
+    with database.uow(read_only=True) as uow:
+        [update] = uow.session.scalars(select(NoteUpdateTask)).all()
+    aldric, mira, isolde = (str(ids[t]) for t in ("Captain Aldric of the Watch", "Mira", "Isolde"))
+    assert update.known_by == [aldric, mira, isolde, "USER"]
+    errors = turn.processing_errors or ""
+    assert "witness 'Someone Nobody Knows At All" in errors and "witness '7'" in errors
+    assert len(errors) < 600

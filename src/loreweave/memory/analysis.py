@@ -48,6 +48,7 @@ from loreweave.llm.prompts.analysis import (
 from loreweave.llm.types import ChatModel, ChatRequest
 from loreweave.memory import answers
 from loreweave.memory.grounding import shares_something, unknown_full_names
+from loreweave.memory.observer import CHARACTER, USER_NAMES, name_key
 from loreweave.memory.ports import (
     ANALYSIS_QUEUE,
     ENTITY_CREATION_QUEUE,
@@ -58,6 +59,9 @@ from loreweave.memory.ports import (
     UnitOfWorkFactory,
 )
 from loreweave.memory.usable import copied_placeholder
+
+WITNESS_CHARS = 200  # a witness's name is resolved, or dropped, at most this long
+NOTED_WITNESSES = 3  # the dropped witnesses of one event noted each; the rest counted
 
 
 @dataclass
@@ -89,12 +93,24 @@ class AnalysisPlan:
 
 @dataclass(frozen=True)
 class Shown:
-    """What an analysis request showed: its refs (E1…) and their entries, which of them are
-    characters (who may witness), and the entities' names (titles and aliases)."""
+    """What an analysis request showed: its refs (E1…) and their entries, who may witness
+    (:func:`witnesses`), and the entities' names (titles and aliases)."""
 
     refs: dict[str, uuid.UUID]
-    characters: frozenset[str]
+    witnesses: dict[str, str]
     names: str
+
+
+def witnesses(refs: dict[str, LoreEntry]) -> dict[str, str]:
+    """Who may witness, as ``known_by`` stores them (a Character's entry id, ``USER``), by
+    every name an answer may give: a shown character's ref, its title or an alias (any case,
+    any spacing: as the proxy resolves observers, :func:`observer.resolve`), the user's."""
+    found = {name_key(name): USER for name in (*USER_NAMES, USER)}
+    for ref, entry in refs.items():
+        if entry.entity_type.casefold() == CHARACTER:
+            for name in (ref, entry.title, *(entry.aliases or [])):
+                found.setdefault(name_key(name), str(entry.id))
+    return found
 
 
 def _said(turn: ChatTurn) -> str:
@@ -205,29 +221,33 @@ class AnalysisService:
                     parts=parts,
                 )
         names = "\n".join(f"{e.title} {' '.join(e.aliases or [])}" for e in refs.values())
-        shown = Shown({ref: e.id for ref, e in refs.items()}, frozenset(characters), names)
+        shown = Shown({ref: e.id for ref, e in refs.items()}, witnesses(refs), names)
         return request, shown
 
     @staticmethod
     def _witnesses(
         plan: AnalysisPlan, known_by: Sequence[str], shown: Shown, what: str
     ) -> list[str]:
-        """``known_by`` as stored: the shown characters' entry ids and USER, once each, in
-        order; any other ref is dropped and recorded (like an invented update id)."""
+        """``known_by`` as stored: the witnesses it names (:func:`witnesses`), once each, in
+        order; any other name is dropped and recorded (like an invented update id), never
+        failing the analysis."""
         found: list[str] = []
+        dropped: list[str] = []
         for raw in known_by:
-            ref = raw.strip().upper()
-            if ref == USER:
-                witness = USER
-            elif ref in shown.characters:
-                witness = str(shown.refs[ref])
-            else:
-                plan.rejected.append(
-                    f"witness {raw!r} of {what} dropped (not a character shown to the analysis)"
-                )
-                continue
-            if witness not in found:
+            witness = shown.witnesses.get(name_key(answers.name(raw, WITNESS_CHARS)))
+            if witness is None:
+                dropped.append(raw)
+            elif witness not in found:
                 found.append(witness)
+        for raw in dropped[:NOTED_WITNESSES]:
+            plan.rejected.append(
+                f"witness {_clip(raw, 40)!r} of {what} dropped "
+                "(no character shown to the analysis has that ref or name)"
+            )
+        if len(dropped) > NOTED_WITNESSES:
+            plan.rejected.append(
+                f"{len(dropped) - NOTED_WITNESSES} more witnesses of {what} dropped"
+            )
         return found
 
     # -- validation ------------------------------------------------------------------------------

@@ -173,7 +173,7 @@ def test_witnesses_are_resolved_by_name_and_the_rest_dropped_with_a_note(
         {
             "updates": [
                 {
-                    "lore_entry_id": "E1",
+                    "lore_entry_id": "\u200be1",  # a zero-width mark, any case
                     "update_summary": "Aldric bars the gate.",
                     "known_by": known_by,
                 }

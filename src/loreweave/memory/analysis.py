@@ -252,7 +252,7 @@ class AnalysisService:
 
     # -- validation ------------------------------------------------------------------------------
     def _update(self, plan: AnalysisPlan, update: EntityUpdate, shown: Shown, said: str) -> None:
-        entry_id = shown.refs.get(update.lore_entry_id.upper())
+        entry_id = shown.refs.get(answers.name(update.lore_entry_id, 20).upper())
         placeholder = copied_placeholder(update.update_summary)
         if placeholder is not None:
             plan.rejected.append(

@@ -201,3 +201,19 @@ def test_witnesses_are_resolved_by_name_and_the_rest_dropped_with_a_note(
     errors = turn.processing_errors or ""
     assert "witness 'Someone Nobody Knows At All" in errors and "witness '7'" in errors
     assert len(errors) < 600
+
+
+def test_a_chat_reply_with_a_nul_is_recorded_without_it(database: Database, tmp_path: Path) -> None:
+    """The chat model's reply is a model's answer too: a NUL in it failed the turn on
+    PostgreSQL (the reply paid for, then a DataError)."""
+    chat = ScriptedChatModel()
+    chat.add("The lamp\x00 is lit.\ud800", prompt="chat", repeat=True)
+    app = make_app(database, tmp_path, RoutedModel(chat=chat))
+    _, session_id, _ = make_world(database, ("Isolde", "Character", "The lighthouse keeper."))
+    played = app.chat.turn(session_id, "Light it.")
+    streamed = list(app.chat.turn_stream(session_id, "Again."))
+    assert played.reply == "The lamp is lit."
+    assert streamed[-1].result is not None and streamed[-1].result.reply == "The lamp is lit."
+    with database.uow(read_only=True) as uow:
+        replies = [t.assistant_message for t in uow.turns.recent(session_id, 10)]
+    assert replies == ["The lamp is lit.", "The lamp is lit."]

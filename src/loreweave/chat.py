@@ -28,7 +28,7 @@ from loreweave.llm.prompts import render
 from loreweave.llm.types import ChatModel, ChatRequest, Message, stream_text
 from loreweave.memory.observer import resolve as resolve_observer
 from loreweave.memory.transcript import Reverted, TranscriptService
-from loreweave.validation import require_clean
+from loreweave.validation import require_clean, scrub
 from loreweave.vectors.retrieval import RetrievedEntry, Retriever
 
 log = logging.getLogger("loreweave.chat")
@@ -356,8 +356,8 @@ class ChatService:
             try:
                 parts = []
                 for chunk in stream_text(self.chat_model, prepared.request):
-                    parts.append(chunk)
-                    yield StreamEvent("delta", chunk)
+                    parts.append(scrub(chunk))  # a model's text: storable, encodable
+                    yield StreamEvent("delta", parts[-1])
                 answered_at = time.perf_counter()
                 reply = "".join(parts)
                 turn = self.persist(
@@ -417,21 +417,16 @@ class ChatService:
         try:
             prepared = self.prepare(session_id, message, observer=observer)
             prepared_at = time.perf_counter()
-            response = self.chat_model.complete(prepared.request)
+            reply = scrub(self.chat_model.complete(prepared.request).text)  # storable
             answered_at = time.perf_counter()
             turn = self.persist(
-                session_id,
-                message,
-                response.text,
-                prepared.used_entries,
-                lore=prepared.lore,
-                key=key,
+                session_id, message, reply, prepared.used_entries, lore=prepared.lore, key=key
             )
         finally:
             self._release(session_id, key)
-        if turn.assistant_message != response.text:  # another request with the key came first
+        if turn.assistant_message != reply:  # another request with the key came first
             return TurnResult(turn.id, turn.turn_index, turn.assistant_message, [], 0.0, {})
-        result = self._result(turn, response.text, prepared, started, prepared_at, answered_at)
+        result = self._result(turn, reply, prepared, started, prepared_at, answered_at)
         log.debug("turn %d of %s: %s", turn.turn_index, session_id, result.timings)
         return result
 

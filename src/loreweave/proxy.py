@@ -42,6 +42,7 @@ from loreweave.follow import (
 from loreweave.llm.types import ChatRequest, ChatResponse, Message, stream_text
 from loreweave.lookup import find_world
 from loreweave.memory.transcript import TranscriptService
+from loreweave.validation import scrub
 from loreweave.vectors.retrieval import RetrievedEntry, Retriever, Trigger
 
 log = logging.getLogger("loreweave.proxy")
@@ -300,6 +301,7 @@ class ProxyService:
                 response = ChatResponse(prepared.recorded, prepared.request.model)
             else:
                 response = self.chat.chat_model.complete(prepared.request)
+                response = replace(response, text=scrub(response.text))
             self.finish(prepared, response.text)
         finally:
             self._release(prepared)
@@ -315,8 +317,8 @@ class ProxyService:
                 pieces = stream_text(self.chat.chat_model, prepared.request)
             parts = []
             for piece in pieces:
-                parts.append(piece)
-                yield piece
+                parts.append(scrub(piece))  # a model's text: storable, encodable
+                yield parts[-1]
             self.finish(prepared, "".join(parts))
         finally:
             self._release(prepared)

@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from loreweave.config import LLMConfig
+from loreweave.db import request_keys
 from loreweave.db.engine import Database
 from loreweave.db.models import USER, ChatSession, ChatTurn, TurnStatus, utcnow
 from loreweave.db.uow import UnitOfWork
@@ -27,7 +28,7 @@ from loreweave.llm.prompts import render
 from loreweave.llm.types import ChatModel, ChatRequest, Message, stream_text
 from loreweave.memory.observer import resolve as resolve_observer
 from loreweave.memory.transcript import Reverted, TranscriptService
-from loreweave.validation import require_clean
+from loreweave.validation import require_clean, scrub
 from loreweave.vectors.retrieval import RetrievedEntry, Retriever
 
 log = logging.getLogger("loreweave.chat")
@@ -303,6 +304,23 @@ class ChatService:
                 return None
             return TurnResult(turn.id, turn.turn_index, turn.assistant_message, [], 0.0, {})
 
+    def _hold(self, session_id: uuid.UUID, key: str | None, message: str) -> TurnResult | None:
+        """The turn recorded under ``key`` (the same request again: its answer), or None once
+        the key is this request's to answer (:mod:`loreweave.db.request_keys`): a request
+        with the key already in flight is waited for, so one chat call answers both."""
+        if key is None:
+            return None
+        return request_keys.hold(
+            self.database,
+            f"session:{session_id}",
+            key,
+            lambda: self.already_recorded(session_id, key, message),
+        )
+
+    def _release(self, session_id: uuid.UUID, key: str | None) -> None:
+        if key is not None:
+            request_keys.release(self.database, f"session:{session_id}", key)
+
     def regenerate(self, session_id: uuid.UUID, turn_index: int) -> tuple[ChatTurn, Reverted]:
         """A new reply for the last turn from the chat model; the old reply is kept as an
         alternative, its memory changes undone and the new reply analysed."""
@@ -334,23 +352,30 @@ class ChatService:
         sessions raise here, before the stream starts; the turn is recorded once it is complete.
         A turn already recorded under ``key`` is one ``delta`` of its reply, then ``done``."""
         message = self.validate(message)
-        again = self.already_recorded(session_id, key, message)
+        again = self._hold(session_id, key, message)
         if again is not None:
             return iter([StreamEvent("delta", again.reply), StreamEvent("done", result=again)])
         started = time.perf_counter()
-        prepared = self.prepare(session_id, message, observer=observer)
+        try:
+            prepared = self.prepare(session_id, message, observer=observer)
+        except BaseException:
+            self._release(session_id, key)
+            raise
         prepared_at = time.perf_counter()
 
         def events() -> Iterator[StreamEvent]:
-            parts = []
-            for chunk in stream_text(self.chat_model, prepared.request):
-                parts.append(chunk)
-                yield StreamEvent("delta", chunk)
-            answered_at = time.perf_counter()
-            reply = "".join(parts)
-            turn = self.persist(
-                session_id, message, reply, prepared.used_entries, lore=prepared.lore, key=key
-            )
+            try:
+                parts = []
+                for chunk in stream_text(self.chat_model, prepared.request):
+                    parts.append(scrub(chunk))  # a model's text: storable, encodable
+                    yield StreamEvent("delta", parts[-1])
+                answered_at = time.perf_counter()
+                reply = "".join(parts)
+                turn = self.persist(
+                    session_id, message, reply, prepared.used_entries, lore=prepared.lore, key=key
+                )
+            finally:
+                self._release(session_id, key)
             yield StreamEvent(
                 "done",
                 result=self._result(turn, reply, prepared, started, prepared_at, answered_at),
@@ -396,20 +421,23 @@ class ChatService:
         observer: str | None = None,
     ) -> TurnResult:
         message = self.validate(message)
-        again = self.already_recorded(session_id, key, message)
+        again = self._hold(session_id, key, message)
         if again is not None:
             return again
         started = time.perf_counter()
-        prepared = self.prepare(session_id, message, observer=observer)
-        prepared_at = time.perf_counter()
-        response = self.chat_model.complete(prepared.request)
-        answered_at = time.perf_counter()
-        turn = self.persist(
-            session_id, message, response.text, prepared.used_entries, lore=prepared.lore, key=key
-        )
-        if turn.assistant_message != response.text:  # another request with the key came first
+        try:
+            prepared = self.prepare(session_id, message, observer=observer)
+            prepared_at = time.perf_counter()
+            reply = scrub(self.chat_model.complete(prepared.request).text)  # storable
+            answered_at = time.perf_counter()
+            turn = self.persist(
+                session_id, message, reply, prepared.used_entries, lore=prepared.lore, key=key
+            )
+        finally:
+            self._release(session_id, key)
+        if turn.assistant_message != reply:  # another request with the key came first
             return TurnResult(turn.id, turn.turn_index, turn.assistant_message, [], 0.0, {})
-        result = self._result(turn, response.text, prepared, started, prepared_at, answered_at)
+        result = self._result(turn, reply, prepared, started, prepared_at, answered_at)
         log.debug("turn %d of %s: %s", turn.turn_index, session_id, result.timings)
         return result
 

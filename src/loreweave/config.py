@@ -264,6 +264,9 @@ class PipelineConfig(_Group):
     )
     poll_interval: float = Field(1.0, gt=0, description="seconds an idle worker waits")
     sweep_interval: float = Field(5.0, gt=0)
+    startup_wait: float = Field(
+        120.0, ge=0, description="seconds a worker started while the database is down waits for it"
+    )
 
 
 class PriorityConfig(_Group):

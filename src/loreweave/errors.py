@@ -13,7 +13,7 @@ The command line and the HTTP API turn these into one readable line or a 4xx ans
     ├── Forbidden                   an API key limited to other worlds
     ├── Conflict                    a uniqueness or state conflict
     │   └── ConcurrentChange        a note changed under a rewrite, again and again
-    ├── LeaseLost                   a job's claim expired and went to another worker
+    ├── LeaseLost                   a job's claim expired, or a transcript cut it (.cut)
     ├── InvalidInput                input that fails validation
     └── ProviderError               an LLM or embedding provider failed (.retriable)
         ├── RateLimited             429 (.retry_after)            retriable
@@ -74,7 +74,12 @@ class ConcurrentChange(Conflict):
 
 
 class LeaseLost(LoreweaveError):
-    """A job's claim expired and it went to another worker: this worker's result is dropped."""
+    """A job's claim expired and it went to another worker, or (``cut``) a transcript change
+    cancelled or handed back its jobs: this worker's result is dropped."""
+
+    def __init__(self, message: str, *, cut: bool = False) -> None:
+        super().__init__(message)
+        self.cut = cut
 
 
 class InvalidInput(LoreweaveError):

@@ -17,13 +17,14 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import func, select
 
 from loreweave.chat import ChatService, Names, lore_block
 from loreweave.config import LLMConfig, ProxyConfig
+from loreweave.db import request_keys
 from loreweave.db.engine import Database
 from loreweave.db.models import ChatSession, ChatTurn, World, utcnow
 from loreweave.errors import InvalidInput, NotFound
@@ -41,6 +42,7 @@ from loreweave.follow import (
 from loreweave.llm.types import ChatRequest, ChatResponse, Message, stream_text
 from loreweave.lookup import find_world
 from loreweave.memory.transcript import TranscriptService
+from loreweave.validation import scrub
 from loreweave.vectors.retrieval import RetrievedEntry, Retriever, Trigger
 
 log = logging.getLogger("loreweave.proxy")
@@ -100,6 +102,7 @@ class Prepared:
     key: str | None = None  # the client's Idempotency-Key: the turn recorded under it
     recorded: str | None = None  # the same request again: this reply, nothing called or recorded
     speaker: str | None = None  # a group chat's member who speaks this reply
+    held: str | None = None  # the scope of the key this request holds until it is recorded
 
 
 # what SillyTavern calls each kind of generation (World Info's ``triggers``)
@@ -172,6 +175,36 @@ class ProxyService:
 
     # -- a request -----------------------------------------------------------------------------
     def prepare(
+        self,
+        target: Target,
+        raw: Sequence[tuple[str, str]],
+        *,
+        caller: str | None = None,
+        key: str | None = None,
+        **options: Any,
+    ) -> Prepared:
+        """A request made ready (:meth:`_prepare`).  With a ``key``, one request at a time per
+        key and caller: the same request sent twice at once waits for the first to be recorded,
+        then reads as that request again (its recorded reply; no second chat or session)."""
+        if key is None:
+            return self._prepare(target, raw, caller=caller, **options)
+        scope = f"proxy:{target.world.id}:{caller or ''}"
+        request_keys.hold(self.database, scope, key, lambda: None)
+        try:
+            prepared = self._prepare(target, raw, caller=caller, key=key, **options)
+        except BaseException:
+            request_keys.release(self.database, scope, key)
+            raise
+        if prepared.recorded is not None:  # answered from the record: nothing to hold for
+            request_keys.release(self.database, scope, key)
+            return prepared
+        return replace(prepared, held=scope)
+
+    def _release(self, prepared: Prepared) -> None:
+        if prepared.held is not None and prepared.key is not None:
+            request_keys.release(self.database, prepared.held, prepared.key)
+
+    def _prepare(
         self,
         target: Target,
         raw: Sequence[tuple[str, str]],
@@ -263,25 +296,32 @@ class ProxyService:
     def answer(self, prepared: Prepared) -> ChatResponse:
         """Forward the request and record the whole answer (or give back the one recorded under
         the request's key: nothing called, nothing recorded)."""
-        if prepared.recorded is not None:
-            response = ChatResponse(prepared.recorded, prepared.request.model)
-        else:
-            response = self.chat.chat_model.complete(prepared.request)
-        self.finish(prepared, response.text)
+        try:
+            if prepared.recorded is not None:
+                response = ChatResponse(prepared.recorded, prepared.request.model)
+            else:
+                response = self.chat.chat_model.complete(prepared.request)
+                response = replace(response, text=scrub(response.text))
+            self.finish(prepared, response.text)
+        finally:
+            self._release(prepared)
         return response
 
     def stream(self, prepared: Prepared) -> Iterator[str]:
         """Forward the request streamed: the pieces as the provider sends them, the reply
         recorded once it is complete (an error before then records nothing)."""
-        if prepared.recorded is not None:
-            pieces: Iterator[str] = iter([prepared.recorded])
-        else:
-            pieces = stream_text(self.chat.chat_model, prepared.request)
-        parts = []
-        for piece in pieces:
-            parts.append(piece)
-            yield piece
-        self.finish(prepared, "".join(parts))
+        try:
+            if prepared.recorded is not None:
+                pieces: Iterator[str] = iter([prepared.recorded])
+            else:
+                pieces = stream_text(self.chat.chat_model, prepared.request)
+            parts = []
+            for piece in pieces:
+                parts.append(scrub(piece))  # a model's text: storable, encodable
+                yield parts[-1]
+            self.finish(prepared, "".join(parts))
+        finally:
+            self._release(prepared)
 
     def finish(self, prepared: Prepared, reply: str) -> None:
         """Record the complete reply as the plan says (timed as ``record``)."""

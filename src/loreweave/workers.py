@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -25,10 +26,12 @@ from rich.console import Console
 from loreweave.bootstrap import build
 from loreweave.config import Settings, load_settings
 from loreweave.container import Loreweave
+from loreweave.errors import DatabaseUnavailable
 from loreweave.queue.celery_app import TASK_NAME, make_celery
-from loreweave.queue.failing import RepeatedFailure
+from loreweave.queue.failing import RepeatedFailure, described, is_outage
 
 log = logging.getLogger("loreweave.queue")
+STARTUP_PAUSE = 2.0  # seconds between a starting worker's attempts to reach its database
 
 
 def _wait_for_signal() -> threading.Event:
@@ -42,9 +45,27 @@ def _wait_for_signal() -> threading.Event:
     return stop
 
 
+def wait_for_database(
+    settings: Settings, stop: threading.Event, *, pause: float = STARTUP_PAUSE
+) -> Loreweave:
+    """The worker's loreweave, built once the database answers: a worker started with (or
+    before) its database waits for it, ``pipeline_config.startup_wait`` seconds at most, each
+    attempt one warning line; then (or when ``stop`` is set) :class:`DatabaseUnavailable`."""
+    deadline = time.monotonic() + settings.pipeline_config.startup_wait
+    while True:
+        try:
+            return build(settings)
+        except DatabaseUnavailable as exc:
+            left = deadline - time.monotonic()
+            if left <= 0 or stop.is_set():
+                raise
+            log.warning("%s; waiting for it (%.0fs left)", exc, left)
+            stop.wait(min(pause, left))
+
+
 def run_workers(settings: Settings, console: Console, config_file: Path | None = None) -> None:
     stop = _wait_for_signal()
-    app = build(settings)
+    app = wait_for_database(settings, stop)
     app.alerts.start()
     try:
         if settings.queue_backend == "local":
@@ -122,16 +143,22 @@ def container() -> Loreweave:
 
 def run_queue(queue: str, max_jobs: int = MAX_JOBS_PER_MESSAGE) -> int:
     """The one Celery task: ``queue`` has work; run the most important ready jobs (of any
-    queue: the priority policy decides) while some are ready, at most ``max_jobs``."""
-    lw = container()
-    if queue not in lw.kinds.names:
-        raise ValueError(f"unknown queue {queue!r}")
-    pipeline = lw.pipeline
+    queue: the priority policy decides) while some are ready, at most ``max_jobs``.  While the
+    database is unreachable a message is one warning line (the work waits in the database; the
+    sweeper announces it again), never a task error with its traceback."""
     worker_id = f"celery:{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
     done = 0
-    # a prefork process is a pool of one: its calls take what waits
-    while done < max_jobs and pipeline.run_next(worker_id, pool=1):
-        done += 1
+    try:
+        lw = container()
+        if queue not in lw.kinds.names:
+            raise ValueError(f"unknown queue {queue!r}")
+        # a prefork process is a pool of one: its calls take what waits
+        while done < max_jobs and lw.pipeline.run_next(worker_id, pool=1):
+            done += 1
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        log.warning("%s: the database is unreachable: %s", worker_id, described(exc))
     return done
 
 

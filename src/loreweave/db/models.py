@@ -443,6 +443,19 @@ class AlertState(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class RequestKey(Base):
+    """An Idempotency-Key held by the request answering it, until its turn is recorded or it
+    failed: the same key sent again meanwhile waits for that answer instead of calling the chat
+    model a second time.  ``scope``: whose keys (a session's; a proxy caller's, in a world);
+    ``expires_at``: a holder that died frees its key then."""
+
+    __tablename__ = "request_keys"
+
+    scope: Mapped[str] = mapped_column(String(300), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
 class SyncCounter(Base):
     """Named monotonic counters.  Incrementing one locks its row until commit, so the versions
     that commit are handed out in commit order: a reader never skips a version."""

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from loreweave.errors import InvalidResponse
 from loreweave.llm.types import ChatModel, ChatRequest, ChatResponse, Message
+from loreweave.validation import scrub_tree
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -41,8 +42,10 @@ def extract_json(text: str) -> Any:
 
 
 def _parse(text: str, schema: type[T]) -> T:
+    """``text``'s JSON as ``schema``, its strings scrubbed first (no NUL, no lone surrogate:
+    :func:`~loreweave.validation.scrub`), so nothing validated can fail to be stored."""
     try:
-        return schema.model_validate(extract_json(text))
+        return schema.model_validate(scrub_tree(extract_json(text)))
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc']) or 'value'}: {error['msg']}"

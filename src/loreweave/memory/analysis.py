@@ -46,7 +46,9 @@ from loreweave.llm.prompts.analysis import (
     batch_analysis_schema,
 )
 from loreweave.llm.types import ChatModel, ChatRequest
+from loreweave.memory import answers
 from loreweave.memory.grounding import shares_something, unknown_full_names
+from loreweave.memory.observer import CHARACTER, USER_NAMES, name_key
 from loreweave.memory.ports import (
     ANALYSIS_QUEUE,
     ENTITY_CREATION_QUEUE,
@@ -57,6 +59,9 @@ from loreweave.memory.ports import (
     UnitOfWorkFactory,
 )
 from loreweave.memory.usable import copied_placeholder
+
+WITNESS_CHARS = 200  # a witness's name is resolved, or dropped, at most this long
+NOTED_WITNESSES = 3  # the dropped witnesses of one event noted each; the rest counted
 
 
 @dataclass
@@ -88,12 +93,24 @@ class AnalysisPlan:
 
 @dataclass(frozen=True)
 class Shown:
-    """What an analysis request showed: its refs (E1…) and their entries, which of them are
-    characters (who may witness), and the entities' names (titles and aliases)."""
+    """What an analysis request showed: its refs (E1…) and their entries, who may witness
+    (:func:`witnesses`), and the entities' names (titles and aliases)."""
 
     refs: dict[str, uuid.UUID]
-    characters: frozenset[str]
+    witnesses: dict[str, str]
     names: str
+
+
+def witnesses(refs: dict[str, LoreEntry]) -> dict[str, str]:
+    """Who may witness, as ``known_by`` stores them (a Character's entry id, ``USER``), by
+    every name an answer may give: a shown character's ref, its title or an alias (any case,
+    any spacing: as the proxy resolves observers, :func:`observer.resolve`), the user's."""
+    found = {name_key(name): USER for name in (*USER_NAMES, USER)}
+    for ref, entry in refs.items():
+        if entry.entity_type.casefold() == CHARACTER:
+            for name in (ref, entry.title, *(entry.aliases or [])):
+                found.setdefault(name_key(name), str(entry.id))
+    return found
 
 
 def _said(turn: ChatTurn) -> str:
@@ -204,34 +221,38 @@ class AnalysisService:
                     parts=parts,
                 )
         names = "\n".join(f"{e.title} {' '.join(e.aliases or [])}" for e in refs.values())
-        shown = Shown({ref: e.id for ref, e in refs.items()}, frozenset(characters), names)
+        shown = Shown({ref: e.id for ref, e in refs.items()}, witnesses(refs), names)
         return request, shown
 
     @staticmethod
     def _witnesses(
         plan: AnalysisPlan, known_by: Sequence[str], shown: Shown, what: str
     ) -> list[str]:
-        """``known_by`` as stored: the shown characters' entry ids and USER, once each, in
-        order; any other ref is dropped and recorded (like an invented update id)."""
+        """``known_by`` as stored: the witnesses it names (:func:`witnesses`), once each, in
+        order; any other name is dropped and recorded (like an invented update id), never
+        failing the analysis."""
         found: list[str] = []
+        dropped: list[str] = []
         for raw in known_by:
-            ref = raw.strip().upper()
-            if ref == USER:
-                witness = USER
-            elif ref in shown.characters:
-                witness = str(shown.refs[ref])
-            else:
-                plan.rejected.append(
-                    f"witness {raw!r} of {what} dropped (not a character shown to the analysis)"
-                )
-                continue
-            if witness not in found:
+            witness = shown.witnesses.get(name_key(answers.name(raw, WITNESS_CHARS)))
+            if witness is None:
+                dropped.append(raw)
+            elif witness not in found:
                 found.append(witness)
+        for raw in dropped[:NOTED_WITNESSES]:
+            plan.rejected.append(
+                f"witness {_clip(raw, 40)!r} of {what} dropped "
+                "(no character shown to the analysis has that ref or name)"
+            )
+        if len(dropped) > NOTED_WITNESSES:
+            plan.rejected.append(
+                f"{len(dropped) - NOTED_WITNESSES} more witnesses of {what} dropped"
+            )
         return found
 
     # -- validation ------------------------------------------------------------------------------
     def _update(self, plan: AnalysisPlan, update: EntityUpdate, shown: Shown, said: str) -> None:
-        entry_id = shown.refs.get(update.lore_entry_id.upper())
+        entry_id = shown.refs.get(answers.name(update.lore_entry_id, 20).upper())
         placeholder = copied_placeholder(update.update_summary)
         if placeholder is not None:
             plan.rejected.append(
@@ -255,7 +276,7 @@ class AnalysisService:
             plan.updates.append(
                 Update(
                     entry_id,
-                    _clip(update.update_summary, self.config.max_summary_chars),
+                    answers.bounded(update.update_summary, self.config.max_summary_chars),
                     self._witnesses(plan, update.known_by, shown, what),
                 )
             )
@@ -277,9 +298,13 @@ class AnalysisService:
         if len(plan.creations) >= self.config.max_creations_per_turn:
             plan.rejected.append("creation dropped: over the cap")
             return None
+        kind = answers.name(entity_type, answers.ENTITY_TYPE_CHARS).title()
+        if not kind:
+            plan.rejected.append(f"creation dropped: its entity type {entity_type!r} is no name")
+            return None
         creation = Creation(
-            entity_type.strip()[:50].title(),
-            _clip(summary, self.config.max_summary_chars),
+            kind,
+            answers.bounded(summary, self.config.max_summary_chars),
             known_by=self._witnesses(plan, known_by, shown, "a creation"),
         )
         plan.creations.append(creation)
@@ -334,7 +359,9 @@ class AnalysisService:
                     later.followups.append(
                         {
                             "turn_index": turn.turn_index,
-                            "update_summary": _clip(summary, self.config.max_summary_chars),
+                            "update_summary": answers.bounded(
+                                summary, self.config.max_summary_chars
+                            ),
                             "known_by": self._witnesses(plan, known_by, shown, f"{ref}'s update"),
                         }
                     )

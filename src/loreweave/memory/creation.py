@@ -28,6 +28,7 @@ from loreweave.llm.prompts.creation import (
     creation_max_tokens,
 )
 from loreweave.llm.types import ChatRequest, Matrix
+from loreweave.memory import answers
 from loreweave.memory.batch import each_or_alone
 from loreweave.memory.composite import CompositeDocument, DocumentKey, compose
 from loreweave.memory.grounding import named_in
@@ -36,8 +37,6 @@ from loreweave.memory.ports import ANALYSIS_QUEUE, NOTE_UPDATE_QUEUE, Job, Outco
 from loreweave.memory.task_worker import MemoryWorker
 from loreweave.memory.transcript import refold
 from loreweave.memory.usable import copied_placeholder
-
-MAX_TAGS = 20
 
 
 def find_duplicate(uow: UnitOfWork, session: ChatSession, title: str) -> LoreEntry | None:
@@ -53,7 +52,8 @@ def find_duplicate(uow: UnitOfWork, session: ChatSession, title: str) -> LoreEnt
 class EntityCreationWorker(MemoryWorker):
     def handle(self, job: Job[EntityCreationTask]) -> Outcome:
         tasks = list(job.rows)
-        created = self._write(tasks)
+        chars = self.limits.max_entry_chars
+        created = [answers.entry(made, chars) for made in self._write(tasks)]
         with self.uow(read_only=True) as uow:
             world_id = uow.sessions.require(tasks[0].session_id).world_id
         entry_ids = [uuid.uuid4() for _ in tasks]
@@ -179,7 +179,7 @@ class EntityCreationWorker(MemoryWorker):
                             title=made.title,
                             entity_type=task.entity_type,
                             content=made.content,
-                            tags=list(dict.fromkeys(made.tags))[:MAX_TAGS],
+                            tags=list(made.tags),
                             aliases=[],
                             is_dynamically_generated=True,
                             origin_session_id=task.session_id,

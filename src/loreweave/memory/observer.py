@@ -34,6 +34,16 @@ CHARACTER = "character"
 USER_NAMES = ("user", "{{user}}")  # how a caller names the persona of the person playing
 
 
+def name_key(name: str) -> str:
+    """How an observer's or a witness's name is compared: any case, any spacing."""
+    return " ".join(name.split()).casefold()
+
+
+def is_user(name: str) -> bool:
+    """Whether ``name`` names the persona of the person playing."""
+    return name_key(name) in (*USER_NAMES, USER.casefold())
+
+
 @dataclass(frozen=True)
 class Observer:
     """Whose view: ``witness`` is how ``known_by`` names it (an entry id, or ``USER``)."""
@@ -54,7 +64,7 @@ def _character(uow: UnitOfWork, session: ChatSession, value: str) -> LoreEntry |
     except ValueError:
         entry = None
     if entry is None:
-        wanted = " ".join(value.split()).casefold()
+        wanted = name_key(value)
         characters = (
             select(LoreEntry)
             .where(visible_in(session), func.lower(LoreEntry.entity_type) == CHARACTER)
@@ -70,7 +80,7 @@ def _character(uow: UnitOfWork, session: ChatSession, value: str) -> LoreEntry |
                 (
                     e
                     for e in candidates
-                    if any(" ".join(a.split()).casefold() == wanted for a in e.aliases or [])
+                    if any(name_key(alias) == wanted for alias in e.aliases or [])
                 ),
                 None,
             )
@@ -88,7 +98,7 @@ def resolve(
     if value is None or not value.strip():
         return None
     value = value.strip()
-    if value.casefold() in (*USER_NAMES, USER.casefold()):
+    if is_user(value):
         return Observer(USER, "User")
     entry = _character(uow, session, value)
     if entry is not None:

@@ -37,12 +37,14 @@ from loreweave.llm.prompts.rewrite import (
 )
 from loreweave.llm.structured import repair_request
 from loreweave.llm.types import ChatRequest, ChatResponse, Matrix
+from loreweave.memory import answers
 from loreweave.memory.batch import each_or_alone
 from loreweave.memory.composite import CompositeDocument, DocumentKey, compose
 from loreweave.memory.grounding import new_names
 from loreweave.memory.ports import Job, Outcome
 from loreweave.memory.task_worker import MemoryWorker
 from loreweave.memory.usable import copied_placeholder, joined_without_repeats, repetition
+from loreweave.validation import scrub
 
 log = logging.getLogger("loreweave.rewrite")
 
@@ -90,6 +92,14 @@ class Batch:
         return f"key=({self.session_id}, {self.lore_entry_id}) events={len(self.task_ids)}"
 
 
+def _not_a_note(note: str, asked: str, inputs: str) -> str | None:
+    """Why ``note`` is no note at all: JSON, its prompt echoed, a placeholder copied."""
+    placeholder = copied_placeholder(note)
+    if placeholder is not None:
+        return f"the rewrite copies the prompt's placeholder {placeholder!r}"
+    return answers.as_json(note) or answers.echoed(note, asked, inputs)
+
+
 def clean_rewrite(
     text: str,
     *,
@@ -100,16 +110,21 @@ def clean_rewrite(
     entity_type: str = "",
     grounded: bool = False,
     max_chars: int | None = None,
+    asked: str = "",
 ) -> str:
-    """The note an LLM answered, or InvalidResponse when it is empty, runs away, repeats itself
-    (what the note and its events already repeated aside), copies a placeholder, or (with
-    ``grounded``) names someone its title, lore, old note and events never do."""
-    note = text.strip()
+    """The note an LLM answered, or InvalidResponse when it is empty, is JSON, echoes its
+    prompt (``asked``), runs away, repeats itself (what the note and its events already
+    repeated aside), copies a placeholder, or (with ``grounded``) names someone its title,
+    lore, old note and events never do."""
+    note = scrub(text).strip()
     for label in ECHOED_LABELS:
         if note.startswith(label):
             note = note[len(label) :].strip()
     if not note:
         raise InvalidResponse("the rewrite is empty")
+    no_note = _not_a_note(note, asked, "\n".join([title, lore, before, *events]))
+    if no_note is not None:
+        raise InvalidResponse(no_note)
     limit = max(MIN_RUNAWAY_LIMIT, 3 * (len(before) + len(lore) + sum(map(len, events))))
     if len(note) > limit:
         raise InvalidResponse(f"the rewrite runs away: {len(note)} characters (limit {limit})")
@@ -121,15 +136,17 @@ def clean_rewrite(
     loop = repetition(note, given="\n".join([before, *events]))
     if loop is not None:
         raise InvalidResponse(f"the rewrite {loop}")
-    placeholder = copied_placeholder(note)
-    if placeholder is not None:
-        raise InvalidResponse(f"the rewrite copies the prompt's placeholder {placeholder!r}")
     if grounded:
         given = "\n".join([title, entity_type, PROMPT_WORDS, lore, before, *events])
         strangers = new_names(note, given)
         if strangers:
             raise InvalidResponse(f"the rewrite names what its inputs never do: {strangers[:5]}")
     return note
+
+
+def _asked(request: ChatRequest) -> str:
+    """The prompt of a rewrite request (what an answer must not echo)."""
+    return request.messages[0].content
 
 
 class _NoteChanged(Exception):
@@ -158,7 +175,9 @@ class NoteRead:
             "events": self.batch.events,
         }
 
-    def clean(self, text: str, *, grounded: bool, max_chars: int | None = None) -> str:
+    def clean(
+        self, text: str, *, grounded: bool, max_chars: int | None = None, asked: str = ""
+    ) -> str:
         return clean_rewrite(
             text,
             before=self.before,
@@ -168,6 +187,7 @@ class NoteRead:
             entity_type=self.entity_type,
             grounded=grounded,
             max_chars=max_chars,
+            asked=asked,
         )
 
 
@@ -178,8 +198,8 @@ class NoteRewriteWorker(MemoryWorker):
 
     @property
     def _checks(self) -> dict[str, Any]:
-        """What a rewritten note is held to: grounding, and its bound when it has a target."""
-        bound = note_max_chars(self.target_words) if self.target_words else None
+        """What a rewritten note is held to: grounding, and its bound (from its target)."""
+        bound = note_max_chars(self.target_words)
         return {"grounded": self.limits.ground_notes, "max_chars": bound}
 
     def handle(self, job: Job[NoteUpdateTask]) -> Outcome:
@@ -250,7 +270,9 @@ class NoteRewriteWorker(MemoryWorker):
             REWRITE_BATCH,
             lambda answer: answer.notes,
             list(zip(refs, reads, strict=True)),
-            lambda read, note: read.clean(note, **self._checks),
+            lambda read, note: read.clean(
+                note, asked=_asked(self._single(read, plain=True)), **self._checks
+            ),
             self._alone,
         )
 
@@ -277,26 +299,28 @@ class NoteRewriteWorker(MemoryWorker):
         """The spec's rewrite of one note; an unusable answer gets one repair request quoting
         its problem (as a structured answer does), then InvalidResponse: the note stays."""
         request = self._single(read)
+        checks = {**self._checks, "asked": _asked(request)}
         if request.json_schema is not None:
             answer = REWRITE_NOTE.ask(self.chat_model, request)
             try:
-                return read.clean(answer.note, **self._checks)
+                return read.clean(answer.note, **checks)
             except InvalidResponse as first:
                 wrote = json.dumps({"note": answer.note}, ensure_ascii=False)
                 repair = repair_request(request, wrote, REPAIR_NOTE.format(error=first))
                 again = REWRITE_NOTE.ask(self.chat_model, repair)
-                return read.clean(again.note, **self._checks)
+                return read.clean(again.note, **checks)
         response = self.chat_model.complete(request)
         try:
-            return self._usable(read, response)
+            return self._usable(read, response, checks)
         except InvalidResponse as first:
             repair = repair_request(request, response.text, REPAIR_NOTE.format(error=first))
-            return self._usable(read, self.chat_model.complete(repair))
+            return self._usable(read, self.chat_model.complete(repair), checks)
 
-    def _usable(self, read: NoteRead, response: ChatResponse) -> str:
+    @staticmethod
+    def _usable(read: NoteRead, response: ChatResponse, checks: dict[str, Any]) -> str:
         if response.truncated:
             raise InvalidResponse("the rewrite was cut off at the token limit")
-        return read.clean(response.text, **self._checks)
+        return read.clean(response.text, **checks)
 
     # -- the database ---------------------------------------------------------------------------
     def _read(self, batch: Batch) -> NoteRead:

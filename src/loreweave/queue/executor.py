@@ -20,6 +20,7 @@ from loreweave.db.uow import UnitOfWork
 from loreweave.errors import LeaseLost, LoreweaveError
 from loreweave.memory.ports import UnitOfWorkFactory
 from loreweave.queue import jobs
+from loreweave.queue.failing import is_outage
 from loreweave.queue.notify import Notifier
 
 log = logging.getLogger("loreweave.queue")
@@ -45,8 +46,9 @@ class ClaimedJob:
     @contextmanager
     def finishing(self) -> Iterator[UnitOfWork]:
         with self.uow() as uow:
-            if not jobs.still_owned(uow.session, self.kind, self.ids, self.worker_id):
-                raise LeaseLost(f"{self.kind.label} {self.describe()} lost its lease")
+            lost = jobs.lost(uow.session, self.kind, self.rows, self.worker_id)
+            if lost is not None:
+                raise LeaseLost(f"{self.kind.label} {self.describe()} {lost}", cut=lost == jobs.CUT)
             lifecycle.complete([uow.session.get_one(self.kind.model, i) for i in self.ids])
             yield uow
             uow.commit()
@@ -91,14 +93,16 @@ class JobExecutor:
         started = time.perf_counter()
         try:
             outcome = self.handler(job)
-        except LeaseLost as exc:
-            log.warning("%s; its result is discarded", exc)
+        except LeaseLost as exc:  # a cut is the transcript's doing, no trouble of the worker's
+            level = logging.INFO if exc.cut else logging.WARNING
+            log.log(level, "%s; its result is discarded", exc)
             return
         except LoreweaveError as exc:
             self.record_failure(job, exc, retriable=not jobs.is_final(exc))
             return
         except Exception as exc:  # a crash is a failed attempt too: poison work must end
-            log.exception("%s %s crashed", self.kind.label, job.describe())
+            if not is_outage(exc):  # an outage is logged once, by the worker loop or below
+                log.exception("%s %s crashed", self.kind.label, job.describe())
             self.record_failure(job, exc, retriable=True)
             return
         log.info(
@@ -120,7 +124,7 @@ class JobExecutor:
         first = job.rows[0]
         failing = [row.id for row in job.rows if self.kind.same_key(first, row)]
         with self.uow() as uow:
-            if not jobs.still_owned(uow.session, self.kind, job.ids, job.worker_id):
+            if jobs.lost(uow.session, self.kind, job.rows, job.worker_id) is not None:
                 return
             rows = [uow.session.get_one(self.kind.model, i) for i in failing]
             final = lifecycle.fail(

@@ -5,7 +5,8 @@ A worker loop that meets a dependency that went away (the database stopped, the 
 fails on every poll; a traceback each time says nothing new and buries what does.  One
 :class:`RepeatedFailure` per loop (shared by the threads of a pool) logs the first failure of a
 kind with its traceback, every later one of that kind as a line with its count, and a success
-after failures as "recovered".
+after failures as "recovered".  An outage of the database (:func:`is_outage`) is no bug: each of
+its failed attempts is one warning line, without a traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +14,19 @@ from __future__ import annotations
 import logging
 import threading
 
-__all__ = ["RepeatedFailure"]
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from loreweave.errors import DatabaseUnavailable
+
+__all__ = ["RepeatedFailure", "described", "is_outage"]
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached (down, restarting, its connection
+    cut), rather than that the code is wrong."""
+    if isinstance(exc, DatabaseUnavailable | OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 class RepeatedFailure:
@@ -32,11 +45,19 @@ class RepeatedFailure:
             new, self._kind = kind != self._kind, kind
             attempts = self._attempts
         at = f" ({where})" if where else ""
-        if new:
-            self.log.error("%s failed%s: %s", self.what, at, _described(exc), exc_info=exc)
+        if is_outage(exc):
+            self.log.warning(
+                "%s: the database is unreachable%s, attempt %d: %s",
+                self.what,
+                at,
+                attempts,
+                described(exc),
+            )
+        elif new:
+            self.log.error("%s failed%s: %s", self.what, at, described(exc), exc_info=exc)
         else:
             self.log.warning(
-                "%s failed again%s, attempt %d: %s", self.what, at, attempts, _described(exc)
+                "%s failed again%s, attempt %d: %s", self.what, at, attempts, described(exc)
             )
 
     def succeeded(self) -> None:
@@ -53,5 +74,6 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().partition("\n")[0][:200]
 
 
-def _described(exc: BaseException) -> str:
+def described(exc: BaseException) -> str:
+    """``exc`` in one line: its type and the first line of its message."""
     return f"{type(exc).__name__}: {_first_line(exc)}"

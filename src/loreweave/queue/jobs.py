@@ -282,18 +282,33 @@ def claim(
     return rows
 
 
-def still_owned(db: Session, kind: JobKind[Any], ids: Sequence[uuid.UUID], token: str) -> bool:
-    """True if every job in ``ids`` is still held by the claim ``token`` (locks them on
-    PostgreSQL)."""
+CUT = "was cut by a transcript change (its turn deleted or edited)"
+LEASE_LOST = "lost its lease"
+
+
+def lost(db: Session, kind: JobKind[Any], claimed: Sequence[Any], token: str) -> str | None:
+    """None if every job ``claimed`` is still held by the claim ``token`` (locks them on
+    PostgreSQL); else what became of the claim: :data:`CUT` when its jobs are gone or were
+    handed back untried (a transcript cut cancels or releases them), :data:`LEASE_LOST` when
+    its lease expired (an attempt counted) or another worker holds one."""
     model = kind.model
-    query = select(model.id).where(
-        model.id.in_(ids),
-        model.status == TaskStatus.PROCESSING.value,
-        model.worker_id == token,
+    query = select(model.id, model.status, model.worker_id, model.retry_count).where(
+        model.id.in_([row.id for row in claimed])
     )
     if is_postgresql(db):
         query = query.with_for_update()
-    return len(db.scalars(query).all()) == len(ids)
+    now = {row.id: row for row in db.execute(query)}
+    processing = TaskStatus.PROCESSING.value
+    held = [r for r in now.values() if r.status == processing and r.worker_id == token]
+    if len(held) == len(claimed):
+        return None
+    for row in claimed:
+        state = now.get(row.id)
+        if state is None or state.worker_id == token:
+            continue  # cancelled with its turn, or still ours
+        if state.worker_id is not None or state.retry_count != row.retry_count:
+            return LEASE_LOST
+    return CUT
 
 
 def is_final(exc: BaseException) -> bool:

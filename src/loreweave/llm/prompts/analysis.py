@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
 
 from loreweave.config import PipelineConfig
 from loreweave.db.models import USER
@@ -23,9 +23,23 @@ from loreweave.llm.prompts.schema import (
     tokens_for,
 )
 
-# Who witnessed or learned an event (DESIGN §1.6): refs of shown Character entities, and USER
-# for the persona of the person playing; empty: public, everyone present knows it.
-Witnesses = list[Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)]]
+
+def _names(value: Any) -> list[str]:
+    """Whatever a model gave as witnesses, as a list of texts: one text is a list of one, a
+    number its digits, anything else nothing.  Never refused: each witness is resolved, or
+    dropped with a note, by the analysis (:mod:`loreweave.memory.analysis`)."""
+    items = value if isinstance(value, list) else [value]
+    return [
+        str(item)
+        for item in items
+        if isinstance(item, str | int | float) and not isinstance(item, bool)
+    ]
+
+
+# Who witnessed or learned an event (DESIGN §1.6): refs of shown Character entities (or their
+# names), and USER for the persona of the person playing; empty: public, everyone present
+# knows it.
+Witnesses = Annotated[list[str], BeforeValidator(_names)]
 
 
 class EntityUpdate(Output):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -25,17 +26,21 @@ from sqlalchemy import func, select
 from loreweave.chat import ChatService, Names, lore_block
 from loreweave.config import LLMConfig, ProxyConfig
 from loreweave.db.engine import Database
-from loreweave.db.models import ChatSession, ChatTurn, World, utcnow
+from loreweave.db.models import ChatSession, ChatTurn, LoreEntry, World, utcnow
 from loreweave.errors import InvalidInput, NotFound
 from loreweave.follow import (
     AppMessage,
+    Match,
     Plan,
     as_shown,
+    candidate_texts,
     match,
+    paragraphs,
     plan,
     read_request,
     to_messages,
     to_turns,
+    without_known,
     written_for,
 )
 from loreweave.llm.types import ChatRequest, ChatResponse, Message, stream_text
@@ -47,6 +52,7 @@ log = logging.getLogger("loreweave.proxy")
 
 MODEL_PREFIX = "loreweave/"
 MAX_CANDIDATES = 20  # stored chats compared with a request (the latest first)
+INJECTED_KEPT = 200  # texts found injected, kept per world
 ENDS = 4  # the user messages at each end of a request that find its candidate chats
 
 
@@ -100,6 +106,7 @@ class Prepared:
     key: str | None = None  # the client's Idempotency-Key: the turn recorded under it
     recorded: str | None = None  # the same request again: this reply, nothing called or recorded
     speaker: str | None = None  # a group chat's member who speaks this reply
+    message: str = ""  # the player's message a new turn answers
 
 
 # what SillyTavern calls each kind of generation (World Info's ``triggers``)
@@ -124,6 +131,30 @@ def spoken_by(content: str, speaker: str | None) -> tuple[str | None, str]:
     return found.group(1).strip(), found.group(2).strip()
 
 
+class Injected:
+    """The texts found injected into each world's chats, the latest :data:`INJECTED_KEPT` a
+    world (in this process: a cache, each process learns them from its requests)."""
+
+    def __init__(self) -> None:
+        self._texts: dict[uuid.UUID, dict[str, None]] = {}
+        self._lock = threading.Lock()
+
+    def learn(self, world_id: uuid.UUID, texts: Sequence[str]) -> None:
+        if not texts:
+            return
+        with self._lock:
+            kept = self._texts.setdefault(world_id, {})
+            for text in texts:
+                kept.pop(text, None)
+                kept[text] = None
+            for text in list(kept)[: max(0, len(kept) - INJECTED_KEPT)]:
+                del kept[text]
+
+    def known(self, world_id: uuid.UUID) -> set[str]:
+        with self._lock:
+            return set(self._texts.get(world_id, ()))
+
+
 class ProxyService:
     def __init__(
         self,
@@ -142,7 +173,12 @@ class ProxyService:
         self.llm_config = llm_config
         self.config = config
         self.notify = notify
-        for pattern in (*config.continue_patterns, *config.impersonate_patterns):
+        self._injected = Injected()
+        for pattern in (
+            *config.continue_patterns,
+            *config.impersonate_patterns,
+            *config.start_patterns,
+        ):
             re.compile(pattern)  # a bad pattern fails at start-up, not on a request
 
     # -- models --------------------------------------------------------------------------------
@@ -198,6 +234,7 @@ class ProxyService:
             self.config.group_patterns,
             self.config.placeholder,
             self.config.members_patterns,
+            self.config.start_patterns,
         )
         speaker = request.speaker  # a group chat's member who speaks next
         if not request.messages:
@@ -206,13 +243,12 @@ class ProxyService:
         candidates = self._candidates(target.world.id, caller, request.messages)
         clock.lap("stored")
         found = match({s: to_messages(t) for s, t in candidates.items()}, request.messages)
+        stored, view = self._view(target.world.id, candidates, found, request.messages)
         if found is None:
-            stored: list[AppMessage] = []
-            session_id = self._new_session(target.world.id, caller, request.messages)
+            session_id = self._new_session(target.world.id, caller, view)
         else:
             session_id = found.session_id
-            stored = to_messages(candidates[session_id])
-        shown = stored[: found.head if found else 0] + request.messages
+        shown = stored[: found.head if found else 0] + view
         step = plan(stored, shown, request.nudge)
         clock.lap("match")
         if (
@@ -255,8 +291,18 @@ class ProxyService:
         if speaker is not None:  # as stored: without the "Name: " the app shows before it
             last_reply = spoken_by(last_reply, speaker)[1]
         clock.lap("retrieve")
+        said = message if step.generate == "turn" else ""
         return Prepared(
-            session_id, step, upstream, used, lore, last_reply, clock, key, speaker=speaker
+            session_id,
+            step,
+            upstream,
+            used,
+            lore,
+            last_reply,
+            clock,
+            key,
+            speaker=speaker,
+            message=said,
         )
 
     # -- forwarding ----------------------------------------------------------------------------
@@ -294,16 +340,10 @@ class ProxyService:
         if speaker is not None and reply.startswith(f"{speaker}:"):  # the model named itself
             reply = reply[len(speaker) + 1 :].strip()
         used = [str(e.lore_entry_id) for e in prepared.used]
-        if step.generate in ("turn", "reply"):
-            user = prepared.request.messages
-            message = (
-                as_shown(next(m.content for m in reversed(user) if m.role == "user"))
-                if step.generate == "turn"
-                else ""  # a group member's reply after another's: a turn of its own
-            )
+        if step.generate in ("turn", "reply"):  # a group member's reply: a turn without a message
             self.chat.persist(
                 session_id,
-                message,
+                prepared.message,
                 reply,
                 prepared.used,
                 lore=prepared.lore,
@@ -328,7 +368,9 @@ class ProxyService:
         """The caller's chats in the world holding one of the request's first or last user
         messages (a chat it goes on, branches from or is a window of holds one), latest first."""
         users = [m.content for m in messages if m.role == "user" and m.content]
-        said = sorted({*users[:ENDS], *users[-ENDS:]})
+        ends = {*users[:ENDS], *users[-ENDS:]}
+        # a paragraph may be the stored message, the rest text the app merged into it
+        said = sorted(ends | {part for text in ends for part in paragraphs(text)})
         if not said:
             return {}
         with self.database.uow(read_only=True) as uow:
@@ -364,6 +406,36 @@ class ProxyService:
             shown = as_shown(reply)
             chats[session_id].append((as_shown(user), f"{speaker}: {shown}" if speaker else shown))
         return chats
+
+    def _view(
+        self,
+        world_id: uuid.UUID,
+        candidates: dict[uuid.UUID, list[tuple[str, str]]],
+        found: Match | None,
+        request: list[AppMessage],
+    ) -> tuple[list[AppMessage], list[AppMessage]]:
+        """The stored chat the request is a view of (none: a new chat), and the request's
+        messages without the text the app injected into them (:func:`follow.unmerged`); among
+        the messages the chat does not have, injected text is text the world's lore holds (a
+        World Info entry placed at a depth, its lorebook imported into loreweave) or text found
+        injected into the world's chats before (an entry fires again and again)."""
+        if found is None:
+            stored, view, new = [], request, tuple(range(len(request)))
+        else:
+            stored, view, new = to_messages(candidates[found.session_id]), found.view, found.new
+            self._injected.learn(world_id, found.injected)
+        texts = candidate_texts(view, new)
+        if not texts:
+            return stored, view
+        with self.database.uow(read_only=True) as uow:
+            injected = set(
+                uow.session.scalars(
+                    select(LoreEntry.content).where(
+                        LoreEntry.world_id == world_id, LoreEntry.content.in_(texts)
+                    )
+                )
+            )
+        return stored, without_known(view, new, injected | self._injected.known(world_id))
 
     def _new_session(
         self, world_id: uuid.UUID, caller: str | None, messages: Sequence[AppMessage]

@@ -71,10 +71,10 @@ class CompletionIn(BaseModel):
     user: Annotated[str, Field(max_length=MAX_CALLER_CHARS)] | None = None  # the end user
 
     def raw(self, group_patterns: Sequence[str]) -> list[tuple[str, str]]:
-        """(role, content) as the proxy reads them; in a group chat (the last message is its
-        nudge) a member reply's ``name`` goes into its content, "Mira: …", as SillyTavern shows
-        it (and as its post-processing sends it)."""
-        group = bool(self.messages) and group_speaker(self.messages[-1].text(), group_patterns)
+        """(role, content) as the proxy reads them; in a group chat (its nudge the last
+        message, or before a continue's nudge) a member reply's ``name`` goes into its content,
+        "Mira: …", as SillyTavern shows it (and as its post-processing sends it)."""
+        group = any(group_speaker(m.text(), group_patterns) for m in self.messages[-2:])
         raw: list[tuple[str, str]] = []
         for m in self.messages:
             role, text, name = ("system" if m.role == "developer" else m.role), m.text(), m.name()

@@ -305,6 +305,20 @@ class ProxyService:
             message=said,
         )
 
+    def follows(
+        self, messages: Sequence[AppMessage], caller: str | None, worlds: Sequence[uuid.UUID]
+    ) -> tuple[uuid.UUID, uuid.UUID] | None:
+        """(world, session) of the chat an app shows (its messages as shown, a group chat's
+        replies "Name: text"): the stored chat of ``caller`` that a request with these
+        messages would go on in (none: a new chat), the one sharing most among ``worlds``."""
+        best: tuple[int, uuid.UUID, uuid.UUID] | None = None
+        for world_id in worlds:
+            candidates = self._candidates(world_id, caller, messages)
+            found = match({s: to_messages(t) for s, t in candidates.items()}, messages)
+            if found is not None and (best is None or found.shared > best[0]):
+                best = (found.shared, world_id, found.session_id)
+        return None if best is None else (best[1], best[2])
+
     # -- forwarding ----------------------------------------------------------------------------
     def answer(self, prepared: Prepared) -> ChatResponse:
         """Forward the request and record the whole answer (or give back the one recorded under

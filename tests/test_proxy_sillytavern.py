@@ -160,22 +160,7 @@ class Replay:
 
 
 @pytest.mark.skipif(not SEQUENCES.is_file(), reason="tests/data missing")
-@pytest.mark.parametrize(
-    "mode",
-    [
-        pytest.param(
-            mode,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="merged shapes join the two user (or assistant) messages in a row that "
-                "the recording's deletions leave, and the proxy does not yet split them back",
-            ),
-        )
-        if mode != "none"
-        else mode
-        for mode in MODES
-    ],
-)
+@pytest.mark.parametrize("mode", MODES)
 def test_sillytavern_sequence_through_the_proxy(
     database: Database, tmp_path: Path, mode: str
 ) -> None:

@@ -320,9 +320,13 @@ def _merged_at(stored: AppMessage, message: AppMessage) -> int | None:
     )
 
 
-def _opens(parts: list[str], message: AppMessage) -> bool:
-    inner = paragraphs(message.content)
-    return bool(inner) and parts[: len(inner)] == inner
+def _next_merged(rest: Sequence[AppMessage], role: str, parts: list[str]) -> int | None:
+    """The next of ``rest`` in ``role`` whose paragraphs ``parts`` opens with."""
+    for at, message in enumerate(rest):
+        inner = paragraphs(message.content)
+        if message.role == role and inner and parts[: len(inner)] == inner:
+            return at
+    return None
 
 
 def unmerged(
@@ -376,9 +380,10 @@ def _matched(
         injected += outer[:start]
         after = outer[start + len(paragraphs(rest[at].content)) :]
         rest = rest[at + 1 :]
-        while rest and rest[0].role == message.role and _opens(after, rest[0]):
-            after = after[len(paragraphs(rest[0].content)) :]  # messages in a row, merged
-            found.append((rest.pop(0), True))
+        while (more := _next_merged(rest, message.role, after)) is not None:
+            after = after[len(paragraphs(rest[more].content)) :]  # messages in a row, merged
+            found.append((rest[more], True))
+            rest = rest[more + 1 :]  # those skipped: deleted (what put these two in a row)
         if inside:
             injected += after
         elif after:

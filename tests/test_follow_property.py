@@ -21,8 +21,8 @@ from loreweave.follow import (
     plan,
     to_messages,
     to_turns,
-    unmerged,
 )
+from loreweave.injections import unmerged
 
 turns = st.lists(
     st.tuples(st.sampled_from(["", "a", "b"]), st.sampled_from(["", "x", "y"])).filter(

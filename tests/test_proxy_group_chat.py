@@ -163,11 +163,15 @@ def test_members_who_speak_are_given_to_the_analysis(
     assert "Mira: Proxy reply" in said and "Kai: Proxy reply" in said
 
 
-# World Info entries placed @depth with the user's role (depth, role, content), and the word in
-# the player's last message that makes each fire: the river's text is nowhere in loreweave, the
-# lamp's is the world's lore (a lorebook imported into loreweave as well)
+# Text put in at a depth (depth, role, content), and the word in the player's last message that
+# makes each fire: World Info entries in the user's role — the river's text is nowhere in
+# loreweave, the lamp's is the world's lore (a lorebook imported into loreweave as well) — and
+# in the assistant's (the harbour master's, lore too); an Author's Note, a system message at
+# depth 4, on every request ("" fires always): at the chat's top while the chat is shorter
 RIVER = ((2, "user", "[The river is rising fast.]"), "river")
 LAMP = ((0, "user", "A lighthouse on the cliffs whose lamp never goes out."), "lamp")
+REYES = ((1, "assistant", "The harbour master, a retired sailor."), "stairs")
+NOTE = ((4, "system", "[Author's note: the fog thickens.]"), "")
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -186,7 +190,7 @@ def test_a_one_to_one_chat_in_every_post_processing_mode(
     def send(*tail: dict[str, str]) -> str:
         nonlocal session
         said = next((m["content"] for m in reversed(shown) if m["role"] == "user"), "")
-        fired = [entry for entry, word in (RIVER, LAMP) if word in said]
+        fired = [entry for entry, word in (RIVER, LAMP, REYES, NOTE) if word in said]
         body = [
             {"role": "system", "content": "Be brief."},
             {"role": "system", "content": "[Start a new Chat]"},
@@ -208,7 +212,7 @@ def test_a_one_to_one_chat_in_every_post_processing_mode(
 
     say("To the lighthouse.")
     say("Down to the river.")  # the river's text at depth 2: between the first turn's messages
-    say("Up the stairs to the lamp.")  # the lamp's at depth 0: after this message
+    say("Up the stairs to the lamp.")  # the lamp's at depth 0: after it; Reyes's before it
     nudge = {"role": "system", "content": "[Continue your last message without repeating it.]"}
     more = send(nudge)  # the lamp's text between the reply and the nudge
     shown[-1]["content"] = f"{shown[-1]['content']} {more}"

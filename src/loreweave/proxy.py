@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -29,30 +28,26 @@ from loreweave.db.engine import Database
 from loreweave.db.models import ChatSession, ChatTurn, LoreEntry, World, utcnow
 from loreweave.errors import InvalidInput, NotFound
 from loreweave.follow import (
-    AppMessage,
     Match,
     Plan,
-    as_shown,
-    candidate_texts,
     match,
-    paragraphs,
     plan,
     read_request,
     to_messages,
     to_turns,
-    without_known,
     written_for,
 )
+from loreweave.injections import Injected, candidate_texts, opening, without_known
 from loreweave.llm.types import ChatRequest, ChatResponse, Message, stream_text
 from loreweave.lookup import find_world
 from loreweave.memory.transcript import TranscriptService
+from loreweave.shown import AppMessage, as_shown, paragraphs
 from loreweave.vectors.retrieval import RetrievedEntry, Retriever, Trigger
 
 log = logging.getLogger("loreweave.proxy")
 
 MODEL_PREFIX = "loreweave/"
 MAX_CANDIDATES = 20  # stored chats compared with a request (the latest first)
-INJECTED_KEPT = 200  # texts found injected, kept per world
 ENDS = 4  # the user messages at each end of a request that find its candidate chats
 
 
@@ -129,30 +124,6 @@ def spoken_by(content: str, speaker: str | None) -> tuple[str | None, str]:
     if found is None or (speaker and found.group(1) != speaker):
         return None, content
     return found.group(1).strip(), found.group(2).strip()
-
-
-class Injected:
-    """The texts found injected into each world's chats, the latest :data:`INJECTED_KEPT` a
-    world (in this process: a cache, each process learns them from its requests)."""
-
-    def __init__(self) -> None:
-        self._texts: dict[uuid.UUID, dict[str, None]] = {}
-        self._lock = threading.Lock()
-
-    def learn(self, world_id: uuid.UUID, texts: Sequence[str]) -> None:
-        if not texts:
-            return
-        with self._lock:
-            kept = self._texts.setdefault(world_id, {})
-            for text in texts:
-                kept.pop(text, None)
-                kept[text] = None
-            for text in list(kept)[: max(0, len(kept) - INJECTED_KEPT)]:
-                del kept[text]
-
-    def known(self, world_id: uuid.UUID) -> set[str]:
-        with self._lock:
-            return set(self._texts.get(world_id, ()))
 
 
 class ProxyService:
@@ -434,7 +405,9 @@ class ProxyService:
         World Info entry placed at a depth, its lorebook imported into loreweave) or text found
         injected into the world's chats before (an entry fires again and again)."""
         if found is None:
-            stored, view, new = [], request, tuple(range(len(request)))
+            view, injected = opening(request)
+            self._injected.learn(world_id, injected)
+            stored, new = [], tuple(range(len(view)))
         else:
             stored, view, new = to_messages(candidates[found.session_id]), found.view, found.new
             self._injected.learn(world_id, found.injected)
@@ -442,14 +415,14 @@ class ProxyService:
         if not texts:
             return stored, view
         with self.database.uow(read_only=True) as uow:
-            injected = set(
+            lore = set(
                 uow.session.scalars(
                     select(LoreEntry.content).where(
                         LoreEntry.world_id == world_id, LoreEntry.content.in_(texts)
                     )
                 )
             )
-        return stored, without_known(view, new, injected | self._injected.known(world_id))
+        return stored, without_known(view, new, lore | self._injected.known(world_id))
 
     def _new_session(
         self, world_id: uuid.UUID, caller: str | None, messages: Sequence[AppMessage]

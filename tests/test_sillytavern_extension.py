@@ -169,8 +169,6 @@ def test_the_panel_shows_the_chat_s_memory_and_lw_notes_prints_a_note(
         expect(panel.locator("h4", has_text="Seen as Mira")).to_be_visible()
         assert panel.locator(".lw-link").get_attribute("href").startswith(f"{url}#session=")
         assert page.locator("#lw_url").input_value() == url.rstrip("/")
-        ARTIFACTS.mkdir(exist_ok=True)
-        panel.screenshot(path=str(ARTIFACTS / "sillytavern-panel.png"))
 
         page.evaluate("window.commands['lw-notes'].callback({}, 'lighthouse')")
         page.wait_for_function("window.sent.length === 1")
@@ -186,5 +184,53 @@ def test_the_panel_shows_the_chat_s_memory_and_lw_notes_prints_a_note(
         page.evaluate(f"window.stContext.chat = {json.dumps(chat)}")
         page.evaluate("window.emit('message_received')")
         expect(panel.locator(".lw-dot.lw-ok")).to_have_count(2)
+
+        # the floating drawer shows the same
+        page.click("#lw_float")
+        expect(page.locator("#loreweave_drawer .lw-note").first).to_contain_text("Lighthouse")
+        page.click("#lw_close")
+        expect(page.locator("#loreweave_drawer")).to_be_hidden()
+
+        # in review, the last turn's proposed change is approved from the panel (the turn
+        # changes contract of the steer-the-memory issue, answered here as it specifies)
+        decided: list[str] = []
+        proposed = {
+            "turn": 1,
+            "state": "done",
+            "changes": [
+                {
+                    "id": "c-1",
+                    "kind": "note_update",
+                    "entry_id": "e-1",
+                    "title": "Lighthouse",
+                    "before": "",
+                    "after": "Mira lit the lamp.",
+                    "status": "proposed",
+                    "reason": None,
+                    "known_by": ["Mira"],
+                }
+            ],
+        }
+        page.route(
+            f"{url}api/sessions/*/turns/*/changes",
+            lambda route: route.fulfill(json=proposed),
+        )
+
+        def approve(route: Route) -> None:
+            decided.append(route.request.url.rsplit("/", 2)[-2])
+            proposed["changes"][0]["status"] = "applied"  # type: ignore[index]
+            route.fulfill(json={})
+
+        page.route(f"{url}api/sessions/*/changes/*/approve", approve)
+        page.evaluate("window.emit('message_received')")
+        button = panel.locator(".lw-approve")
+        expect(button).to_have_count(1)
+        expect(panel.locator(".lw-change")).to_contain_text("known by Mira")
+        ARTIFACTS.mkdir(exist_ok=True)
+        panel.screenshot(path=str(ARTIFACTS / "sillytavern-panel.png"))
+        button.click()
+        expect(panel.locator(".lw-change.lw-applied")).to_have_count(1)
+        assert decided == ["c-1"]
+        expect(panel.locator(".lw-approve")).to_have_count(0)
         browser.close()
     assert errors == []

@@ -238,3 +238,13 @@ def stored_messages(lw: Loreweave, session: str) -> list[Any]:
     with lw.database.uow(read_only=True) as uow:
         turns = uow.turns.recent(uuid.UUID(session), 1000)
         return to_messages([(t.user_message, t.assistant_message) for t in turns])
+
+
+def test_a_text_found_injected_is_known_only_when_long_enough() -> None:
+    from loreweave.injections import Injected
+
+    world = uuid.uuid4()
+    injected = Injected()
+    injected.learn(world, ["Yes.", "[The river is rising fast.]"])
+    assert injected.known(world) == {"[The river is rising fast.]"}
+    assert injected.known(uuid.uuid4()) == set()

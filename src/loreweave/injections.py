@@ -19,6 +19,7 @@ from difflib import SequenceMatcher
 from loreweave.shown import AppMessage, paragraphs
 
 INJECTED_KEPT = 200  # texts found injected, kept per world
+INJECTED_MIN_CHARS = 16
 
 
 def _merged_at(stored: AppMessage, message: AppMessage) -> int | None:
@@ -143,7 +144,9 @@ def candidate_texts(messages: Sequence[AppMessage], new: Sequence[int]) -> set[s
 
 class Injected:
     """The texts found injected into each world's chats, the latest :data:`INJECTED_KEPT` a
-    world (in this process: a cache, each process learns them from its requests)."""
+    world (in this process: a cache, each process learns them from its requests).  A text
+    shorter than :data:`INJECTED_MIN_CHARS` is not kept: a player's "Yes." taken out once by
+    an odd alignment must not take out every later "Yes."."""
 
     def __init__(self) -> None:
         self._texts: dict[uuid.UUID, dict[str, None]] = {}
@@ -154,7 +157,7 @@ class Injected:
             return
         with self._lock:
             kept = self._texts.setdefault(world_id, {})
-            for text in texts:
+            for text in (t for t in texts if len(t) >= INJECTED_MIN_CHARS):
                 kept.pop(text, None)
                 kept[text] = None
             for text in list(kept)[: max(0, len(kept) - INJECTED_KEPT)]:

@@ -13,7 +13,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loreweave.follow import AppMessage, Match, Plan, Turn, match, plan, to_messages, to_turns
+from loreweave.follow import (
+    AppMessage,
+    Match,
+    Plan,
+    Turn,
+    match,
+    plan,
+    to_messages,
+    to_turns,
+)
+from loreweave.injections import unmerged
 
 from .sizes import examples
 
@@ -72,14 +82,16 @@ def test_a_plan_leads_to_the_chat_shown_and_cuts_nothing_confirmed(
 def _aligned(
     candidates: dict[uuid.UUID, list[AppMessage]], request: list[AppMessage]
 ) -> Match | None:
-    """``match`` as it was before its shortcut: every candidate aligned by SequenceMatcher."""
+    """``match`` as it was before its shortcut: every candidate aligned by SequenceMatcher
+    (with the request read against it: what was injected into it left out)."""
     best: Match | None = None
     for session_id, stored in candidates.items():
-        blocks = SequenceMatcher(None, request, stored, autojunk=False).get_matching_blocks()
+        view = unmerged(stored, request)[0]
+        blocks = SequenceMatcher(None, view, stored, autojunk=False).get_matching_blocks()
         blocks = [b for b in blocks if b.size]
         shared = sum(b.size for b in blocks)
         users = sum(
-            1 for b in blocks for m in request[b.a : b.a + b.size] if m.role == "user" and m.content
+            1 for b in blocks for m in view[b.a : b.a + b.size] if m.role == "user" and m.content
         )
         if not users or (best is not None and shared <= best.shared):
             continue
@@ -97,4 +109,7 @@ def test_the_shortcut_for_a_chat_that_goes_on_finds_what_the_alignment_finds(
     request = to_messages(shown)
     if grow:  # the first chat, gone on: the shortcut's case
         request = [*to_messages(chats[0]), *request]
-    assert match(candidates, request) == _aligned(candidates, request)
+    found, aligned = match(candidates, request), _aligned(candidates, request)
+    assert (found and (found.session_id, found.shared, found.head)) == (
+        aligned and (aligned.session_id, aligned.shared, aligned.head)
+    )

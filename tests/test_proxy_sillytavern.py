@@ -8,6 +8,11 @@ dropped), and SillyTavern's own chat after each action.  The requests are replay
 swapped in where later requests quote the recorded ones.  After each action that sent a request,
 the chat loreweave holds for that SillyTavern chat must be exactly SillyTavern's; at the end, once
 the queues drain, each chat's memory must equal that of a fresh session fed its final transcript.
+
+The recording is replayed as sent and in every other prompt shape: each request post-processed
+as SillyTavern's "Prompt Post-Processing" would ("claude": 1.12.6's own), and with a World Info
+entry placed @depth 2 in the user's role put into the chat whenever the player's last message
+names the village (as SillyTavern 1.12.6 puts it in, ``tests/post_processing.py``).
 """
 
 from __future__ import annotations
@@ -24,9 +29,25 @@ from loreweave.api.app import create_app
 from loreweave.db import Database
 from loreweave.follow import AppMessage, as_shown, to_messages
 from tests.pipeline_support import StoryUpstream, make_app, notes_of, replayed_notes
+from tests.post_processing import MODES, inject, post_process
 
 SEQUENCES = Path(__file__).parent / "data" / "sillytavern-requests" / "sequences.json"
 MODEL = "loreweave/Eldoria"
+START = "[Start a new Chat]"
+VILLAGE = (2, "user", "[The village of Eldoria lies two hours east, past the river.]")
+
+
+def reshaped(messages: list[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
+    """A recorded request as SillyTavern sends it with the village's World Info entry @depth
+    (when the player's last message names the village) and ``mode``'s post-processing."""
+    start = next(i for i, m in enumerate(messages) if m["content"] == START) + 1
+    end = len(messages)
+    while messages[end - 1]["role"] == "system":  # the nudges come after the chat
+        end -= 1
+    said = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    fired = [VILLAGE] if "village" in said else []
+    chat = inject(messages[start:end], fired)
+    return post_process([*messages[:start], *chat, *messages[end:]], mode)
 
 
 def swapped(text: str, swap: dict[str, str]) -> str:
@@ -56,8 +77,9 @@ class Replay:
 
     REGENERATIONS = ("swipe_regenerate", "regenerate_menu", "swipe_right_gen")
 
-    def __init__(self, database: Database, tmp_path: Path) -> None:
+    def __init__(self, database: Database, tmp_path: Path, mode: str = "none") -> None:
         self.database = database
+        self.mode = mode
         self.recording = json.loads(SEQUENCES.read_text())
         self.upstream = StoryUpstream("Seraphina")
         self.lw = make_app(database, tmp_path, self.upstream, api_keys=["sk-standin-key"])
@@ -93,9 +115,10 @@ class Replay:
                 assert MODEL in [m["id"] for m in listed["data"]]
                 continue
             body = dict(request["body"], model=MODEL)
-            body["messages"] = [
-                dict(m, content=swapped(m["content"], self.swap)) for m in body["messages"]
-            ]
+            body["messages"] = reshaped(
+                [dict(m, content=swapped(m["content"], self.swap)) for m in body["messages"]],
+                self.mode,
+            )
             answer = self.client.post("/v1/chat/completions", json=body, headers=self.auth)
             assert answer.status_code == 200, (step["step"], answer.text)
             # SillyTavern shows (and resends) a reply trimmed
@@ -137,8 +160,11 @@ class Replay:
 
 
 @pytest.mark.skipif(not SEQUENCES.is_file(), reason="tests/data missing")
-def test_sillytavern_sequence_through_the_proxy(database: Database, tmp_path: Path) -> None:
-    replay = Replay(database, tmp_path)
+@pytest.mark.parametrize("mode", MODES)
+def test_sillytavern_sequence_through_the_proxy(
+    database: Database, tmp_path: Path, mode: str
+) -> None:
+    replay = Replay(database, tmp_path, mode)
     checked = 0
     for step in replay.recording["steps"]:
         if replay.send(step):  # an edit, a deletion, a swipe back: nothing until the next request

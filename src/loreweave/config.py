@@ -193,6 +193,9 @@ class ProxyConfig(_Group):
     members_patterns: list[str] = [
         r"^\[Start a new group chat\. Group members: (?P<names>[^\]\n]+)\]$"
     ]
+    # a 1:1 chat's start marker: where "claude" post-processing merged the system text into the
+    # first user message, the text up to the marker is context, not the player's
+    start_patterns: list[str] = [r"^\[Start a new Chat\]$"]
     # who a 1:1 request is written for (SillyTavern's main prompt, {{char}} substituted): the
     # observer whose view of the world the lore block is (DESIGN §1.6)
     observer_patterns: list[str] = [r"Write (?P<name>[^\n.']+?)'s next reply"]

@@ -7,7 +7,8 @@ the proxy carries out with the transcript's operations (so the memory follows, e
 - Messages are compared as the app shows them (:func:`as_shown`: no surrounding whitespace,
   ``\\n`` line ends).  System messages are dropped (they come and go: World Info, the card,
   author's notes); a trailing system message after the last reply is a *nudge*: continue or
-  impersonate.
+  impersonate.  Text injected into the chat itself, in any role, is taken out against the
+  stored chat (:mod:`loreweave.injections`).
 - The chat is found from its turns, among the chats of the same caller (the proxy scopes them:
   the API key, the OpenAI ``user`` field, the ``X-Loreweave-Chat`` header): each message is
   compared by role and content with the stored chats; the one sharing the most messages (at
@@ -36,24 +37,12 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Literal
 
-Role = Literal["user", "assistant"]
+from loreweave.injections import unmerged
+from loreweave.shown import AppMessage as AppMessage  # re-exported: the proxy's and the API's
+from loreweave.shown import as_shown as as_shown
+from loreweave.shown import paragraphs
+
 Turn = tuple[str, str]  # (user message, reply); either may be empty
-
-
-@dataclass(frozen=True)
-class AppMessage:
-    """A user or assistant message of the app's chat, as the app shows it (not an LLM
-    request's :class:`loreweave.llm.types.Message`)."""
-
-    role: Role
-    content: str
-
-
-def as_shown(content: str) -> str:
-    """A message as an app shows it: line ends as ``\\n``, no surrounding whitespace (models
-    pad their replies; SillyTavern trims them and resends them trimmed).  Messages are compared
-    and stored in this form, so padding is never taken for an edit."""
-    return content.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
 def to_turns(messages: Sequence[AppMessage]) -> list[Turn]:
@@ -91,6 +80,8 @@ IMPERSONATE_PATTERNS = (r"^\[Write your next reply from the point of view of",)
 GROUP_PATTERNS = (r"^\[Write the next reply only as (?P<name>[^\]\n]+?)\.\]$",)
 # a group chat's start marker, naming its members ("[Start a new group chat. Group members: …]")
 MEMBERS_PATTERNS = (r"^\[Start a new group chat\. Group members: (?P<names>[^\]\n]+)\]$",)
+# a 1:1 chat's start marker (SillyTavern's new_chat_prompt)
+START_PATTERNS = (r"^\[Start a new Chat\]$",)
 
 
 @dataclass(frozen=True)
@@ -142,22 +133,32 @@ def _split_members(chat: list[tuple[str, str]], names: set[str]) -> list[tuple[s
     return split
 
 
-def _trailing_nudge(
+def _trailing_nudges(
     raw: Sequence[tuple[str, str]], chat: list[tuple[str, str]], known: Sequence[str]
-) -> tuple[str | None, bool, list[tuple[str, str]]]:
-    """The nudge after the chat — (its text, whether it came as a system message, the chat
-    without it): the last system message, or a known nudge post-processing made a user message
-    of (alone, or merged as the last paragraph of the last user message)."""
-    if raw and raw[-1][0] == "system" and chat:
-        return raw[-1][1].strip(), True, chat
-    if chat and chat[-1][0] == "user":
+) -> tuple[list[str], bool, list[tuple[str, str]]]:
+    """The nudges after the chat — (their texts in order, whether the last came as a system
+    message, the chat without them): the system messages after the last chat message, and the
+    known nudges post-processing made user messages of (alone, or merged as the last paragraphs
+    of the last user message).  A continue in a group chat has two: the group nudge naming the
+    member, then the continue nudge."""
+    nudges: list[str] = []
+    for role, content in reversed(raw if chat else ()):
+        if role != "system":
+            break
+        nudges[:0] = paragraphs(content)  # merged ("merge"): one message, a nudge a paragraph
+    as_system = bool(nudges)
+    while chat and chat[-1][0] == "user":
         last = chat[-1][1].strip()
         head, _, tail = last.rpartition("\n\n")
         if _is_nudge(last, known):
-            return last, False, chat[:-1]
-        if head and _is_nudge(tail, known):
-            return tail, False, [*chat[:-1], ("user", head)]
-    return None, False, chat
+            nudges.insert(0, last)
+            chat = chat[:-1]
+        elif head and _is_nudge(tail, known):
+            nudges.insert(0, tail)
+            chat = [*chat[:-1], ("user", head)]
+        else:
+            break
+    return nudges, as_system, chat
 
 
 def _without_placeholder(
@@ -167,6 +168,36 @@ def _without_placeholder(
     return chat[1:] if placeholder and opens_with_it else chat
 
 
+def _without_context_head(
+    chat: list[tuple[str, str]], markers: Sequence[str]
+) -> list[tuple[str, str]]:
+    """A chat whose first message is the system text made a user message ("claude" post-
+    processing: main prompt, World Info, card, then the chat's start marker, all merged): the
+    paragraphs up to the last start marker are context; any after it, the chat's first
+    message."""
+    if not chat or chat[0][0] != "user":
+        return chat
+    parts = chat[0][1].split("\n\n")
+    marked = [i for i, part in enumerate(parts) if _is_nudge(part, markers)]
+    if not marked:
+        return chat
+    rest = "\n\n".join(parts[marked[-1] + 1 :]).strip()
+    return [("user", rest), *chat[1:]] if rest else chat[1:]
+
+
+def _kind(
+    nudges: Sequence[str], as_system: bool, patterns: tuple[Sequence[str], Sequence[str]]
+) -> Nudge | None:
+    """What the nudges ask: a continue, an impersonation, something else (a system message
+    after the chat: not a turn), or nothing."""
+    continue_patterns, impersonate_patterns = patterns
+    if any(_is_nudge(n, continue_patterns) for n in nudges):
+        return "continue"
+    if any(_is_nudge(n, impersonate_patterns) for n in nudges):
+        return "impersonate"
+    return "other" if as_system else None
+
+
 def read_request(
     raw: Sequence[tuple[str, str]],
     continue_patterns: Sequence[str] = CONTINUE_PATTERNS,
@@ -174,37 +205,36 @@ def read_request(
     group_patterns: Sequence[str] = GROUP_PATTERNS,
     placeholder: str | None = PLACEHOLDER,
     members_patterns: Sequence[str] = MEMBERS_PATTERNS,
+    start_patterns: Sequence[str] = START_PATTERNS,
 ) -> Request:
     """(role, content) pairs as sent, system messages included, read as the plain shape
     whatever SillyTavern's Prompt Post-Processing did to them (``src/prompt-converters.js``):
 
-    - the nudge is the last message, a system one; post-processed ("semi", "strict") it is a
-      user message of its own, or the last paragraph of the last user message it was merged
-      into — a known nudge is split off;
+    - the nudges are the last messages, system ones; post-processed ("semi", "strict",
+      "claude") they are user messages of their own, or the last paragraphs of the last user
+      message they were merged into — known nudges are split off;
     - "strict" puts ``placeholder`` ("Let's get started.") as a user message before a chat that
       opens with the character's greeting: dropped;
+    - "claude" makes the leading system text one user message ending with the chat's start
+      marker (``start_patterns``, ``members_patterns``): context, dropped;
     - merged ("merge" and on) a group chat's consecutive member replies are one assistant
       message, "Mira: …\\n\\nKai: …": split again at each member's name.
     """
     chat = [(role, content) for role, content in raw if role in ("user", "assistant")]
     known = (*continue_patterns, *impersonate_patterns, *group_patterns)
-    nudge_text, as_system, chat = _trailing_nudge(raw, chat, known)
+    nudges, as_system, chat = _trailing_nudges(raw, chat, known)
     chat = _without_placeholder(chat, placeholder)
-    speaker = group_speaker(nudge_text, group_patterns) if nudge_text else None
+    chat = _without_context_head(chat, (*start_patterns, *members_patterns))
+    speaker = next(filter(None, (group_speaker(n, group_patterns) for n in nudges)), None)
     if speaker is not None:
         chat = _split_members(chat, {speaker} | group_members(raw, members_patterns))
     messages = [AppMessage(role, as_shown(content)) for role, content in chat]  # type: ignore[arg-type]
-    if speaker is not None:
-        return Request(messages, "group" if messages else None, speaker)
-    nudge: Nudge | None = None
-    if nudge_text is not None and messages:
-        if any(re.search(p, nudge_text) for p in continue_patterns):
-            nudge = "continue"
-        elif any(re.search(p, nudge_text) for p in impersonate_patterns):
-            nudge = "impersonate"
-        elif as_system:
-            nudge = "other"
-    return Request(messages, nudge)
+    if not messages:
+        return Request(messages, None, speaker)
+    nudge = _kind(nudges, as_system, (continue_patterns, impersonate_patterns))
+    if speaker is not None and nudge not in ("continue", "impersonate"):
+        nudge = "group"
+    return Request(messages, nudge, speaker)
 
 
 # -- which chat --------------------------------------------------------------------------------
@@ -215,33 +245,38 @@ class Match:
     session_id: uuid.UUID
     shared: int  # messages in common
     head: int  # stored messages before the request's first one (dropped by the app)
+    view: list[AppMessage] = field(default_factory=list)  # the request without injected text
+    new: tuple[int, ...] = ()  # the view's messages the stored chat does not have
+    injected: tuple[str, ...] = ()  # the text taken out as injected
 
 
 def match(
     candidates: dict[uuid.UUID, list[AppMessage]], request: Sequence[AppMessage]
 ) -> Match | None:
     """The stored chat the request is a view of: the most messages in common, at least one of
-    them the player's; ties go to the first candidate (the caller orders them, latest first)."""
+    them the player's; ties go to the first candidate (the caller orders them, latest first).
+    Each chat is compared with the request read against it (:func:`unmerged`)."""
     best: Match | None = None
     for session_id, stored in candidates.items():
-        if len(stored) <= len(request) and request[: len(stored)] == stored:
+        view, new, injected = unmerged(stored, request)
+        if len(stored) <= len(view) and view[: len(stored)] == stored:
             # the common case, a chat that goes on: the alignment is the whole stored chat
             shared, head = len(stored), 0
             users = sum(1 for m in stored if m.role == "user" and m.content)
         else:
-            blocks = SequenceMatcher(None, request, stored, autojunk=False).get_matching_blocks()
+            blocks = SequenceMatcher(None, view, stored, autojunk=False).get_matching_blocks()
             blocks = [b for b in blocks if b.size]
             shared = sum(b.size for b in blocks)
             users = sum(
                 1
                 for b in blocks
-                for m in request[b.a : b.a + b.size]
+                for m in view[b.a : b.a + b.size]
                 if m.role == "user" and m.content
             )
             head = max(0, blocks[0].b - blocks[0].a) if blocks else 0
         if not users or (best is not None and shared <= best.shared):
             continue
-        best = Match(session_id, shared, head)
+        best = Match(session_id, shared, head, view, new, injected)
     return best
 
 

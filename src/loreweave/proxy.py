@@ -26,12 +26,11 @@ from loreweave.chat import ChatService, Names, lore_block
 from loreweave.config import LLMConfig, ProxyConfig
 from loreweave.db import request_keys
 from loreweave.db.engine import Database
-from loreweave.db.models import ChatSession, ChatTurn, World, utcnow
+from loreweave.db.models import ChatSession, ChatTurn, LoreEntry, World, utcnow
 from loreweave.errors import InvalidInput, NotFound
 from loreweave.follow import (
-    AppMessage,
+    Match,
     Plan,
-    as_shown,
     match,
     plan,
     read_request,
@@ -39,9 +38,11 @@ from loreweave.follow import (
     to_turns,
     written_for,
 )
+from loreweave.injections import Injected, candidate_texts, opening, without_known
 from loreweave.llm.types import ChatRequest, ChatResponse, Message, stream_text
 from loreweave.lookup import find_world
 from loreweave.memory.transcript import TranscriptService
+from loreweave.shown import AppMessage, as_shown, paragraphs
 from loreweave.validation import scrub
 from loreweave.vectors.retrieval import RetrievedEntry, Retriever, Trigger
 
@@ -103,6 +104,7 @@ class Prepared:
     recorded: str | None = None  # the same request again: this reply, nothing called or recorded
     speaker: str | None = None  # a group chat's member who speaks this reply
     held: str | None = None  # the scope of the key this request holds until it is recorded
+    message: str = ""  # the player's message a new turn answers
 
 
 # what SillyTavern calls each kind of generation (World Info's ``triggers``)
@@ -145,7 +147,12 @@ class ProxyService:
         self.llm_config = llm_config
         self.config = config
         self.notify = notify
-        for pattern in (*config.continue_patterns, *config.impersonate_patterns):
+        self._injected = Injected()
+        for pattern in (
+            *config.continue_patterns,
+            *config.impersonate_patterns,
+            *config.start_patterns,
+        ):
             re.compile(pattern)  # a bad pattern fails at start-up, not on a request
 
     # -- models --------------------------------------------------------------------------------
@@ -231,6 +238,7 @@ class ProxyService:
             self.config.group_patterns,
             self.config.placeholder,
             self.config.members_patterns,
+            self.config.start_patterns,
         )
         speaker = request.speaker  # a group chat's member who speaks next
         if not request.messages:
@@ -239,13 +247,12 @@ class ProxyService:
         candidates = self._candidates(target.world.id, caller, request.messages)
         clock.lap("stored")
         found = match({s: to_messages(t) for s, t in candidates.items()}, request.messages)
+        stored, view = self._view(target.world.id, candidates, found, request.messages)
         if found is None:
-            stored: list[AppMessage] = []
-            session_id = self._new_session(target.world.id, caller, request.messages)
+            session_id = self._new_session(target.world.id, caller, view)
         else:
             session_id = found.session_id
-            stored = to_messages(candidates[session_id])
-        shown = stored[: found.head if found else 0] + request.messages
+        shown = stored[: found.head if found else 0] + view
         step = plan(stored, shown, request.nudge)
         clock.lap("match")
         if (
@@ -288,9 +295,33 @@ class ProxyService:
         if speaker is not None:  # as stored: without the "Name: " the app shows before it
             last_reply = spoken_by(last_reply, speaker)[1]
         clock.lap("retrieve")
+        said = message if step.generate == "turn" else ""
         return Prepared(
-            session_id, step, upstream, used, lore, last_reply, clock, key, speaker=speaker
+            session_id,
+            step,
+            upstream,
+            used,
+            lore,
+            last_reply,
+            clock,
+            key,
+            speaker=speaker,
+            message=said,
         )
+
+    def follows(
+        self, messages: Sequence[AppMessage], caller: str | None, worlds: Sequence[uuid.UUID]
+    ) -> tuple[uuid.UUID, uuid.UUID] | None:
+        """(world, session) of the chat an app shows (its messages as shown, a group chat's
+        replies "Name: text"): the stored chat of ``caller`` that a request with these
+        messages would go on in (none: a new chat), the one sharing most among ``worlds``."""
+        best: tuple[int, uuid.UUID, uuid.UUID] | None = None
+        for world_id in worlds:
+            candidates = self._candidates(world_id, caller, messages)
+            found = match({s: to_messages(t) for s, t in candidates.items()}, messages)
+            if found is not None and (best is None or found.shared > best[0]):
+                best = (found.shared, world_id, found.session_id)
+        return None if best is None else (best[1], best[2])
 
     # -- forwarding ----------------------------------------------------------------------------
     def answer(self, prepared: Prepared) -> ChatResponse:
@@ -334,16 +365,10 @@ class ProxyService:
         if speaker is not None and reply.startswith(f"{speaker}:"):  # the model named itself
             reply = reply[len(speaker) + 1 :].strip()
         used = [str(e.lore_entry_id) for e in prepared.used]
-        if step.generate in ("turn", "reply"):
-            user = prepared.request.messages
-            message = (
-                as_shown(next(m.content for m in reversed(user) if m.role == "user"))
-                if step.generate == "turn"
-                else ""  # a group member's reply after another's: a turn of its own
-            )
+        if step.generate in ("turn", "reply"):  # a group member's reply: a turn without a message
             self.chat.persist(
                 session_id,
-                message,
+                prepared.message,
                 reply,
                 prepared.used,
                 lore=prepared.lore,
@@ -368,7 +393,9 @@ class ProxyService:
         """The caller's chats in the world holding one of the request's first or last user
         messages (a chat it goes on, branches from or is a window of holds one), latest first."""
         users = [m.content for m in messages if m.role == "user" and m.content]
-        said = sorted({*users[:ENDS], *users[-ENDS:]})
+        ends = {*users[:ENDS], *users[-ENDS:]}
+        # a paragraph may be the stored message, the rest text the app merged into it
+        said = sorted(ends | {part for text in ends for part in paragraphs(text)})
         if not said:
             return {}
         with self.database.uow(read_only=True) as uow:
@@ -404,6 +431,38 @@ class ProxyService:
             shown = as_shown(reply)
             chats[session_id].append((as_shown(user), f"{speaker}: {shown}" if speaker else shown))
         return chats
+
+    def _view(
+        self,
+        world_id: uuid.UUID,
+        candidates: dict[uuid.UUID, list[tuple[str, str]]],
+        found: Match | None,
+        request: list[AppMessage],
+    ) -> tuple[list[AppMessage], list[AppMessage]]:
+        """The stored chat the request is a view of (none: a new chat), and the request's
+        messages without the text the app injected into them (:func:`follow.unmerged`); among
+        the messages the chat does not have, injected text is text the world's lore holds (a
+        World Info entry placed at a depth, its lorebook imported into loreweave) or text found
+        injected into the world's chats before (an entry fires again and again)."""
+        if found is None:
+            view, injected = opening(request)
+            self._injected.learn(world_id, injected)
+            stored, new = [], tuple(range(len(view)))
+        else:
+            stored, view, new = to_messages(candidates[found.session_id]), found.view, found.new
+            self._injected.learn(world_id, found.injected)
+        texts = candidate_texts(view, new)
+        if not texts:
+            return stored, view
+        with self.database.uow(read_only=True) as uow:
+            lore = set(
+                uow.session.scalars(
+                    select(LoreEntry.content).where(
+                        LoreEntry.world_id == world_id, LoreEntry.content.in_(texts)
+                    )
+                )
+            )
+        return stored, without_known(view, new, lore | self._injected.known(world_id))
 
     def _new_session(
         self, world_id: uuid.UUID, caller: str | None, messages: Sequence[AppMessage]

@@ -25,7 +25,7 @@ from loreweave.api.errors import error_status
 from loreweave.api.guard import KEY
 from loreweave.chat import Names
 from loreweave.errors import NotFound
-from loreweave.follow import group_speaker
+from loreweave.follow import AppMessage, as_shown, group_speaker
 from loreweave.llm.types import ChatResponse
 from loreweave.proxy import MODEL_PREFIX, Prepared, ProxyService, Stopwatch, caller_of
 
@@ -71,10 +71,10 @@ class CompletionIn(BaseModel):
     user: Annotated[str, Field(max_length=MAX_CALLER_CHARS)] | None = None  # the end user
 
     def raw(self, group_patterns: Sequence[str]) -> list[tuple[str, str]]:
-        """(role, content) as the proxy reads them; in a group chat (the last message is its
-        nudge) a member reply's ``name`` goes into its content, "Mira: …", as SillyTavern shows
-        it (and as its post-processing sends it)."""
-        group = bool(self.messages) and group_speaker(self.messages[-1].text(), group_patterns)
+        """(role, content) as the proxy reads them; in a group chat (its nudge the last
+        message, or before a continue's nudge) a member reply's ``name`` goes into its content,
+        "Mira: …", as SillyTavern shows it (and as its post-processing sends it)."""
+        group = any(group_speaker(m.text(), group_patterns) for m in self.messages[-2:])
         raw: list[tuple[str, str]] = []
         for m in self.messages:
             role, text, name = ("system" if m.role == "developer" else m.role), m.text(), m.name()
@@ -126,6 +126,52 @@ def models(lw: LW, access: AccessTo) -> dict[str, Any]:
             if access.allows(world.id)
         ],
     }
+
+
+class ShownIn(BaseModel):
+    role: Literal["user", "assistant"]
+    content: Annotated[str, Field(max_length=200_000)]
+    name: Annotated[str, Field(max_length=100)] | None = None  # a group chat's member
+
+
+class LookupIn(BaseModel):
+    messages: Annotated[list[ShownIn], Field(min_length=1, max_length=5_000)]
+    group: bool = False  # a group chat: each reply's ``name`` is its speaker
+    user: Annotated[str, Field(max_length=MAX_CALLER_CHARS)] | None = None  # as sent to /v1
+
+
+class FollowedOut(BaseModel):
+    session_id: uuid.UUID
+    world_id: uuid.UUID
+    title: str | None
+
+
+@router.post("/api/sessions/lookup")
+def lookup(body: LookupIn, request: Request, lw: LW, access: AccessTo) -> FollowedOut:
+    """The session that follows a chat an app shows (its user and assistant messages, as the
+    SillyTavern extension sends them): the one the proxy's next request with these messages
+    would go on in, among the caller's chats (the same API key, ``user`` and ``X-Loreweave-
+    Chat`` header as the app's requests) in the worlds the key may use; 404 when none."""
+    chat = request.headers.get(CHAT_HEADER, "").strip()[:MAX_CALLER_CHARS]
+    caller = caller_of(request.scope.get(KEY, ""), body.user or "", chat)
+    shown = [
+        AppMessage(
+            m.role,
+            as_shown(
+                f"{m.name}: {m.content}"
+                if body.group and m.name and m.role == "assistant"
+                else m.content
+            ),
+        )
+        for m in body.messages
+    ]
+    worlds = [w.id for w in lw.proxy.models() if access.allows(w.id)]
+    found = lw.proxy.follows(shown, caller, worlds)
+    if found is None:
+        raise NotFound("session", "following these messages")
+    with lw.database.uow(read_only=True) as uow:
+        title = uow.sessions.require(found[1]).title
+    return FollowedOut(session_id=found[1], world_id=found[0], title=title)
 
 
 async def _read(request: Request) -> CompletionIn | JSONResponse:

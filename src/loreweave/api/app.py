@@ -20,7 +20,7 @@ from loreweave import __version__
 from loreweave.api.access import Scoped
 from loreweave.api.errors import error_status
 from loreweave.api.guard import EdgeGuard
-from loreweave.api.routes import lore, openai, queue, sessions, system, worlds
+from loreweave.api.routes import lore, memory, openai, queue, sessions, system, worlds
 from loreweave.container import Loreweave
 from loreweave.errors import LoreweaveError
 from loreweave.validation import excerpt
@@ -102,6 +102,7 @@ def create_app(
         worlds.router,
         lore.router,
         sessions.router,
+        memory.router,
         queue.router,
         system.metrics_router,
     ):

@@ -341,3 +341,83 @@ class CompositeOut(BaseModel):
 
 
 QueueStatus = dict[str, Any]
+
+
+# -- seeing and steering the memory (DESIGN §1.7) ------------------------------------------------
+
+
+class ChangeOut(BaseModel):
+    """One memory change of a turn: a note's text ``before`` and ``after`` this turn's events
+    (``kind`` note), an entry created (``entry``: its lore as ``after``), an update or creation
+    the pipeline rejected (``rejected``, with its ``reason``); an event set aside (``failed``)
+    or skipped by a person (``rejected``) has what it would have said as ``after``."""
+
+    id: str
+    kind: Literal["note", "entry", "rejected"]
+    entry_id: uuid.UUID | None
+    title: str | None
+    before: str | None
+    after: str | None
+    status: Literal["applied", "proposed", "rejected", "failed"]
+    reason: str | None
+    known_by: list[str]  # witnesses by name; empty: public
+
+
+class TurnChangesOut(BaseModel):
+    turn: int
+    state: Literal["pending", "done"]  # pending while the turn's jobs are on their way
+    changes: list[ChangeOut]
+
+
+class NoteAsOfOut(BaseModel):
+    """A note as it was after turn ``as_of_turn`` (for an observer: what that one knew of the
+    entity then, with the events it knew, each with its turn and who else knew it)."""
+
+    lore_entry_id: uuid.UUID
+    title: str
+    note_content: str
+    version: int  # the note's version then (0: the observer's view holds no note of it)
+    last_updated_turn: int | None
+    as_of_turn: int
+    events: list[KnownEventOut]
+
+
+class DriftNoteOut(BaseModel):
+    session_id: uuid.UUID
+    session_title: str
+    note_content: str
+    size: int  # characters
+    version: int
+    turns: list[int]  # the turns whose events the note holds (since its last canon)
+
+
+class DriftOut(BaseModel):
+    """A lore entry and the sessions whose note departs from it."""
+
+    lore_entry_id: uuid.UUID
+    title: str
+    lore: str
+    sessions: list[DriftNoteOut]
+
+
+class CanonIn(_In):
+    content: Content | None = None  # the merged text: required unless a proposal is asked
+
+
+class CanonOut(BaseModel):
+    """The entry's lore now (``proposal``: a merge the rewrite model proposes, nothing written),
+    and the lore revision that keeps what it replaced."""
+
+    lore_entry_id: uuid.UUID
+    lore: str
+    proposal: str | None = None
+    lore_revision: int | None = None
+    note_content: str | None = None  # the session's note after the canon (None: none)
+
+
+class LoreRevisionOut(_Out):
+    version: int
+    content: str
+    reason: str
+    session_id: uuid.UUID | None
+    created_at: datetime

@@ -193,6 +193,28 @@ class LoreEntry(Timestamped, Base):
         return fields.get(field, default) if isinstance(fields, dict) else default
 
 
+class LoreEntryRevision(Base):
+    """The text a lore entry had before a person changed it (an edit, a session's note written
+    into canon, a restore): its history, and what an undo restores."""
+
+    __tablename__ = "lore_entry_revisions"
+    __table_args__ = (UniqueConstraint("lore_entry_id", "version"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    lore_entry_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("lore_entries.id", ondelete="CASCADE")
+    )
+    version: Mapped[int] = mapped_column(Integer)  # 1, 2… per entry
+    content: Mapped[str] = mapped_column(Text)
+    # what replaced it: "edit", "canon" (a session's note merged into the lore), "restore"
+    reason: Mapped[str] = mapped_column(String(20), default="edit")
+    # the session whose note was written into canon
+    session_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("chat_sessions.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ChatSession(Timestamped, Base):
     __tablename__ = "chat_sessions"
     __table_args__ = (

@@ -1,0 +1,122 @@
+"""Seeing and steering the memory (DESIGN §1.7): what a turn changed, a world's canon drift,
+writing a session's note into canon, and a lore entry's revisions."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+
+from loreweave.api.deps import LW, Lore
+from loreweave.api.schemas import (
+    CanonIn,
+    CanonOut,
+    ChangeOut,
+    DriftNoteOut,
+    DriftOut,
+    EntryOut,
+    LoreRevisionOut,
+    TurnChangesOut,
+)
+from loreweave.errors import InvalidInput, NotFound
+from loreweave.memory import canon as canons
+from loreweave.memory.changes import turn_changes
+
+router = APIRouter(tags=["memory"])
+
+
+@router.get("/api/sessions/{session_id}/turns/{turn_index}/changes")
+def changes(session_id: uuid.UUID, turn_index: int, lw: LW) -> TurnChangesOut:
+    """What turn ``turn_index`` changed in the session's memory: each note's text before and
+    after this turn's events, each entry created, each update rejected (with its reason), each
+    event set aside; ``state`` is ``pending`` while the turn's jobs are on their way."""
+    with lw.database.uow(read_only=True) as uow:
+        found = turn_changes(uow, session_id, turn_index)
+    return TurnChangesOut(
+        turn=found.turn,
+        state="pending" if found.state == "pending" else "done",
+        changes=[ChangeOut.model_validate(c, from_attributes=True) for c in found.changes],
+    )
+
+
+@router.get("/api/worlds/{world_id}/drift")
+def drift(world_id: uuid.UUID, lw: LW) -> list[DriftOut]:
+    """Per lore entry, the sessions whose note departs from its lore: the note, its size and the
+    turns whose events it holds (since it was last written into canon)."""
+    with lw.database.uow(read_only=True) as uow:
+        found = canons.drift(uow, world_id)
+    return [
+        DriftOut(
+            lore_entry_id=d.lore_entry_id,
+            title=d.title,
+            lore=d.lore,
+            sessions=[
+                DriftNoteOut(
+                    session_id=n.session_id,
+                    session_title=n.session_title,
+                    note_content=n.text,
+                    size=len(n.text),
+                    version=n.version,
+                    turns=n.turns,
+                )
+                for n in d.notes
+            ],
+        )
+        for d in found
+    ]
+
+
+@router.post("/api/sessions/{session_id}/notes/{lore_entry_id}/canon")
+def write_canon(
+    session_id: uuid.UUID,
+    lore_entry_id: uuid.UUID,
+    body: CanonIn,
+    lw: LW,
+    propose: bool = False,
+) -> CanonOut:
+    """Write ``content`` (a person's merge of this session's note into the lore) as the entry's
+    lore; the lore it replaces is kept as a revision (undo: restore it), and the session's note
+    restarts from the events not yet in canon.  ``?propose=true`` writes nothing: it answers
+    the rewrite model's merge proposal, for the person to edit and send."""
+    if propose:
+        return _proposal(session_id, lore_entry_id, lw)
+    if body.content is None:
+        raise InvalidInput("give content (the merged text), or ask ?propose=true")
+    entry, note, version = lw.lore.canon(session_id, lore_entry_id, body.content)
+    return CanonOut(
+        lore_entry_id=entry.id,
+        lore=entry.content,
+        lore_revision=version,
+        note_content=note.note_content,
+    )
+
+
+def _proposal(session_id: uuid.UUID, entry_id: uuid.UUID, lw: LW) -> CanonOut:
+    with lw.database.uow(read_only=True) as uow:
+        session = uow.sessions.require(session_id)
+        entry = uow.entries.require_visible(entry_id, session)
+        note = uow.notes.for_entry(session_id, entry_id)
+        if note is None or not note.note_content:
+            raise NotFound("session note", f"{session_id}/{entry_id}")
+        text = note.note_content
+    proposal = canons.propose(
+        lw.providers.chat,
+        lw.settings.llm_config,
+        entry,
+        text,
+        target_words=lw.settings.pipeline_config.note_target_words,
+    )
+    return CanonOut(lore_entry_id=entry.id, lore=entry.content, proposal=proposal)
+
+
+@router.get("/api/lore-entries/{entry_id}/revisions")
+def lore_revisions(entry_id: uuid.UUID, lore: Lore) -> list[LoreRevisionOut]:
+    """The entry's earlier lore texts, oldest first, each with what replaced it."""
+    return [LoreRevisionOut.model_validate(r) for r in lore.revisions(entry_id)]
+
+
+@router.post("/api/lore-entries/{entry_id}/revisions/{version}/restore")
+def restore_lore(entry_id: uuid.UUID, version: int, lore: Lore) -> EntryOut:
+    """Make an earlier lore text current again (undo an edit or a canon); the text it replaces
+    is kept as a revision too."""
+    return EntryOut.model_validate(lore.restore(entry_id, version))

@@ -4,16 +4,20 @@ changed, the notes as of a turn (and what a character knew then), canon drift an
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from rich.console import Console
 
 from loreweave.api import create_app
 from loreweave.bootstrap import Loreweave
 from loreweave.db import Database
+from loreweave.db.models import NoteUpdateTask
+from loreweave.feed import TurnWatch, report_turns
 from loreweave.llm.types import ChatRequest, ChatResponse
 from loreweave.queue.notify import NullNotifier
 
@@ -106,8 +110,6 @@ def test_a_skipped_event_is_a_rejected_change(client: TestClient, lw: Loreweave)
     turn(client, session, "#0 u=Bo")
     lw.pipeline.drain()
     with lw.database.uow() as uow:
-        from loreweave.db.models import NoteUpdateTask
-
         event = uow.session.query(NoteUpdateTask).filter_by(turn_index=0).first()
         assert event is not None
         event.status, event.error_message = "failed", "the model was down"
@@ -207,3 +209,24 @@ def test_drift_lists_a_departed_note_and_canon_writes_a_lore_revision(
     revisions = client.get(f"/api/lore-entries/{ann}/revisions").json()
     assert [r["reason"] for r in revisions] == ["canon", "restore"]
     assert client.post(f"/api/lore-entries/{ann}/revisions/9/restore").status_code == 404
+
+
+def test_the_terminal_prints_each_finished_turns_changes_once(
+    client: TestClient, lw: Loreweave
+) -> None:
+    _, session = start(client)
+    session_id = uuid.UUID(session)
+    watch = TurnWatch.from_now(lw.database.uow, session_id)
+    console = Console(record=True, width=200)
+    turn(client, session, "#0 u=Bo new=Dee bad")
+    assert report_turns(lw.database.uow, session_id, watch, console) == 1  # on its way
+    assert console.export_text() == ""
+    lw.pipeline.drain()
+    assert report_turns(lw.database.uow, session_id, watch, console) == 0
+    lines = console.export_text().splitlines()
+    assert len(lines) == len(changes(client, session, 0)["changes"]) == 4
+    assert "   ✓ Bo's note now says: 0-Bo" in lines
+    assert "   ✓ new in this story: Dee" in lines
+    assert any(line.startswith("   ✗ ignored the analysis pointed at") for line in lines)
+    report_turns(lw.database.uow, session_id, watch, console)
+    assert console.export_text() == ""  # printed once (export_text clears the record)

@@ -100,6 +100,9 @@ class Prepared:
     key: str | None = None  # the client's Idempotency-Key: the turn recorded under it
     recorded: str | None = None  # the same request again: this reply, nothing called or recorded
     speaker: str | None = None  # a group chat's member who speaks this reply
+    # the last turn before the one this request makes or replaces (None: none): its changes
+    # are what the app may show now (``X-Loreweave-Changes``)
+    previous_turn: int | None = None
 
 
 # what SillyTavern calls each kind of generation (World Info's ``triggers``)
@@ -223,7 +226,10 @@ class ProxyService:
         ):
             recorded = spoken_by(stored[-1].content, speaker)[1]
             upstream = ChatRequest((), target.upstream_model, self.llm_config.temperature_chat)
-            return Prepared(session_id, step, upstream, [], "", recorded, clock, key, recorded)
+            previous = self._previous_turn(session_id, "regenerate")
+            return Prepared(
+                session_id, step, upstream, [], "", recorded, clock, key, recorded, None, previous
+            )
         analyse = found is not None or self.config.analyse_unmatched_history
         session_id = self._apply(session_id, stored, step, analyse=analyse, group=bool(speaker))
         self._matched(session_id)
@@ -256,7 +262,16 @@ class ProxyService:
             last_reply = spoken_by(last_reply, speaker)[1]
         clock.lap("retrieve")
         return Prepared(
-            session_id, step, upstream, used, lore, last_reply, clock, key, speaker=speaker
+            session_id,
+            step,
+            upstream,
+            used,
+            lore,
+            last_reply,
+            clock,
+            key,
+            speaker=speaker,
+            previous_turn=self._previous_turn(session_id, step.generate),
         )
 
     # -- forwarding ----------------------------------------------------------------------------
@@ -439,6 +454,13 @@ class ProxyService:
         with self.database.uow(read_only=True) as uow:
             last = uow.turns.recent(session_id, 1)
             return last[0].idempotency_key if last else None
+
+    def _previous_turn(self, session_id: uuid.UUID, generate: str | None) -> int | None:
+        """The last turn this request leaves as it is (a regenerate or a continue replaces the
+        last one's reply); None when there is none."""
+        last = self._last_index(session_id)
+        previous = last - 1 if generate in ("regenerate", "continue") else last
+        return previous if previous >= 0 else None
 
     def _last_index(self, session_id: uuid.UUID) -> int:
         with self.database.uow(read_only=True) as uow:

@@ -97,6 +97,7 @@ def create_app(
             allow_origins=lw.settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
+            expose_headers=["X-Loreweave-Session", "X-Loreweave-Changes"],
         )
     for router in (
         worlds.router,

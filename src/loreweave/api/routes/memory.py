@@ -25,6 +25,11 @@ from loreweave.memory.changes import turn_changes
 router = APIRouter(tags=["memory"])
 
 
+def changes_path(session_id: uuid.UUID, turn_index: int) -> str:
+    """Where a turn's changes are read (the proxy names the previous turn's in a header)."""
+    return f"/api/sessions/{session_id}/turns/{turn_index}/changes"
+
+
 @router.get("/api/sessions/{session_id}/turns/{turn_index}/changes")
 def changes(session_id: uuid.UUID, turn_index: int, lw: LW) -> TurnChangesOut:
     """What turn ``turn_index`` changed in the session's memory: each note's text before and

@@ -40,8 +40,9 @@ class InventingAnalyst(Analyst):
         return ChatResponse(json.dumps(body), request.model)
 
 
-@pytest.fixture
-def lw(database: Database, tmp_path: Path) -> Loreweave:
+def story_app(database: Database, tmp_path: Path) -> Loreweave:
+    """The replay test's deterministic models (one analysis per turn), and the inventing
+    analyst."""
     model = RoutedModel(
         chat=Narrator(),
         analysis=InventingAnalyst(),
@@ -51,6 +52,11 @@ def lw(database: Database, tmp_path: Path) -> Loreweave:
     return make_app(
         database, tmp_path, model, notifier=NullNotifier(), dual_queue_config=ONE_TURN_PER_CALL
     )
+
+
+@pytest.fixture
+def lw(database: Database, tmp_path: Path) -> Loreweave:
+    return story_app(database, tmp_path)
 
 
 @pytest.fixture

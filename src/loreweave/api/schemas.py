@@ -70,6 +70,7 @@ class WorldOut(_Out):
     name: str
     description: str
     created_at: datetime
+    review: str = "auto"  # "manual": its sessions' memory changes wait for a person
 
 
 class Placement(BaseModel):
@@ -149,6 +150,7 @@ class SessionOut(_Out):
     archived_at: datetime | None = None  # set aside by a person: no request matches it
     # an abandoned side of a branch: the related session a request has matched since
     abandoned_for: uuid.UUID | None = None
+    review: str | None = None  # "manual" | "auto"; None: its world's
 
 
 Message = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=8_000)]
@@ -421,3 +423,24 @@ class LoreRevisionOut(_Out):
     reason: str
     session_id: uuid.UUID | None
     created_at: datetime
+
+
+class WorldReviewIn(_In):
+    review: Literal["manual", "auto"]
+
+
+class SessionReviewIn(_In):
+    review: Literal["manual", "auto"] | None  # None: as its world says
+
+
+class ApproveIn(_In):
+    after: Content | None = None  # a person's edit: this becomes the note instead
+
+
+class DecidedOut(BaseModel):
+    """What a review decision did: changes approved, rejected, and redone (the note changed
+    since they were proposed: their events are rewritten again, to be reviewed anew)."""
+
+    approved: int
+    rejected: int
+    redone: int

@@ -28,6 +28,7 @@ from loreweave.db.models import (
 )
 from loreweave.db.uow import UnitOfWork
 from loreweave.errors import NotFound
+from loreweave.memory import review
 
 APPLIED, PROPOSED, REJECTED, FAILED = "applied", "proposed", "rejected", "failed"
 NOT_A_REJECTION = "kept but flagged"  # an analysis remark about an update it kept
@@ -127,6 +128,7 @@ def turn_changes(uow: UnitOfWork, session_id: uuid.UUID, turn_index: int) -> Tur
     names = Names(uow)
     changes = [
         *_note_changes(uow, names, events),
+        *_proposed(uow, names, session_id, turn_index),
         *_creation_changes(names, creations),
         *_analysis_changes(turn, creations),
     ]
@@ -151,6 +153,30 @@ def _note_changes(uow: UnitOfWork, names: Names, events: Sequence[NoteUpdateTask
                 TaskStatus.SKIPPED.value,
             ):
                 changes.append(_not_applied(names, event, "note", entry_id, title))
+    return changes
+
+
+def _proposed(uow: UnitOfWork, names: Names, session_id: uuid.UUID, turn: int) -> list[Change]:
+    """The note changes holding an event of this turn that wait for a person's review."""
+    changes = []
+    for proposal in review.proposals(uow, session_id):
+        if turn not in proposal.turns:
+            continue
+        events = [uow.session.get(NoteUpdateTask, uuid.UUID(t)) for t in proposal.task_ids]
+        known = [e.known_by or [] for e in events if e is not None]
+        witnesses = [] if any(not k for k in known) else [w for k in known for w in k]
+        changes.append(
+            Change(
+                id=str(proposal.id),
+                kind="note",
+                entry_id=proposal.lore_entry_id,
+                title=names.title(proposal.lore_entry_id),
+                before=proposal.before or None,
+                after=proposal.after,
+                status=PROPOSED,
+                known_by=names.witnesses(witnesses),
+            )
+        )
     return changes
 
 

@@ -40,6 +40,7 @@ from loreweave.db.models import (
 )
 from loreweave.db.uow import UnitOfWork
 from loreweave.errors import Conflict, InvalidInput, NotFound
+from loreweave.memory import review
 from loreweave.memory.ports import UnitOfWorkFactory, VectorWriter
 
 
@@ -186,6 +187,7 @@ class TranscriptService:
         report = Reverted(from_turn)
         db = uow.session
         claims = lifecycle.claims_in(db, session_id, self.job_tables)
+        review.drop(uow, session_id)  # proposed changes are made again over the reverted notes
         doomed = self._created_entries(uow, session_id, from_turn, report)
         tasks = db.scalars(
             select(NoteUpdateTask)

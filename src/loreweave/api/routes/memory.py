@@ -1,5 +1,6 @@
-"""Seeing and steering the memory (DESIGN §1.7): what a turn changed, a world's canon drift,
-writing a session's note into canon, and a lore entry's revisions."""
+"""Seeing and steering the memory (DESIGN §1.7): what a turn changed, review (a world's or a
+session's mode, approving and rejecting proposed changes), a world's canon drift, writing a
+session's note into canon, and a lore entry's revisions."""
 
 from __future__ import annotations
 
@@ -7,20 +8,27 @@ import uuid
 
 from fastapi import APIRouter
 
-from loreweave.api.deps import LW, Lore
+from loreweave.api.deps import LW, Lore, Review
 from loreweave.api.schemas import (
+    ApproveIn,
     CanonIn,
     CanonOut,
     ChangeOut,
+    DecidedOut,
     DriftNoteOut,
     DriftOut,
     EntryOut,
     LoreRevisionOut,
+    SessionOut,
+    SessionReviewIn,
     TurnChangesOut,
+    WorldOut,
+    WorldReviewIn,
 )
-from loreweave.errors import InvalidInput, NotFound
+from loreweave.errors import Conflict, InvalidInput, NotFound
 from loreweave.memory import canon as canons
 from loreweave.memory.changes import turn_changes
+from loreweave.memory.review import Decided
 
 router = APIRouter(tags=["memory"])
 
@@ -44,6 +52,63 @@ def changes(session_id: uuid.UUID, turn_index: int, lw: LW) -> TurnChangesOut:
     )
 
 
+# -- review ---------------------------------------------------------------------------------------
+def _decided(lw: LW, decided: Decided) -> DecidedOut:
+    lw.wake_workers()  # the key's later events waited behind what was decided
+    return DecidedOut(approved=decided.approved, rejected=decided.rejected, redone=decided.redone)
+
+
+@router.patch("/api/sessions/{session_id}")
+def set_session_review(
+    session_id: uuid.UUID, body: SessionReviewIn, lw: LW, review: Review
+) -> SessionOut:
+    """``{"review": "manual"}``: this session's note changes wait for a person (``"auto"``:
+    they count at once, and what waits is approved, in order; ``null``: as its world says)."""
+    _decided(lw, review.set_session(session_id, body.review))
+    with lw.database.uow(read_only=True) as uow:
+        return SessionOut.model_validate(uow.sessions.require(session_id))
+
+
+@router.patch("/api/worlds/{world_id}")
+def set_world_review(world_id: uuid.UUID, body: WorldReviewIn, lw: LW, review: Review) -> WorldOut:
+    """``{"review": "manual"|"auto"}`` for the world's sessions that do not say otherwise."""
+    review.set_world(world_id, body.review)
+    lw.wake_workers()
+    with lw.database.uow(read_only=True) as uow:
+        return WorldOut.model_validate(uow.worlds.require(world_id))
+
+
+@router.post("/api/sessions/{session_id}/changes/{change_id}/approve")
+def approve_change(
+    session_id: uuid.UUID,
+    change_id: uuid.UUID,
+    lw: LW,
+    review: Review,
+    body: ApproveIn | None = None,
+) -> DecidedOut:
+    """A proposed change becomes the note (``{"after": …}``: a person's edit of it instead).
+    409 when the note changed since it was proposed: its events are rewritten again."""
+    decided = _decided(lw, review.approve(session_id, change_id, body.after if body else None))
+    if decided.redone:
+        raise Conflict("the note changed since this change was proposed: it is made again")
+    return decided
+
+
+@router.post("/api/sessions/{session_id}/changes/{change_id}/reject")
+def reject_change(
+    session_id: uuid.UUID, change_id: uuid.UUID, lw: LW, review: Review
+) -> DecidedOut:
+    """A proposed change is dropped: its events are skipped (the note goes on without them)."""
+    return _decided(lw, review.reject(session_id, change_id, by="the HTTP API"))
+
+
+@router.post("/api/sessions/{session_id}/turns/{turn_index}/changes/approve")
+def approve_turn(session_id: uuid.UUID, turn_index: int, lw: LW, review: Review) -> DecidedOut:
+    """Every proposed change holding an event of this turn, in order."""
+    return _decided(lw, review.approve_turn(session_id, turn_index))
+
+
+# -- canon drift ----------------------------------------------------------------------------------
 @router.get("/api/worlds/{world_id}/drift")
 def drift(world_id: uuid.UUID, lw: LW) -> list[DriftOut]:
     """Per lore entry, the sessions whose note departs from its lore: the note, its size and the

@@ -125,3 +125,24 @@ def test_back_to_auto_approves_what_waits_and_a_cut_drops_it(
     assert notes(client, session) == {"Ann": "0-Ann | 0-Ann"}
     assert proposed(client, session, 0) == {}
     assert client.patch(f"/api/worlds/{world}", json={"review": "later"}).status_code == 422
+
+
+def test_a_proposal_over_a_note_a_person_changed_is_made_again(
+    client: TestClient, lw: Loreweave
+) -> None:
+    _, session = manual(client)
+    turn(client, session, "#0 u=Bo")
+    lw.pipeline.drain()
+    client.post(f"/api/sessions/{session}/turns/0/changes/approve")
+    turn(client, session, "#1 u=Bo")
+    lw.pipeline.drain()
+    stale = proposed(client, session, 1)["Bo"]
+    bo = stale["entry_id"]
+    client.put(f"/api/sessions/{session}/notes/{bo}", json={"note_content": "Bo, as I see him."})
+    answer = client.post(f"/api/sessions/{session}/changes/{stale['id']}/approve")
+    assert answer.status_code == 409
+    assert notes(client, session)["Bo"] == "Bo, as I see him."
+    lw.pipeline.drain()
+    again = proposed(client, session, 1)["Bo"]
+    assert again["before"] == "Bo, as I see him."
+    assert again["after"] == "Bo, as I see him. | 1-Bo | 1-Bo"

@@ -88,10 +88,13 @@ def _events(uow: UnitOfWork, proposal: NoteProposal) -> list[NoteUpdateTask]:
     return [t for t in found if t is not None]
 
 
-def drop(uow: UnitOfWork, session_id: uuid.UUID) -> None:
-    """A transcript cut: the session's proposals go, their events are to do again (those of
-    the turns undone are cancelled by the cut itself)."""
+def drop(uow: UnitOfWork, session_id: uuid.UUID, entry_id: uuid.UUID | None = None) -> None:
+    """A transcript cut (or, with ``entry_id``, a set-aside event of that entity retried in its
+    place): the proposals go, their events are to do again (those of the turns a cut undoes are
+    cancelled by the cut itself)."""
     for proposal in proposals(uow, session_id):
+        if entry_id is not None and proposal.lore_entry_id != entry_id:
+            continue
         for task in _events(uow, proposal):
             lifecycle.repend(task)
         uow.session.delete(proposal)

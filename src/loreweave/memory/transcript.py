@@ -142,6 +142,7 @@ def refold(uow: UnitOfWork, task: NoteUpdateTask) -> Reverted:
     back to the version before the events folded since it, and those are pending again,
     so the retried event is applied in its place and they after it (as a cut re-pends)."""
     report = Reverted(task.turn_index)
+    review.drop(uow, task.session_id, task.lore_entry_id)  # a proposal of later events: after it
     note = uow.notes.for_entry(task.session_id, task.lore_entry_id)
     if note is None:
         return report

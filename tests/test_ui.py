@@ -574,4 +574,16 @@ def test_review_a_turns_proposed_change_then_travel_back_on_the_timeline(tmp_pat
         expect(then).not_to_contain_text("1-Ann")
         page.get_by_test_id("timeline-slider").fill("1")
         expect(then).to_contain_text("0-Ann | 0-Ann | 1-Ann")
+
+        # canon drift: Ann's note merged into her lore (proposed by the rewrite model)
+        page.get_by_role("button", name="Drift", exact=True).click()
+        ann = page.get_by_test_id("drift").filter(has_text="Ann lives here.")
+        expect(ann).to_contain_text("0-Ann | 0-Ann | 1-Ann")
+        ann.get_by_test_id("canon-propose").click()
+        expect(ann.get_by_test_id("canon-text")).to_have_value(
+            "Ann lives here. | 0-Ann | 0-Ann | 1-Ann"
+        )
+        ann.get_by_test_id("canon-write").click()
+        expect(page.get_by_test_id("drift-list")).not_to_contain_text("Ann lives here.")
+        expect(page.get_by_test_id("drift-list")).to_contain_text("Bo lives here.")
         browser.close()

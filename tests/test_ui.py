@@ -551,9 +551,8 @@ def test_review_a_turns_proposed_change_then_travel_back_on_the_timeline(tmp_pat
         expect(page.get_by_test_id("review-badge")).to_have_text("1 waiting for review")
         expect(notes).to_contain_text("No notes yet")
         expect(proposed.locator("ins").first).to_be_visible()  # the diff: all of it new
-        shot = Path(__file__).parents[1] / "docs" / "review.png"
-        shot.parent.mkdir(exist_ok=True)
-        page.screenshot(path=str(shot))
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "ui-7-review.png"))  # README's docs/review.png
         proposed.get_by_test_id("approve").click()
         expect(notes).to_contain_text("0-Ann | 0-Ann", timeout=20_000)
         expect(page.get_by_test_id("review-badge")).to_be_hidden()

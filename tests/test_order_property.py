@@ -2,7 +2,8 @@
 
 A hypothesis state machine interleaves turns, single steps of each queue, provider failures,
 a person's retries and skips, note rollbacks and edits (also while a rewrite waits on the LLM),
-on SQLite and PostgreSQL.  After draining it checks, from the database alone, that every note
+manual review switched on and off with proposed changes approved or rejected at random, on
+SQLite and PostgreSQL.  After draining it checks, from the database alone, that every note
 version a rewrite made is the previous version plus exactly the events applied in it, in turn
 order; that every event was applied once; and that nothing was lost unless a person skipped it.
 """
@@ -24,6 +25,7 @@ from sqlalchemy import delete, insert, select
 
 from loreweave.db import Database
 from loreweave.db.models import (
+    MANUAL,
     Base,
     ChatTurn,
     EntityCreationTask,
@@ -35,6 +37,9 @@ from loreweave.db.repositories import SessionNoteRepository
 from loreweave.errors import ProviderUnavailable
 from loreweave.llm.types import ChatRequest, ChatResponse
 from loreweave.lore import LoreService
+from loreweave.memory import review
+from loreweave.memory.ports import ANALYSIS_QUEUE, NOTE_UPDATE_QUEUE
+from loreweave.memory.review import ReviewService
 from loreweave.queue import jobs
 from loreweave.queue.kinds import KINDS
 from loreweave.queue.notify import NullNotifier
@@ -113,8 +118,8 @@ class MemoryMachine(RuleBasedStateMachine):
     database: Database
     workdir: Path
 
-    @initialize()
-    def setup(self) -> None:
+    @initialize(manual=st.booleans())
+    def setup(self, manual: bool) -> None:
         wipe(self.database)
         self.flaky = {
             "analysis": Flaky(StoryAnalyst()),
@@ -133,10 +138,13 @@ class MemoryMachine(RuleBasedStateMachine):
             },
         )
         self.lore = LoreService(self.lw.database, self.lw.vectors)
+        self.review = ReviewService(self.lw.database.uow, self.lw.vectors)
         _, self.session_id, self.ids = make_world(
             self.database, *[(t, "Character", f"{t} lives here.") for t in TITLES]
         )
         self.turns = 0
+        if manual:  # its note changes wait for a person, until switched back
+            self.review.set_session(self.session_id, MANUAL)
 
     def teardown(self) -> None:
         if hasattr(self, "lw"):
@@ -210,6 +218,24 @@ class MemoryMachine(RuleBasedStateMachine):
 
         self.model.hooks["rewrite"] = edit
 
+    @rule(manual=st.booleans())
+    def set_review(self, manual: bool) -> None:
+        self.review.set_session(self.session_id, MANUAL if manual else None)
+
+    @rule(data=st.data(), approve=st.booleans())
+    def decide(self, data: st.DataObject, approve: bool) -> None:
+        """A person approves or rejects a proposed change (a rejection skips its events), once
+        a step of each queue has run."""
+        self.work_each_queue([ANALYSIS_QUEUE, NOTE_UPDATE_QUEUE, NOTE_UPDATE_QUEUE])
+        with self.lw.database.uow(read_only=True) as uow:
+            waiting = [p.id for p in review.proposals(uow, self.session_id)]
+        if waiting:
+            proposal = data.draw(st.sampled_from(waiting))
+            if approve:
+                self.review.approve(self.session_id, proposal)
+            else:
+                self.review.reject(self.session_id, proposal, by="the test")
+
     # -- helpers ----------------------------------------------------------------------------
     def _note(self, title: str) -> Any:
         with self.lw.database.uow(read_only=True) as uow:
@@ -238,6 +264,7 @@ class MemoryMachine(RuleBasedStateMachine):
         for flaky in self.flaky.values():
             flaky.failures = 0
         self.model.hooks.clear()
+        self.review.set_session(self.session_id, None)  # what waits for review is approved
         for _ in range(20):
             self.lw.pipeline.drain()
             if not self._failed():

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from sqlalchemy import select
@@ -58,6 +59,7 @@ class Chat:
         self.messages += opening
         self.session = ""
         self.timing = ""  # the last answer's Server-Timing header
+        self.changes: str | None = None  # the last answer's X-Loreweave-Changes header
 
     def ask(self, text: str | None = None) -> str:
         if text is not None:
@@ -83,6 +85,7 @@ class Chat:
         )
         self.session = raw.headers["x-loreweave-session"]
         self.timing = raw.headers["server-timing"]
+        self.changes = raw.headers.get("x-loreweave-changes")
         return raw.parse().choices[0].message.content or ""
 
     def regenerate(self) -> str:
@@ -102,6 +105,26 @@ def stored(lw: Loreweave, session: str) -> list[AppMessage]:
 def alternatives(lw: Loreweave, session: str) -> list[list[str]]:
     with lw.database.uow(read_only=True) as uow:
         return [list(t.alternatives) for t in uow.turns.recent(uuid.UUID(session), 1000)]
+
+
+def test_each_answer_names_the_previous_turns_changes(
+    proxy: tuple[openai.OpenAI, Loreweave, StoryUpstream],
+) -> None:
+    client, lw, _ = proxy
+    chat = Chat(client, False)
+    chat.ask("Message 0 about the lighthouse.")
+    assert chat.changes is None  # no turn before the first
+    chat.ask("Message 1 about the lighthouse.")
+    assert chat.changes == f"/api/sessions/{chat.session}/turns/0/changes"
+    chat.regenerate()  # the last turn's reply is replaced: the one before it is unchanged
+    assert chat.changes == f"/api/sessions/{chat.session}/turns/0/changes"
+    wait_until_idle(lw.database)
+    base = str(client.base_url).removesuffix("/v1/")
+    answer = httpx.get(base + chat.changes, headers={"Authorization": f"Bearer {KEY}"})
+    assert answer.status_code == 200, (base, answer.text)
+    found = answer.json()
+    assert found["turn"] == 0 and found["state"] == "done"
+    assert {c["title"] for c in found["changes"] if c["kind"] == "note"} >= {"Lighthouse"}
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])

@@ -2,10 +2,12 @@
 
 A hypothesis state machine plays turns in several sessions and deletes, edits, regenerates,
 swaps alternatives and forks — some of it while an analysis, rewrite or creation call is in
-flight — with single steps of the queues in between.  Once the queues drain, every session's
-notes, created entries and vectors must equal those of a fresh session fed only its final
-transcript, with the same deterministic LLM answers — and so must every event's witnesses and
-each character's view of the world (DESIGN §1.6).
+flight — with single steps of the queues in between; sessions go in and out of manual review,
+and proposed changes are approved or rejected at random (DESIGN §1.7).  Once the queues drain,
+every session's notes, created entries and vectors must equal those of a fresh session fed only
+its final transcript, with the same deterministic LLM answers and the same events rejected
+(skipped) — and so must every event's witnesses and each character's view of the world
+(DESIGN §1.6).
 """
 
 from __future__ import annotations
@@ -24,10 +26,22 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from sqlalchemy import select
 
 from loreweave.db import Database
-from loreweave.db.models import USER, ChatTurn, EntityVector, LoreEntry, NoteUpdateTask
+from loreweave.db.models import (
+    MANUAL,
+    USER,
+    ChatSession,
+    ChatTurn,
+    EntityVector,
+    LoreEntry,
+    NoteUpdateTask,
+    TaskStatus,
+)
 from loreweave.db.repositories import visible_in
 from loreweave.llm.types import ChatRequest, ChatResponse
 from loreweave.memory import observer as observers
+from loreweave.memory import review
+from loreweave.memory.ports import ANALYSIS_QUEUE, ENTITY_CREATION_QUEUE
+from loreweave.memory.review import ReviewService
 from loreweave.queue.kinds import KINDS
 from loreweave.queue.notify import NullNotifier
 
@@ -107,8 +121,8 @@ class ReplayMachine(RuleBasedStateMachine):
     database: Database
     workdir: Path
 
-    @initialize()
-    def setup(self) -> None:
+    @initialize(manual=st.booleans())
+    def setup(self, manual: bool) -> None:
         wipe(self.database)
         self.narrator = Narrator()
         self.model = RoutedModel(
@@ -126,6 +140,8 @@ class ReplayMachine(RuleBasedStateMachine):
         )
         self.sessions = [first]
         self.tags = itertools.count()
+        if manual:  # the world's sessions review their changes (a session may say otherwise)
+            ReviewService(self.lw.database.uow, self.lw.vectors).set_world(self.world_id, MANUAL)
 
     def teardown(self) -> None:
         if hasattr(self, "lw"):
@@ -238,9 +254,37 @@ class ReplayMachine(RuleBasedStateMachine):
 
         self.model.hooks[prompt] = meanwhile
 
+    # -- review ---------------------------------------------------------------------------------
+    @rule(data=st.data(), manual=st.booleans())
+    def set_review(self, data: st.DataObject, manual: bool) -> None:
+        session = data.draw(st.sampled_from(self.sessions))
+        ReviewService(self.lw.database.uow, self.lw.vectors).set_session(
+            session, MANUAL if manual else None
+        )
+
+    @rule(data=st.data(), approve=st.booleans())
+    def decide(self, data: st.DataObject, approve: bool) -> None:
+        """A person approves or rejects one proposed change (the queues drained first)."""
+        self.lw.pipeline.drain()
+        session = data.draw(st.sampled_from(self.sessions))
+        with self.lw.database.uow(read_only=True) as uow:
+            waiting = [p.id for p in review.proposals(uow, session)]
+        if not waiting:
+            return
+        proposal = data.draw(st.sampled_from(waiting))
+        service = ReviewService(self.lw.database.uow, self.lw.vectors)
+        if approve:
+            service.approve(session, proposal)
+        else:
+            service.reject(session, proposal, by="the property test")
+
     # -- the check --------------------------------------------------------------------------------
     def drain_and_compare(self) -> None:
         self.model.hooks.clear()
+        service = ReviewService(self.lw.database.uow, self.lw.vectors)
+        service.set_world(self.world_id, "auto")  # what waits for review is approved
+        for session in self.sessions:
+            service.set_session(session, None)
         self.lw.pipeline.drain()
         assert_all_done(self.lw)
         for session in self.sessions:
@@ -249,24 +293,56 @@ class ReplayMachine(RuleBasedStateMachine):
                     (t.user_message, t.assistant_message) for t in uow.turns.recent(session, 10_000)
                 ]
             with self.lw.database.uow() as uow:
-                from loreweave.db.models import ChatSession
-
                 fresh = uow.sessions.add(ChatSession(world_id=self.world_id, title="replay"))
                 uow.commit()
             for user, reply in transcript:
                 self.lw.chat.persist(fresh.id, user, reply, [])
+            self._skip_as_rejected(session, fresh.id)
             self.lw.pipeline.drain()
             assert_all_done(self.lw)
             assert memory(self.lw, session) == memory(self.lw, fresh.id), transcript
 
+    def _skip_as_rejected(self, session: uuid.UUID, fresh: uuid.UUID) -> None:
+        """The replay's events that the session's review rejected are skipped (by a person)
+        before any is folded: analyses and creations first, then the same events, by entity,
+        turn, summary and witnesses, are set aside as skipped."""
+        analysing = (ANALYSIS_QUEUE, ENTITY_CREATION_QUEUE)
+        while self.lw.pipeline.run_next("worker", analysing, pool=1):
+            pass
+        with self.lw.database.uow() as uow:
+            rejected = [_event_key(uow, e) for e in _events(uow, session, skipped=True)]
+            for event in _events(uow, fresh, skipped=False):
+                if (key := _event_key(uow, event)) in rejected:
+                    rejected.remove(key)
+                    event.status = TaskStatus.SKIPPED.value
+            uow.commit()
+
+
+def _events(uow: Any, session_id: uuid.UUID, *, skipped: bool) -> list[NoteUpdateTask]:
+    status = NoteUpdateTask.status == TaskStatus.SKIPPED.value
+    query = select(NoteUpdateTask).where(
+        NoteUpdateTask.session_id == session_id, status if skipped else ~status
+    )
+    return list(uow.session.scalars(query))
+
+
+def _event_key(uow: Any, event: NoteUpdateTask) -> tuple[Any, ...]:
+    def title(witness: str) -> str:
+        return witness if witness == USER else uow.entries.require(uuid.UUID(witness)).title
+
+    entry = uow.entries.require(event.lore_entry_id)
+    witnesses = sorted(title(w) for w in event.known_by or [])
+    return (entry.title, event.turn_index, event.update_summary, *witnesses)
+
 
 def assert_all_done(lw: Any) -> None:
-    """Every job finished well: a fake that fails would make both sides equal and prove
-    nothing."""
+    """Every job finished well (a note update skipped only by a review's rejection): a fake
+    that fails would make both sides equal and prove nothing."""
     with lw.database.uow(read_only=True) as uow:
         for kind in lw.kinds:
             statuses = set(uow.session.scalars(select(kind.model.status)))
-            assert statuses <= {"done"}, (kind.name, statuses)
+            allowed = {"done", "skipped"} if kind.model is NoteUpdateTask else {"done"}
+            assert statuses <= allowed, (kind.name, statuses)
 
 
 def memory(lw: Any, session_id: uuid.UUID) -> dict[str, Any]:

@@ -515,3 +515,77 @@ def test_lore_list_sorting_card_png_export_session_titles_and_a_new_turn_in_view
         )
         browser.close()
     lw.close()
+
+
+def test_review_a_turns_proposed_change_then_travel_back_on_the_timeline(tmp_path: Path) -> None:
+    """Manual review: the turn's change waits under it, out of the notes, until approved; the
+    timeline's slider shows the notes as they were after an earlier turn (DESIGN §1.7)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    need_chromium()
+    database = Database(f"sqlite:///{tmp_path / 'ui.db'}")
+    model = RoutedModel(
+        chat=Narrator(), analysis=Analyst(), creation=Creator(), rewrite=AppendingRewriter()
+    )
+    lw = make_app(database, tmp_path, model, pipeline_config={"poll_interval": 0.05})
+    with serving(lw) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.goto(url)
+        page.get_by_test_id("new-world-name").fill("Eldoria")
+        page.get_by_test_id("create-world").click()
+        expect(page.get_by_test_id("world-select")).to_contain_text("Eldoria")
+        for name in ("Ann", "Bo"):
+            page.locator("#entry-new").click()
+            page.get_by_test_id("entry-title").fill(name)
+            page.get_by_test_id("entry-content").fill(f"{name} lives here.")
+            page.get_by_test_id("save-entry").click()
+            expect(page.get_by_test_id("entry-list")).to_contain_text(name)
+        page.get_by_role("button", name="Session", exact=True).click()
+        page.get_by_test_id("new-session").click()
+        review = page.get_by_test_id("review-manual")
+        review.check()
+        notes = page.get_by_test_id("notes")
+
+        page.get_by_test_id("message").fill("#0 u=Ann")
+        page.get_by_test_id("send").click()
+        proposed = page.locator('[data-testid="diffs-0"] [data-status="proposed"]')
+        expect(proposed).to_contain_text("0-Ann | 0-Ann", timeout=20_000)
+        expect(page.get_by_test_id("review-badge")).to_have_text("1 waiting for review")
+        expect(notes).to_contain_text("No notes yet")
+        expect(proposed.locator("ins").first).to_be_visible()  # the diff: all of it new
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "ui-7-review.png"))  # README's docs/review.png
+        proposed.get_by_test_id("approve").click()
+        expect(notes).to_contain_text("0-Ann | 0-Ann", timeout=20_000)
+        expect(page.get_by_test_id("review-badge")).to_be_hidden()
+        expect(page.locator('[data-testid="diffs-0"] [data-status="applied"]')).to_be_visible()
+
+        review.uncheck()
+        page.get_by_test_id("message").fill("#1 u=Ann")
+        page.get_by_test_id("send").click()
+        expect(notes).to_contain_text("0-Ann | 0-Ann | 1-Ann", timeout=20_000)
+
+        page.get_by_role("button", name="Timeline", exact=True).click()
+        expect(page.get_by_test_id("timeline-grid")).to_contain_text("Ann")
+        then = page.get_by_test_id("timeline-notes")
+        expect(then).to_contain_text("0-Ann | 0-Ann | 1-Ann")
+        page.get_by_test_id("timeline-slider").fill("0")
+        expect(page.get_by_test_id("timeline-turn")).to_have_text("after turn 1")
+        expect(then).to_contain_text("0-Ann | 0-Ann")
+        expect(then).not_to_contain_text("1-Ann")
+        page.get_by_test_id("timeline-slider").fill("1")
+        expect(then).to_contain_text("0-Ann | 0-Ann | 1-Ann")
+
+        # canon drift: Ann's note merged into her lore (proposed by the rewrite model)
+        page.get_by_role("button", name="Drift", exact=True).click()
+        ann = page.get_by_test_id("drift").filter(has_text="Ann lives here.")
+        expect(ann).to_contain_text("0-Ann | 0-Ann | 1-Ann")
+        ann.get_by_test_id("canon-propose").click()
+        expect(ann.get_by_test_id("canon-text")).to_have_value(
+            "Ann lives here. | 0-Ann | 0-Ann | 1-Ann"
+        )
+        ann.get_by_test_id("canon-write").click()
+        expect(page.get_by_test_id("drift-list")).not_to_contain_text("Ann lives here.")
+        expect(page.get_by_test_id("drift-list")).to_contain_text("Bo lives here.")
+        browser.close()

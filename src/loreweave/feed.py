@@ -1,6 +1,7 @@
 """What the memory did, in lines for a person: each note as it now reads, each entity created,
-each analysis problem in plain words.  ``loreweave demo`` and ``loreweave chat`` print them as the
-workers finish."""
+each analysis problem in plain words.  ``loreweave demo`` prints them as the workers finish;
+``loreweave chat`` prints each turn's changes (:mod:`loreweave.memory.changes`), one line each,
+once the workers have finished the turn."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import uuid
 from dataclasses import dataclass, field
 
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy import select
 
 from loreweave.db.models import EntityCreationTask, NoteUpdateTask, TaskStatus, TurnStatus
 from loreweave.db.uow import UnitOfWork
+from loreweave.memory.changes import Change, turn_changes
 from loreweave.memory.ports import UnitOfWorkFactory
 
 # why an entry was in a turn's prompt, in plain words
@@ -102,3 +105,58 @@ def plain(problem: str) -> str:
     if found:
         return f"the analysis pointed at an entity that does not exist: {found.group(2)}"
     return problem
+
+
+# -- a turn's changes, one line each (``loreweave chat``) -----------------------------------------
+
+
+def change_line(change: Change) -> str:
+    """One change of a turn (:mod:`loreweave.memory.changes`) in a line for a person."""
+    title, after = escape(change.title or "?"), escape(change.after or "")
+    reason = escape(plain(change.reason or ""))
+    if change.status == "failed":
+        what = title if change.kind == "note" else "a new entity"
+        return f"[red]✗ failed[/] {what}: {reason}"
+    if change.kind == "rejected":
+        return f"[yellow]✗ ignored[/] {reason}"
+    if change.status == "rejected":
+        return f"[yellow]✗ skipped[/] {title}: {after}"
+    if change.status == "proposed":
+        return f"[cyan]? proposed[/] {title}: {after}"
+    if change.kind == "entry":
+        return f"[green]✓ new in this story:[/] {title}"
+    return f"[green]✓ {title}'s note now says:[/] {after}"
+
+
+@dataclass
+class TurnWatch:
+    """The turns whose changes have been printed."""
+
+    turns: set[int] = field(default_factory=set)
+
+    @classmethod
+    def from_now(cls, uow: UnitOfWorkFactory, session_id: uuid.UUID) -> TurnWatch:
+        """Every turn whose changes are done already counts as printed (a session continued)."""
+        watch = cls()
+        report_turns(uow, session_id, watch, Console(quiet=True))
+        return watch
+
+
+def report_turns(
+    uow_factory: UnitOfWorkFactory, session_id: uuid.UUID, watch: TurnWatch, console: Console
+) -> int:
+    """Print, one line per change, what each turn whose jobs are done changed since last time;
+    return how many turns are still on their way."""
+    waiting = 0
+    with uow_factory(read_only=True) as uow:
+        for turn in uow.turns.recent(session_id, 1000):
+            if turn.turn_index in watch.turns:
+                continue
+            found = turn_changes(uow, session_id, turn.turn_index)
+            if found.state == "pending":
+                waiting += 1
+                continue
+            watch.turns.add(turn.turn_index)
+            for change in found.changes:
+                console.print("   " + change_line(change), highlight=False)
+    return waiting

@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from loreweave.db.engine import Database
-from loreweave.db.models import LoreEntry, SessionNote, World
+from loreweave.db.models import LoreEntry, LoreEntryRevision, SessionNote, World
 from loreweave.db.repositories import visible_in
+from loreweave.db.uow import UnitOfWork
 from loreweave.errors import Conflict, InvalidInput, NotFound
 from loreweave.vectors.service import CompositeVectorService
 
@@ -210,6 +211,8 @@ class LoreService:
             raise InvalidInput(f"cannot change {', '.join(sorted(unknown))}")
         with self.database.uow() as uow:
             entry = uow.entries.require(entry_id)
+            if "content" in changes and changes["content"] != entry.content:
+                keep_revision(uow, entry, "edit")
             for key, value in changes.items():
                 setattr(entry, key, value)
             entry.edited_by_person = True  # undoing the turn that created it keeps it
@@ -273,6 +276,78 @@ class LoreService:
             uow.commit()
         self.vectors.sync_entry(entry_id, session_id)
         return note
+
+    # -- lore revisions and canon (DESIGN §1.7) ------------------------------------------------
+    def revisions(self, entry_id: uuid.UUID) -> Sequence[LoreEntryRevision]:
+        with self.database.uow(read_only=True) as uow:
+            uow.entries.require(entry_id)
+            return lore_revisions(uow, entry_id)
+
+    def restore(self, entry_id: uuid.UUID, version: int) -> LoreEntry:
+        """Make an earlier text of the entry its lore again (the text it replaces is kept as a
+        revision too): the undo of an edit or of a canon."""
+        with self.database.uow() as uow:
+            entry = uow.entries.require(entry_id)
+            old = next((r for r in lore_revisions(uow, entry_id) if r.version == version), None)
+            if old is None:
+                raise NotFound("lore revision", version)
+            keep_revision(uow, entry, "restore")
+            entry.content = old.content
+            entry.edited_by_person = True
+            uow.commit()
+        self.vectors.sync_entry(entry_id)
+        return entry
+
+    def canon(
+        self, session_id: uuid.UUID, entry_id: uuid.UUID, content: str
+    ) -> tuple[LoreEntry, SessionNote, int]:
+        """A person's merged text becomes the entry's lore (the lore it replaces kept as a
+        revision, whose version is returned); the session's note restarts empty (a new version,
+        its text kept as a revision): the events folded into it are in the canon now, and those
+        not yet folded make its next text."""
+        if not content.strip():
+            raise InvalidInput("the canon text is empty")
+        with self.database.uow() as uow:
+            session = uow.sessions.require(session_id)
+            entry = uow.entries.require_visible(entry_id, session)
+            note = uow.notes.for_entry(session_id, entry_id)
+            if note is None or not note.note_content:
+                raise NotFound("session note", f"{session_id}/{entry_id}")
+            revision = keep_revision(uow, entry, "canon", session_id=session_id)
+            entry.content = content.strip()
+            entry.edited_by_person = True
+            note = uow.notes.write(
+                session_id, entry_id, "", turn=note.last_updated_turn, reason="canon"
+            )
+            uow.commit()
+        self.vectors.sync_entry(entry_id)
+        return entry, note, revision.version
+
+
+def lore_revisions(uow: UnitOfWork, entry_id: uuid.UUID) -> Sequence[LoreEntryRevision]:
+    query = select(LoreEntryRevision).where(LoreEntryRevision.lore_entry_id == entry_id)
+    return uow.session.scalars(query.order_by(LoreEntryRevision.version)).all()
+
+
+def keep_revision(
+    uow: UnitOfWork, entry: LoreEntry, reason: str, *, session_id: uuid.UUID | None = None
+) -> LoreEntryRevision:
+    """Keep the entry's lore as it is now, before a person changes it."""
+    latest = uow.session.scalar(
+        select(func.max(LoreEntryRevision.version)).where(
+            LoreEntryRevision.lore_entry_id == entry.id
+        )
+    )
+    revision = LoreEntryRevision(
+        lore_entry_id=entry.id,
+        version=(latest or 0) + 1,
+        content=entry.content,
+        reason=reason,
+        session_id=session_id,
+    )
+    uow.session.add(revision)
+    uow.session.flush()
+    return revision
 
 
 def _literal(text: str) -> str:

@@ -105,6 +105,9 @@ class Prepared:
     speaker: str | None = None  # a group chat's member who speaks this reply
     held: str | None = None  # the scope of the key this request holds until it is recorded
     message: str = ""  # the player's message a new turn answers
+    # the last turn before the one this request makes or replaces (None: none): its changes
+    # are what the app may show now (``X-Loreweave-Changes``)
+    previous_turn: int | None = None
 
 
 # what SillyTavern calls each kind of generation (World Info's ``triggers``)
@@ -263,7 +266,19 @@ class ProxyService:
         ):
             recorded = spoken_by(stored[-1].content, speaker)[1]
             upstream = ChatRequest((), target.upstream_model, self.llm_config.temperature_chat)
-            return Prepared(session_id, step, upstream, [], "", recorded, clock, key, recorded)
+            previous = self._previous_turn(session_id, "regenerate")
+            return Prepared(
+                session_id,
+                step,
+                upstream,
+                [],
+                "",
+                recorded,
+                clock,
+                key,
+                recorded,
+                previous_turn=previous,
+            )
         analyse = found is not None or self.config.analyse_unmatched_history
         session_id = self._apply(session_id, stored, step, analyse=analyse, group=bool(speaker))
         self._matched(session_id)
@@ -307,6 +322,7 @@ class ProxyService:
             key,
             speaker=speaker,
             message=said,
+            previous_turn=self._previous_turn(session_id, step.generate),
         )
 
     def follows(
@@ -538,6 +554,13 @@ class ProxyService:
         with self.database.uow(read_only=True) as uow:
             last = uow.turns.recent(session_id, 1)
             return last[0].idempotency_key if last else None
+
+    def _previous_turn(self, session_id: uuid.UUID, generate: str | None) -> int | None:
+        """The last turn this request leaves as it is (a regenerate or a continue replaces the
+        last one's reply); None when there is none."""
+        last = self._last_index(session_id)
+        previous = last - 1 if generate in ("regenerate", "continue") else last
+        return previous if previous >= 0 else None
 
     def _last_index(self, session_id: uuid.UUID) -> int:
         with self.database.uow(read_only=True) as uow:

@@ -1,7 +1,8 @@
 """``loreweave chat``: play a session in the terminal, with the workers running alongside.
 
-The reply streams in as the model writes it; what the memory does with each turn (a note as it
-now reads, an entity created) is printed as the workers finish; a continued session opens with
+The reply streams in as the model writes it; what each turn changed in the memory (a note as it
+now reads, an entity created, an update ignored), one line per change, is printed once the
+workers have finished the turn; a continued session opens with
 a recap of its last turns.  Lines starting with ``/`` are commands, never story turns."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from loreweave.bootstrap import Loreweave, build
 from loreweave.config import Settings
 from loreweave.errors import InvalidInput, LoreweaveError
-from loreweave.feed import Watch, report
+from loreweave.feed import TurnWatch, report_turns
 from loreweave.wording import counted
 
 HELP = """/help    this list
@@ -78,11 +79,11 @@ def recap(lw: Loreweave, session_id: uuid.UUID, console: Console) -> None:
 
 
 class Feed:
-    """Prints what the memory did as the workers finish, until stopped."""
+    """Prints what each turn changed as the workers finish it, until stopped."""
 
     def __init__(self, lw: Loreweave, session_id: uuid.UUID, console: Console) -> None:
         self.lw, self.session_id, self.console = lw, session_id, console
-        self.watch = Watch.from_now(lw.database.uow, session_id)
+        self.watch = TurnWatch.from_now(lw.database.uow, session_id)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="chat-feed", daemon=True)
 
@@ -102,10 +103,10 @@ class Feed:
             time.sleep(POLL_SECONDS / 5)
 
     def flush(self) -> int:
-        """Print what finished; how many of the session's jobs are still unfinished."""
+        """Print the changes of the turns finished; how many turns are still on their way."""
         # the database away for a moment: the next poll reports what finished
         with contextlib.suppress(SQLAlchemyError, LoreweaveError):
-            return report(self.lw.database.uow, self.session_id, self.watch, self.console)
+            return report_turns(self.lw.database.uow, self.session_id, self.watch, self.console)
         return 0
 
 

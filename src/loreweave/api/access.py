@@ -20,6 +20,8 @@ from loreweave.queue.jobs import Kinds
 
 # the only routes without a world of their own that a limited key may use (filtered there)
 LISTS = {("GET", "/api/worlds")}
+# ids looked up within the session of the same path (whose world is checked)
+WITHIN_SESSION = {"change_id"}
 
 
 class Access:
@@ -64,7 +66,7 @@ def _world_of(uow: UnitOfWork, kinds: Kinds, name: str, value: str) -> uuid.UUID
 def enforce_scope(request: Request, lw: LW, access: AccessTo) -> None:
     if not access.limited:
         return
-    names = [n for n in request.path_params if n.endswith("_id")]
+    names = [n for n in request.path_params if n.endswith("_id") and n not in WITHIN_SESSION]
     if not names:
         route = getattr(request.scope.get("route"), "path", request.url.path)
         if (request.method, route) not in LISTS:

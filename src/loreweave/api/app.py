@@ -20,7 +20,7 @@ from loreweave import __version__
 from loreweave.api.access import Scoped
 from loreweave.api.errors import error_status
 from loreweave.api.guard import EdgeGuard
-from loreweave.api.routes import lore, openai, queue, sessions, system, worlds
+from loreweave.api.routes import lore, memory, openai, queue, sessions, system, worlds
 from loreweave.container import Loreweave
 from loreweave.errors import LoreweaveError
 from loreweave.validation import excerpt
@@ -97,11 +97,13 @@ def create_app(
             allow_origins=lw.settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
+            expose_headers=["X-Loreweave-Session", "X-Loreweave-Changes"],
         )
     for router in (
         worlds.router,
         lore.router,
         sessions.router,
+        memory.router,
         queue.router,
         system.metrics_router,
     ):

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from loreweave.container import Loreweave
 from loreweave.lore import LoreService
+from loreweave.memory.review import ReviewService
 
 
 def get_loreweave(request: Request) -> Loreweave:
@@ -24,3 +25,10 @@ def get_lore(lw: LW) -> LoreService:
 
 
 Lore = Annotated[LoreService, Depends(get_lore)]
+
+
+def get_review(lw: LW) -> ReviewService:
+    return ReviewService(lw.database.uow, lw.vectors)
+
+
+Review = Annotated[ReviewService, Depends(get_review)]

@@ -70,6 +70,7 @@ class WorldOut(_Out):
     name: str
     description: str
     created_at: datetime
+    review: str = "auto"  # "manual": its sessions' memory changes wait for a person
 
 
 class Placement(BaseModel):
@@ -149,6 +150,7 @@ class SessionOut(_Out):
     archived_at: datetime | None = None  # set aside by a person: no request matches it
     # an abandoned side of a branch: the related session a request has matched since
     abandoned_for: uuid.UUID | None = None
+    review: str | None = None  # "manual" | "auto"; None: its world's
 
 
 Message = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=8_000)]
@@ -341,3 +343,104 @@ class CompositeOut(BaseModel):
 
 
 QueueStatus = dict[str, Any]
+
+
+# -- seeing and steering the memory (DESIGN §1.7) ------------------------------------------------
+
+
+class ChangeOut(BaseModel):
+    """One memory change of a turn: a note's text ``before`` and ``after`` this turn's events
+    (``kind`` note), an entry created (``entry``: its lore as ``after``), an update or creation
+    the pipeline rejected (``rejected``, with its ``reason``); an event set aside (``failed``)
+    or skipped by a person (``rejected``) has what it would have said as ``after``."""
+
+    id: str
+    kind: Literal["note", "entry", "rejected"]
+    entry_id: uuid.UUID | None
+    title: str | None
+    before: str | None
+    after: str | None
+    status: Literal["applied", "proposed", "rejected", "failed"]
+    reason: str | None
+    known_by: list[str]  # witnesses by name; empty: public
+
+
+class TurnChangesOut(BaseModel):
+    turn: int
+    state: Literal["pending", "done"]  # pending while the turn's jobs are on their way
+    changes: list[ChangeOut]
+
+
+class NoteAsOfOut(BaseModel):
+    """A note as it was after turn ``as_of_turn`` (for an observer: what that one knew of the
+    entity then, with the events it knew, each with its turn and who else knew it)."""
+
+    lore_entry_id: uuid.UUID
+    title: str
+    note_content: str
+    version: int  # the note's version then (0: the observer's view holds no note of it)
+    last_updated_turn: int | None
+    as_of_turn: int
+    events: list[KnownEventOut]
+
+
+class DriftNoteOut(BaseModel):
+    session_id: uuid.UUID
+    session_title: str
+    note_content: str
+    size: int  # characters
+    version: int
+    turns: list[int]  # the turns whose events the note holds (since its last canon)
+
+
+class DriftOut(BaseModel):
+    """A lore entry and the sessions whose note departs from it."""
+
+    lore_entry_id: uuid.UUID
+    title: str
+    lore: str
+    sessions: list[DriftNoteOut]
+
+
+class CanonIn(_In):
+    content: Content | None = None  # the merged text: required unless a proposal is asked
+
+
+class CanonOut(BaseModel):
+    """The entry's lore now (``proposal``: a merge the rewrite model proposes, nothing written),
+    and the lore revision that keeps what it replaced."""
+
+    lore_entry_id: uuid.UUID
+    lore: str
+    proposal: str | None = None
+    lore_revision: int | None = None
+    note_content: str | None = None  # the session's note after the canon (None: none)
+
+
+class LoreRevisionOut(_Out):
+    version: int
+    content: str
+    reason: str
+    session_id: uuid.UUID | None
+    created_at: datetime
+
+
+class WorldReviewIn(_In):
+    review: Literal["manual", "auto"]
+
+
+class SessionReviewIn(_In):
+    review: Literal["manual", "auto"] | None  # None: as its world says
+
+
+class ApproveIn(_In):
+    after: Content | None = None  # a person's edit: this becomes the note instead
+
+
+class DecidedOut(BaseModel):
+    """What a review decision did: changes approved, rejected, and redone (the note changed
+    since they were proposed: their events are rewritten again, to be reviewed anew)."""
+
+    approved: int
+    rejected: int
+    redone: int

@@ -105,6 +105,8 @@ UNFINISHED = (TaskStatus.PENDING.value, TaskStatus.PROCESSING.value, TaskStatus.
 ON_ITS_WAY = (TaskStatus.PENDING.value, TaskStatus.PROCESSING.value)  # unfinished, not set aside
 
 
+AUTO, MANUAL = "auto", "manual"  # review modes (DESIGN §1.7)
+
 WORLD_INFO = "sillytavern_world_info"  # LoreEntry.extra's key for World Info fields
 
 
@@ -124,6 +126,9 @@ class World(Timestamped, Base):
     # An imported lorebook's own fields (World Info's name, scan_depth, token_budget…), by
     # format, kept for a faithful export.
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=sql_text("'{}'"))
+    # how its sessions' memory changes count (DESIGN §1.7): "auto" at once, "manual" once a
+    # person approves them (a session may say otherwise)
+    review: Mapped[str] = mapped_column(String(10), default=AUTO, server_default=AUTO)
 
     entries: Mapped[list[LoreEntry]] = relationship(
         back_populates="world", cascade="all, delete-orphan", passive_deletes=True
@@ -193,6 +198,28 @@ class LoreEntry(Timestamped, Base):
         return fields.get(field, default) if isinstance(fields, dict) else default
 
 
+class LoreEntryRevision(Base):
+    """The text a lore entry had before a person changed it (an edit, a session's note written
+    into canon, a restore): its history, and what an undo restores."""
+
+    __tablename__ = "lore_entry_revisions"
+    __table_args__ = (UniqueConstraint("lore_entry_id", "version"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    lore_entry_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("lore_entries.id", ondelete="CASCADE")
+    )
+    version: Mapped[int] = mapped_column(Integer)  # 1, 2… per entry
+    content: Mapped[str] = mapped_column(Text)
+    # what replaced it: "edit", "canon" (a session's note merged into the lore), "restore"
+    reason: Mapped[str] = mapped_column(String(20), default="edit")
+    # the session whose note was written into canon
+    session_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("chat_sessions.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ChatSession(Timestamped, Base):
     __tablename__ = "chat_sessions"
     __table_args__ = (
@@ -221,6 +248,8 @@ class ChatSession(Timestamped, Base):
     last_matched_at: Mapped[datetime | None] = mapped_column(default=None)
     # set aside by a person: no request is matched against it any more; its memory is kept
     archived_at: Mapped[datetime | None] = mapped_column(default=None)
+    # "auto" | "manual" (DESIGN §1.7); None: its world's
+    review: Mapped[str | None] = mapped_column(String(10), default=None)
 
     world: Mapped[World] = relationship(back_populates="sessions")
 
@@ -307,6 +336,30 @@ class SessionNoteRevision(Base):
     note_content: Mapped[str] = mapped_column(Text)
     last_updated_turn: Mapped[int | None] = mapped_column(Integer, default=None)
     reason: Mapped[str] = mapped_column(String(20), default="rewrite")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NoteProposal(Base):
+    """A note change waiting for a person (manual review, DESIGN §1.7): the rewrite of some
+    events of one (session, entry) key, done but not applied.  Its events are finished
+    (``done``, no ``applied_version``); the key's later events wait behind it.  Approved, it
+    becomes the note; rejected, its events are skipped."""
+
+    __tablename__ = "note_proposals"
+    __table_args__ = (UniqueConstraint("session_id", "lore_entry_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("chat_sessions.id", ondelete="CASCADE")
+    )
+    lore_entry_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("lore_entries.id", ondelete="CASCADE"), index=True
+    )
+    base_version: Mapped[int] = mapped_column(Integer)  # the note version rewritten (0: none)
+    before: Mapped[str] = mapped_column(Text)
+    after: Mapped[str] = mapped_column(Text)
+    task_ids: Mapped[list[str]] = mapped_column(JSON(), default=list)  # its events
+    turns: Mapped[list[int]] = mapped_column(JSON(), default=list)  # the turns they serve
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

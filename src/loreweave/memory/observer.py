@@ -29,6 +29,7 @@ from loreweave.db.models import (
 from loreweave.db.repositories import is_visible, visible_in
 from loreweave.db.uow import UnitOfWork
 from loreweave.errors import InvalidInput
+from loreweave.memory import review
 
 CHARACTER = "character"
 USER_NAMES = ("user", "{{user}}")  # how a caller names the persona of the person playing
@@ -114,7 +115,8 @@ def resolve(
 def events_by_entry(
     uow: UnitOfWork, session_id: uuid.UUID, entry_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, list[NoteUpdateTask]]:
-    """The session's events of these entries in turn order (a person's skip excluded): what
+    """The session's events of these entries in turn order (a person's skip, and a change
+    waiting for review, excluded): what
     views are built from, whether or not a rewrite has folded them into the note yet."""
     found: dict[uuid.UUID, list[NoteUpdateTask]] = {}
     ids = list(entry_ids)
@@ -129,8 +131,10 @@ def events_by_entry(
         )
         .order_by(NoteUpdateTask.turn_index, NoteUpdateTask.created_at, NoteUpdateTask.id)
     )
+    proposed = review.proposed_events(uow, session_id)
     for row in rows:
-        found.setdefault(row.lore_entry_id, []).append(row)
+        if row.id not in proposed:  # waiting for a person's review: not in the memory yet
+            found.setdefault(row.lore_entry_id, []).append(row)
     return found
 
 

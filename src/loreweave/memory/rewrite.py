@@ -37,7 +37,7 @@ from loreweave.llm.prompts.rewrite import (
 )
 from loreweave.llm.structured import repair_request
 from loreweave.llm.types import ChatRequest, ChatResponse, Matrix
-from loreweave.memory import answers
+from loreweave.memory import answers, review
 from loreweave.memory.batch import each_or_alone
 from loreweave.memory.composite import CompositeDocument, DocumentKey, compose
 from loreweave.memory.grounding import new_names
@@ -367,6 +367,17 @@ class NoteRewriteWorker(MemoryWorker):
                 current = uow.notes.for_entry(batch.session_id, batch.lore_entry_id, lock=True)
                 if (current.version if current else 0) != read.version:
                     raise _NoteChanged
+                if review.hold(
+                    uow,
+                    batch.session_id,
+                    batch.lore_entry_id,
+                    batch.task_ids,
+                    version=read.version,
+                    before=read.before,
+                    after=new_note,
+                ):
+                    versions.append(read.version)  # proposed: a person applies it, or not
+                    continue
                 last_turn = max(batch.last_turn, (current.last_updated_turn or 0) if current else 0)
                 note = uow.notes.write(
                     batch.session_id, batch.lore_entry_id, new_note, turn=last_turn

@@ -40,6 +40,7 @@ from loreweave.db.models import (
 )
 from loreweave.db.uow import UnitOfWork
 from loreweave.errors import Conflict, InvalidInput, NotFound
+from loreweave.memory import review
 from loreweave.memory.ports import UnitOfWorkFactory, VectorWriter
 
 
@@ -141,6 +142,7 @@ def refold(uow: UnitOfWork, task: NoteUpdateTask) -> Reverted:
     back to the version before the events folded since it, and those are pending again,
     so the retried event is applied in its place and they after it (as a cut re-pends)."""
     report = Reverted(task.turn_index)
+    review.drop(uow, task.session_id, task.lore_entry_id)  # a proposal of later events: after it
     note = uow.notes.for_entry(task.session_id, task.lore_entry_id)
     if note is None:
         return report
@@ -186,6 +188,7 @@ class TranscriptService:
         report = Reverted(from_turn)
         db = uow.session
         claims = lifecycle.claims_in(db, session_id, self.job_tables)
+        review.drop(uow, session_id)  # proposed changes are made again over the reverted notes
         doomed = self._created_entries(uow, session_id, from_turn, report)
         tasks = db.scalars(
             select(NoteUpdateTask)

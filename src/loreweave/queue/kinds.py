@@ -39,6 +39,7 @@ from loreweave.db.models import (
     UNFINISHED,
     ChatTurn,
     EntityCreationTask,
+    NoteProposal,
     NoteUpdateTask,
     TaskStatus,
 )
@@ -136,8 +137,9 @@ def _same_key(other: Any) -> ColumnElement[bool]:
 
 
 def _note_heads() -> Select[NoteUpdateTask]:
-    """Note tasks that head their (session, entry) key, with no rewrite of the key running and
-    no creation of an earlier turn of the session unfinished (merged as a duplicate, it becomes
+    """Note tasks that head their (session, entry) key, with no rewrite of the key running, no
+    change of it waiting for a person's review, and no creation of an earlier turn of the
+    session unfinished (merged as a duplicate, it becomes
     an earlier event of some entry; a batched analysis writes later turns' updates before)."""
     other = aliased(NoteUpdateTask)
     creation = aliased(EntityCreationTask)
@@ -146,6 +148,7 @@ def _note_heads() -> Select[NoteUpdateTask]:
             _same_key(other), other.status.in_(ON_ITS_WAY), earlier(other, NoteUpdateTask)
         ),
         ~exists().where(_same_key(other), other.status == TaskStatus.PROCESSING.value),
+        ~exists().where(_same_key(NoteProposal)),  # a change waits for a person (review)
         ~exists().where(
             creation.session_id == NoteUpdateTask.session_id,
             creation.status.in_(ON_ITS_WAY),

@@ -1,4 +1,6 @@
 // loreweave's browser UI: plain ES modules against the HTTP API, no build step.
+import { memoryViews } from "./memory.js";
+
 const $ = (selector) => document.querySelector(selector);
 const state = { world: null, session: null, picks: 0, entries: [], entry: null, notesTimer: null, queueTimer: null };
 
@@ -48,6 +50,8 @@ document.querySelectorAll("nav button").forEach((button) => button.addEventListe
   document.querySelectorAll("nav button").forEach((b) => b.classList.toggle("active", b === button));
   document.querySelectorAll(".view").forEach((v) => { v.hidden = v.id !== `view-${button.dataset.view}`; });
   if (button.dataset.view === "queues") refreshQueues();
+  if (button.dataset.view === "timeline") memory.refreshTimeline();
+  if (button.dataset.view === "drift") memory.refreshDrift();
 }));
 
 // -- worlds -------------------------------------------------------------------------------------
@@ -207,9 +211,9 @@ async function refreshSessions() {
   $("#session-select").replaceChildren(...groups);
   if (!sessions.some((s) => s.id === state.session)) state.session = (sessions.find((s) => side(s) === "active") || sessions[0])?.id || null;
   if (state.session) $("#session-select").value = state.session;
-  await refreshTurns(); await refreshNotes();
+  await refreshTurns(); await refreshNotes(); await memory.refreshReview();
 }
-$("#session-select").addEventListener("change", (event) => { state.session = event.target.value; refreshTurns(); refreshNotes(); refreshEntries(); });
+$("#session-select").addEventListener("change", (event) => { state.session = event.target.value; refreshTurns(); refreshNotes(); refreshEntries(); memory.refreshReview(); });
 $("#new-session").addEventListener("click", async () => {
   const session = await api(`/api/worlds/${state.world}/sessions`, { method: "POST", body: JSON.stringify({ title: `Session ${stamp(new Date())}` }) });
   state.session = session.id; await refreshSessions();
@@ -276,14 +280,15 @@ function editTurn(turn) {
   item.replaceChildren(el("label", {}, "You", user), el("label", {}, "Reply", reply), el("div", { class: "buttons" }, save, cancel));
 }
 
-function turnItem(turn, isLast, changes) {
+function turnItem(turn, isLast, changes, diffs) {
   const used = turn.used_entry_ids.map((id) => el("span", { class: "badge" }, title(id)));
   const errors = turn.processing_errors ? el("div", { class: "muted" }, `rejected: ${turn.processing_errors}`) : "";
   const caused = changes.length ? el("div", { class: "muted", "data-testid": `changes-${turn.turn_index}` }, "memory changes: ", ...changes.map((c) => el("span", { class: "badge" }, c))) : "";
   return el("li", { "data-testid": "turn", "data-turn": String(turn.turn_index) },
     turn.user_message ? el("div", { class: "user" }, `You: ${turn.user_message}`) : "",
     el("div", { class: "reply" }, turn.speaker ? el("strong", { "data-testid": "speaker" }, `${turn.speaker}: `) : "", turn.assistant_message),
-    el("div", { class: "muted", "data-testid": `memory-${turn.turn_index}` }, `memory: ${turn.processing_status === "done" && !changes.length ? "done, nothing changed" : turn.processing_status} · entities used: `, ...used), caused, errors, inspector(turn), turnActions(turn, isLast));
+    el("div", { class: "muted", "data-testid": `memory-${turn.turn_index}` }, `memory: ${turn.processing_status === "done" && !changes.length ? "done, nothing changed" : turn.processing_status} · entities used: `, ...used), caused, errors,
+    memory.changesBlock(diffs, afterReview), inspector(turn), turnActions(turn, isLast));
 }
 // what went into the turn's prompt, and why each entry was chosen
 const WHY = { constant: "always in the prompt (constant)", keyword: "named in the message (a key)", vector: "related in meaning", bm25: "shares words with the message" };
@@ -312,7 +317,9 @@ async function refreshTurns() {
   for (const c of creations) add(c.turn_index, c.outcome === "created" ? `created ${title(c.created_lore_entry_id)}` : c.outcome === "merged" ? `merged into ${title(c.created_lore_entry_id)}` : c.outcome === "rejected" ? `not created: ${c.error_message || "not grounded in the story"}` : `creation ${c.status}`);
   const open = new Set([...document.querySelectorAll("details.inspector[open]")].map((d) => d.dataset.testid));
   if (!turns.length) { $("#turns").replaceChildren(el("li", { class: "empty" }, "No turns yet: write what happens below.")); return; }
-  $("#turns").replaceChildren(...turns.map((t, i) => turnItem(t, i === turns.length - 1, changes.get(t.turn_index) || [])));
+  const diffs = await memory.turnChanges(turns);
+  if (state.editing) return;  // a proposed change is being edited
+  $("#turns").replaceChildren(...turns.map((t, i) => turnItem(t, i === turns.length - 1, changes.get(t.turn_index) || [], diffs.get(t.turn_index))));
   for (const d of document.querySelectorAll("details.inspector")) if (open.has(d.dataset.testid)) d.open = true;
 }
 $("#turn-form").addEventListener("submit", async (event) => {
@@ -353,6 +360,9 @@ $("#turn-form").addEventListener("submit", async (event) => {
   await refreshTurns();
   $("#turns").lastElementChild?.scrollIntoView({ block: "end" });  // the new turn, in view
 });
+
+// after a person's review decision: the turns' changes and the notes as they are now
+async function afterReview() { state.editing = false; await refreshTurns(); await refreshNotes(); }
 
 // -- notes, history, rollback ----------------------------------------------------------------------
 // who knows what (DESIGN §1.6): an event's witnesses in words
@@ -477,7 +487,10 @@ async function refreshCharts() {
   }
 }
 
+const memory = memoryViews({ $, api, el, state, diff, refreshNotes });
+
 state.notesTimer = setInterval(() => {
+  if (!$("#view-timeline").hidden && !state.streaming) memory.refreshTimeline();
   if ($("#view-session").hidden) return;
   refreshNotes();
   if (!state.streaming) refreshTurns();

@@ -23,6 +23,7 @@ from loreweave.api.access import AccessTo
 from loreweave.api.deps import LW
 from loreweave.api.errors import error_status
 from loreweave.api.guard import KEY
+from loreweave.api.routes.memory import changes_path
 from loreweave.chat import Names
 from loreweave.errors import NotFound
 from loreweave.follow import AppMessage, as_shown, group_speaker
@@ -38,6 +39,7 @@ PASSED_THROUGH = ("response_format", "tools", "tool_choice")
 # a static header a client sends per connection (SillyTavern: "Additional headers"): chats of
 # one key and user kept apart, e.g. one per Discord channel
 CHAT_HEADER = "x-loreweave-chat"
+CHANGES_HEADER = "X-Loreweave-Changes"  # the path of the previous turn's changes
 MAX_CALLER_CHARS = 256
 MAX_KEY_CHARS = 200  # chat_turns.idempotency_key
 
@@ -224,7 +226,7 @@ async def chat_completions(request: Request, lw: LW, access: AccessTo) -> Respon
         )
     except Exception as exc:  # every failure answers in the OpenAI format
         return _failure(exc)
-    reply = Reply(body.model, prepared.session_id)
+    reply = Reply(body.model, prepared.session_id, prepared.previous_turn)
     if body.stream:
         reply.headers["Server-Timing"] = clock.header()
         return StreamingResponse(
@@ -241,11 +243,13 @@ async def chat_completions(request: Request, lw: LW, access: AccessTo) -> Respon
 class Reply:
     """One completion's identity and its shapes: the whole answer, or its chunks."""
 
-    def __init__(self, model: str, session_id: uuid.UUID) -> None:
+    def __init__(self, model: str, session_id: uuid.UUID, previous_turn: int | None) -> None:
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.model = model
         self.headers = {"X-Loreweave-Session": str(session_id)}
+        if previous_turn is not None:  # what the turn before this one changed (DESIGN §1.7)
+            self.headers[CHANGES_HEADER] = changes_path(session_id, previous_turn)
 
     def completion(self, response: ChatResponse) -> dict[str, Any]:
         usage = response.usage

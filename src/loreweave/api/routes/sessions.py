@@ -25,6 +25,7 @@ from loreweave.api.schemas import (
     KnowledgeOut,
     KnownEventOut,
     MissingEvent,
+    NoteAsOfOut,
     NoteIn,
     NoteOut,
     ObserverOut,
@@ -44,6 +45,7 @@ from loreweave.chat import StreamEvent, TurnResult, lore_block
 from loreweave.db.models import USER, ChatTurn, NoteUpdateTask, SessionNote, TaskStatus, utcnow
 from loreweave.errors import InvalidInput, NotFound
 from loreweave.follow import AppMessage, to_turns
+from loreweave.memory import history
 from loreweave.memory import observer as observers
 from loreweave.memory.transcript import Reverted
 from loreweave.vectors.retrieval import RetrievedEntry
@@ -226,8 +228,18 @@ def delete_session(session_id: uuid.UUID, lw: LW) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/api/sessions/{session_id}/notes")
-def list_notes(session_id: uuid.UUID, lw: LW) -> list[NoteOut]:
+@router.get("/api/sessions/{session_id}/notes", response_model=None)
+def list_notes(
+    session_id: uuid.UUID,
+    lw: LW,
+    as_of_turn: Annotated[int | None, Query(ge=0)] = None,
+    observer: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> list[NoteOut] | list[NoteAsOfOut]:
+    """The session's notes now; with ``as_of_turn``, as they were after that turn, and with
+    ``observer`` (a Character's title, alias or id, or USER) what that one knew then (as of the
+    last turn when no turn is given), each with its events: no LLM call."""
+    if as_of_turn is not None or observer is not None:
+        return _notes_as_of(session_id, lw, as_of_turn, observer)
     with lw.database.uow(read_only=True) as uow:
         uow.sessions.require(session_id)
         missing = uow.session.scalars(
@@ -242,6 +254,37 @@ def list_notes(session_id: uuid.UUID, lw: LW) -> list[NoteOut]:
             _note_out(note, uow.entries.require(note.lore_entry_id).title, missing)
             for note in uow.notes.in_session(session_id)
         ]
+
+
+def _notes_as_of(
+    session_id: uuid.UUID, lw: LW, turn: int | None, observer: str | None
+) -> list[NoteAsOfOut]:
+    with lw.database.uow(read_only=True) as uow:
+        session = uow.sessions.require(session_id)
+        if turn is None:
+            turn = max(uow.turns.next_index(session_id) - 1, 0)
+        viewer = observers.resolve(uow, session, observer)
+        found = history.notes_as_of(uow, session, turn, viewer)
+    return [
+        NoteAsOfOut(
+            lore_entry_id=n.lore_entry_id,
+            title=n.title,
+            note_content=n.text,
+            version=n.version,
+            last_updated_turn=n.last_turn,
+            as_of_turn=turn,
+            events=[
+                KnownEventOut(
+                    turn_index=e.turn_index,
+                    update_summary=e.summary,
+                    status=e.status,
+                    known_by=e.known_by,
+                )
+                for e in n.events
+            ],
+        )
+        for n in found
+    ]
 
 
 @router.get("/api/sessions/{session_id}/notes/{lore_entry_id}/revisions")

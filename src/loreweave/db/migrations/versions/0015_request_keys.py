@@ -2,7 +2,7 @@
 moment waits for that answer (one chat call), issue 41
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0014
 Create Date: 2026-12-07
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision: str | None = "0012"
+down_revision: str | None = "0014"
 branch_labels: str | None = None
 depends_on: str | None = None
 

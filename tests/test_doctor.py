@@ -58,7 +58,7 @@ def test_doctor_names_the_form_a_server_steps_down_to(cli: Cli, tmp_path: Path) 
     ) as fake:
         result = cli("doctor", cwd=tmp_path, env=_openai(fake.openai_url, model="local"))
     assert result.returncode == 0, result.stdout
-    assert "✓ structured output: sent as json_object_schema" in result.stdout
+    assert "✓ structured output: sent as json_object_schema (json_schema refused)" in result.stdout
     assert "not listed: local" in result.stdout
 
 

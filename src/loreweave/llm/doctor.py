@@ -142,6 +142,8 @@ def structured_check(settings: Settings, chat: ChatModel) -> Check:
         return Check("structured output", False, f"the call failed: {_clean(settings, str(exc))}")
     forms = getattr(chat, "forms", None)
     form = forms.current(request.prompt) if forms is not None else "json_schema"
+    stepped = forms.forms[: forms.forms.index(form)] if forms is not None else ()
+    form += f" ({', '.join(stepped)} refused)" if stepped else ""
     try:
         parsed = json.loads(answer.text)
         valid = isinstance(parsed, dict) and isinstance(parsed.get("ok"), bool)

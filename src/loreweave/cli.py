@@ -39,6 +39,7 @@ ORDER = (
     "tasks",
     "index",
     "db",
+    "doctor",
     "version",
 )
 
@@ -466,6 +467,26 @@ def serve(
         f"{settings.queue_backend}{' (workers in this process)' if local else ''}"
     )
     uvicorn.run(app_, host=host, port=port, log_level=settings.log_level.lower())
+
+
+@app.command()
+def doctor(ctx: typer.Context) -> None:
+    """Check the configured LLM: provider and models, reachable, structured output, a round trip."""
+    from loreweave.llm.doctor import run
+
+    llm_log = logging.getLogger("loreweave.llm")
+    level, failed = llm_log.level, False
+    llm_log.setLevel(logging.ERROR)  # a form's step down is said in its line, not logged
+    try:
+        for check in run(_state(ctx).settings):
+            failed = failed or not check.ok
+            mark = "[green]✓[/green]" if check.ok else "[red]✗[/red]"
+            console.print(f"{mark} {check.name}: ", end="", highlight=False)
+            console.print(check.detail, markup=False, highlight=False, soft_wrap=True)
+    finally:
+        llm_log.setLevel(level)
+    if failed:
+        raise typer.Exit(1)
 
 
 @tasks_app.command("list")

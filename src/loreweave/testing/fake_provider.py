@@ -269,6 +269,15 @@ class FakeProviderServer:
             draw -= probability
         return None
 
+    def models(self, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], str]:
+        """``GET /v1/models`` as OpenAI-compatible servers answer it: one model, ``fake``."""
+        refused = self._gate(headers)
+        if refused is not None:
+            return refused
+        if not path.endswith("/models"):
+            return 404, {}, json.dumps({"message": f"no route {path}"})
+        return 200, {}, json.dumps({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
     def _gate(self, headers: dict[str, str]) -> tuple[int, dict[str, str], str] | None:
         """A 401 for a wrong key, a 429 over the rate limit; None to let the request through."""
         if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
@@ -357,6 +366,10 @@ class FakeProviderServer:
             disable_nagle_algorithm = True
             wbufsize = 1 << 16
 
+            def do_GET(self) -> None:
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                self._send(*server.models(self.path.split("?")[0], headers))
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length) if length else b"{}"
@@ -366,7 +379,9 @@ class FakeProviderServer:
                     body = {}
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 path = self.path.split("?")[0]
-                status, extra, text = server.answer(path, headers, body)
+                self._send(*server.answer(path, headers, body))
+
+            def _send(self, status: int, extra: dict[str, str], text: str) -> None:
                 payload = text.encode()
                 try:
                     self.send_response(status)

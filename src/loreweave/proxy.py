@@ -394,12 +394,13 @@ class ProxyService:
         elif step.generate == "regenerate":
             index = self._last_index(session_id)
             self.transcript.replace_reply(session_id, index, prepared.last_reply, reply, used)
+            self.notify()  # the turn is analysed again
         elif step.generate == "continue":
             merged = f"{prepared.last_reply} {reply}" if prepared.last_reply else reply
             self.transcript.edit_turn(
                 session_id, self._last_index(session_id), assistant_message=merged
             )
-        self.notify()
+            self.notify()
         prepared.clock.lap("record")
 
     # -- finding and changing the chat ---------------------------------------------------------

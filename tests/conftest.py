@@ -26,6 +26,11 @@ from loreweave.db import Database, migrate
 from loreweave.db.engine import normalise_url
 from loreweave.db.models import Base
 
+# pytest-xdist's workers start with COLUMNS=80, which the CLI's rich consoles would keep as their
+# width when first imported; without it they read the width each command's environment gives
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
+
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

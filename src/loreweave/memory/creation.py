@@ -35,7 +35,7 @@ from loreweave.memory.names import normalise_name
 from loreweave.memory.ports import ANALYSIS_QUEUE, NOTE_UPDATE_QUEUE, Job, Outcome
 from loreweave.memory.task_worker import MemoryWorker
 from loreweave.memory.transcript import refold
-from loreweave.memory.usable import copied_placeholder
+from loreweave.memory.usable import clip, copied_placeholder
 
 MAX_TAGS = 20
 
@@ -53,7 +53,11 @@ def find_duplicate(uow: UnitOfWork, session: ChatSession, title: str) -> LoreEnt
 class EntityCreationWorker(MemoryWorker):
     def handle(self, job: Job[EntityCreationTask]) -> Outcome:
         tasks = list(job.rows)
-        created = self._write(tasks)
+        limit = self.limits.max_entry_chars  # not in the schema when long: kept here
+        created = [
+            made.model_copy(update={"content": clip(made.content, limit)})
+            for made in self._write(tasks)
+        ]
         with self.uow(read_only=True) as uow:
             world_id = uow.sessions.require(tasks[0].session_id).world_id
         entry_ids = [uuid.uuid4() for _ in tasks]

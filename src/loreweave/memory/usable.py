@@ -15,6 +15,13 @@ PHRASE_WORDS = 6
 PHRASE_LOOP = 3  # the same six words three times over
 
 
+def clip(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters (cut, and marked by "…"): a bound a
+    schema cannot carry (:data:`~loreweave.llm.prompts.schema.GRAMMAR_REPEAT_LIMIT`) is kept
+    after parsing."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def copied_placeholder(text: str) -> str | None:
     """A prompt's ``<...>`` placeholder copied into an answer (the prompts show the shape of an
     answer with placeholders, never story content a model could copy), or None."""

@@ -48,8 +48,16 @@ def _analysis_batch(body: dict[str, Any]) -> str:
                 "1": {
                     "updates": {"E1": "Momo trains at the gate.", "E2": "The gate cracks."},
                     "creations": {
-                        "N1": {"entity_type": "Character", "summary": "Kenta, a hunter."},
-                        "N2": {"entity_type": "Item", "summary": "Muramasa, a cursed blade."},
+                        "N1": {
+                            "entity_type": "Character",
+                            "name": "Kenta",
+                            "summary": "Kenta, a hunter.",
+                        },
+                        "N2": {
+                            "entity_type": "Item",
+                            "name": "Muramasa",
+                            "summary": "Muramasa, a cursed blade.",
+                        },
                     },
                 },
                 "2": {"updates": {"E1": "Momo rests."}},
@@ -63,6 +71,7 @@ def _analysis(body: dict[str, Any]) -> str:
     if "Vesper" in text.split("[Latest Turn]")[-1]:
         creation = {
             "entity_type": "Character",
+            "name": "Vesper",
             "creation_summary": "Vesper, a bard.",
             "known_by": [],
         }
@@ -72,19 +81,25 @@ def _analysis(body: dict[str, Any]) -> str:
     return json.dumps({"updates": [update], "creations": []})
 
 
+def _asked(body: dict[str, Any], entry: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """``entry`` without a title when the schema does not ask one (the newcomer is named)."""
+    return {k: v for k, v in entry.items() if k in schema["properties"]}
+
+
 def _creation_batch(body: dict[str, Any]) -> str:
+    schema = body["response_format"]["json_schema"]["schema"]["properties"]["entries"]
+    entries = {
+        "C1": {"title": "Kenta", "content": "A hunter.", "tags": ["hunter"]},
+        "C2": {"title": "Muramasa", "content": "A cursed blade.", "tags": []},
+    }
     return json.dumps(
-        {
-            "entries": {
-                "C1": {"title": "Kenta", "content": "A hunter.", "tags": ["hunter"]},
-                "C2": {"title": "Muramasa", "content": "A cursed blade.", "tags": []},
-            }
-        }
+        {"entries": {r: _asked(body, e, schema["properties"][r]) for r, e in entries.items()}}
     )
 
 
 def _creation(body: dict[str, Any]) -> str:
-    return json.dumps({"title": "Vesper", "content": "A wandering bard.", "tags": ["bard"]})
+    entry = {"title": "Vesper", "content": "A wandering bard.", "tags": ["bard"]}
+    return json.dumps(_asked(body, entry, body["response_format"]["json_schema"]["schema"]))
 
 
 def _rewrite_batch(body: dict[str, Any]) -> str:

@@ -39,14 +39,21 @@ from loreweave.llm.prompts.analysis import (
     ANALYSIS_BATCH,
     AnalysisResult,
     BatchAnalysisResult,
+    EntityCreation,
     EntityUpdate,
+    NewEntity,
     WitnessedChange,
     analysis_max_tokens,
     analysis_schema,
     batch_analysis_schema,
 )
 from loreweave.llm.types import ChatModel, ChatRequest
-from loreweave.memory.grounding import shares_something, unknown_full_names
+from loreweave.memory.grounding import (
+    named_in,
+    sentences_naming,
+    shares_something,
+    unknown_full_names,
+)
 from loreweave.memory.ports import (
     ANALYSIS_QUEUE,
     ENTITY_CREATION_QUEUE,
@@ -58,11 +65,16 @@ from loreweave.memory.ports import (
 )
 from loreweave.memory.usable import copied_placeholder
 
+# the type of a newcomer the analysis missed (a full name of two or more capitalised words
+# in the turn: most often a person); its creation writes what the turn says of it
+NAMED_NEWCOMER_TYPE = "Character"
+
 
 @dataclass
 class Creation:
     entity_type: str
     summary: str
+    name: str | None = None  # as the turn writes it: the new entry's title
     followups: list[dict[str, object]] = field(default_factory=list)  # later turns' updates
     known_by: list[str] = field(default_factory=list)  # who met it (empty: everyone present)
 
@@ -260,41 +272,56 @@ class AnalysisService:
                 )
             )
 
+    @staticmethod
+    def _unusable_creation(summary: str, name: str | None, said: str) -> str | None:
+        """Why a proposed creation is dropped: a copied placeholder, or a name its turn never
+        writes (checked as an id is: the name becomes the entry's title)."""
+        placeholder = copied_placeholder(f"{name or ''}\n{summary}")
+        if placeholder is not None:
+            return f"creation dropped: it copies the prompt's placeholder {placeholder!r}"
+        if name is not None and said and not named_in(name, said):
+            return f"creation of {name!r} dropped: the turn never names it"
+        return None
+
     def _creation(
         self,
         plan: AnalysisPlan,
-        entity_type: str,
-        summary: str,
-        known_by: Sequence[str],
+        new: EntityCreation | NewEntity,
         shown: Shown,
+        said: str,
     ) -> Creation | None:
-        placeholder = copied_placeholder(summary)
-        if placeholder is not None:
-            plan.rejected.append(
-                f"creation dropped: it copies the prompt's placeholder {placeholder!r}"
-            )
+        summary = new.creation_summary if isinstance(new, EntityCreation) else new.summary
+        name = new.name or None
+        unusable = self._unusable_creation(summary, name, said)
+        if unusable is not None:
+            plan.rejected.append(unusable)
             return None
         if len(plan.creations) >= self.config.max_creations_per_turn:
             plan.rejected.append("creation dropped: over the cap")
             return None
         creation = Creation(
-            entity_type.strip()[:50].title(),
+            new.entity_type.strip()[:50].title(),
             _clip(summary, self.config.max_summary_chars),
-            known_by=self._witnesses(plan, known_by, shown, "a creation"),
+            name=name,
+            known_by=self._witnesses(plan, new.known_by, shown, "a creation"),
         )
         plan.creations.append(creation)
         return creation
 
-    @staticmethod
-    def _unknown_names(plan: AnalysisPlan, said: str, names: str) -> None:
-        """Record the names the turn uses that are no entity shown and no creation proposes:
-        a newcomer the analysis missed is then a recorded absence, not a silent one."""
-        proposed = " ".join(creation.summary for creation in plan.creations)
+    def _unknown_names(self, plan: AnalysisPlan, said: str, names: str) -> None:
+        """The full names the turn uses that are no entity shown and no creation proposes
+        become creations (a newcomer the analysis missed: its sentences in the turn are its
+        summary), within the cap; the others are recorded."""
+        proposed = " ".join(f"{c.name or ''} {c.summary}" for c in plan.creations)
         missing = unknown_full_names(said, f"{names}\n{proposed}")
-        if missing:
-            plan.rejected.append(
-                "named in the turn, but no entity and no creation: " + ", ".join(missing[:8])
-            )
+        # a creation not named yet (an answer without names) may be the newcomer: recorded only
+        unnamed = any(c.name is None for c in plan.creations)
+        for name in missing:
+            if unnamed or len(plan.creations) >= self.config.max_creations_per_turn:
+                plan.rejected.append("named in the turn, but no entity and no creation: " + name)
+                continue
+            summary = _clip(sentences_naming(said, name), self.config.max_summary_chars)
+            plan.creations.append(Creation(NAMED_NEWCOMER_TYPE, summary, name=name))
 
     def validate(self, result: AnalysisResult, shown: Shown, said: str = "") -> AnalysisPlan:
         """The plan of one turn's answer; ``said`` is the turn's text (for grounding)."""
@@ -302,7 +329,7 @@ class AnalysisService:
         for update in result.updates:
             self._update(plan, update, shown, said)
         for new in result.creations:
-            self._creation(plan, new.entity_type, new.creation_summary, new.known_by, shown)
+            self._creation(plan, new, shown, said)
         return plan
 
     def validate_batch(
@@ -320,7 +347,7 @@ class AnalysisService:
                 break
             plan = AnalysisPlan()
             for ref, new in part.creations.items():
-                made = self._creation(plan, new.entity_type, new.summary, new.known_by, shown)
+                made = self._creation(plan, new, shown, _said(turn))
                 if made is not None:
                     created[ref.strip().upper()] = made
             for ref, change in part.updates.items():
@@ -389,6 +416,7 @@ class AnalysisService:
                         EntityCreationTask(
                             entity_type=creation.entity_type,
                             creation_summary=creation.summary,
+                            name=creation.name,
                             session_id=turn.session_id,
                             turn_index=turn.turn_index,
                             followups=creation.followups,

@@ -22,7 +22,9 @@ from loreweave.db.uow import UnitOfWork
 from loreweave.llm.prompts.creation import (
     CREATION,
     CREATION_BATCH,
+    CREATION_NAMED,
     CreatedEntity,
+    EntityContent,
     batch_creation_schema,
     created_entity_schema,
     creation_max_tokens,
@@ -38,6 +40,10 @@ from loreweave.memory.transcript import refold
 from loreweave.memory.usable import clip, copied_placeholder
 
 MAX_TAGS = 20
+# what a title copied from the creation prompts is ("Entity name", "Creation Summary"…)
+PROMPT_LABELS = frozenset(
+    normalise_name(label) for label in (*CREATION.labels(), *CREATION_BATCH.labels())
+)
 
 
 def find_duplicate(uow: UnitOfWork, session: ChatSession, title: str) -> LoreEntry | None:
@@ -48,6 +54,25 @@ def find_duplicate(uow: UnitOfWork, session: ChatSession, title: str) -> LoreEnt
         if any(normalise_name(name) == wanted for name in names):
             return entry
     return None
+
+
+def named(name: str, written: EntityContent) -> CreatedEntity:
+    """The entry of a newcomer its analysis named: that name, the model's content and tags
+    (those copying a prompt's placeholder refused)."""
+    return CreatedEntity(title=name, content=written.content, tags=usable_tags(written.tags))
+
+
+def usable_tags(tags: list[str]) -> list[str]:
+    """Tags once each, at most MAX_TAGS, without those copying a placeholder ("<keyword>")."""
+    kept = [tag for tag in dict.fromkeys(tags) if copied_placeholder(tag) is None]
+    return kept[:MAX_TAGS]
+
+
+def made(task: EntityCreationTask, part: object) -> CreatedEntity:
+    """A batch's answer for ``task``, checked as the single prompt's would be."""
+    if task.name:
+        return named(task.name, EntityContent.model_validate(part))
+    return CreatedEntity.model_validate(part)
 
 
 class EntityCreationWorker(MemoryWorker):
@@ -78,12 +103,13 @@ class EntityCreationWorker(MemoryWorker):
         chars = self.limits.max_entry_chars
         request = CREATION_BATCH.request(
             self.llm_config,
-            schema=batch_creation_schema(refs, chars),
+            schema=batch_creation_schema(refs, chars, [bool(task.name) for task in tasks]),
             max_tokens=creation_max_tokens(chars, len(tasks)),
             creations=[
                 {
                     "ref": ref,
                     "entity_type": task.entity_type,
+                    "name": task.name,
                     "creation_summary": task.creation_summary,
                 }
                 for ref, task in zip(refs, tasks, strict=True)
@@ -96,7 +122,7 @@ class EntityCreationWorker(MemoryWorker):
             CREATION_BATCH,
             lambda answer: answer.entries,
             list(zip(refs, tasks, strict=True)),
-            lambda _task, part: CreatedEntity.model_validate(part),
+            made,
             self._alone,
         )
 
@@ -104,13 +130,17 @@ class EntityCreationWorker(MemoryWorker):
         chars = self.limits.max_entry_chars
         return CREATION.request(
             self.llm_config,
-            schema=created_entity_schema(chars),
+            schema=created_entity_schema(chars, named=bool(task.name)),
             max_tokens=creation_max_tokens(chars),
             entity_type=task.entity_type,
+            name=task.name,
             creation_summary=task.creation_summary,
         )
 
     def _alone(self, task: EntityCreationTask) -> CreatedEntity:
+        if task.name:
+            written = CREATION_NAMED.ask(self.chat_model, self._single(task))
+            return named(task.name, written)
         return CREATION.ask(self.chat_model, self._single(task))
 
     # -- the database ---------------------------------------------------------------------------
@@ -122,6 +152,8 @@ class EntityCreationWorker(MemoryWorker):
         placeholder = copied_placeholder(f"{made.title}\n{made.content}")
         if placeholder is not None:
             return f"creation rejected: it copies the prompt's placeholder {placeholder!r}"
+        if normalise_name(made.title) in PROMPT_LABELS:
+            return f"creation rejected: its title {made.title!r} is the prompt's own label"
         if not self.limits.ground_creations:
             return None
         seen = uow.turns.recent(
@@ -183,7 +215,7 @@ class EntityCreationWorker(MemoryWorker):
                             title=made.title,
                             entity_type=task.entity_type,
                             content=made.content,
-                            tags=list(dict.fromkeys(made.tags))[:MAX_TAGS],
+                            tags=usable_tags(made.tags),
                             aliases=[],
                             is_dynamically_generated=True,
                             origin_session_id=task.session_id,

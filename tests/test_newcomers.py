@@ -1,0 +1,146 @@
+"""A small model's answers make memory, not noise (issue 42), with scripted answers as
+SmolLM2-135M gave them: the newcomer named by the analysis is created under that name (the
+creation copied the prompt's "Entity Name" and "<keyword>"), a name the turn writes but no
+answer took up becomes a creation, "The X" is X, and a rewrite's echo of its prompt's labels
+is cleaned before the note is checked and saved."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from loreweave.db import Database
+from loreweave.db.models import ChatTurn, EntityCreationTask, LoreEntry
+from loreweave.llm.providers.scripted import ScriptedChatModel
+
+from .pipeline_support import RoutedModel, make_app, make_world, notes_of
+
+ARRIVAL = ("A stranger steps off the ferry.", "The woman is Odalys Fenwright, a cartographer.")
+COPIED = {"title": "Entity Name", "content": "A cartographer off the ferry.", "tags": ["<keyword>"]}
+
+
+def _model(analysis: dict[str, Any], rewrite: str = "The ferry docks.") -> RoutedModel:
+    analyst, writer, rewriter = ScriptedChatModel(), ScriptedChatModel(), ScriptedChatModel()
+    analyst.add({"updates": [], "creations": [], **analysis}, prompt="analysis")
+    writer.add(COPIED, prompt="creation", repeat=True)
+    rewriter.add(rewrite, prompt="rewrite", repeat=True)
+    return RoutedModel(analysis=analyst, creation=writer, rewrite=rewriter)
+
+
+def _entries(database: Database) -> list[tuple[str, list[str]]]:
+    with database.uow(read_only=True) as uow:
+        query = select(LoreEntry).where(LoreEntry.is_dynamically_generated.is_(True))
+        return sorted((e.title, list(e.tags or [])) for e in uow.session.scalars(query))
+
+
+def _play(database: Database, tmp_path: Path, model: RoutedModel, *titles: Any) -> uuid.UUID:
+    app = make_app(database, tmp_path, model)
+    _, session_id, _ = make_world(database, ("Harbour", "Location", "A grey harbour."), *titles)
+    app.chat.record(session_id, *ARRIVAL)
+    app.pipeline.drain()
+    app.close()
+    return session_id
+
+
+def test_the_newcomer_named_by_the_analysis_is_created_under_that_name(
+    database: Database, tmp_path: Path
+) -> None:
+    """SmolLM2's creation answered the prompt's "Entity Name" with "<keyword>" tags: the title
+    is the analysis's name (checked in the turn), the model is asked only for content and
+    tags, and a placeholder tag is refused."""
+    creation = {
+        "entity_type": "Character",
+        "name": "Odalys Fenwright",
+        "creation_summary": "The woman is a woman named Odalys Fenwright, a cartographer.",
+        "known_by": [],
+    }
+    model = _model({"creations": [creation]})
+    _play(database, tmp_path, model)
+    assert _entries(database) == [("Odalys Fenwright", [])]
+    asked = model.models["creation"]
+    assert isinstance(asked, ScriptedChatModel)
+    prompt = asked.calls[0].messages[0].content
+    assert "[Name]: Odalys Fenwright" in prompt and "title" not in prompt
+
+
+def test_a_name_the_turn_never_writes_is_dropped_as_an_invented_id_is(
+    database: Database, tmp_path: Path
+) -> None:
+    creation = {"entity_type": "Character", "name": "Kenta", "creation_summary": "A hunter."}
+    session_id = _play(database, tmp_path, _model({"creations": [creation]}))
+    with database.uow(read_only=True) as uow:
+        turn = uow.session.scalars(select(ChatTurn).where(ChatTurn.session_id == session_id))
+        errors = turn.one().processing_errors or ""
+    assert "creation of 'Kenta' dropped: the turn never names it" in errors
+    # the newcomer the turn does name, which no answer took up, is created from its words
+    assert _entries(database) == [("Odalys Fenwright", [])]
+
+
+def test_named_in_the_turn_but_neither_entity_nor_creation_becomes_a_creation(
+    database: Database, tmp_path: Path
+) -> None:
+    _play(database, tmp_path, _model({}))
+    assert _entries(database) == [("Odalys Fenwright", [])]
+    with database.uow(read_only=True) as uow:
+        task = uow.session.scalars(select(EntityCreationTask)).one()
+    assert task.name == "Odalys Fenwright" and "cartographer" in task.creation_summary
+
+
+def test_a_copied_label_as_title_is_refused_when_the_model_names_the_entry(
+    database: Database, tmp_path: Path
+) -> None:
+    """An analysis answer without names (as before issue 42): the creation's title is the
+    model's, and the prompt's own "Entity Name" is refused even with grounding off."""
+    creation = {"entity_type": "Character", "creation_summary": "Odalys Fenwright arrives."}
+    app = make_app(
+        database,
+        tmp_path,
+        _model({"creations": [creation]}),
+        pipeline_config={"ground_creations": False},
+    )
+    _, session_id, _ = make_world(database, ("Harbour", "Location", "A grey harbour."))
+    app.chat.record(session_id, *ARRIVAL)
+    app.pipeline.drain()
+    app.close()
+    assert _entries(database) == []
+    with database.uow(read_only=True) as uow:
+        task = uow.session.scalars(select(EntityCreationTask)).one()
+    assert task.outcome == "rejected" and "prompt's own label" in (task.error_message or "")
+
+
+def test_the_x_and_x_are_one_name(database: Database, tmp_path: Path) -> None:
+    """ "The Sunwoven Lute" duplicated the Item "Sunwoven Lute": it is merged into it."""
+    creation = {
+        "entity_type": "Item",
+        "name": "The Sunwoven Lute",
+        "creation_summary": "The Sunwoven Lute is played on the ferry.",
+    }
+    app = make_app(database, tmp_path, _model({"creations": [creation]}))
+    _, session_id, ids = make_world(database, ("Sunwoven Lute", "Item", "A golden lute."))
+    app.chat.record(session_id, "Music drifts over the water.", "The Sunwoven Lute plays.")
+    app.pipeline.drain()
+    app.close()
+    assert _entries(database) == []
+    with database.uow(read_only=True) as uow:
+        task = uow.session.scalars(select(EntityCreationTask)).one()
+    assert (task.outcome, task.created_lore_entry_id) == ("merged", ids["Sunwoven Lute"])
+
+
+def test_a_rewrite_is_cleaned_of_its_prompts_labels_before_it_is_saved(
+    database: Database, tmp_path: Path
+) -> None:
+    """16 of 25 of SmolLM2's note versions held "New Session Note:", "New Event:", "The note
+    remains unchanged" or "I've added a detail…"; a rewrite is saved without them."""
+    update = {"lore_entry_id": "E1", "update_summary": "The ferry docks at the harbour."}
+    answer = (
+        "New Session Note: The harbour is grey.\nNew Event: The ferry docks at the harbour. "
+        "I've added a detail about the ferry. The note remains unchanged."
+    )
+    model = _model({"updates": [update]}, answer)
+    session_id = _play(database, tmp_path, model)
+    assert notes_of(database, session_id) == {
+        "Harbour": "The harbour is grey.\nThe ferry docks at the harbour."
+    }

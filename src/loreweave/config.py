@@ -9,6 +9,7 @@ only from the environment (``MISTRAL_API_KEY``, ``OPENAI_API_KEY``) and never pr
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 import uuid
 from pathlib import Path
@@ -260,11 +261,34 @@ class PipelineConfig(_Group):
     ground_notes: bool = Field(
         True, description="a rewritten note with a name from nowhere is unusable (retried)"
     )
+    small_model: bool | None = Field(
+        None,
+        description="the small-model profile: an update whose entity the latest turn does not "
+        "name, or that shares no word with it, is rejected (else flagged); None: on when the "
+        "analysis model's name says it is small (SmolLM2-135M, qwen2.5:3b: 4B parameters or less)",
+    )
     poll_interval: float = Field(1.0, gt=0, description="seconds an idle worker waits")
     sweep_interval: float = Field(5.0, gt=0)
 
 
 SPEC_QUEUES = ("analysis", "note_updates", "entity_creations")
+
+# a size in a model's name ("135M", "0.5b", ":3b"), or a family of small models by name
+_MODEL_SIZE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*([mb])(?![a-z])", re.IGNORECASE)
+_SMALL_FAMILIES = ("smol", "tinyllama")
+SMALL_MODEL_BILLIONS = 4.0
+
+
+def small_model(name: str) -> bool:
+    """Whether a model's name says it is small (:attr:`PipelineConfig.small_model`)."""
+    lowered = name.lower()
+    if any(family in lowered for family in _SMALL_FAMILIES):
+        return True
+    for number, unit in _MODEL_SIZE.findall(lowered):
+        billions = float(number) / (1000 if unit == "m" else 1)
+        if billions <= SMALL_MODEL_BILLIONS:
+            return True
+    return False
 
 
 class PriorityConfig(_Group):

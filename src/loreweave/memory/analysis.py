@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import desc, select
 
-from loreweave.config import LLMConfig, PipelineConfig
+from loreweave.config import LLMConfig, PipelineConfig, small_model
 from loreweave.db.models import (
     USER,
     ChatSession,
@@ -49,6 +49,7 @@ from loreweave.llm.prompts.analysis import (
 )
 from loreweave.llm.types import ChatModel, ChatRequest
 from loreweave.memory.grounding import (
+    mentions,
     named_in,
     sentences_naming,
     shares_something,
@@ -106,6 +107,7 @@ class Shown:
     refs: dict[str, uuid.UUID]
     characters: frozenset[str]
     names: str
+    names_of: dict[str, str] = field(default_factory=dict)  # ref -> its title and aliases
 
 
 def _said(turn: ChatTurn) -> str:
@@ -135,6 +137,12 @@ class AnalysisService:
         self.chat_model = chat_model
         self.llm_config = llm_config
         self.config = config
+        # the small-model profile: set, or chosen by the analysis model's name
+        self.small_model = (
+            small_model(llm_config.analysis_model)
+            if config.small_model is None
+            else config.small_model
+        )
 
     # -- prompt ----------------------------------------------------------------------------------
     def _entities(
@@ -215,8 +223,13 @@ class AnalysisService:
                     turns=said,
                     parts=parts,
                 )
-        names = "\n".join(f"{e.title} {' '.join(e.aliases or [])}" for e in refs.values())
-        shown = Shown({ref: e.id for ref, e in refs.items()}, frozenset(characters), names)
+        names_of = {ref: f"{e.title} {' '.join(e.aliases or [])}" for ref, e in refs.items()}
+        shown = Shown(
+            {ref: e.id for ref, e in refs.items()},
+            frozenset(characters),
+            "\n".join(names_of.values()),
+            names_of,
+        )
         return request, shown
 
     @staticmethod
@@ -242,35 +255,49 @@ class AnalysisService:
         return found
 
     # -- validation ------------------------------------------------------------------------------
+    def _ungrounded_update(self, ref: str, summary: str, shown: Shown, said: str) -> str | None:
+        """Why an update of a shown entity is not of its turn: it shares no word with it, or
+        (small-model profile) the turn does not name its entity; None: it is."""
+        if self.config.ground_updates and not shares_something(summary, said):
+            return f"it shares no word with its turn: {_clip(summary, 120)}"
+        if self.small_model and not mentions(shown.names_of.get(ref, ""), said):
+            return f"the latest turn does not name its entity: {_clip(summary, 120)}"
+        return None
+
     def _update(self, plan: AnalysisPlan, update: EntityUpdate, shown: Shown, said: str) -> None:
-        entry_id = shown.refs.get(update.lore_entry_id.upper())
+        ref = update.lore_entry_id.strip().upper()
+        entry_id = shown.refs.get(ref)
         placeholder = copied_placeholder(update.update_summary)
         if placeholder is not None:
             plan.rejected.append(
                 f"update for {update.lore_entry_id} dropped: it copies the prompt's "
                 f"placeholder {placeholder!r}"
             )
-        elif entry_id is None:
+            return
+        if entry_id is None:
             plan.rejected.append(
                 f"update for unknown entity {update.lore_entry_id!r} dropped "
                 f"(not an id shown to the analysis): {_clip(update.update_summary, 120)}"
             )
-        elif len(plan.updates) >= self.config.max_updates_per_turn:
+            return
+        if len(plan.updates) >= self.config.max_updates_per_turn:
             plan.rejected.append(f"update for {update.lore_entry_id} dropped: over the cap")
-        else:
-            if self.config.ground_updates and not shares_something(update.update_summary, said):
-                plan.rejected.append(
-                    f"update for {update.lore_entry_id} kept but flagged: it shares no word "
-                    f"with its turn: {_clip(update.update_summary, 120)}"
-                )
-            what = f"the update of {update.lore_entry_id}"
-            plan.updates.append(
-                Update(
-                    entry_id,
-                    _clip(update.update_summary, self.config.max_summary_chars),
-                    self._witnesses(plan, update.known_by, shown, what),
-                )
+            return
+        ungrounded = self._ungrounded_update(ref, update.update_summary, shown, said)
+        if ungrounded is not None:
+            # the small-model profile rejects what the standard one keeps and flags
+            verdict = "dropped (small-model profile)" if self.small_model else "kept but flagged"
+            plan.rejected.append(f"update for {update.lore_entry_id} {verdict}: {ungrounded}")
+            if self.small_model:
+                return
+        what = f"the update of {update.lore_entry_id}"
+        plan.updates.append(
+            Update(
+                entry_id,
+                _clip(update.update_summary, self.config.max_summary_chars),
+                self._witnesses(plan, update.known_by, shown, what),
             )
+        )
 
     @staticmethod
     def _unusable_creation(summary: str, name: str | None, said: str) -> str | None:

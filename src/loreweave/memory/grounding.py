@@ -38,6 +38,13 @@ def named_in(title: str, text: str) -> bool:
     return not wanted or wanted <= words(text)
 
 
+def mentions(names: str, text: str) -> bool:
+    """Whether ``text`` uses a word that tells ``names`` (an entity's title and aliases) apart:
+    "Seiko" mentions "Grandmother Seiko"."""
+    wanted = {w for w in words(names) if len(w) > 2 and w not in _FILLER and w not in _COMMON}
+    return not wanted or bool(wanted & words(text))
+
+
 def shares_something(summary: str, text: str) -> bool:
     """Whether ``summary`` shares a meaningful word with ``text`` (its turn)."""
     meaningful = {w for w in words(summary) if len(w) > 2 and w not in _COMMON}

@@ -2,7 +2,8 @@
 SmolLM2-135M gave them: the newcomer named by the analysis is created under that name (the
 creation copied the prompt's "Entity Name" and "<keyword>"), a name the turn writes but no
 answer took up becomes a creation, "The X" is X, and a rewrite's echo of its prompt's labels
-is cleaned before the note is checked and saved."""
+is cleaned before the note is checked and saved; the small-model profile rejects updates the
+turn does not bear out."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from loreweave.db import Database
-from loreweave.db.models import ChatTurn, EntityCreationTask, LoreEntry
+from loreweave.db.models import ChatTurn, EntityCreationTask, LoreEntry, NoteUpdateTask
 from loreweave.llm.providers.scripted import ScriptedChatModel
 
 from .pipeline_support import RoutedModel, make_app, make_world, notes_of
@@ -144,3 +146,50 @@ def test_a_rewrite_is_cleaned_of_its_prompts_labels_before_it_is_saved(
     assert notes_of(database, session_id) == {
         "Harbour": "The harbour is grey.\nThe ferry docks at the harbour."
     }
+
+
+WRONG_ENTITY = {"lore_entry_id": "E2", "update_summary": "The woman studies a chart."}
+UNRELATED = {"lore_entry_id": "E1", "update_summary": "Rain floods the market square."}
+
+
+def _updates(database: Database, tmp_path: Path, **overrides: Any) -> tuple[list[str], str]:
+    """The events kept, and the turn's processing notes, of a turn that names the harbour
+    only, answered with an update of the lighthouse and one that shares no word with it."""
+    model = _model({"updates": [WRONG_ENTITY, UNRELATED]})
+    app = make_app(database, tmp_path, model, **overrides)
+    _, session_id, _ = make_world(
+        database,
+        ("Harbour", "Location", "A grey harbour."),
+        ("Lighthouse", "Location", "A white tower."),
+    )
+    app.chat.record(session_id, "The ferry reaches the harbour.", "A woman steps onto the quay.")
+    app.pipeline.drain()
+    app.close()
+    with database.uow(read_only=True) as uow:
+        kept = uow.session.scalars(select(NoteUpdateTask.update_summary)).all()
+        turn = uow.session.scalars(select(ChatTurn).where(ChatTurn.session_id == session_id))
+        return sorted(kept), turn.one().processing_errors or ""
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        {"pipeline_config": {"small_model": True}},
+        {"llm_config": {"analysis_model": "SmolLM2-135M-Instruct"}},  # chosen by the name
+    ],
+)
+def test_the_small_model_profile_rejects_wrong_entity_and_unrelated_updates(
+    database: Database, tmp_path: Path, profile: dict[str, Any]
+) -> None:
+    """13 of 30 of SmolLM2's updates targeted an entity the turn never names, and those
+    flagged "shares no word with its turn" were applied all the same."""
+    kept, notes = _updates(database, tmp_path, **profile)
+    assert kept == []
+    assert "update for E2 dropped (small-model profile): the latest turn does not name" in notes
+    assert "update for E1 dropped (small-model profile): it shares no word" in notes
+
+
+def test_the_standard_profile_keeps_and_flags_them(database: Database, tmp_path: Path) -> None:
+    kept, notes = _updates(database, tmp_path)
+    assert kept == sorted([WRONG_ENTITY["update_summary"], UNRELATED["update_summary"]])
+    assert "update for E1 kept but flagged: it shares no word" in notes

@@ -68,7 +68,7 @@ def usable_tags(tags: list[str]) -> list[str]:
     return kept[:MAX_TAGS]
 
 
-def made(task: EntityCreationTask, part: object) -> CreatedEntity:
+def entry_of(task: EntityCreationTask, part: object) -> CreatedEntity:
     """A batch's answer for ``task``, checked as the single prompt's would be."""
     if task.name:
         return named(task.name, EntityContent.model_validate(part))
@@ -122,7 +122,7 @@ class EntityCreationWorker(MemoryWorker):
             CREATION_BATCH,
             lambda answer: answer.entries,
             list(zip(refs, tasks, strict=True)),
-            made,
+            entry_of,
             self._alone,
         )
 

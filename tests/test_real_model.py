@@ -27,7 +27,7 @@ import pytest
 from sqlalchemy import select
 
 from loreweave.bootstrap import Loreweave, build
-from loreweave.config import PipelineConfig, Settings
+from loreweave.config import SMALL_MODEL_CAPS, PipelineConfig, Settings
 from loreweave.db import Database
 from loreweave.db.models import (
     ChatSession,
@@ -365,11 +365,12 @@ EXAMPLE_PHRASES = ("kenta", "demon hunter", "magical ability", "katana", "momo")
 def test_a_story_with_named_newcomers_keeps_to_the_story(smollm2: str, tmp_path: Path) -> None:
     """The harbour story's first turns (a newcomer, Corwin Hale, named at turn 3), on the
     default settings (issue 42: their creation schema's maxLength 2000 killed the server, and
-    the queues never drained): no entity the story never names, nothing of the prompts' old
-    example in any note or entry, no prompt label in a note, and the newcomer created."""
+    the queues never drained; now the small-model profile, chosen by the model's name, takes
+    the caps left unset): no entity the story never names, nothing of the prompts' old example
+    in any note or entry, no prompt label in a note, and the newcomer created."""
     story = json.loads(HARBOUR.read_text())
     settings = _settings(smollm2, tmp_path, limits={}, dual_queue_config=SMALL_MODEL_QUEUES)
-    assert settings.pipeline_config == PipelineConfig()
+    assert settings.pipeline_config == PipelineConfig(**SMALL_MODEL_CAPS)
     providers = build_providers(settings)
     providers.embedder = HashingEmbedder(64)
     lw = build(settings, providers=providers)

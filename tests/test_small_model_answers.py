@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from loreweave.config import SMALL_MODEL_CAPS, PipelineConfig, Settings
 from loreweave.db import Database
 from loreweave.db.models import ChatTurn, EntityCreationTask, LoreEntry, NoteUpdateTask
 from loreweave.llm.providers.scripted import ScriptedChatModel
@@ -193,3 +194,20 @@ def test_the_standard_profile_keeps_and_flags_them(database: Database, tmp_path:
     kept, notes = _updates(database, tmp_path)
     assert kept == sorted([WRONG_ENTITY["update_summary"], UNRELATED["update_summary"]])
     assert "update for E1 kept but flagged: it shares no word" in notes
+
+
+def test_the_small_model_profile_takes_a_small_models_caps_unless_set() -> None:
+    """On the defaults' token bounds SmolLM2 rambled for minutes a call: a small model gets
+    the caps it keeps within, each one the settings leave unset; a large one the defaults."""
+    small = {"analysis_model": "SmolLM2-135M-Instruct"}
+    assert Settings(llm_config=small).pipeline_config.max_entry_chars == 600
+    chosen = Settings(llm_config=small, pipeline_config={"max_entry_chars": 2000})
+    assert chosen.pipeline_config.max_entry_chars == 2000
+    assert chosen.pipeline_config.max_updates_per_turn == SMALL_MODEL_CAPS["max_updates_per_turn"]
+    off = Settings(llm_config=small, pipeline_config={"small_model": False})
+    assert off.pipeline_config == PipelineConfig(small_model=False)
+    assert Settings().pipeline_config == PipelineConfig()  # mistral-large-latest
+    assert (
+        Settings(llm_config={"analysis_model": "llama3.1:8b"}).pipeline_config.max_entry_chars
+        == 2000
+    )

@@ -125,7 +125,10 @@ def _valid(prompt: str, response: ChatResponse) -> bool:
     model = spec(prompt).response
     try:
         assert model is not None
-        model.model_validate(extract_json(response.text))
+        answer = extract_json(response.text)
+        if prompt == "creation" and isinstance(answer, dict) and "title" not in answer:
+            answer = {"title": "(named by its analysis)", **answer}  # content and tags asked
+        model.model_validate(answer)
     except Exception:
         return False
     return True
@@ -334,6 +337,7 @@ def measure(
         "duplicates": len(titles) - len(set(titles)),
         "never_named": sum(1 for e in created if not names(e.title) <= names(said)),
         "rejected_by_grounding": sum(1 for c in creations if c.outcome == "rejected"),
+        "rejections": [c.error_message for c in creations if c.outcome == "rejected"],
         "copied_from_prompt": sum(
             1
             for text in answers

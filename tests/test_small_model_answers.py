@@ -23,12 +23,15 @@ from .pipeline_support import RoutedModel, make_app, make_world, notes_of
 
 ARRIVAL = ("A stranger steps off the ferry.", "The woman is Odalys Fenwright, a cartographer.")
 COPIED = {"title": "Entity Name", "content": "A cartographer off the ferry.", "tags": ["<keyword>"]}
+PLACEHOLDER_CONTENT = {"content": "<a third-person description built only from the summary>"}
 
 
-def _model(analysis: dict[str, Any], rewrite: str = "The ferry docks.") -> RoutedModel:
+def _model(
+    analysis: dict[str, Any], rewrite: str = "The ferry docks.", creation: Any = COPIED
+) -> RoutedModel:
     analyst, writer, rewriter = ScriptedChatModel(), ScriptedChatModel(), ScriptedChatModel()
     analyst.add({"updates": [], "creations": [], **analysis}, prompt="analysis")
-    writer.add(COPIED, prompt="creation", repeat=True)
+    writer.add(creation, prompt="creation", repeat=True)
     rewriter.add(rewrite, prompt="rewrite", repeat=True)
     return RoutedModel(analysis=analyst, creation=writer, rewrite=rewriter)
 
@@ -211,3 +214,13 @@ def test_the_small_model_profile_takes_a_small_models_caps_unless_set() -> None:
         Settings(llm_config={"analysis_model": "llama3.1:8b"}).pipeline_config.max_entry_chars
         == 2000
     )
+
+
+def test_a_named_newcomer_whose_description_copies_the_placeholder_keeps_its_summary(
+    database: Database, tmp_path: Path
+) -> None:
+    _play(database, tmp_path, _model({}, creation=PLACEHOLDER_CONTENT))
+    assert _entries(database) == [("Odalys Fenwright", [])]
+    with database.uow(read_only=True) as uow:
+        entry = uow.session.scalars(select(LoreEntry).where(LoreEntry.title == "Odalys Fenwright"))
+        assert entry.one().content == "The woman is Odalys Fenwright, a cartographer."

@@ -78,10 +78,8 @@ def entry_of(task: EntityCreationTask, part: object) -> CreatedEntity:
 class EntityCreationWorker(MemoryWorker):
     def handle(self, job: Job[EntityCreationTask]) -> Outcome:
         tasks = list(job.rows)
-        limit = self.limits.max_entry_chars  # not in the schema when long: kept here
         created = [
-            made.model_copy(update={"content": clip(made.content, limit)})
-            for made in self._write(tasks)
+            self._bounded(task, made) for task, made in zip(tasks, self._write(tasks), strict=True)
         ]
         with self.uow(read_only=True) as uow:
             world_id = uow.sessions.require(tasks[0].session_id).world_id
@@ -93,6 +91,15 @@ class EntityCreationWorker(MemoryWorker):
         ]
         matrix = self.vectors.embed(documents)
         return self._save(job, created, entry_ids, documents, matrix)
+
+    def _bounded(self, task: EntityCreationTask, made: CreatedEntity) -> CreatedEntity:
+        """``made`` with its content within ``max_entry_chars`` (not in the schema when long);
+        a named newcomer whose content copies the prompt's placeholder is described by its
+        analysis's summary instead (checked there), rather than lost."""
+        content = made.content
+        if task.name and copied_placeholder(content) is not None:
+            content = task.creation_summary
+        return made.model_copy(update={"content": clip(content, self.limits.max_entry_chars)})
 
     # -- the LLM --------------------------------------------------------------------------------
     def _write(self, tasks: list[EntityCreationTask]) -> list[CreatedEntity]:

@@ -5,15 +5,23 @@ loreweave (each turn recorded as another app's, then the memory drained) against
 OpenAI-compatible endpoint.
 
     python bench/model_quality.py --smollm2                      # starts SmolLM2-135M itself
+    python bench/model_quality.py --smollm2 --story my_story.json --limits default
     python bench/model_quality.py --base-url http://127.0.0.1:8080/v1 --model local
     python bench/model_quality.py --base-url https://api.mistral.ai/v1 --model mistral-small-latest
     PYTHONPATH=<old checkout>/src python bench/model_quality.py --smollm2 --label before
 
+``--story FILE`` plays any story in the same format (``world``, ``entries``, ``turns`` of
+``user``, ``reply``, ``updates``, ``newcomers``; ``facts`` by entity), so a user measures their
+own; ``--limits default`` runs the default settings instead of the README's small-model caps.
+
 Reported, per prompt kind: answers valid the first time, after the repair, unusable; the seed's
-success rates (note updates and creations done); analysis precision and recall of the entities
-updated per turn and of the newcomers created; ids invented; duplicate entities; entities the
-story never names; answers copying the prompt (its examples' phrases or ``<…>`` placeholders);
-notes repeating a sentence; facts kept in the final notes; tokens and seconds per turn.
+success rates (note updates done; creation jobs done, and apart what they did: created, merged
+into an existing entry, rejected); analysis precision and recall of the entities updated per
+turn and of the newcomers created (newcomer recall); ids invented; duplicate entities; entities
+the story never names; updates of an entity their turn never names; answers copying the prompt
+(its examples' phrases or ``<…>`` placeholders); note versions holding a prompt's label ("New
+Session Note:", "The note remains unchanged"…); notes repeating a sentence; facts kept in the
+final notes; tokens and seconds per turn.
 
 Only APIs every version has are used (``build``, ``chat.record``, ``pipeline.drain``, the
 models), settings an older version lacks are left out, so the same script measures an older
@@ -43,6 +51,8 @@ from loreweave.db.models import (
     EntityCreationTask,
     LoreEntry,
     NoteUpdateTask,
+    SessionNote,
+    SessionNoteRevision,
     World,
 )
 from loreweave.db.repositories import visible_in
@@ -57,6 +67,13 @@ STRUCTURED = ("analysis", "analysis.batch", "creation", "creation.batch", "rewri
 # the spec's example content, which the prompts quoted before they showed placeholders
 EXAMPLE_PHRASES = ("kenta", "magical ability", "demon hunter", "katana", "momo")
 PLACEHOLDER = re.compile(r"<[^<>\n]{6,}>|^\s*<", re.M)
+# what SmolLM2 saved into notes of the rewrite prompt's labels and chatter (issue 42); fixed
+# here, so that an older checkout is measured by the same list
+PROMPT_LABELS = re.compile(
+    r"\[?(?:New Session Note|Session Note|Current Session Note|New Events?|Original Lore"
+    r"(?: \(Static\))?|Entity)\]?\s*:|the note remains unchanged|I(?:'ve| have) added",
+    re.IGNORECASE,
+)
 WORD = re.compile(r"\w+")
 FILLER = {"the", "a", "an", "of", "s"}
 SMALL_MODEL_LIMITS = {
@@ -108,7 +125,10 @@ def _valid(prompt: str, response: ChatResponse) -> bool:
     model = spec(prompt).response
     try:
         assert model is not None
-        model.model_validate(extract_json(response.text))
+        answer = extract_json(response.text)
+        if prompt == "creation" and isinstance(answer, dict) and "title" not in answer:
+            answer = {"title": "(named by its analysis)", **answer}  # content and tags asked
+        model.model_validate(answer)
     except Exception:
         return False
     return True
@@ -116,7 +136,8 @@ def _valid(prompt: str, response: ChatResponse) -> bool:
 
 def _settings(args: argparse.Namespace, url: str, folder: Path) -> Settings:
     """This version's settings for the run; fields an older version lacks are left out."""
-    pipeline = {k: v for k, v in SMALL_MODEL_LIMITS.items() if k in PipelineConfig.model_fields}
+    limits = SMALL_MODEL_LIMITS if args.limits == "small" else {}
+    pipeline = {k: v for k, v in limits.items() if k in PipelineConfig.model_fields}
     if args.no_grounding:
         for check in ("ground_creations", "ground_updates", "ground_notes"):
             if check in PipelineConfig.model_fields:
@@ -185,7 +206,7 @@ def settle(lw: Any, still: float = 5.0) -> None:
 
 
 def play(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
-    story = json.loads(STORY.read_text())
+    story = json.loads(Path(args.story).read_text())
     turns = story["turns"][: args.turns]
     settings = _settings(args, url, folder)
     providers = build_providers(settings)
@@ -196,7 +217,7 @@ def play(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
     with lw.database.uow() as uow:
         world = uow.worlds.add(World(name=story["world"]["name"]))
         for entry in story["entries"]:
-            uow.entries.add(LoreEntry(world_id=world.id, **entry))
+            uow.entries.add(LoreEntry(world_id=world.id, **{"aliases": [], **entry}))
         session = uow.sessions.add(ChatSession(world_id=world.id))
         uow.commit()
         session_id = session.id
@@ -244,7 +265,7 @@ def measure(
     recorder: Recorder,
 ) -> dict[str, Any]:
     said = "\n".join(f"{t['user']}\n{t['reply']}" for t in turns)
-    newcomers = {name for t in turns for name in t["newcomers"]}
+    newcomers = {name for t in turns for name in t.get("newcomers", [])}
     with lw.database.uow(read_only=True) as uow:
         session = uow.sessions.require(session_id)
         tasks = uow.session.scalars(
@@ -265,7 +286,20 @@ def measure(
             for n in uow.notes.in_session(session_id)
         }
         errors = "\n".join(t.processing_errors or "" for t in analysed)
-    truth_updates = {(i, name) for i, t in enumerate(turns) for name in t["updates"]}
+        aliases = {e.id: " ".join([e.title, *(e.aliases or [])]) for e in visible}
+        versions = [n.note_content for n in uow.notes.in_session(session_id)]
+        versions += uow.session.scalars(
+            select(SessionNoteRevision.note_content)
+            .join(SessionNote, SessionNote.id == SessionNoteRevision.note_id)
+            .where(SessionNote.session_id == session_id)
+        ).all()
+    said_at = {t.turn_index: f"{t.user_message}\n{t.assistant_message}" for t in analysed}
+    wrong_entity = sum(
+        1
+        for t in tasks
+        if not names(aliases.get(t.lore_entry_id, "")) & names(said_at[t.turn_index])
+    )
+    truth_updates = {(i, name) for i, t in enumerate(turns) for name in t.get("updates", [])}
     truth_new = {(0, name) for name in newcomers}
     made = {(0, e.title) for e in created}
     answers = [
@@ -275,11 +309,11 @@ def measure(
     ]
     facts = [
         any(same_entity(entity, held) and fact in note.lower() for held, note in notes.items())
-        for entity, wanted in story["facts"].items()
+        for entity, wanted in story.get("facts", {}).items()
         if entity not in newcomers or any(same_entity(entity, e.title) for e in created)
         for fact in wanted
     ]
-    all_facts = sum(len(wanted) for wanted in story["facts"].values())
+    all_facts = sum(len(wanted) for wanted in story.get("facts", {}).values())
     stats = lw.providers.stats.snapshot()
     tokens = sum(n for (_, _, what), n in stats.items() if what.endswith("_tokens"))
     titles = [" ".join(sorted(names(e.title))) for e in visible]
@@ -287,6 +321,14 @@ def measure(
         "kinds": _kinds(recorder),
         "note_updates_done": _rate([t.status for t in tasks]),
         "creations_done": _rate([c.status for c in creations]),
+        "creation_outcomes": {
+            outcome: sum(1 for c in creations if c.outcome == outcome)
+            for outcome in ("created", "merged", "rejected")
+        },
+        "wrong_entity_updates": f"{wrong_entity}/{len(tasks)}",
+        "note_versions_with_labels": (
+            f"{sum(1 for v in versions if PROMPT_LABELS.search(v))}/{len(versions)}"
+        ),
         "updates_precision_recall": _prf(updated, truth_updates),
         "creations_precision_recall": _prf(made, truth_new),
         "newcomers": sorted(newcomers),
@@ -295,6 +337,7 @@ def measure(
         "duplicates": len(titles) - len(set(titles)),
         "never_named": sum(1 for e in created if not names(e.title) <= names(said)),
         "rejected_by_grounding": sum(1 for c in creations if c.outcome == "rejected"),
+        "rejections": [c.error_message for c in creations if c.outcome == "rejected"],
         "copied_from_prompt": sum(
             1
             for text in answers
@@ -325,9 +368,14 @@ def table(label: str, f: dict[str, Any]) -> str:
         "| figure | value |",
         "|---|---|",
         f"| note updates done | {f['note_updates_done']} |",
-        f"| creations done | {f['creations_done']} |",
+        f"| creation jobs done | {f['creations_done']} |",
+        "| creations: created / merged / rejected | "
+        + " / ".join(str(f["creation_outcomes"][k]) for k in ("created", "merged", "rejected"))
+        + " |",
+        f"| updates of an entity their turn never names | {f['wrong_entity_updates']} |",
+        f"| note versions holding a prompt's label | {f['note_versions_with_labels']} |",
         f"| updated entities: precision / recall | {f['updates_precision_recall'][0]} / {f['updates_precision_recall'][1]} |",
-        f"| newcomers created: precision / recall | {f['creations_precision_recall'][0]} / {f['creations_precision_recall'][1]} |",
+        f"| newcomers created: precision / recall (newcomer recall) | {f['creations_precision_recall'][0]} / {f['creations_precision_recall'][1]} |",
         f"| newcomers the story names | {', '.join(f['newcomers'])} |",
         f"| entries created | {', '.join(f['created']) or '(none)'} |",
         f"| ids invented | {f['ids_invented']} |",
@@ -355,6 +403,10 @@ def main() -> None:
         "--entities-per-call", type=int, default=1, help="notes one rewrite may cover"
     )
     parser.add_argument("--turns", type=int, default=30)
+    parser.add_argument("--story", default=str(STORY), help="a story in the shipped format")
+    parser.add_argument(
+        "--limits", choices=("small", "default"), default="small", help="the caps of the run"
+    )
     parser.add_argument("--label", default="after")
     args = parser.parse_args()
     if not args.smollm2 and not args.base_url:
@@ -368,8 +420,10 @@ def main() -> None:
             url = stack.enter_context(SmallModelServer(log=folder / "server.log"))
             args.model = "SmolLM2-135M-Instruct"
         figures = play(args, url, folder)
-    label = f"{args.label}: {args.model}, structured_output={args.structured}" + (
-        ", grounding off" if args.no_grounding else ""
+    label = (
+        f"{args.label}: {args.model}, structured_output={args.structured}, "
+        f"{args.limits} limits, {Path(args.story).name}, {args.turns} turns"
+        + (", grounding off" if args.no_grounding else "")
     )
     save(f"model_quality_{args.label}", {"args": vars(args), **figures}, table(label, figures))
 

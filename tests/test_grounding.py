@@ -239,10 +239,14 @@ def test_the_word_checks() -> None:
 def test_a_note_may_use_the_words_of_its_own_prompt_and_its_entity_type() -> None:
     """The rewrite prompt's own labels ("[New Event]", "Session Note") and the entity's type
     are no strangers' names: SmolLM2 wrote "… Event: the seal was taken." and the note was
-    refused three times over (the real-model tests, 2026-12-04)."""
+    refused three times over (the real-model tests, 2026-12-04); a label that opens a sentence
+    is cleaned away (issue 42), and "Rewrite", a word of the prompt, is no stranger either."""
     from loreweave.memory.rewrite import clean_rewrite
 
-    note = "The seal lies in the shrine. New Event: the Shadow took it. Its Session Note grows."
+    note = (
+        "The seal lies in the shrine. New Event: the Shadow took it. Its Session Note grows. "
+        "A Rewrite of its Original Lore is due."
+    )
     kept = clean_rewrite(
         note,
         before="",
@@ -251,7 +255,7 @@ def test_a_note_may_use_the_words_of_its_own_prompt_and_its_entity_type() -> Non
         title="Crimson Seal",
         grounded=True,
     )
-    assert kept == note
+    assert kept == note.replace("New Event: ", "")
     typed = clean_rewrite(
         "The seal is now a sacred Relic of the shrine.",
         before="",

@@ -13,6 +13,7 @@ from loreweave.errors import (
     AuthenticationFailed,
     InvalidResponse,
     ProviderUnavailable,
+    ProviderUnreachable,
     RateLimited,
     RequestRejected,
 )
@@ -157,8 +158,74 @@ def test_timeout_is_retried_then_reported(provider: str, server: FakeProviderSer
 def test_connection_refused_is_unavailable(provider: str) -> None:
     server = FakeProviderServer()
     server.stop()  # the port is closed: nothing listens
-    with pytest.raises(ProviderUnavailable):
+    with pytest.raises(ProviderUnreachable):  # a ProviderUnavailable: retried
         make_chat(provider, server, timeout=2).complete(request())
+
+
+class Clock:
+    """A monotonic clock that moves only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+def test_a_server_that_stopped_is_reported_down_once_and_tried_at_a_slow_pace(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 42: llama-cpp-python's server died on a grammar, and every job retried against
+    a closed port until the drain's deadline.  After it has answered, no connection means
+    down: said once, each later call waits for its slot (one try per backoff_max, no retries
+    of its own), and the first answer ends it (said once too)."""
+    outcomes: list[str] = ["ok", "refused", "refused", "refused", "ok", "ok"]
+
+    def call() -> str:
+        outcome = outcomes.pop(0)
+        if outcome == "refused":
+            raise ProviderUnreachable("connection failed: refused", provider="local")
+        return outcome
+
+    clock = Clock()
+    resilience = Resilience(
+        RetryPolicy(4, 0.5, 30.0), RateLimiter(1000, 10_000_000), sleep=clock.sleep, clock=clock
+    )
+    results = []
+    for _ in range(6):
+        try:
+            results.append(resilience.call(call, provider="local", prompt="analysis", tokens=1))
+        except ProviderUnreachable:
+            results.append("down")
+    assert results == ["ok", "down", "down", "down", "ok", "ok"]
+    stats = resilience.stats.snapshot()
+    assert stats[("local", "analysis", "calls")] == 6  # one try each: no retry loop
+    assert ("local", "analysis", "retries") not in stats
+    assert clock.waits == [30.0, 30.0, 30.0]  # each try waited for its slot
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("local is down" in m for m in messages) == 1
+    assert sum("local answers again" in m for m in messages) == 1
+
+
+def test_a_server_never_reached_is_retried_as_before() -> None:
+    """Down needs an answer first: a server not up yet is retried with back-off."""
+    clock = Clock()
+    resilience = Resilience(
+        RetryPolicy(3, 0.5, 30.0), RateLimiter(1000, 10_000_000), sleep=clock.sleep, clock=clock
+    )
+
+    def refused() -> str:
+        raise ProviderUnreachable("connection failed: refused", provider="local")
+
+    with pytest.raises(ProviderUnreachable):
+        resilience.call(refused, provider="local", prompt="analysis", tokens=1)
+    assert resilience.stats.snapshot()[("local", "analysis", "calls")] == 3
+    assert not resilience.downtime.down
 
 
 @PROVIDERS

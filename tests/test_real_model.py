@@ -27,7 +27,7 @@ import pytest
 from sqlalchemy import select
 
 from loreweave.bootstrap import Loreweave, build
-from loreweave.config import Settings
+from loreweave.config import SMALL_MODEL_CAPS, PipelineConfig, Settings
 from loreweave.db import Database
 from loreweave.db.models import (
     ChatSession,
@@ -44,6 +44,7 @@ from loreweave.llm.prompts.rewrite import note_max_chars
 from loreweave.llm.registry import build_providers
 from loreweave.memory.grounding import named_in
 from loreweave.memory.names import normalise_name
+from loreweave.memory.rewrite import without_prompt_labels
 from loreweave.testing import HashingEmbedder
 from loreweave.testing.small_model import SmallModelServer, SmallModelUnavailable
 
@@ -92,7 +93,10 @@ def smollm2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def _settings(url: str, tmp_path: Path, **extra: Any) -> Settings:
+def _settings(
+    url: str, tmp_path: Path, limits: dict[str, Any] = SMALL_MODEL, **extra: Any
+) -> Settings:
+    """The run's settings: the small-model caps, or (``limits={}``) the defaults."""
     return Settings(
         database_url=f"sqlite:///{tmp_path / 'loreweave.db'}",
         index_dir=tmp_path / "index",
@@ -100,7 +104,7 @@ def _settings(url: str, tmp_path: Path, **extra: Any) -> Settings:
         openai_base_url=url,
         llm_config=TEMPERATURE_0,
         provider_config={"calls_in_flight": 1, "timeout": 180, "max_attempts": 2},
-        pipeline_config=SMALL_MODEL,
+        pipeline_config=limits,
         **extra,
     )
 
@@ -140,12 +144,17 @@ def _story() -> tuple[dict[str, Any], list[tuple[str, str]]]:
 
 
 def _check_memory(
-    database: Database, session_id: uuid.UUID, repairs: int, *, seed_rates: bool = True
+    database: Database,
+    session_id: uuid.UUID,
+    repairs: int,
+    *,
+    seed_rates: bool = True,
+    target_words: int | None = SMALL_MODEL["note_target_words"],
 ) -> None:
     """The invariants of a drained session's memory on any model; ``seed_rates``: the seed's
     success rates too (note updates > 95 %, creations > 90 % done)."""
     assert repairs == 0, "every JSON answer parses and validates the first time"
-    bound = note_max_chars(SMALL_MODEL["note_target_words"])
+    bound = note_max_chars(target_words)
     with database.uow(read_only=True) as uow:
         session = uow.sessions.require(session_id)
         turns = uow.session.scalars(select(ChatTurn).where(ChatTurn.session_id == session_id))
@@ -354,11 +363,14 @@ EXAMPLE_PHRASES = ("kenta", "demon hunter", "magical ability", "katana", "momo")
 
 
 def test_a_story_with_named_newcomers_keeps_to_the_story(smollm2: str, tmp_path: Path) -> None:
-    """The harbour story's first turns (a newcomer, Corwin Hale, named at turn 3): no entity
-    the story never names, nothing of the prompts' old example in any note or entry, and the
-    newcomer created or its absence recorded with a reason."""
+    """The harbour story's first turns (a newcomer, Corwin Hale, named at turn 3), on the
+    default settings (issue 42: their creation schema's maxLength 2000 killed the server, and
+    the queues never drained; now the small-model profile, chosen by the model's name, takes
+    the caps left unset): no entity the story never names, nothing of the prompts' old example
+    in any note or entry, no prompt label in a note, and the newcomer created."""
     story = json.loads(HARBOUR.read_text())
-    settings = _settings(smollm2, tmp_path, dual_queue_config=SMALL_MODEL_QUEUES)
+    settings = _settings(smollm2, tmp_path, limits={}, dual_queue_config=SMALL_MODEL_QUEUES)
+    assert settings.pipeline_config == PipelineConfig(**SMALL_MODEL_CAPS)
     providers = build_providers(settings)
     providers.embedder = HashingEmbedder(64)
     lw = build(settings, providers=providers)
@@ -371,28 +383,25 @@ def test_a_story_with_named_newcomers_keeps_to_the_story(smollm2: str, tmp_path:
             lw.pipeline.drain()
         repairs = _json_repairs(providers)
         # the seed's rates are the demo story's and the proxied chat's (the tests above): on
-        # this story SmolLM2's rewrites are refused often (bench/model_quality.py: 6 of 12
-        # done, the rest over their bound, repeating a sentence or naming what the story never
-        # does), and a refused rewrite keeps the previous note, as it must
-        _check_memory(lw.database, session_id, repairs, seed_rates=False)
+        # this story SmolLM2's rewrites are refused often (bench/model_quality.py), and a
+        # refused rewrite keeps the previous note, as it must
+        _check_memory(
+            lw.database,
+            session_id,
+            repairs,
+            seed_rates=False,
+            target_words=settings.pipeline_config.note_target_words,
+        )
         with lw.database.uow(read_only=True) as uow:
             session = uow.sessions.require(session_id)
             entries = uow.session.scalars(select(LoreEntry).where(visible_in(session))).all()
             texts = [e.title + " " + e.content for e in entries if e.is_dynamically_generated]
-            texts += [n.note_content for n in uow.notes.in_session(session_id)]
-            for text in texts:
+            notes = [n.note_content for n in uow.notes.in_session(session_id)]
+            for text in [*texts, *notes]:
                 assert not any(p in text.lower() for p in EXAMPLE_PHRASES), text
+            for note in notes:
+                assert without_prompt_labels(note) == note, note
             created = [e.title for e in entries if e.is_dynamically_generated]
-            reasons = "\n".join(
-                t.processing_errors or ""
-                for t in uow.session.scalars(
-                    select(ChatTurn).where(ChatTurn.session_id == session_id)
-                )
-            )
-            corwin = any(named_in(title, "Corwin Hale") for title in created)
-            assert corwin or "Corwin" in reasons or "turn never names" in reasons, (
-                created,
-                reasons,
-            )
+            assert any(named_in(title, "Corwin Hale") for title in created), created
     finally:
         lw.close()

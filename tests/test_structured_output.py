@@ -22,6 +22,7 @@ from loreweave.db.models import ChatTurn, LoreEntry, NoteUpdateTask
 from loreweave.errors import InvalidResponse, ProviderUnavailable, RequestRejected
 from loreweave.llm.prompts.analysis import AnalysisResult, BatchAnalysisResult
 from loreweave.llm.prompts.creation import CreatedEntity
+from loreweave.llm.prompts.schema import GRAMMAR_REPEAT_LIMIT
 from loreweave.llm.providers.forms import StructuredForms, refused
 from loreweave.llm.registry import build_providers
 from loreweave.llm.structured import complete_structured
@@ -47,8 +48,16 @@ def _analysis_batch(body: dict[str, Any]) -> str:
                 "1": {
                     "updates": {"E1": "Momo trains at the gate.", "E2": "The gate cracks."},
                     "creations": {
-                        "N1": {"entity_type": "Character", "summary": "Kenta, a hunter."},
-                        "N2": {"entity_type": "Item", "summary": "Muramasa, a cursed blade."},
+                        "N1": {
+                            "entity_type": "Character",
+                            "name": "Kenta",
+                            "summary": "Kenta, a hunter.",
+                        },
+                        "N2": {
+                            "entity_type": "Item",
+                            "name": "Muramasa",
+                            "summary": "Muramasa, a cursed blade.",
+                        },
                     },
                 },
                 "2": {"updates": {"E1": "Momo rests."}},
@@ -62,6 +71,7 @@ def _analysis(body: dict[str, Any]) -> str:
     if "Vesper" in text.split("[Latest Turn]")[-1]:
         creation = {
             "entity_type": "Character",
+            "name": "Vesper",
             "creation_summary": "Vesper, a bard.",
             "known_by": [],
         }
@@ -71,19 +81,25 @@ def _analysis(body: dict[str, Any]) -> str:
     return json.dumps({"updates": [update], "creations": []})
 
 
+def _asked(body: dict[str, Any], entry: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """``entry`` without a title when the schema does not ask one (the newcomer is named)."""
+    return {k: v for k, v in entry.items() if k in schema["properties"]}
+
+
 def _creation_batch(body: dict[str, Any]) -> str:
+    schema = body["response_format"]["json_schema"]["schema"]["properties"]["entries"]
+    entries = {
+        "C1": {"title": "Kenta", "content": "A hunter.", "tags": ["hunter"]},
+        "C2": {"title": "Muramasa", "content": "A cursed blade.", "tags": []},
+    }
     return json.dumps(
-        {
-            "entries": {
-                "C1": {"title": "Kenta", "content": "A hunter.", "tags": ["hunter"]},
-                "C2": {"title": "Muramasa", "content": "A cursed blade.", "tags": []},
-            }
-        }
+        {"entries": {r: _asked(body, e, schema["properties"][r]) for r, e in entries.items()}}
     )
 
 
 def _creation(body: dict[str, Any]) -> str:
-    return json.dumps({"title": "Vesper", "content": "A wandering bard.", "tags": ["bard"]})
+    entry = {"title": "Vesper", "content": "A wandering bard.", "tags": ["bard"]}
+    return json.dumps(_asked(body, entry, body["response_format"]["json_schema"]["schema"]))
 
 
 def _rewrite_batch(body: dict[str, Any]) -> str:
@@ -190,7 +206,8 @@ def test_every_memory_request_carries_its_schema_and_token_bound(
     ]
     assert refs == shown and set(refs) == {"E1", "E2", "E3", "E4"}
     summary = update["items"]["properties"]["update_summary"]
-    assert summary["maxLength"] == 1000 and summary["minLength"] == 1
+    # max_summary_chars (1000) is above what a grammar takes: bounded after parsing instead
+    assert "maxLength" not in summary and summary["minLength"] == 1
 
     batch = sent["analysis.batch"][0].json["response_format"]["json_schema"]["schema"]
     turns = batch["properties"]["turns"]
@@ -206,6 +223,58 @@ def test_every_memory_request_carries_its_schema_and_token_bound(
         statuses = {t.processing_status for t in uow.session.scalars(select(ChatTurn))}
     assert {"Kenta", "Muramasa", "Vesper"} <= titles
     assert statuses == {"done"}
+
+
+def _bounds(schema: Any) -> list[int]:
+    """Every maxLength and maxItems in ``schema``."""
+    if isinstance(schema, dict):
+        found = [v for k, v in schema.items() if k in ("maxLength", "maxItems")]
+        return found + [n for value in schema.values() for n in _bounds(value)]
+    if isinstance(schema, list):
+        return [n for value in schema for n in _bounds(value)]
+    return []
+
+
+def test_the_default_settings_send_schemas_a_local_server_takes(
+    database: Database, tmp_path: Path, server: FakeProviderServer
+) -> None:
+    """Issue 42: with max_entry_chars 2000 the creation schema carried maxLength 2000, which
+    llama.cpp turns into a grammar it refuses (llama-cpp-python's server died).  No bound in
+    any schema the default settings send exceeds what a grammar takes; the long ones are kept
+    after parsing (a created entry's content is clipped to max_entry_chars)."""
+    app = _app(database, tmp_path, "openai", server)  # the defaults' lengths
+    assert app.settings.pipeline_config.max_entry_chars == 2000 > GRAMMAR_REPEAT_LIMIT
+    _, session_id, _ = make_world(
+        database, ("Momo", "Character", "A psychic girl."), ("Gate", "Location", "A gate.")
+    )
+    _story(app, session_id)
+    sent = [r.json for r in server.requests_to(CHAT) if r.prompt in MEMORY_PROMPTS]
+    assert {r.prompt for r in server.requests_to(CHAT)} >= {"creation", "creation.batch"}
+    for body in sent:
+        schema = body["response_format"]["json_schema"]["schema"]
+        assert max(_bounds(schema), default=0) <= GRAMMAR_REPEAT_LIMIT, body["messages"]
+
+
+def test_a_bound_the_schema_leaves_out_is_kept_after_parsing(
+    database: Database, tmp_path: Path
+) -> None:
+    long = "A wandering bard who sings of the sea. " * 30  # 1170 characters
+    handlers = {
+        **HANDLERS,
+        "creation": lambda body: json.dumps({"title": "Vesper", "content": long, "tags": []}),
+    }
+    with FakeProviderServer(prompt_handlers=handlers) as srv:
+        app = _app(database, tmp_path, "openai", srv, pipeline_config={"max_entry_chars": 600})
+        _, session_id, _ = make_world(database, ("Momo", "Character", "A psychic girl."))
+        app.chat.record(session_id, "Vesper sings.", "…")
+        app.pipeline.drain()
+        creation = next(r.json for r in srv.requests_to(CHAT) if r.prompt == "creation")
+        schema = creation["response_format"]["json_schema"]["schema"]
+    assert "maxLength" not in schema["properties"]["content"]
+    with database.uow(read_only=True) as uow:
+        vesper = uow.session.scalars(select(LoreEntry).where(LoreEntry.title == "Vesper")).one()
+    assert len(vesper.content) == 600 and vesper.content.endswith("…")
+    assert long.startswith(vesper.content[:-1])
 
 
 def test_a_schema_the_server_answers_500_steps_down_and_is_remembered(

@@ -265,11 +265,45 @@ class PipelineConfig(_Group):
     ground_notes: bool = Field(
         True, description="a rewritten note with a name from nowhere is unusable (retried)"
     )
+    small_model: bool | None = Field(
+        None,
+        description="the small-model profile: an update whose entity the latest turn does not "
+        "name, or that shares no word with it, is rejected (else flagged), and the caps not set "
+        "here are a small model's (SMALL_MODEL_CAPS); None: on when the analysis model's name "
+        "says it is small (SmolLM2-135M, qwen2.5:3b: 4B parameters or less)",
+    )
     poll_interval: float = Field(1.0, gt=0, description="seconds an idle worker waits")
     sweep_interval: float = Field(5.0, gt=0)
     startup_wait: float = Field(
         120.0, ge=0, description="seconds a worker started while the database is down waits for it"
     )
+
+
+# a size in a model's name ("135M", "0.5b", ":3b"), or a family of small models by name
+_MODEL_SIZE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*([mb])(?![a-z])", re.IGNORECASE)
+_SMALL_FAMILIES = ("smol", "tinyllama")
+SMALL_MODEL_BILLIONS = 4.0
+# the caps of the small-model profile (a 135M model keeps within them; README "Use a local
+# model"): with the defaults' token bounds SmolLM2 rambled for minutes a call
+SMALL_MODEL_CAPS: dict[str, Any] = {
+    "max_updates_per_turn": 4,
+    "max_creations_per_turn": 2,
+    "max_summary_chars": 300,
+    "max_entry_chars": 600,
+    "note_target_words": 60,
+}
+
+
+def small_model(name: str) -> bool:
+    """Whether a model's name says it is small (:attr:`PipelineConfig.small_model`)."""
+    lowered = name.lower()
+    if any(family in lowered for family in _SMALL_FAMILIES):
+        return True
+    for number, unit in _MODEL_SIZE.findall(lowered):
+        billions = float(number) / (1000 if unit == "m" else 1)
+        if billions <= SMALL_MODEL_BILLIONS:
+            return True
+    return False
 
 
 class PriorityConfig(_Group):
@@ -416,6 +450,19 @@ class Settings(BaseSettings):
     @classmethod
     def _legacy_names(cls, data: Any) -> Any:
         return _move_legacy_analysis_keys(data)
+
+    @model_validator(mode="after")
+    def _small_model_caps(self) -> Settings:
+        """The small-model profile (:attr:`PipelineConfig.small_model`) takes the caps a small
+        model keeps within, for each one ``pipeline_config`` leaves unset."""
+        pipeline = self.pipeline_config
+        on = pipeline.small_model
+        if on is None:
+            on = small_model(self.llm_config.analysis_model)
+        unset = {k: v for k, v in SMALL_MODEL_CAPS.items() if k not in pipeline.model_fields_set}
+        if on and unset:  # frozen: set once, here, while the settings are being made
+            object.__setattr__(self, "pipeline_config", pipeline.model_copy(update=unset))
+        return self
 
     @field_validator("database_url")
     @classmethod

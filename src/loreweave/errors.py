@@ -18,6 +18,7 @@ The command line and the HTTP API turn these into one readable line or a 4xx ans
     └── ProviderError               an LLM or embedding provider failed (.retriable)
         ├── RateLimited             429 (.retry_after)            retriable
         ├── ProviderUnavailable     5xx, connection, timeout      retriable
+        │   └── ProviderUnreachable no connection at all            retriable
         ├── AuthenticationFailed    401/403                       final
         ├── RequestRejected         other 4xx                     final
         └── InvalidResponse         unusable output, after repair final
@@ -112,6 +113,12 @@ class ProviderUnavailable(ProviderError):
     """A 5xx answer, a connection failure or a timeout."""
 
     retriable = True
+
+
+class ProviderUnreachable(ProviderUnavailable):
+    """No connection at all (refused, or closed before any answer): after the provider has
+    answered, its server has stopped (:class:`~loreweave.llm.resilience.Resilience` then
+    reports it down once and tries it at a slow pace)."""
 
 
 class AuthenticationFailed(ProviderError):

@@ -411,6 +411,9 @@ class EntityCreationTask(JobColumns, Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     entity_type: Mapped[str] = mapped_column(String(50))
     creation_summary: Mapped[str] = mapped_column(Text)
+    # the newcomer's name as its turn writes it (checked there by the analysis): the new
+    # entry's title; None (tasks written before it): the creation LLM names it
+    name: Mapped[str | None] = mapped_column(String(200), default=None)
     session_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("chat_sessions.id", ondelete="CASCADE")
     )

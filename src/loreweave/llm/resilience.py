@@ -3,6 +3,12 @@
 Each attempt passes the process's rate limit; retriable errors (429, 5xx, connection failures,
 timeouts) are retried with exponential back-off and jitter, a 429's ``Retry-After`` is honoured;
 anything else fails at once.  Calls are logged by prompt name and counted in :class:`CallStats`.
+
+A provider that has answered and then cannot be reached at all (its server stopped: a local
+model server that died) is *down*: reported once, and from then on each call waits for its
+turn to try it, one call a ``backoff_max`` at most, without retries of its own; the jobs wait
+(back in their queue, with their back-off) instead of hammering a port no one listens on.  Its
+first answer ends the downtime (reported once too).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import TypeVar
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential, wait_random
 
-from loreweave.errors import ProviderError, RateLimited
+from loreweave.errors import ProviderError, ProviderUnreachable, RateLimited
 from loreweave.llm.ratelimit import RateLimiter
 from loreweave.llm.types import (
     ChatModel,
@@ -90,6 +96,51 @@ def _is_retriable(exc: BaseException) -> bool:
     return isinstance(exc, ProviderError) and exc.retriable
 
 
+class Downtime:
+    """Whether one provider is down (see the module's docstring), and when it may next be
+    tried: one call at a time per ``interval``, each caller waiting for its own slot."""
+
+    def __init__(self, interval: float, clock: Callable[[], float]) -> None:
+        self.interval = max(interval, 1.0)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.answered = False  # it answered once: a refusal now means it stopped
+        self.since: float | None = None
+        self._next_try = 0.0
+
+    @property
+    def down(self) -> bool:
+        return self.since is not None
+
+    def slot(self) -> float:
+        """Seconds to wait before this caller tries the provider (its slot is reserved)."""
+        with self._lock:
+            now = self._clock()
+            at = max(now, self._next_try)
+            self._next_try = at + self.interval
+            return at - now
+
+    def outcome(self, provider: str, exc: BaseException | None) -> None:
+        """Record an attempt's outcome: an answer (``exc`` None, or anything but no connection)
+        ends a downtime; no connection after an answer starts one; each reported once."""
+        unreachable = isinstance(exc, ProviderUnreachable)
+        with self._lock:
+            if not unreachable:
+                if self.since is not None:
+                    log.warning("%s answers again; its jobs go on", provider)
+                self.answered, self.since = True, None
+            elif self.answered and self.since is None:
+                self.since = self._clock()
+                self._next_try = self.since + self.interval
+                log.error(
+                    "%s is down: it answered before, and now no connection is possible (%s); "
+                    "its jobs wait, and it is tried once every %.0fs until it answers",
+                    provider,
+                    exc,
+                    self.interval,
+                )
+
+
 class Resilience:
     """Rate limit + retries + accounting, shared by the wrappers of one provider."""
 
@@ -100,11 +151,13 @@ class Resilience:
         *,
         stats: CallStats | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.policy = policy
         self.limiter = limiter
         self.stats = stats or CallStats()
         self._sleep = sleep
+        self.downtime = Downtime(policy.backoff_max, clock)
         # initial · 2^(attempt-1), capped, plus up to ``initial`` seconds of jitter
         self._backoff = wait_exponential(
             multiplier=policy.backoff_initial, max=policy.backoff_max
@@ -115,6 +168,22 @@ class Resilience:
         if isinstance(exc, RateLimited) and exc.retry_after is not None:
             return min(max(exc.retry_after, 0.0), MAX_RETRY_AFTER)
         return float(self._backoff(state))
+
+    def _attempt(self, fn: Callable[[], T], provider: str, prompt: str, tokens: int) -> T:
+        waited = self.limiter.acquire(tokens)
+        if waited > 0:  # visible: a rate limit below the pool's pace caps throughput
+            self.stats.add(provider, prompt, "rate_limited_ms", round(waited * 1000))
+        self.stats.add(provider, prompt, "calls")
+        try:
+            result = fn()
+        except ProviderError as exc:
+            self.stats.add(provider, prompt, "errors")
+            self.stats.failed(provider, exc)
+            self.downtime.outcome(provider, exc)
+            raise
+        self.stats.succeeded(provider)
+        self.downtime.outcome(provider, None)
+        return result
 
     def call(self, fn: Callable[[], T], *, provider: str, prompt: str, tokens: int) -> T:
         def before_sleep(state: RetryCallState) -> None:
@@ -130,30 +199,18 @@ class Resilience:
                 wait,
             )
 
+        if self.downtime.down:  # wait for this caller's slot, then one try
+            self._sleep(self.downtime.slot())
         retrying = Retrying(
             stop=stop_after_attempt(self.policy.max_attempts),
             wait=self._wait,
-            retry=retry_if_exception(_is_retriable),
+            retry=retry_if_exception(lambda e: _is_retriable(e) and not self.downtime.down),
             sleep=self._sleep,
             before_sleep=before_sleep,
             reraise=True,
         )
 
-        def attempt() -> T:
-            waited = self.limiter.acquire(tokens)
-            if waited > 0:  # visible: a rate limit below the pool's pace caps throughput
-                self.stats.add(provider, prompt, "rate_limited_ms", round(waited * 1000))
-            self.stats.add(provider, prompt, "calls")
-            try:
-                result = fn()
-            except ProviderError as exc:
-                self.stats.add(provider, prompt, "errors")
-                self.stats.failed(provider, exc)
-                raise
-            self.stats.succeeded(provider)
-            return result
-
-        return retrying(attempt)
+        return retrying(lambda: self._attempt(fn, provider, prompt, tokens))
 
 
 class ResilientChatModel:

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import desc, select
 
-from loreweave.config import LLMConfig, PipelineConfig
+from loreweave.config import LLMConfig, PipelineConfig, small_model
 from loreweave.db.models import (
     USER,
     ChatSession,
@@ -39,15 +39,24 @@ from loreweave.llm.prompts.analysis import (
     ANALYSIS_BATCH,
     AnalysisResult,
     BatchAnalysisResult,
+    EntityCreation,
     EntityUpdate,
+    NewEntity,
     WitnessedChange,
     analysis_max_tokens,
     analysis_schema,
     batch_analysis_schema,
 )
+from loreweave.llm.prompts.creation import TITLE_CHARS
 from loreweave.llm.types import ChatModel, ChatRequest
 from loreweave.memory import answers
-from loreweave.memory.grounding import shares_something, unknown_full_names
+from loreweave.memory.grounding import (
+    mentions,
+    named_in,
+    sentences_naming,
+    shares_something,
+    unknown_full_names,
+)
 from loreweave.memory.observer import CHARACTER, USER_NAMES, name_key
 from loreweave.memory.ports import (
     ANALYSIS_QUEUE,
@@ -62,12 +71,16 @@ from loreweave.memory.usable import copied_placeholder
 
 WITNESS_CHARS = 200  # a witness's name is resolved, or dropped, at most this long
 NOTED_WITNESSES = 3  # the dropped witnesses of one event noted each; the rest counted
+# the type of a newcomer the analysis missed (a full name of two or more capitalised words
+# in the turn: most often a person); its creation writes what the turn says of it
+NAMED_NEWCOMER_TYPE = "Character"
 
 
 @dataclass
 class Creation:
     entity_type: str
     summary: str
+    name: str | None = None  # as the turn writes it: the new entry's title
     followups: list[dict[str, object]] = field(default_factory=list)  # later turns' updates
     known_by: list[str] = field(default_factory=list)  # who met it (empty: everyone present)
 
@@ -99,6 +112,7 @@ class Shown:
     refs: dict[str, uuid.UUID]
     witnesses: dict[str, str]
     names: str
+    names_of: dict[str, str] = field(default_factory=dict)  # ref -> its title and aliases
 
 
 def witnesses(refs: dict[str, LoreEntry]) -> dict[str, str]:
@@ -140,6 +154,12 @@ class AnalysisService:
         self.chat_model = chat_model
         self.llm_config = llm_config
         self.config = config
+        # the small-model profile: set, or chosen by the analysis model's name
+        self.small_model = (
+            small_model(llm_config.analysis_model)
+            if config.small_model is None
+            else config.small_model
+        )
 
     # -- prompt ----------------------------------------------------------------------------------
     def _entities(
@@ -220,8 +240,13 @@ class AnalysisService:
                     turns=said,
                     parts=parts,
                 )
-        names = "\n".join(f"{e.title} {' '.join(e.aliases or [])}" for e in refs.values())
-        shown = Shown({ref: e.id for ref, e in refs.items()}, witnesses(refs), names)
+        names_of = {ref: f"{e.title} {' '.join(e.aliases or [])}" for ref, e in refs.items()}
+        shown = Shown(
+            {ref: e.id for ref, e in refs.items()},
+            witnesses(refs),
+            "\n".join(names_of.values()),
+            names_of,
+        )
         return request, shown
 
     @staticmethod
@@ -251,75 +276,106 @@ class AnalysisService:
         return found
 
     # -- validation ------------------------------------------------------------------------------
+    def _ungrounded_update(self, ref: str, summary: str, shown: Shown, said: str) -> str | None:
+        """Why an update of a shown entity is not of its turn: it shares no word with it, or
+        (small-model profile) the turn does not name its entity; None: it is."""
+        if self.config.ground_updates and not shares_something(summary, said):
+            return f"it shares no word with its turn: {_clip(summary, 120)}"
+        if self.small_model and not mentions(shown.names_of.get(ref, ""), said):
+            return f"the latest turn does not name its entity: {_clip(summary, 120)}"
+        return None
+
     def _update(self, plan: AnalysisPlan, update: EntityUpdate, shown: Shown, said: str) -> None:
-        entry_id = shown.refs.get(answers.name(update.lore_entry_id, 20).upper())
+        ref = answers.name(update.lore_entry_id, 20).upper()
+        entry_id = shown.refs.get(ref)
         placeholder = copied_placeholder(update.update_summary)
         if placeholder is not None:
             plan.rejected.append(
                 f"update for {update.lore_entry_id} dropped: it copies the prompt's "
                 f"placeholder {placeholder!r}"
             )
-        elif entry_id is None:
+            return
+        if entry_id is None:
             plan.rejected.append(
                 f"update for unknown entity {update.lore_entry_id!r} dropped "
                 f"(not an id shown to the analysis): {_clip(update.update_summary, 120)}"
             )
-        elif len(plan.updates) >= self.config.max_updates_per_turn:
+            return
+        if len(plan.updates) >= self.config.max_updates_per_turn:
             plan.rejected.append(f"update for {update.lore_entry_id} dropped: over the cap")
-        else:
-            if self.config.ground_updates and not shares_something(update.update_summary, said):
-                plan.rejected.append(
-                    f"update for {update.lore_entry_id} kept but flagged: it shares no word "
-                    f"with its turn: {_clip(update.update_summary, 120)}"
-                )
-            what = f"the update of {update.lore_entry_id}"
-            plan.updates.append(
-                Update(
-                    entry_id,
-                    answers.bounded(update.update_summary, self.config.max_summary_chars),
-                    self._witnesses(plan, update.known_by, shown, what),
-                )
+            return
+        ungrounded = self._ungrounded_update(ref, update.update_summary, shown, said)
+        if ungrounded is not None:
+            # the small-model profile rejects what the standard one keeps and flags
+            verdict = "dropped (small-model profile)" if self.small_model else "kept but flagged"
+            plan.rejected.append(f"update for {update.lore_entry_id} {verdict}: {ungrounded}")
+            if self.small_model:
+                return
+        what = f"the update of {update.lore_entry_id}"
+        plan.updates.append(
+            Update(
+                entry_id,
+                answers.bounded(update.update_summary, self.config.max_summary_chars),
+                self._witnesses(plan, update.known_by, shown, what),
             )
+        )
+
+    @staticmethod
+    def _unusable_creation(summary: str, name: str | None, said: str) -> str | None:
+        """Why a proposed creation is dropped: a copied placeholder, or a name its turn never
+        writes (checked as an id is: the name becomes the entry's title)."""
+        placeholder = copied_placeholder(f"{name or ''}\n{summary}")
+        if placeholder is not None:
+            return f"creation dropped: it copies the prompt's placeholder {placeholder!r}"
+        if name is not None and said and not named_in(name, said):
+            return f"creation of {name!r} dropped: the turn never names it"
+        return None
 
     def _creation(
         self,
         plan: AnalysisPlan,
-        entity_type: str,
-        summary: str,
-        known_by: Sequence[str],
+        new: EntityCreation | NewEntity,
         shown: Shown,
+        said: str,
     ) -> Creation | None:
-        placeholder = copied_placeholder(summary)
-        if placeholder is not None:
-            plan.rejected.append(
-                f"creation dropped: it copies the prompt's placeholder {placeholder!r}"
-            )
+        summary = new.creation_summary if isinstance(new, EntityCreation) else new.summary
+        name = answers.name(new.name, TITLE_CHARS) if new.name else None
+        unusable = self._unusable_creation(summary, name, said)
+        if unusable is not None:
+            plan.rejected.append(unusable)
             return None
         if len(plan.creations) >= self.config.max_creations_per_turn:
             plan.rejected.append("creation dropped: over the cap")
             return None
-        kind = answers.name(entity_type, answers.ENTITY_TYPE_CHARS).title()
+        kind = answers.name(new.entity_type, answers.ENTITY_TYPE_CHARS).title()
         if not kind:
-            plan.rejected.append(f"creation dropped: its entity type {entity_type!r} is no name")
+            plan.rejected.append(
+                f"creation dropped: its entity type {new.entity_type!r} is no name"
+            )
             return None
         creation = Creation(
             kind,
             answers.bounded(summary, self.config.max_summary_chars),
-            known_by=self._witnesses(plan, known_by, shown, "a creation"),
+            name=name,
+            known_by=self._witnesses(plan, new.known_by, shown, "a creation"),
         )
         plan.creations.append(creation)
         return creation
 
-    @staticmethod
-    def _unknown_names(plan: AnalysisPlan, said: str, names: str) -> None:
-        """Record the names the turn uses that are no entity shown and no creation proposes:
-        a newcomer the analysis missed is then a recorded absence, not a silent one."""
-        proposed = " ".join(creation.summary for creation in plan.creations)
+    def _unknown_names(self, plan: AnalysisPlan, said: str, names: str) -> None:
+        """The full names the turn uses that are no entity shown and no creation proposes
+        become creations (a newcomer the analysis missed: its sentences in the turn are its
+        summary), within the cap; the others are recorded."""
+        proposed = " ".join(f"{c.name or ''} {c.summary}" for c in plan.creations)
         missing = unknown_full_names(said, f"{names}\n{proposed}")
-        if missing:
-            plan.rejected.append(
-                "named in the turn, but no entity and no creation: " + ", ".join(missing[:8])
-            )
+        # a creation not named yet (an answer without names) may be the newcomer: recorded only
+        unnamed = any(c.name is None for c in plan.creations)
+        for name in missing:
+            if unnamed or len(plan.creations) >= self.config.max_creations_per_turn:
+                plan.rejected.append("named in the turn, but no entity and no creation: " + name)
+                continue
+            summary = answers.bounded(sentences_naming(said, name), self.config.max_summary_chars)
+            plan.creations.append(Creation(NAMED_NEWCOMER_TYPE, summary, name=name))
 
     def validate(self, result: AnalysisResult, shown: Shown, said: str = "") -> AnalysisPlan:
         """The plan of one turn's answer; ``said`` is the turn's text (for grounding)."""
@@ -327,7 +383,7 @@ class AnalysisService:
         for update in result.updates:
             self._update(plan, update, shown, said)
         for new in result.creations:
-            self._creation(plan, new.entity_type, new.creation_summary, new.known_by, shown)
+            self._creation(plan, new, shown, said)
         return plan
 
     def validate_batch(
@@ -345,7 +401,7 @@ class AnalysisService:
                 break
             plan = AnalysisPlan()
             for ref, new in part.creations.items():
-                made = self._creation(plan, new.entity_type, new.summary, new.known_by, shown)
+                made = self._creation(plan, new, shown, _said(turn))
                 if made is not None:
                     created[ref.strip().upper()] = made
             for ref, change in part.updates.items():
@@ -416,6 +472,7 @@ class AnalysisService:
                         EntityCreationTask(
                             entity_type=creation.entity_type,
                             creation_summary=creation.summary,
+                            name=creation.name,
                             session_id=turn.session_id,
                             turn_index=turn.turn_index,
                             followups=creation.followups,

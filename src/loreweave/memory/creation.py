@@ -22,7 +22,9 @@ from loreweave.db.uow import UnitOfWork
 from loreweave.llm.prompts.creation import (
     CREATION,
     CREATION_BATCH,
+    CREATION_NAMED,
     CreatedEntity,
+    EntityContent,
     batch_creation_schema,
     created_entity_schema,
     creation_max_tokens,
@@ -38,6 +40,11 @@ from loreweave.memory.task_worker import MemoryWorker
 from loreweave.memory.transcript import refold
 from loreweave.memory.usable import copied_placeholder
 
+# what a title copied from the creation prompts is ("Entity name", "Creation Summary"…)
+PROMPT_LABELS = frozenset(
+    normalise_name(label) for label in (*CREATION.labels(), *CREATION_BATCH.labels())
+)
+
 
 def find_duplicate(uow: UnitOfWork, session: ChatSession, title: str) -> LoreEntry | None:
     """An entry visible to the session whose normalised title or alias equals ``title``'s."""
@@ -49,11 +56,32 @@ def find_duplicate(uow: UnitOfWork, session: ChatSession, title: str) -> LoreEnt
     return None
 
 
+def named(name: str, written: EntityContent) -> CreatedEntity:
+    """The entry of a newcomer its analysis named: that name, the model's content and tags
+    (those copying a prompt's placeholder refused)."""
+    return CreatedEntity(title=name, content=written.content, tags=usable_tags(written.tags))
+
+
+def usable_tags(tags: list[str]) -> list[str]:
+    """Tags once each, at most ``answers.MAX_TAGS``, without those copying a placeholder
+    ("<keyword>")."""
+    kept = [tag for tag in dict.fromkeys(tags) if copied_placeholder(tag) is None]
+    return kept[: answers.MAX_TAGS]
+
+
+def entry_of(task: EntityCreationTask, part: object) -> CreatedEntity:
+    """A batch's answer for ``task``, checked as the single prompt's would be."""
+    if task.name:
+        return named(task.name, EntityContent.model_validate(part))
+    return CreatedEntity.model_validate(part)
+
+
 class EntityCreationWorker(MemoryWorker):
     def handle(self, job: Job[EntityCreationTask]) -> Outcome:
         tasks = list(job.rows)
-        chars = self.limits.max_entry_chars
-        created = [answers.entry(made, chars) for made in self._write(tasks)]
+        created = [
+            self._bounded(task, made) for task, made in zip(tasks, self._write(tasks), strict=True)
+        ]
         with self.uow(read_only=True) as uow:
             world_id = uow.sessions.require(tasks[0].session_id).world_id
         entry_ids = [uuid.uuid4() for _ in tasks]
@@ -65,6 +93,15 @@ class EntityCreationWorker(MemoryWorker):
         matrix = self.vectors.embed(documents)
         return self._save(job, created, entry_ids, documents, matrix)
 
+    def _bounded(self, task: EntityCreationTask, made: CreatedEntity) -> CreatedEntity:
+        """``made`` as it may be stored (:func:`answers.entry`: its content within
+        ``max_entry_chars``, which the schema leaves out when long); a named newcomer whose
+        content copies the prompt's placeholder is described by its analysis's summary instead
+        (checked there), rather than lost."""
+        if task.name and copied_placeholder(made.content) is not None:
+            made = made.model_copy(update={"content": task.creation_summary})
+        return answers.entry(made, self.limits.max_entry_chars)
+
     # -- the LLM --------------------------------------------------------------------------------
     def _write(self, tasks: list[EntityCreationTask]) -> list[CreatedEntity]:
         """The new entry of each task: one call for all, and alone those it did not do well."""
@@ -74,12 +111,13 @@ class EntityCreationWorker(MemoryWorker):
         chars = self.limits.max_entry_chars
         request = CREATION_BATCH.request(
             self.llm_config,
-            schema=batch_creation_schema(refs, chars),
+            schema=batch_creation_schema(refs, chars, [bool(task.name) for task in tasks]),
             max_tokens=creation_max_tokens(chars, len(tasks)),
             creations=[
                 {
                     "ref": ref,
                     "entity_type": task.entity_type,
+                    "name": task.name,
                     "creation_summary": task.creation_summary,
                 }
                 for ref, task in zip(refs, tasks, strict=True)
@@ -92,7 +130,7 @@ class EntityCreationWorker(MemoryWorker):
             CREATION_BATCH,
             lambda answer: answer.entries,
             list(zip(refs, tasks, strict=True)),
-            lambda _task, part: CreatedEntity.model_validate(part),
+            entry_of,
             self._alone,
         )
 
@@ -100,13 +138,17 @@ class EntityCreationWorker(MemoryWorker):
         chars = self.limits.max_entry_chars
         return CREATION.request(
             self.llm_config,
-            schema=created_entity_schema(chars),
+            schema=created_entity_schema(chars, named=bool(task.name)),
             max_tokens=creation_max_tokens(chars),
             entity_type=task.entity_type,
+            name=task.name,
             creation_summary=task.creation_summary,
         )
 
     def _alone(self, task: EntityCreationTask) -> CreatedEntity:
+        if task.name:
+            written = CREATION_NAMED.ask(self.chat_model, self._single(task))
+            return named(task.name, written)
         return CREATION.ask(self.chat_model, self._single(task))
 
     # -- the database ---------------------------------------------------------------------------
@@ -118,6 +160,8 @@ class EntityCreationWorker(MemoryWorker):
         placeholder = copied_placeholder(f"{made.title}\n{made.content}")
         if placeholder is not None:
             return f"creation rejected: it copies the prompt's placeholder {placeholder!r}"
+        if normalise_name(made.title) in PROMPT_LABELS:
+            return f"creation rejected: its title {made.title!r} is the prompt's own label"
         if not self.limits.ground_creations:
             return None
         seen = uow.turns.recent(
@@ -179,7 +223,7 @@ class EntityCreationWorker(MemoryWorker):
                             title=made.title,
                             entity_type=task.entity_type,
                             content=made.content,
-                            tags=list(made.tags),
+                            tags=usable_tags(made.tags),
                             aliases=[],
                             is_dynamically_generated=True,
                             origin_session_id=task.session_id,

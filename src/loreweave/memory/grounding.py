@@ -38,6 +38,13 @@ def named_in(title: str, text: str) -> bool:
     return not wanted or wanted <= words(text)
 
 
+def mentions(names: str, text: str) -> bool:
+    """Whether ``text`` uses a word that tells ``names`` (an entity's title and aliases) apart:
+    "Seiko" mentions "Grandmother Seiko"."""
+    wanted = {w for w in words(names) if len(w) > 2 and w not in _FILLER and w not in _COMMON}
+    return not wanted or bool(wanted & words(text))
+
+
 def shares_something(summary: str, text: str) -> bool:
     """Whether ``summary`` shares a meaningful word with ``text`` (its turn)."""
     meaningful = {w for w in words(summary) if len(w) > 2 and w not in _COMMON}
@@ -59,11 +66,28 @@ def new_names(note: str, given: str) -> list[str]:
 _FULL_NAME = re.compile(r"\b[A-Z][\w']+(?:\s+(?:of\s+|the\s+)?[A-Z][\w']+)+")
 
 
+def _without_leading_common(name: str) -> str:
+    """A capitalised run without the common words a sentence starts with ("Then Momo",
+    "The Sunwoven Lute": "Momo", "Sunwoven Lute")."""
+    parts = name.split()
+    while parts and parts[0].lower() in _COMMON:
+        parts.pop(0)
+    return " ".join(parts)
+
+
 def unknown_full_names(text: str, known: str) -> list[str]:
     """The full names in ``text`` (two or more capitalised words: "Corwin Hale", "Sister
-    Maren") that ``known`` (the entities shown, the creations proposed) never names."""
+    Maren"; a sentence's "The", "Then" not counted) that ``known`` (the entities shown, the
+    creations proposed) never names."""
     found: dict[str, None] = {}
     for match in _FULL_NAME.finditer(text):
-        if not named_in(match.group(), known):
-            found[match.group()] = None
+        name = _without_leading_common(match.group())
+        if len(name.split()) > 1 and not named_in(name, known):
+            found[name] = None
     return list(found)
+
+
+def sentences_naming(text: str, name: str) -> str:
+    """The sentences of ``text`` that name ``name`` (what the story says of it), in order."""
+    said = [s.strip() for s in _SENTENCE_END.split(text) if named_in(name, s)]
+    return " ".join(dict.fromkeys(said)) or name

@@ -29,6 +29,7 @@ from loreweave.errors import ConcurrentChange, InvalidResponse
 from loreweave.llm.prompts.rewrite import (
     REWRITE,
     REWRITE_BATCH,
+    REWRITE_LABELS,
     REWRITE_NOTE,
     batch_rewrite_schema,
     note_max_chars,
@@ -43,14 +44,18 @@ from loreweave.memory.composite import CompositeDocument, DocumentKey, compose
 from loreweave.memory.grounding import new_names
 from loreweave.memory.ports import Job, Outcome
 from loreweave.memory.task_worker import MemoryWorker
-from loreweave.memory.usable import copied_placeholder, joined_without_repeats, repetition
+from loreweave.memory.usable import (
+    copied_placeholder,
+    joined_without_repeats,
+    repetition,
+    without_labels,
+)
 from loreweave.validation import scrub
 
 log = logging.getLogger("loreweave.rewrite")
 
-ECHOED_LABELS = ("New Session Note:", "Session Note:")
-# the rewrite prompt's own labels: a note that borrows one ("Event: …") names no stranger
-PROMPT_WORDS = "Entity Original Lore Static Current Session Note New Event Events"
+# the rewrite prompts' own words: a note that borrows one ("Rewrite", "Event") names no stranger
+PROMPT_WORDS = f"{REWRITE.wording()}\n{REWRITE_BATCH.wording()}"
 MIN_RUNAWAY_LIMIT = 4_000
 CAS_ATTEMPTS = 3  # rewrites of one job when a note keeps changing under it
 REPAIR_NOTE = (
@@ -100,6 +105,13 @@ def _not_a_note(note: str, asked: str, inputs: str) -> str | None:
     return answers.as_json(note) or answers.echoed(note, asked, inputs)
 
 
+def without_prompt_labels(text: str) -> str:
+    """A rewrite's answer without what it echoed of its prompt: the rewrite prompts' labels
+    ("New Session Note:", "[New Event]:") and sentences about the note rather than of it ("The
+    note remains unchanged.", "I've added a detail…")."""
+    return without_labels(text, REWRITE_LABELS)
+
+
 def clean_rewrite(
     text: str,
     *,
@@ -115,11 +127,8 @@ def clean_rewrite(
     """The note an LLM answered, or InvalidResponse when it is empty, is JSON, echoes its
     prompt (``asked``), runs away, repeats itself (what the note and its events already
     repeated aside), copies a placeholder, or (with ``grounded``) names someone its title,
-    lore, old note and events never do."""
-    note = scrub(text).strip()
-    for label in ECHOED_LABELS:
-        if note.startswith(label):
-            note = note[len(label) :].strip()
+    lore, old note and events never do.  The prompts' labels it echoed are taken off first."""
+    note = without_prompt_labels(scrub(text))
     if not note:
         raise InvalidResponse("the rewrite is empty")
     no_note = _not_a_note(note, asked, "\n".join([title, lore, before, *events]))

@@ -501,6 +501,7 @@ class _Copy:
                     turn_index=task.turn_index,
                     entity_type=task.entity_type,
                     creation_summary=task.creation_summary,
+                    name=task.name,
                     created_lore_entry_id=self._entry(task.created_lore_entry_id),
                     outcome=task.outcome,
                     followups=[

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 
 _PLACEHOLDER = re.compile(r"<[^<>\n]{6,}>")
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n+")
@@ -13,6 +14,43 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 MIN_SENTENCE_WORDS = 3  # "Yes." twice is speech, not a loop
 PHRASE_WORDS = 6
 PHRASE_LOOP = 3  # the same six words three times over
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters (cut, and marked by "…"): a bound a
+    schema cannot carry (:data:`~loreweave.llm.prompts.schema.GRAMMAR_REPEAT_LIMIT`) is kept
+    after parsing."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+# a sentence about the note rather than of it: the writer speaking ("I've added…", "Here is
+# the note"), or saying nothing changed
+_ABOUT_THE_NOTE = re.compile(
+    r"^(?:(?:I|I've|I have) (?:added|updated|rewritten|rewrote|kept|incorporated|made|integrated)"
+    r"\b|Here is\b|Here's\b|No changes?\b|Nothing (?:new|changed)\b"
+    r"|The (?:session |current )?note (?:remains|is|stays) (?:unchanged|the same)\b)",
+    re.IGNORECASE,
+)
+
+
+def without_labels(text: str, labels: Sequence[str]) -> str:
+    """``text`` without ``labels`` that open a line or a sentence ("New Event: …",
+    "[Current Session Note]: …") and without sentences about the note itself."""
+    if labels:
+        names = "|".join(re.escape(label) for label in sorted(labels, key=len, reverse=True))
+        opener = re.compile(
+            rf"(?:^|(?<=[.!?…]\s))[ \t]*\[?(?:{names})\]?[ \t]*:[ \t]*",
+            re.IGNORECASE | re.MULTILINE,
+        )
+        text = opener.sub("", text)
+    kept = []
+    for line in text.splitlines():
+        sentences = _SENTENCE_END.split(line)
+        about = [s for s in sentences if _ABOUT_THE_NOTE.match(s.strip())]
+        if about:  # the line without them (else as it was)
+            line = " ".join(s.strip() for s in sentences if s not in about and s.strip())
+        kept.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
 
 
 def copied_placeholder(text: str) -> str | None:

@@ -9,6 +9,7 @@ prompt, so providers, metrics, cassettes and fakes all know a request by its nam
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
@@ -62,6 +63,16 @@ class PromptSpec(Generic[R]):
     def render(self, **context: Any) -> str:
         return _environment().get_template(f"{self.template}.j2").render(**context).strip()
 
+    def wording(self) -> str:
+        """The template's own words, without its placeholders and tags: what an answer may
+        echo of the prompt (never a stranger in it, never the story's)."""
+        return _wording(self.template)
+
+    def labels(self) -> tuple[str, ...]:
+        """The labels the template writes ("[New Event]:", "New Session Note:", its quoted
+        'Session Note'): an answer that repeats one has copied the prompt, not the story."""
+        return _labels(self.template)
+
     def request(
         self,
         config: LLMConfig,
@@ -92,6 +103,33 @@ class PromptSpec(Generic[R]):
         if self.response is None:
             raise TypeError(f"the {self.name} prompt is answered in plain text")
         return complete_structured(model, request, self.response)
+
+
+_TAG = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.DOTALL)
+_BRACKETED = re.compile(r"\[([A-Z][^\]\n<>]*)\]")
+_LINE_LABEL = re.compile(r"^([A-Z][\w ]*[\w)]):\s*$", re.MULTILINE)
+_QUOTED = re.compile(r"'([A-Z][\w ]+)'")
+_KEY_DESCRIPTION = re.compile(
+    r"^- \w+: ([A-Z][\w ]*\w)\s*(?:\(.*)?$", re.MULTILINE
+)  # "- title: Entity name"
+
+
+@cache
+def _wording(template: str) -> str:
+    source = _environment().loader.get_source(_environment(), f"{template}.j2")[0]  # type: ignore[union-attr]
+    return _TAG.sub(" ", source)
+
+
+@cache
+def _labels(template: str) -> tuple[str, ...]:
+    wording = _wording(template)
+    found = [
+        *_BRACKETED.findall(wording),
+        *_LINE_LABEL.findall(wording),
+        *_QUOTED.findall(wording),
+        *_KEY_DESCRIPTION.findall(wording),
+    ]
+    return tuple(dict.fromkeys(label.strip() for label in found))
 
 
 def spec(name: str) -> PromptSpec[Any]:

@@ -12,6 +12,7 @@ from loreweave.config import PipelineConfig
 from loreweave.db.models import USER
 from loreweave.llm.prompts import PromptSpec
 from loreweave.llm.prompts.common import Output, Text, extract_json
+from loreweave.llm.prompts.creation import TITLE_CHARS
 from loreweave.llm.prompts.schema import (
     ENTITY_TYPES,
     Schema,
@@ -50,12 +51,17 @@ class EntityUpdate(Output):
     known_by: Witnesses = Field(default_factory=list)
 
 
+# the newcomer's name as its turn writes it (None: an answer from before names were asked)
+NewcomerName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=TITLE_CHARS)]
+
+
 class EntityCreation(Output):
-    """A new entity the turn introduced."""
+    """A new entity the turn introduced, by its name as the turn writes it."""
 
     entity_type: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)
     ]
+    name: NewcomerName | None = None
     creation_summary: Text
     known_by: Witnesses = Field(default_factory=list)
 
@@ -73,6 +79,7 @@ class NewEntity(Output):
     entity_type: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)
     ]
+    name: NewcomerName | None = None
     summary: Text
     known_by: Witnesses = Field(default_factory=list)
 
@@ -109,6 +116,7 @@ def _combine(answers: list[str]) -> dict[str, Any]:
             made += 1
             creations[f"N{made}"] = {
                 "entity_type": creation.entity_type,
+                "name": creation.name,
                 "summary": creation.creation_summary,
                 "known_by": creation.known_by,
             }
@@ -143,7 +151,12 @@ def analysis_schema(
     known_by = _witnesses(characters)
     update = obj({"lore_entry_id": _ref(refs), "update_summary": summary, "known_by": known_by})
     creation = obj(
-        {"entity_type": one_of(ENTITY_TYPES), "creation_summary": summary, "known_by": known_by}
+        {
+            "entity_type": one_of(ENTITY_TYPES),
+            "name": text(TITLE_CHARS),
+            "creation_summary": summary,
+            "known_by": known_by,
+        }
     )
     return obj(
         {
@@ -164,8 +177,13 @@ def batch_analysis_schema(
     known_by = _witnesses(characters)
     new_refs = [f"N{i}" for i in range(1, turns * limits.max_creations_per_turn + 1)]
     new = obj(
-        {"entity_type": one_of(ENTITY_TYPES), "summary": summary, "known_by": known_by},
-        required=("entity_type", "summary"),
+        {
+            "entity_type": one_of(ENTITY_TYPES),
+            "name": text(TITLE_CHARS),
+            "summary": summary,
+            "known_by": known_by,
+        },
+        required=("entity_type", "name", "summary"),
     )
     witnessed = obj({"summary": summary, "known_by": known_by})
     change = {"anyOf": [summary, witnessed]}

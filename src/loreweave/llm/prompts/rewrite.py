@@ -72,3 +72,5 @@ REWRITE_BATCH = PromptSpec(
     "temperature_rewrite",
     _combine,
 )
+# what a rewrite may echo of its prompt: cleaned from the answer before it is checked or saved
+REWRITE_LABELS = tuple(dict.fromkeys([*REWRITE.labels(), *REWRITE_BATCH.labels()]))

@@ -6,6 +6,11 @@ all the same (servers exist that accept a schema and do not enforce it).
 
 ``max_tokens`` for the same request comes from the same bounds (:func:`tokens_for`), so an
 answer that rambles past them is cut, and a cut answer is unusable, never saved.
+
+A bound above :data:`GRAMMAR_REPEAT_LIMIT` is left out of the schema and kept after parsing
+instead (the caller clips or refuses): a server that enforces a schema by a grammar repeats a
+rule that many times, and llama.cpp refuses a large repetition ("number of rules … exceeds sane
+defaults"); llama-cpp-python's server then dies, and every later call is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ ENTITY_TYPES = ("Character", "Location", "Item", "Faction", "Creature", "Event",
 # so a bound never cuts an answer that keeps within its lengths.
 CHARS_PER_TOKEN = 3
 JSON_OVERHEAD = 16  # tokens of keys, quotes and braces around one item
+# The largest maxLength / maxItems a schema carries.  Measured on llama-cpp-python 0.3.36's
+# server (bench/README.md, "Schemas a local server takes"): maxLength 1000 is taken, 1024 kills
+# the server; half of that leaves room for other builds and for rules larger than a character.
+GRAMMAR_REPEAT_LIMIT = 500
 
 
 def tokens_for(chars: int) -> int:
@@ -30,7 +39,12 @@ def tokens_for(chars: int) -> int:
 
 
 def text(max_length: int) -> Schema:
-    return {"type": "string", "minLength": 1, "maxLength": max_length}
+    """A non-empty string of at most ``max_length`` characters; a bound above the grammar's
+    limit is the caller's to keep after parsing (not in the schema)."""
+    schema: Schema = {"type": "string", "minLength": 1}
+    if max_length <= GRAMMAR_REPEAT_LIMIT:
+        schema["maxLength"] = max_length
+    return schema
 
 
 def one_of(values: Sequence[str]) -> Schema:
@@ -38,7 +52,11 @@ def one_of(values: Sequence[str]) -> Schema:
 
 
 def array(items: Schema, max_items: int) -> Schema:
-    return {"type": "array", "items": items, "maxItems": max_items}
+    """At most ``max_items`` of ``items`` (above the grammar's limit: kept after parsing)."""
+    schema: Schema = {"type": "array", "items": items}
+    if max_items <= GRAMMAR_REPEAT_LIMIT:
+        schema["maxItems"] = max_items
+    return schema
 
 
 def obj(properties: Mapping[str, Schema], required: Iterable[str] | None = None) -> Schema:

@@ -15,6 +15,7 @@ from loreweave.errors import (
     MalformedResponse,
     ProviderError,
     ProviderUnavailable,
+    ProviderUnreachable,
     RequestRejected,
 )
 from loreweave.llm.providers.common import (
@@ -51,7 +52,7 @@ def _call(fn: Callable[[], T]) -> T:
     except httpx2.TimeoutException as exc:
         raise ProviderUnavailable("request timed out", provider=PROVIDER) from exc
     except httpx2.TransportError as exc:
-        raise ProviderUnavailable(f"connection failed: {exc}", provider=PROVIDER) from exc
+        raise ProviderUnreachable(f"connection failed: {exc}", provider=PROVIDER) from exc
     except ProviderError:
         raise
     except ValueError as exc:  # a body that is not JSON at all

@@ -10,7 +10,12 @@ from typing import Any, TypeVar
 
 import openai
 
-from loreweave.errors import InvalidResponse, MalformedResponse, ProviderUnavailable
+from loreweave.errors import (
+    InvalidResponse,
+    MalformedResponse,
+    ProviderUnavailable,
+    ProviderUnreachable,
+)
 from loreweave.llm.providers.common import (
     BatchingEmbedder,
     completion_options,
@@ -30,7 +35,7 @@ def _call(fn: Callable[[], T]) -> T:
     except openai.APITimeoutError as exc:
         raise ProviderUnavailable("request timed out", provider=PROVIDER) from exc
     except openai.APIConnectionError as exc:
-        raise ProviderUnavailable(f"connection failed: {exc}", provider=PROVIDER) from exc
+        raise ProviderUnreachable(f"connection failed: {exc}", provider=PROVIDER) from exc
     except openai.APIStatusError as exc:
         raise error_for_status(
             exc.status_code,

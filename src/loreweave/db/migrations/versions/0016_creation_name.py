@@ -1,10 +1,9 @@
 """a creation's name, as its analysis found it in the turn (issue 42): the new entry's title
 
-Revision ID: 0014
-Revises: 0012
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-07
 
-(0013 is another branch's; when both are merged this one revises 0013.)
 """
 
 from __future__ import annotations
@@ -12,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision: str | None = "0012"
+revision = "0016"
+down_revision: str | None = "0015"
 branch_labels: str | None = None
 depends_on: str | None = None
 

@@ -175,7 +175,7 @@ class Cli(Protocol):
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
     """``run`` in this process: ``main()`` with the same environment, cwd, argv and stdin."""
-    from loreweave.cli import main
+    from loreweave.entrypoints.cli import main
 
     def invoke(
         *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None

@@ -8,9 +8,9 @@ from fastapi.testclient import TestClient
 
 from loreweave.api import create_app
 from loreweave.db import Database
+from loreweave.entrypoints.terminal import open_session
 from loreweave.llm.providers.scripted import ScriptedChatModel
 from loreweave.queue.notify import NullNotifier
-from loreweave.terminal import open_session
 
 from .pipeline_support import make_app
 

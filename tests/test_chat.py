@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from loreweave.chat import ChatService, Names
+from loreweave.app.chat import ChatService, Names
 from loreweave.config import CompositeDocumentConfig, LLMConfig
 from loreweave.db import Database
 from loreweave.db.models import ChatSession, LoreEntry, TurnStatus, World

@@ -1,6 +1,6 @@
 """The command line, as a user runs it.
 
-Most tests call the entry point (``loreweave.cli.main``) in this process, with its own
+Most tests call the entry point (``loreweave.entrypoints.cli.main``) in this process, with its own
 environment, working directory, argv and standard streams: what they check is what a command
 prints and returns.  A real process is started only where the process itself is the point: the
 ``python -m loreweave`` entry point, and a missing package (which needs a fresh interpreter).
@@ -67,7 +67,7 @@ def test_the_command_line_starts_light() -> None:
     """``loreweave version``, ``--help`` and an argument error import nothing heavy: the
     settings, the database, the vectors and the API are imported by the commands that use
     them (it was 1.6 CPU-seconds for ``loreweave version``)."""
-    probe = "import sys, loreweave.cli; print(' '.join(sorted(sys.modules)))"
+    probe = "import sys, loreweave.entrypoints.cli; print(' '.join(sorted(sys.modules)))"
     loaded = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout.split()

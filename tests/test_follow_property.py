@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loreweave.follow import (
+from loreweave.app.follow import (
     AppMessage,
     Match,
     Plan,
@@ -23,7 +23,7 @@ from loreweave.follow import (
     to_messages,
     to_turns,
 )
-from loreweave.injections import unmerged
+from loreweave.app.injections import unmerged
 
 from .sizes import examples
 

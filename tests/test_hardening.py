@@ -47,7 +47,7 @@ def test_an_unwritable_index_directory_never_fails_a_search(fx: Fixture) -> None
 
 
 def test_an_index_file_without_its_own_sidecar_is_rebuilt(fx: Fixture) -> None:
-    from loreweave.lore import LoreService
+    from loreweave.app.lore import LoreService
 
     momo = fx.entry("Momo", "Momo is a psychic schoolgirl.")
     gone = fx.entry("Crow", "A crow that talks.")

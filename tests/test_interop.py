@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from loreweave.app.lore import LoreService
 from loreweave.config import CompositeDocumentConfig
 from loreweave.db import Database
 from loreweave.db.models import ChatSession, World
@@ -22,7 +23,6 @@ from loreweave.interop.files import (
     read_lorebook,
 )
 from loreweave.interop.model import PortableEntry
-from loreweave.lore import LoreService
 from loreweave.testing import HashingEmbedder
 from loreweave.vectors.service import CompositeVectorService
 

@@ -17,6 +17,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from loreweave.api import create_app
+from loreweave.app.lore import LoreService
 from loreweave.bootstrap import Loreweave
 from loreweave.config import Settings
 from loreweave.db import Database
@@ -24,7 +25,6 @@ from loreweave.db.models import ChatTurn, EntityCreationTask, NoteUpdateTask, Ta
 from loreweave.errors import ProviderUnavailable
 from loreweave.llm.providers.scripted import ScriptedChatModel
 from loreweave.llm.types import ChatRequest, ChatResponse
-from loreweave.lore import LoreService
 from loreweave.queue.local import LocalWorkers
 from loreweave.queue.notify import EventNotifier, NullNotifier
 

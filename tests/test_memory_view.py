@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 from rich.console import Console
 
 from loreweave.api import create_app
+from loreweave.app.feed import TurnWatch, report_turns
 from loreweave.bootstrap import Loreweave
 from loreweave.db import Database
 from loreweave.db.models import NoteUpdateTask
-from loreweave.feed import TurnWatch, report_turns
 from loreweave.llm.types import ChatRequest, ChatResponse
 from loreweave.queue.notify import NullNotifier
 

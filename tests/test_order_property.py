@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 from sqlalchemy import delete, insert, select
 
+from loreweave.app.lore import LoreService
 from loreweave.db import Database
 from loreweave.db.models import (
     MANUAL,
@@ -36,7 +37,6 @@ from loreweave.db.models import (
 from loreweave.db.repositories import SessionNoteRepository
 from loreweave.errors import ProviderUnavailable
 from loreweave.llm.types import ChatRequest, ChatResponse
-from loreweave.lore import LoreService
 from loreweave.memory import review
 from loreweave.memory.ports import ANALYSIS_QUEUE, NOTE_UPDATE_QUEUE
 from loreweave.memory.review import ReviewService

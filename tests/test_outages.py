@@ -17,10 +17,10 @@ import pytest
 
 from loreweave.config import Settings
 from loreweave.db import Database, migrate
+from loreweave.entrypoints.workers import run_queue, wait_for_database
 from loreweave.errors import DatabaseUnavailable
 from loreweave.llm.providers.scripted import ScriptedChatModel
 from loreweave.queue.notify import NullNotifier
-from loreweave.workers import run_queue, wait_for_database
 
 from .pipeline_support import AppendingRewriter, RoutedModel, make_app, make_world
 from .private_services import PrivatePostgres, free_port

@@ -233,7 +233,7 @@ def chat_of(lw: Loreweave, session: str) -> list[dict[str, str]]:
 
 
 def stored_messages(lw: Loreweave, session: str) -> list[Any]:
-    from loreweave.follow import to_messages
+    from loreweave.app.follow import to_messages
 
     with lw.database.uow(read_only=True) as uow:
         turns = uow.turns.recent(uuid.UUID(session), 1000)
@@ -241,7 +241,7 @@ def stored_messages(lw: Loreweave, session: str) -> list[Any]:
 
 
 def test_a_text_found_injected_is_known_only_when_long_enough() -> None:
-    from loreweave.injections import Injected
+    from loreweave.app.injections import Injected
 
     world = uuid.uuid4()
     injected = Injected()

@@ -15,10 +15,10 @@ import openai
 import pytest
 from sqlalchemy import select
 
+from loreweave.app.follow import AppMessage, to_messages
 from loreweave.bootstrap import Loreweave
 from loreweave.db import Database
 from loreweave.db.models import LoreEntry, SessionNoteRevision, World
-from loreweave.follow import AppMessage, to_messages
 
 from .pipeline_support import StoryUpstream, make_app, notes_of, replayed_notes, wait_until_idle
 from .private_services import serving

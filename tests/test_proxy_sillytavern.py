@@ -26,8 +26,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from loreweave.api.app import create_app
+from loreweave.app.follow import AppMessage, as_shown, to_messages
 from loreweave.db import Database
-from loreweave.follow import AppMessage, as_shown, to_messages
 from tests.pipeline_support import StoryUpstream, make_app, notes_of, replayed_notes
 from tests.post_processing import MODES, inject, post_process
 

@@ -39,7 +39,7 @@ from loreweave.db.models import (
     World,
 )
 from loreweave.db.repositories import visible_in
-from loreweave.demo import bundled
+from loreweave.entrypoints.demo import bundled
 from loreweave.llm.prompts.rewrite import note_max_chars
 from loreweave.llm.registry import build_providers
 from loreweave.memory.grounding import named_in

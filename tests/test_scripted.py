@@ -76,7 +76,7 @@ def test_without_a_cassette_scripted_changes_no_memory(database: Database, tmp_p
     story on it analyses nothing (the demo names its cassette itself)."""
     from loreweave.bootstrap import build
     from loreweave.config import Settings
-    from loreweave.demo import bundled
+    from loreweave.entrypoints.demo import bundled
     from loreweave.llm.registry import build_providers
     from loreweave.queue.notify import NullNotifier
 

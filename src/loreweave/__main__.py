@@ -1,3 +1,3 @@
-from loreweave.cli import main
+from loreweave.entrypoints.cli import main
 
 main()

@@ -19,18 +19,18 @@ from collections.abc import Callable
 from loreweave.alerts import conditions
 from loreweave.alerts.monitor import AlertMonitor
 from loreweave.alerts.sink import AlertSink
+from loreweave.app.chat import ChatService, Names
 from loreweave.app.jobs import JobActions
-from loreweave.chat import ChatService, Names
+from loreweave.app.lore import LoreService
+from loreweave.app.proxy import ProxyService
 from loreweave.config import Settings
 from loreweave.container import Loreweave, Store
 from loreweave.db.engine import Database
 from loreweave.llm.registry import Providers, build_embedder, build_providers
 from loreweave.llm.types import Embedder
-from loreweave.lore import LoreService
 from loreweave.memory.ports import ANALYSIS_QUEUE
 from loreweave.memory.transcript import TranscriptService
 from loreweave.metrics import Metrics
-from loreweave.proxy import ProxyService
 from loreweave.queue.jobs import Kinds, Parts
 from loreweave.queue.kinds import KINDS
 from loreweave.queue.notify import EventNotifier, Notifier, NullNotifier, wake_all

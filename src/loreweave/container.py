@@ -12,15 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from loreweave.alerts.monitor import AlertMonitor
+from loreweave.app.chat import ChatService
 from loreweave.app.jobs import JobActions
-from loreweave.chat import ChatService
+from loreweave.app.lore import LoreService
+from loreweave.app.proxy import ProxyService
 from loreweave.config import Settings
 from loreweave.db.engine import Database
 from loreweave.llm.registry import Providers
-from loreweave.lore import LoreService
 from loreweave.memory.transcript import TranscriptService
 from loreweave.metrics import Metrics
-from loreweave.proxy import ProxyService
 from loreweave.queue.jobs import Kinds
 from loreweave.queue.local import LocalWorkers
 from loreweave.queue.notify import EventNotifier, Notifier, wake_all

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from loreweave.app.lore import LoreService
 from loreweave.container import Loreweave
-from loreweave.lore import LoreService
 from loreweave.memory.review import ReviewService
 
 

@@ -1,6 +1,6 @@
 """Canon drift (DESIGN §1.7): per lore entry, the sessions whose note departs from its lore, and
 a merge of a note into the lore proposed by the rewrite model (never applied by itself: a person
-writes the canon, :meth:`loreweave.lore.LoreService.canon`).
+writes the canon, :meth:`loreweave.app.lore.LoreService.canon`).
 
 A note written into canon restarts empty (the revision that replaced its text says ``canon``):
 the turns a note covers are those of the events folded into it since.

@@ -1,7 +1,7 @@
 """The Celery transport: Redis carries "queue X has work" messages; the task rows stay the
 truth.  This module only sends: the Celery app's settings and :class:`CeleryNotifier`.  What a
 message runs — the same job code as the local backend — lives with the worker processes, in
-:mod:`loreweave.workers` (``celery -A loreweave.workers worker …``).
+:mod:`loreweave.entrypoints.workers` (``celery -A loreweave.entrypoints.workers worker …``).
 
 One Celery queue per job kind (``analysis``, ``note_updates``, ``entity_creations``, and any
 kind added); a message says "there is work", so a lost or duplicated message is harmless.

@@ -24,11 +24,11 @@ from loreweave.api.deps import LW
 from loreweave.api.errors import error_status
 from loreweave.api.guard import KEY
 from loreweave.api.routes.memory import changes_path
-from loreweave.chat import Names
+from loreweave.app.chat import Names
+from loreweave.app.follow import AppMessage, as_shown, group_speaker
+from loreweave.app.proxy import MODEL_PREFIX, Prepared, ProxyService, Stopwatch, caller_of
 from loreweave.errors import NotFound
-from loreweave.follow import AppMessage, as_shown, group_speaker
 from loreweave.llm.types import ChatResponse
-from loreweave.proxy import MODEL_PREFIX, Prepared, ProxyService, Stopwatch, caller_of
 
 router = APIRouter(tags=["openai"])
 log = logging.getLogger("loreweave.api")

@@ -41,10 +41,10 @@ from loreweave.api.schemas import (
     UsedEntry,
 )
 from loreweave.api.schemas import Reverted as RevertedOut
-from loreweave.chat import StreamEvent, TurnResult, lore_block
+from loreweave.app.chat import StreamEvent, TurnResult, lore_block
+from loreweave.app.follow import AppMessage, to_turns
 from loreweave.db.models import USER, ChatTurn, NoteUpdateTask, SessionNote, TaskStatus, utcnow
 from loreweave.errors import InvalidInput, NotFound
-from loreweave.follow import AppMessage, to_turns
 from loreweave.memory import history
 from loreweave.memory import observer as observers
 from loreweave.memory.transcript import Reverted

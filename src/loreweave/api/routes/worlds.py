@@ -10,14 +10,14 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from loreweave import branches
 from loreweave.api.access import AccessTo
 from loreweave.api.deps import LW, Lore
 from loreweave.api.schemas import Clean, EntryIn, EntryOut, SessionIn, SessionOut, WorldIn, WorldOut
+from loreweave.app import branches
+from loreweave.app.lore import EntryFilter
 from loreweave.errors import InvalidInput
 from loreweave.interop import charcard
 from loreweave.interop.files import export_document, parse_lorebook, portable_entries
-from loreweave.lore import EntryFilter
 
 router = APIRouter(prefix="/api/worlds", tags=["worlds"])
 

@@ -22,13 +22,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from loreweave.chat import ChatService, Names, lore_block
-from loreweave.config import LLMConfig, ProxyConfig
-from loreweave.db import request_keys
-from loreweave.db.engine import Database
-from loreweave.db.models import ChatSession, ChatTurn, LoreEntry, World, utcnow
-from loreweave.errors import InvalidInput, NotFound
-from loreweave.follow import (
+from loreweave.app.chat import ChatService, Names, lore_block
+from loreweave.app.follow import (
     Match,
     Plan,
     match,
@@ -38,15 +33,20 @@ from loreweave.follow import (
     to_turns,
     written_for,
 )
-from loreweave.injections import Injected, candidate_texts, opening, without_known
+from loreweave.app.injections import Injected, candidate_texts, opening, without_known
+from loreweave.app.lookup import find_world
+from loreweave.app.shown import AppMessage, as_shown, paragraphs
+from loreweave.config import LLMConfig, ProxyConfig
+from loreweave.db import request_keys
+from loreweave.db.engine import Database
+from loreweave.db.models import ChatSession, ChatTurn, LoreEntry, World, utcnow
+from loreweave.errors import InvalidInput, NotFound
 from loreweave.llm.types import ChatRequest, ChatResponse, Message, stream_text
-from loreweave.lookup import find_world
 from loreweave.memory.transcript import TranscriptService
-from loreweave.shown import AppMessage, as_shown, paragraphs
 from loreweave.validation import scrub
 from loreweave.vectors.retrieval import RetrievedEntry, Retriever, Trigger
 
-log = logging.getLogger("loreweave.proxy")
+log = logging.getLogger("loreweave.app.proxy")
 
 MODEL_PREFIX = "loreweave/"
 MAX_CANDIDATES = 20  # stored chats compared with a request (the latest first)
@@ -546,7 +546,7 @@ class ProxyService:
 
     def _matched(self, session_id: uuid.UUID) -> None:
         """The chat a request was a view of (after any fork): the side of a branch the app
-        shows now (see :mod:`loreweave.branches`)."""
+        shows now (see :mod:`loreweave.app.branches`)."""
         with self.database.uow() as uow:
             uow.sessions.require(session_id).last_matched_at = utcnow()
             uow.commit()

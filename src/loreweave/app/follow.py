@@ -8,7 +8,7 @@ the proxy carries out with the transcript's operations (so the memory follows, e
   ``\\n`` line ends).  System messages are dropped (they come and go: World Info, the card,
   author's notes); a trailing system message after the last reply is a *nudge*: continue or
   impersonate.  Text injected into the chat itself, in any role, is taken out against the
-  stored chat (:mod:`loreweave.injections`).
+  stored chat (:mod:`loreweave.app.injections`).
 - The chat is found from its turns, among the chats of the same caller (the proxy scopes them:
   the API key, the OpenAI ``user`` field, the ``X-Loreweave-Chat`` header): each message is
   compared by role and content with the stored chats; the one sharing the most messages (at
@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Literal
 
-from loreweave.injections import unmerged
-from loreweave.shown import AppMessage as AppMessage  # re-exported: the proxy's and the API's
-from loreweave.shown import as_shown as as_shown
-from loreweave.shown import paragraphs
+from loreweave.app.injections import unmerged
+from loreweave.app.shown import AppMessage as AppMessage  # re-exported: the proxy's and the API's
+from loreweave.app.shown import as_shown as as_shown
+from loreweave.app.shown import paragraphs
 
 Turn = tuple[str, str]  # (user message, reply); either may be empty
 

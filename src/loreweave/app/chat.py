@@ -31,7 +31,7 @@ from loreweave.memory.transcript import Reverted, TranscriptService
 from loreweave.validation import require_clean, scrub
 from loreweave.vectors.retrieval import RetrievedEntry, Retriever
 
-log = logging.getLogger("loreweave.chat")
+log = logging.getLogger("loreweave.app.chat")
 
 MAX_MESSAGE_LENGTH = 8_000
 MAX_REPLY_LENGTH = 32_000

@@ -8,4 +8,4 @@ from pathlib import Path
 
 def bundled(name: str) -> Path:
     """A file shipped in this package (``story.json``, ``cassette.json``)."""
-    return Path(str(resources.files("loreweave.demo").joinpath(name)))
+    return Path(str(resources.files("loreweave.entrypoints.demo").joinpath(name)))

@@ -16,10 +16,10 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from loreweave.app.feed import TurnWatch, report_turns
 from loreweave.bootstrap import Loreweave, build
 from loreweave.config import Settings
 from loreweave.errors import InvalidInput, LoreweaveError
-from loreweave.feed import TurnWatch, report_turns
 from loreweave.wording import counted
 
 HELP = """/help    this list

@@ -1,6 +1,6 @@
 """The worker processes, an entry point above the layers: ``loreweave worker`` (the pipeline's
 workers in the foreground until interrupted: local threads, or Celery workers and the sweeper)
-and what a Celery worker runs for a message (``celery -A loreweave.workers worker -Q
+and what a Celery worker runs for a message (``celery -A loreweave.entrypoints.workers worker -Q
 analysis,note_updates,entity_creations -c 4``): claim the most important ready job from the
 database (the pipeline's priority policy, across every queue), process it, repeat while work is
 ready."""
@@ -108,7 +108,7 @@ def _start_celery_workers(
         "-m",
         "celery",
         "-A",
-        "loreweave.workers",
+        "loreweave.entrypoints.workers",
         "worker",
         "-Q",
         ",".join(queues),
@@ -173,7 +173,7 @@ _app: Celery | None = None
 
 
 def __getattr__(name: str) -> Any:
-    # ``celery -A loreweave.workers`` looks up ``app``: built on demand, not at import.
+    # ``celery -A loreweave.entrypoints.workers`` looks up ``app``: built on demand, not at import.
     global _app
     if name == "app":
         if _app is None:

@@ -17,13 +17,13 @@ from rich.panel import Panel
 from rich.table import Table
 from sqlalchemy import select
 
+from loreweave.app.feed import WHY, Watch, report
 from loreweave.bootstrap import Loreweave, build
 from loreweave.config import Settings
 from loreweave.db.models import (
     LoreEntry,
 )
-from loreweave.demo import bundled
-from loreweave.feed import WHY, Watch, report
+from loreweave.entrypoints.demo import bundled
 from loreweave.wording import counted
 
 WAIT_SECONDS = 300.0

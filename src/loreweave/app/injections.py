@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from difflib import SequenceMatcher
 
-from loreweave.shown import AppMessage, paragraphs
+from loreweave.app.shown import AppMessage, paragraphs
 
 INJECTED_KEPT = 200  # texts found injected, kept per world
 INJECTED_MIN_CHARS = 16

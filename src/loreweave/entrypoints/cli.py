@@ -200,7 +200,7 @@ def worker(
             raise ConfigurationError(f"--backend must be local or celery, not {backend!r}")
         settings = settings.model_copy(update={"queue_backend": backend})
     _configure_logging(settings)
-    from loreweave.workers import run_workers
+    from loreweave.entrypoints.workers import run_workers
 
     run_workers(settings, console, _state(ctx).config_file)
 
@@ -208,7 +208,7 @@ def worker(
 @app.command()
 def demo(ctx: typer.Context) -> None:
     """Play a short bundled story and watch the world's memory evolve (offline by default)."""
-    from loreweave.demo.run import run_demo
+    from loreweave.entrypoints.demo.run import run_demo
 
     settings = _state(ctx).settings
     run_demo(settings, console)
@@ -224,7 +224,7 @@ def chat(
     ] = None,
 ) -> None:
     """Play a session in the terminal; the workers update the memory as you go."""
-    from loreweave.terminal import run_chat
+    from loreweave.entrypoints.terminal import run_chat
 
     settings = _state(ctx).settings
     database = _database(ctx)
@@ -238,7 +238,7 @@ def _find(
     database: Database, world: str, session: str | None
 ) -> tuple[uuid.UUID, uuid.UUID | None]:
     """A world (and a session of it) as a person names them."""
-    from loreweave.lookup import find_session, find_world
+    from loreweave.app.lookup import find_session, find_world
 
     with database.uow(read_only=True) as uow:
         world_id = find_world(uow, world).id
@@ -251,7 +251,7 @@ def worlds(ctx: typer.Context) -> None:
     """List the worlds: id, name, entries, sessions."""
     from rich.table import Table
 
-    from loreweave.lookup import session_counts
+    from loreweave.app.lookup import session_counts
 
     database = _database(ctx)
     database.ensure_schema()
@@ -288,9 +288,9 @@ def sessions(
     """List the sessions: id, world, title, turns, side (active, abandoned, archived)."""
     from rich.table import Table
 
-    from loreweave import branches
+    from loreweave.app import branches
+    from loreweave.app.lookup import find_world
     from loreweave.db.models import utcnow
-    from loreweave.lookup import find_world
 
     if (archive or delete) and not abandoned:
         raise InvalidInput("--archive and --delete act on the --abandoned sessions only")

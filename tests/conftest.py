@@ -202,6 +202,6 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> 
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The real-model tests first: they are the longest, so under ``-n 2 --dist loadgroup`` one
+    """The real-model tests first: they are the longest, so under ``-n 2 --dist loadfile`` one
     worker starts on them while the other takes the rest (the same order on every worker)."""
     items.sort(key=lambda item: item.get_closest_marker("realmodel") is None)

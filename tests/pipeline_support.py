@@ -203,6 +203,12 @@ class StoryUpstream:
             summary = " ".join(turn.split()[:6]) or "silence"
             updates = [{"lore_entry_id": ref.group(1), "update_summary": summary}] if ref else []
             return ChatResponse(json.dumps({"updates": updates, "creations": []}), "m")
+        if request.prompt == "creation":  # a newcomer the turn named (its name is the title)
+            wanted = (request.json_schema or {}).get("properties", {})
+            made = {"content": "Someone the story met.", "tags": []}
+            if "title" in wanted:
+                made["title"] = "Someone"
+            return ChatResponse(json.dumps(made), "m")
         return self.rewriter.complete(request)
 
     def stream(self, request: ChatRequest) -> Iterator[str]:

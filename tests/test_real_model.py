@@ -52,12 +52,11 @@ from .pipeline_support import wait_until_idle
 from .private_services import free_port
 
 # a 135M model on 2 cores: minutes per story, not the suite's 300 s per test
-# one xdist worker runs them all, on one model server (`--dist loadgroup`)
+# one xdist worker runs them all, on one model server (`--dist loadfile`)
 pytestmark = [
     pytest.mark.realmodel,
     pytest.mark.slow,
     pytest.mark.timeout(1800),
-    pytest.mark.xdist_group("smollm2"),
 ]
 
 # caps a 135M model can keep within (README "Use a local model")

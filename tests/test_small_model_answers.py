@@ -42,8 +42,12 @@ def _entries(database: Database) -> list[tuple[str, list[str]]]:
         return sorted((e.title, list(e.tags or [])) for e in uow.session.scalars(query))
 
 
-def _play(database: Database, tmp_path: Path, model: RoutedModel, *titles: Any) -> uuid.UUID:
-    app = make_app(database, tmp_path, model)
+def _play(
+    database: Database, tmp_path: Path, model: RoutedModel, *titles: Any, small: bool = False
+) -> uuid.UUID:
+    """The harbour's arrival; ``small``: with the small-model profile, which creates a newcomer
+    the turn names and the analysis missed."""
+    app = make_app(database, tmp_path, model, pipeline_config={"small_model": small})
     _, session_id, _ = make_world(database, ("Harbour", "Location", "A grey harbour."), *titles)
     app.chat.record(session_id, *ARRIVAL)
     app.pipeline.drain()
@@ -76,7 +80,7 @@ def test_a_name_the_turn_never_writes_is_dropped_as_an_invented_id_is(
     database: Database, tmp_path: Path
 ) -> None:
     creation = {"entity_type": "Character", "name": "Kenta", "creation_summary": "A hunter."}
-    session_id = _play(database, tmp_path, _model({"creations": [creation]}))
+    session_id = _play(database, tmp_path, _model({"creations": [creation]}), small=True)
     with database.uow(read_only=True) as uow:
         turn = uow.session.scalars(select(ChatTurn).where(ChatTurn.session_id == session_id))
         errors = turn.one().processing_errors or ""
@@ -88,7 +92,7 @@ def test_a_name_the_turn_never_writes_is_dropped_as_an_invented_id_is(
 def test_named_in_the_turn_but_neither_entity_nor_creation_becomes_a_creation(
     database: Database, tmp_path: Path
 ) -> None:
-    _play(database, tmp_path, _model({}))
+    _play(database, tmp_path, _model({}), small=True)
     assert _entries(database) == [("Odalys Fenwright", [])]
     with database.uow(read_only=True) as uow:
         task = uow.session.scalars(select(EntityCreationTask)).one()
@@ -219,7 +223,7 @@ def test_the_small_model_profile_takes_a_small_models_caps_unless_set() -> None:
 def test_a_named_newcomer_whose_description_copies_the_placeholder_keeps_its_summary(
     database: Database, tmp_path: Path
 ) -> None:
-    _play(database, tmp_path, _model({}, creation=PLACEHOLDER_CONTENT))
+    _play(database, tmp_path, _model({}, creation=PLACEHOLDER_CONTENT), small=True)
     assert _entries(database) == [("Odalys Fenwright", [])]
     with database.uow(read_only=True) as uow:
         entry = uow.session.scalars(select(LoreEntry).where(LoreEntry.title == "Odalys Fenwright"))

@@ -363,15 +363,18 @@ class AnalysisService:
         return creation
 
     def _unknown_names(self, plan: AnalysisPlan, said: str, names: str) -> None:
-        """The full names the turn uses that are no entity shown and no creation proposes
-        become creations (a newcomer the analysis missed: its sentences in the turn are its
-        summary), within the cap; the others are recorded."""
+        """The full names the turn uses that are no entity shown and no creation proposes:
+        with the small-model profile they become creations (a newcomer such a model missed:
+        its sentences in the turn are its summary), within the cap; otherwise, and past the
+        cap, they are recorded (a capable model's choice not to create stands: "Hello Momo"
+        is two capitalised words, not a newcomer)."""
         proposed = " ".join(f"{c.name or ''} {c.summary}" for c in plan.creations)
         missing = unknown_full_names(said, f"{names}\n{proposed}")
         # a creation not named yet (an answer without names) may be the newcomer: recorded only
         unnamed = any(c.name is None for c in plan.creations)
         for name in missing:
-            if unnamed or len(plan.creations) >= self.config.max_creations_per_turn:
+            full = len(plan.creations) >= self.config.max_creations_per_turn
+            if not self.small_model or unnamed or full:
                 plan.rejected.append("named in the turn, but no entity and no creation: " + name)
                 continue
             summary = answers.bounded(sentences_naming(said, name), self.config.max_summary_chars)

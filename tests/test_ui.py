@@ -501,7 +501,7 @@ def test_lore_list_sorting_card_png_export_session_titles_and_a_new_turn_in_view
         page.get_by_role("button", name="Session", exact=True).click()
         page.get_by_test_id("new-session").click()
         expect(page.get_by_test_id("session-select")).to_contain_text(
-            re.compile(r"Session \d{4}-\d{2}-\d{2} \d{2}:\d{2}")
+            re.compile(r"Session \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
         )
         for n in range(8):
             page.get_by_test_id("message").fill(f"Turn {n}: I walk on.")

@@ -219,8 +219,10 @@ $("#new-session").addEventListener("click", async () => {
   state.session = session.id; await refreshSessions();
 });
 
-// a session's title: "Session 2026-12-04 20:44", the same in every locale
-const stamp = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")} ${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
+// a session's title: "Session 2026-12-04 20:44:07", the same in every locale (to the second:
+// two sessions started within a minute are told apart)
+const two = (n) => String(n).padStart(2, "0");
+const stamp = (d) => `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
 const title = (id) => state.entries.find((e) => e.id === id)?.title || id.slice(0, 8);
 
 // what undoing turns changed, in words

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
-from typing import Annotated
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
@@ -273,15 +273,7 @@ def _notes_as_of(
             version=n.version,
             last_updated_turn=n.last_turn,
             as_of_turn=turn,
-            events=[
-                KnownEventOut(
-                    turn_index=e.turn_index,
-                    update_summary=e.summary,
-                    status=e.status,
-                    known_by=e.known_by,
-                )
-                for e in n.events
-            ],
+            events=_known_events(n.events),
         )
         for n in found
     ]
@@ -395,15 +387,7 @@ def session_events(
             KnowledgeOut(
                 lore_entry_id=k.lore_entry_id,
                 title=k.title,
-                events=[
-                    KnownEventOut(
-                        turn_index=e.turn_index,
-                        update_summary=e.summary,
-                        status=e.status,
-                        known_by=e.known_by,
-                    )
-                    for e in k.events
-                ],
+                events=_known_events(k.events),
             )
             for k in found
         ],
@@ -421,3 +405,16 @@ def composite_document(lore_entry_id: uuid.UUID, session_id: uuid.UUID, lw: LW) 
     return CompositeOut(
         lore_entry_id=entry.id, session_id=session.id, text=document.text, has_note=note is not None
     )
+
+
+def _known_events(events: Iterable[Any]) -> list[KnownEventOut]:
+    """An entity's events as the API shows them, with their turn and witnesses."""
+    return [
+        KnownEventOut(
+            turn_index=e.turn_index,
+            update_summary=e.summary,
+            status=e.status,
+            known_by=e.known_by,
+        )
+        for e in events
+    ]

@@ -106,14 +106,21 @@ _ONE = re.compile(r"^\[New Event\]: (.*)$", re.M)
 _MANY = re.compile(r"^\d+\. (.*)$", re.M)
 
 
+# how AppendingRewriter joins a note and its events, per pipeline mode: in the lean mode a note
+# is its events appended by the pipeline itself (joined by spaces), and a condensation must
+# join them the same way for a note to be the same however its events were grouped
+SEPARATORS = {"full": " | ", "lean": " "}
+
+
 class AppendingRewriter:
-    """A ChatModel whose rewrite appends the events to the note, joined by ' | ': the final note
-    then shows which events were applied, how often and in which order."""
+    """A ChatModel whose rewrite appends the events to the note, joined by ``sep`` (' | '): the
+    final note then shows which events were applied, how often and in which order."""
 
     provider = "appending"
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, sep: str = SEPARATORS["full"]) -> None:
         self.delay = delay
+        self.sep = sep
         self.rewrites = 0
         self._lock = threading.Lock()
 
@@ -132,7 +139,7 @@ class AppendingRewriter:
         events = [m.group(1) for m in _ONE.finditer(text)] or [
             m.group(1) for m in _MANY.finditer(text)
         ]
-        return ChatResponse(" | ".join([*([note] if note else []), *events]), request.model)
+        return ChatResponse(self.sep.join([*([note] if note else []), *events]), request.model)
 
 
 class RoutedModel:

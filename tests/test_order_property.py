@@ -44,12 +44,11 @@ from loreweave.queue import jobs
 from loreweave.queue.kinds import KINDS
 from loreweave.queue.notify import NullNotifier
 
-from .pipeline_support import AppendingRewriter, RoutedModel, make_app, make_world
+from .pipeline_support import SEPARATORS, AppendingRewriter, RoutedModel, make_app, make_world
 from .sizes import examples
 
 TITLES = ("Ann", "Bo", "Cy")
 NEW = ("Ann", "Dee")  # a creation of "Ann" is a duplicate: it merges as a note update
-SEP = " | "
 _ENTITY = re.compile(r"^(E\d+) \| \w+ \| (\w+)", re.M)
 _TURN = re.compile(r"\[Latest Turn\]:\nUser: turn (\d+) updates=(\S*) new=(\S*)")
 
@@ -117,13 +116,14 @@ class MemoryMachine(RuleBasedStateMachine):
 
     database: Database
     workdir: Path
+    mode: str = "full"  # the pipeline's mode (PipelineConfig.mode)
 
     @initialize(manual=st.booleans())
     def setup(self, manual: bool) -> None:
         wipe(self.database)
         self.flaky = {
             "analysis": Flaky(StoryAnalyst()),
-            "rewrite": Flaky(AppendingRewriter()),
+            "rewrite": Flaky(AppendingRewriter(sep=SEPARATORS[self.mode])),
             "creation": Flaky(Creator()),
         }
         self.model = RoutedModel(**self.flaky)
@@ -132,6 +132,7 @@ class MemoryMachine(RuleBasedStateMachine):
             self.workdir / uuid.uuid4().hex,
             self.model,
             notifier=NullNotifier(),
+            pipeline_config={"mode": self.mode},
             dual_queue_config={
                 name: {"max_retries": 2, "retry_delay": 0, "batch_size": 3}
                 for name in ("note_update_queue", "entity_creation_queue", "analysis_queue")
@@ -271,7 +272,7 @@ class MemoryMachine(RuleBasedStateMachine):
                 break
             self.retry_all_failed()
         with self.lw.database.uow(read_only=True) as uow:
-            check_invariants(uow.session, self.session_id, self.ids, self.turns)
+            check_invariants(uow.session, self.session_id, self.ids, self.turns, self.mode)
 
 
 MemoryMachine.TestCase.settings = settings(
@@ -282,7 +283,9 @@ MemoryMachine.TestCase.settings = settings(
 )
 
 
-def check_invariants(db: Any, session_id: uuid.UUID, ids: dict[str, uuid.UUID], turns: int) -> None:
+def check_invariants(
+    db: Any, session_id: uuid.UUID, ids: dict[str, uuid.UUID], turns: int, mode: str = "full"
+) -> None:
     finished = {TaskStatus.DONE.value, TaskStatus.SKIPPED.value}
     analyses = db.scalars(select(ChatTurn).order_by(ChatTurn.turn_index)).all()
     updates = db.scalars(
@@ -306,10 +309,13 @@ def check_invariants(db: Any, session_id: uuid.UUID, ids: dict[str, uuid.UUID], 
     for task in updates:  # exactly once: every done event was folded into one version
         assert (task.applied_version is not None) == (task.status == TaskStatus.DONE.value)
     for entry_id in ids.values():
-        check_note(db, session_id, entry_id, [t for t in updates if t.lore_entry_id == entry_id])
+        events = [t for t in updates if t.lore_entry_id == entry_id]
+        check_note(db, session_id, entry_id, events, SEPARATORS[mode])
 
 
-def check_note(db: Any, session_id: uuid.UUID, entry_id: uuid.UUID, tasks: list[Any]) -> None:
+def check_note(
+    db: Any, session_id: uuid.UUID, entry_id: uuid.UUID, tasks: list[Any], sep: str
+) -> None:
     notes = SessionNoteRepository(db)
     note = notes.for_entry(session_id, entry_id)
     done = [t for t in tasks if t.status == TaskStatus.DONE.value]
@@ -347,13 +353,14 @@ def check_note(db: Any, session_id: uuid.UUID, entry_id: uuid.UUID, tasks: list[
             assert version not in applied  # a person's change folds no event
             continue
         before = texts.get(version - 1, "")
-        expected = SEP.join([*([before] if before else []), *applied.get(version, [])])
+        expected = sep.join([*([before] if before else []), *applied.get(version, [])])
         assert texts[version] == expected, (version, made_by, texts, applied)
         if version > 1:  # a rewrite never moves the note's turn backwards
             assert (turns[version] or 0) >= (turns[version - 1] or 0)
 
 
 @pytest.mark.slow
-def test_order_exactly_once_nothing_lost(database: Database, tmp_path: Path) -> None:
-    MemoryMachine.database, MemoryMachine.workdir = database, tmp_path
+@pytest.mark.parametrize("mode", ["full", "lean"])
+def test_order_exactly_once_nothing_lost(database: Database, tmp_path: Path, mode: str) -> None:
+    MemoryMachine.database, MemoryMachine.workdir, MemoryMachine.mode = database, tmp_path, mode
     MemoryMachine.TestCase().runTest()

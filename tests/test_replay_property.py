@@ -47,6 +47,7 @@ from loreweave.queue.notify import NullNotifier
 
 from .pipeline_support import (
     ONE_TURN_PER_CALL,
+    SEPARATORS,
     AppendingRewriter,
     RoutedModel,
     make_app,
@@ -70,6 +71,9 @@ class Analyst:
 
     provider = "analyst"
 
+    def __init__(self, named: bool = False) -> None:
+        self.named = named  # each creation gives its name (the lean mode then makes no call)
+
     def complete(self, request: ChatRequest) -> ChatResponse:
         text = request.messages[-1].content
         refs = {title: ref for ref, title in _ENTITY.findall(text)}
@@ -91,6 +95,7 @@ class Analyst:
                     "entity_type": "Character",
                     "creation_summary": f"t{tag}-new-{t}",
                     "known_by": known_by,
+                    **({"name": t} if self.named else {}),
                 }
                 for t in _names(user, "new")
             ],
@@ -120,19 +125,25 @@ class Narrator:
 class ReplayMachine(RuleBasedStateMachine):
     database: Database
     workdir: Path
+    mode: str = "full"  # the pipeline's mode (PipelineConfig.mode)
 
     @initialize(manual=st.booleans())
     def setup(self, manual: bool) -> None:
         wipe(self.database)
         self.narrator = Narrator()
+        rewriter = AppendingRewriter(sep=SEPARATORS[self.mode])
         self.model = RoutedModel(
-            chat=self.narrator, analysis=Analyst(), creation=Creator(), rewrite=AppendingRewriter()
+            chat=self.narrator,
+            analysis=Analyst(named=self.mode == "lean"),
+            creation=Creator(),
+            rewrite=rewriter,
         )
         self.lw = make_app(
             self.database,
             self.workdir / uuid.uuid4().hex,
             self.model,
             notifier=NullNotifier(),
+            pipeline_config={"mode": self.mode},
             dual_queue_config=ONE_TURN_PER_CALL,
         )
         self.world_id, first, _ = make_world(
@@ -414,6 +425,7 @@ ReplayMachine.TestCase.settings = settings(
 
 
 @pytest.mark.slow
-def test_replay_equivalence(database: Database, tmp_path: Path) -> None:
-    ReplayMachine.database, ReplayMachine.workdir = database, tmp_path
+@pytest.mark.parametrize("mode", ["full", "lean"])
+def test_replay_equivalence(database: Database, tmp_path: Path, mode: str) -> None:
+    ReplayMachine.database, ReplayMachine.workdir, ReplayMachine.mode = database, tmp_path, mode
     ReplayMachine.TestCase().runTest()

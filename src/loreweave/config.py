@@ -245,6 +245,13 @@ class PipelineConfig(_Group):
     note_target_words: int | None = Field(
         150, ge=20, le=5000, description="the rewrite prompt asks for notes this long; None: no"
     )
+    mode: Literal["full", "lean"] = Field(
+        "full",
+        description="full: the spec's pipeline (a rewrite call folds each entity's events, a "
+        "creation call writes each new entry); lean: the analysis's answer is the memory write "
+        "(an update is appended to its note, a creation's summary is its entry's content) and "
+        "the rewrite model only condenses a note past its bound",
+    )
     rewrite_first_note: bool = Field(
         False,
         description="ask the LLM to write a note that does not exist yet (else: its events)",

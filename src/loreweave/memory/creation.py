@@ -104,7 +104,22 @@ class EntityCreationWorker(MemoryWorker):
 
     # -- the LLM --------------------------------------------------------------------------------
     def _write(self, tasks: list[EntityCreationTask]) -> list[CreatedEntity]:
-        """The new entry of each task: one call for all, and alone those it did not do well."""
+        """The new entry of each task: one call for all, and alone those it did not do well;
+        in the lean mode a newcomer its analysis named is its summary, with no call."""
+        if self.limits.mode == "lean":
+            summarised = {
+                task.id: CreatedEntity(title=task.name, content=task.creation_summary, tags=[])
+                for task in tasks
+                if task.name
+            }
+            rest = [task for task in tasks if task.id not in summarised]
+            written = iter(self._written(rest) if rest else [])
+            return [summarised.get(task.id) or next(written) for task in tasks]
+        return self._written(tasks)
+
+    def _written(self, tasks: list[EntityCreationTask]) -> list[CreatedEntity]:
+        """The new entry of each task by the creation model: one call for all, and alone those
+        it did not do well."""
         if len(tasks) == 1:
             return [self._alone(tasks[0])]
         refs = [f"C{i}" for i in range(1, len(tasks) + 1)]

@@ -246,17 +246,28 @@ class NoteRewriteWorker(MemoryWorker):
     # -- the LLM --------------------------------------------------------------------------------
     def _rewrite(self, reads: list[NoteRead]) -> list[str]:
         """The new note of each read.  A note that does not exist yet is its events, in order
-        (all a rewrite of nothing can say; no call), unless ``rewrite_first_note``; the others
-        by one call for all, and alone those it did not do well."""
+        (all a rewrite of nothing can say; no call), unless ``rewrite_first_note``; in the lean
+        mode every note is its events appended while it stays within its bound.  The others by
+        one call for all (in the lean mode: a condensation), and alone those it did not do
+        well."""
         notes: dict[int, str] = {}
-        bound = note_max_chars(self.target_words)  # longer events are written into a note
         for i, read in enumerate(reads):
-            joined = joined_without_repeats(read.batch.events)
-            if not read.before and not self.limits.rewrite_first_note and len(joined) <= bound:
-                notes[i] = joined
+            appended = self._appended(read)
+            if appended is not None:
+                notes[i] = appended
         asked = [read for i, read in enumerate(reads) if i not in notes]
         written = iter(self._ask(asked) if asked else [])
         return [notes[i] if i in notes else next(written) for i in range(len(reads))]
+
+    def _appended(self, read: NoteRead) -> str | None:
+        """The note as its events appended, when that needs no call: any note in the lean
+        mode, a first note in the full one (unless ``rewrite_first_note``); None when it would
+        pass the note's bound (longer events are written into a note) or a rewrite is asked
+        for."""
+        if self.limits.mode != "lean" and (read.before or self.limits.rewrite_first_note):
+            return None
+        appended = joined_without_repeats(read.batch.events, after=read.before)
+        return appended if len(appended) <= note_max_chars(self.target_words) else None
 
     def _ask(self, reads: list[NoteRead]) -> list[str]:
         """The new notes of ``reads`` from the LLM: one call for all, alone those it spoiled."""

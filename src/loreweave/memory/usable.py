@@ -67,11 +67,12 @@ def _key(sentence: str) -> list[str]:
     return _WORD.findall(sentence.lower())
 
 
-def joined_without_repeats(texts: list[str]) -> str:
+def joined_without_repeats(texts: list[str], after: str = "") -> str:
     """``texts`` joined by spaces, each sentence said once (events that repeat one another,
-    as a small model's often do, make a first note that says each thing once)."""
-    seen: set[str] = set()
-    kept = []
+    as a small model's often do, make a first note that says each thing once); behind
+    ``after``, kept as it is, without the sentences it already says."""
+    seen = {" ".join(_key(sentence)) for sentence in _SENTENCE_END.split(after.strip())}
+    kept = [after.strip()] if after.strip() else []
     for text in texts:
         for sentence in _SENTENCE_END.split(text.strip()):
             words = _key(sentence)

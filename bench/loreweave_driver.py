@@ -69,6 +69,7 @@ def run_loreweave(
     stories: list[list[tuple[str, str]]],
     work: Path,
     database_url: str | None = None,
+    mode: str = "full",
 ) -> dict[str, Any]:
     settings = Settings(
         database_url=database_url or f"sqlite:///{work / 'loreweave.db'}",
@@ -78,7 +79,7 @@ def run_loreweave(
         index_dir=work / "index",
         llm_config={"embedding_model": "fake-embed"},  # type: ignore[arg-type]
         provider_config={"calls_in_flight": in_flight, "timeout": 300},  # type: ignore[arg-type]
-        pipeline_config={"poll_interval": 0.2},  # type: ignore[arg-type]
+        pipeline_config={"poll_interval": 0.2, "mode": mode},  # type: ignore[arg-type]
         log_level="WARNING",
     )
     lw = build(settings)
@@ -92,6 +93,7 @@ def run_loreweave(
         uow.commit()
     lw.vectors.sync_entries(ids)
     lw.start_local_workers()
+    cpu = time.process_time()  # this process's CPU from here on: recording and the pipeline
     waits: list[float] = []
     lock = threading.Lock()
     started = time.perf_counter()
@@ -117,6 +119,7 @@ def run_loreweave(
     figures: dict[str, Any] = {
         "turns": sum(len(t) for t in stories),
         "seconds": elapsed,
+        "cpu_seconds": time.process_time() - cpu,
         "turn_waits": waits,
         "turn_to_memory": _applied_latencies(lw),
     }
@@ -141,10 +144,18 @@ def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--in-flight", type=int, default=16)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--mode", choices=["full", "lean"], default="full")
     args = parser.parse_args()
     stories = [[tuple(t) for t in turns] for turns in json.loads(args.workload.read_text())]
     with tempfile.TemporaryDirectory() as tmp:
-        figures = run_loreweave(args.url, args.in_flight, stories, Path(tmp), args.database_url)  # type: ignore[arg-type]
+        figures = run_loreweave(
+            args.url,
+            args.in_flight,
+            stories,  # type: ignore[arg-type]
+            Path(tmp),
+            args.database_url,
+            args.mode,
+        )
     args.out.write_text(json.dumps(figures))
 
 

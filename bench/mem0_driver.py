@@ -104,6 +104,7 @@ class _Run:
 
 def _run(memory: Memory, sessions: list[list[list[str]]], in_flight: int, out: Path) -> None:
     run = _Run(memory, sessions, in_flight)
+    cpu = time.process_time()
     threads = [threading.Thread(target=run.worker) for _ in range(in_flight)]
     for thread in threads:
         thread.start()
@@ -114,6 +115,7 @@ def _run(memory: Memory, sessions: list[list[list[str]]], in_flight: int, out: P
             {
                 "turns": run.total,
                 "seconds": time.perf_counter() - run.started,
+                "cpu_seconds": time.process_time() - cpu,
                 "turn_waits": run.waits,
                 "turn_to_memory": run.applied,
                 "errors": run.errors[:5],

@@ -12,7 +12,8 @@ OpenAI-compatible endpoint.
 
 ``--story FILE`` plays any story in the same format (``world``, ``entries``, ``turns`` of
 ``user``, ``reply``, ``updates``, ``newcomers``; ``facts`` by entity), so a user measures their
-own; ``--limits default`` runs the default settings instead of the README's small-model caps.
+own; ``--limits default`` runs the default settings instead of the README's small-model caps;
+``--mode lean`` the lean pipeline (``pipeline_config.mode``).
 
 Reported, per prompt kind: answers valid the first time, after the repair, unusable; the seed's
 success rates (note updates done; creation jobs done, and apart what they did: created, merged
@@ -138,6 +139,8 @@ def _settings(args: argparse.Namespace, url: str, folder: Path) -> Settings:
     """This version's settings for the run; fields an older version lacks are left out."""
     limits = SMALL_MODEL_LIMITS if args.limits == "small" else {}
     pipeline = {k: v for k, v in limits.items() if k in PipelineConfig.model_fields}
+    if args.mode != "full":  # an older version has no lean mode: run it only when asked
+        pipeline["mode"] = args.mode
     if args.no_grounding:
         for check in ("ground_creations", "ground_updates", "ground_notes"):
             if check in PipelineConfig.model_fields:
@@ -408,6 +411,9 @@ def main() -> None:
         "--limits", choices=("small", "default"), default="small", help="the caps of the run"
     )
     parser.add_argument("--label", default="after")
+    parser.add_argument(
+        "--mode", choices=("full", "lean"), default="full", help="pipeline_config.mode"
+    )
     args = parser.parse_args()
     if not args.smollm2 and not args.base_url:
         parser.error("give --base-url URL (and --model NAME), or --smollm2")
@@ -422,8 +428,8 @@ def main() -> None:
         figures = play(args, url, folder)
     label = (
         f"{args.label}: {args.model}, structured_output={args.structured}, "
-        f"{args.limits} limits, {Path(args.story).name}, {args.turns} turns"
-        + (", grounding off" if args.no_grounding else "")
+        f"{args.limits} limits, {args.mode} pipeline, {Path(args.story).name}, "
+        f"{args.turns} turns" + (", grounding off" if args.no_grounding else "")
     )
     save(f"model_quality_{args.label}", {"args": vars(args), **figures}, table(label, figures))
 

@@ -133,7 +133,8 @@ def analysis(body: dict[str, Any]) -> str:
         {
             "updates": [{"lore_entry_id": refs[t], "update_summary": s} for t, s in updates],
             "creations": [
-                {"entity_type": "Character", "creation_summary": s} for _, s in creations
+                {"entity_type": "Character", "name": name, "creation_summary": s}
+                for name, s in creations
             ],
         }
     )
@@ -153,7 +154,11 @@ def analysis_batch(body: dict[str, Any]) -> str:
             part["creations"] = {}
             for name, summary in creations:
                 new[name] = f"N{len(new) + 1}"
-                part["creations"][new[name]] = {"entity_type": "Character", "summary": summary}
+                part["creations"][new[name]] = {
+                    "entity_type": "Character",
+                    "name": name,
+                    "summary": summary,
+                }
         if updates:
             part["updates"] = {refs.get(title) or new[title]: s for title, s in updates}
         answer[str(number)] = part

@@ -47,8 +47,12 @@ def workload(sessions: int, turns: int) -> list[list[tuple[str, str]]]:
     return [[turn(s, t) for t in range(turns)] for s in range(sessions)]
 
 
-def _llm_figures(server: FakeProviderServer, mark: int, turns: int) -> dict[str, float]:
+def _llm_figures(
+    server: FakeProviderServer, mark: int, turns: int, model: Callable[[int, int], float]
+) -> dict[str, float]:
     calls = [r for r in server.requests[mark:] if r.path.endswith("/chat/completions")]
+    # the model-seconds the stand-in spent answering: what the calls in flight share
+    model_seconds = sum(model(r.prompt_tokens, r.completion_tokens) for r in calls)
     by_prompt: dict[str, list[int]] = {}
     for r in calls:  # calls, input and output tokens per turn, by prompt name
         figures = by_prompt.setdefault(r.prompt or "(mem0)", [0, 0, 0])
@@ -59,6 +63,7 @@ def _llm_figures(server: FakeProviderServer, mark: int, turns: int) -> dict[str,
         "llm_calls_per_turn": len(calls) / turns,
         "input_tokens_per_turn": sum(r.prompt_tokens for r in calls) / turns,
         "output_tokens_per_turn": sum(r.completion_tokens for r in calls) / turns,
+        "model_seconds_per_turn": model_seconds / turns,
         "per_turn_by_prompt": {
             name: [round(v / turns, 2) for v in values] for name, values in by_prompt.items()
         },
@@ -80,19 +85,30 @@ def _drive(
     stories: list[list[tuple[str, str]]],
     work: Path,
     extra: list[str],
+    model: Callable[[int, int], float],
+    in_flight: int,
 ) -> dict[str, Any]:
-    """Run a driver on the workload against the stand-in; its figures and the server's."""
+    """Run a driver on the workload against the stand-in; its figures and the server's.  The
+    bound is the turns a minute the calls in flight allow at the model-seconds a turn took
+    (in_flight / model-seconds per turn): how much of it a system reaches says how well it
+    keeps its calls busy."""
     load, out = work / "workload.json", work / "measured.json"
     load.write_text(json.dumps(stories))
     mark = len(server.requests)
     subprocess.run([*command, str(load), str(out), "--url", server.openai_url, *extra], check=True)
     measured = json.loads(out.read_text())
     turns = measured["turns"]
+    llm = _llm_figures(server, mark, turns, model)
+    per_minute = turns / measured["seconds"] * 60
+    bound = in_flight / llm["model_seconds_per_turn"] * 60 if llm["model_seconds_per_turn"] else 0
     return {
         "turns": turns,
         "seconds": measured["seconds"],
-        "turns_per_minute": turns / measured["seconds"] * 60,
-        **_llm_figures(server, mark, turns),
+        "turns_per_minute": per_minute,
+        "bound_turns_per_minute": bound,
+        "of_bound": per_minute / bound if bound else 0.0,
+        "cpu_seconds_per_turn": measured.get("cpu_seconds", 0.0) / turns,
+        **llm,
         **_waits(measured["turn_waits"], measured["turn_to_memory"]),
         "failed_jobs": measured["failed_jobs"],
     }
@@ -104,13 +120,15 @@ def run_loreweave(
     stories: list[list[tuple[str, str]]],
     work: Path,
     database_url: str | None,
+    model: Callable[[int, int], float],
+    mode: str,
 ) -> dict[str, Any]:
     """loreweave in its own process, as mem0 is (the stand-in server keeps this one's GIL)."""
-    extra = ["--in-flight", str(in_flight)]
+    extra = ["--in-flight", str(in_flight), "--mode", mode]
     if database_url:
         extra += ["--database-url", database_url]
     command = [sys.executable, str(HERE / "loreweave_driver.py")]
-    return _drive(server, command, stories, work, extra)
+    return _drive(server, command, stories, work, extra, model, in_flight)
 
 
 def run_mem0(
@@ -119,9 +137,11 @@ def run_mem0(
     stories: list[list[tuple[str, str]]],
     work: Path,
     python: str,
+    model: Callable[[int, int], float],
 ) -> dict[str, Any]:
     command = [python, str(HERE / "mem0_driver.py")]
-    return _drive(server, command, stories, work, ["--in-flight", str(in_flight)])
+    extra = ["--in-flight", str(in_flight)]
+    return _drive(server, command, stories, work, extra, model, in_flight)
 
 
 def main() -> None:
@@ -136,6 +156,13 @@ def main() -> None:
         "--database-url", default=None, help="loreweave's database (default: a SQLite file)"
     )
     parser.add_argument("--label", default="", help="saved as vs_mem0_<label>")
+    parser.add_argument(
+        "--mode",
+        nargs="+",
+        choices=["full", "lean"],
+        default=["full", "lean"],
+        help="loreweave's pipeline modes to run (pipeline_config.mode)",
+    )
     args = parser.parse_args()
     stories = workload(args.sessions, args.turns)
     rows: list[dict[str, Any]] = []
@@ -143,8 +170,9 @@ def main() -> None:
         if args.latency and (args.latency == "fixed") != model_name.startswith("fixed"):
             continue
         for in_flight in args.in_flight:
-            for system in ("loreweave", "mem0"):
-                if args.only and system != args.only:
+            systems = [*(f"loreweave {mode}" for mode in args.mode), "mem0"]
+            for system in systems:
+                if args.only and not system.startswith(args.only):
                     continue
                 with (
                     tempfile.TemporaryDirectory() as tmp,
@@ -156,22 +184,30 @@ def main() -> None:
                     ) as server,
                 ):
                     work = Path(tmp)
-                    if system == "loreweave":
-                        figures = run_loreweave(server, in_flight, stories, work, args.database_url)
+                    if system == "mem0":
+                        figures = run_mem0(
+                            server, in_flight, stories, work, args.mem0_python, model
+                        )
                     else:
-                        figures = run_mem0(server, in_flight, stories, work, args.mem0_python)
+                        mode = system.split()[1]
+                        figures = run_loreweave(
+                            server, in_flight, stories, work, args.database_url, model, mode
+                        )
                 row = {"latency": model_name, "in_flight": in_flight, "system": system, **figures}
                 print(json.dumps(row))
                 rows.append(row)
     header = (
-        "| latency model | in flight | system | turns/min | LLM calls/turn | input tok/turn | "
-        "output tok/turn | turn waits p50/p95 | turn → memory p50/p95 | failed |\n"
-        "|---|---|---|---|---|---|---|---|---|---|\n"
+        "| latency model | in flight | system | turns/min | of bound | CPU s/turn | "
+        "LLM calls/turn | input tok/turn | output tok/turn | model s/turn | "
+        "turn waits p50/p95 | turn → memory p50/p95 | failed |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = [
         f"| {r['latency']} | {r['in_flight']} | {r['system']} | {r['turns_per_minute']:.0f} | "
+        f"{r['of_bound']:.0%} | {r['cpu_seconds_per_turn']:.3f} | "
         f"{r['llm_calls_per_turn']:.2f} | {r['input_tokens_per_turn']:.0f} | "
-        f"{r['output_tokens_per_turn']:.0f} | {r['turn_wait_p50_ms']:.0f} / "
+        f"{r['output_tokens_per_turn']:.0f} | {r['model_seconds_per_turn']:.2f} | "
+        f"{r['turn_wait_p50_ms']:.0f} / "
         f"{r['turn_wait_p95_ms']:.0f} ms | {r['turn_to_memory_p50_s']:.1f} / "
         f"{r['turn_to_memory_p95_s']:.1f} s | {r['failed_jobs']} |"
         for r in rows

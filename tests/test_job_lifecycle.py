@@ -418,7 +418,7 @@ class _GoneDatabase:
     def pool_size(self) -> int:
         return 1  # one thread: the order of its log lines is the order of its attempts
 
-    def run_next(self, worker_id: str) -> bool:
+    def run_next(self, worker_id: str, queues: tuple[str, ...] = ()) -> bool:
         with self._lock:
             self.claims += 1
             claims = self.claims

@@ -4,7 +4,9 @@ the policy is configurable and shown in the queue status."""
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 import uuid
 from datetime import timedelta
 
@@ -15,6 +17,7 @@ from loreweave.api import create_app
 from loreweave.db import Database
 from loreweave.db.models import ChatSession, ChatTurn, World, utcnow
 from loreweave.llm.providers.scripted import ScriptedChatModel
+from loreweave.llm.types import ChatResponse
 
 from .pipeline_support import AppendingRewriter, RoutedModel, make_app, make_world
 
@@ -148,14 +151,70 @@ def test_queue_status_shows_the_policy_and_the_played_sessions_work(
 
 
 def test_one_pool_sized_by_calls_in_flight(database: Database, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(database, tmp_path, _model(), provider_config={"calls_in_flight": 5})
+    app = make_app(database, tmp_path, _model(), provider_config={"calls_in_flight": 8})
     with database.uow() as uow:
         uow.worlds.add(World(name="w"))
         uow.commit()
     workers = app.start_local_workers()
     try:
-        assert workers.counts() == {"pool": 5}
+        assert workers.counts() == {"pool": 8, "helpers": 2}
         names = [t.name for t in threading.enumerate() if t.name.startswith("loreweave-worker-")]
-        assert len(names) == 5
+        assert len(names) == 10
     finally:
+        app.close()
+
+
+class _HeldAnalysis:
+    """Answers the analysis of ``one`` at once and holds the next one until ``go`` is set;
+    counts the calls in flight at once."""
+
+    provider = "held"
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+        self.asked = threading.Event()
+        self.lock = threading.Lock()
+        self.now = self.most = 0
+
+    def complete(self, request):  # type: ignore[no-untyped-def]
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            if "Latest Turn]:\nUser: two" in request.messages[-1].content:
+                self.asked.set()
+                assert self.go.wait(30)
+            update = {"lore_entry_id": "E1", "update_summary": "Momo trains at dawn."}
+            return ChatResponse(json.dumps({"updates": [update]}), request.model)
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+def test_fed_work_goes_on_while_the_calls_are_in_flight(database: Database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With one call in flight, held by the next turn's analysis, the note update the previous
+    analysis fed is still applied (by a helper thread), and no second call is made meanwhile."""
+    analysis = _HeldAnalysis()
+    model = RoutedModel(analysis=analysis, rewrite=AppendingRewriter())
+    app = make_app(
+        database,
+        tmp_path,
+        model,
+        provider_config={"calls_in_flight": 1},
+        pipeline_config={"mode": "lean", "poll_interval": 0.05},
+        dual_queue_config={"analysis_queue": {"batch_size": 1}},
+    )
+    _, session_id, _ = make_world(database, ("Momo", "Character", "A psychic girl."))
+    try:
+        app.chat.record(session_id, "one", "…")
+        app.chat.record(session_id, "two", "…")
+        app.start_local_workers()
+        assert analysis.asked.wait(30)
+        deadline = time.monotonic() + 30
+        while not _has_note(database, session_id):
+            assert time.monotonic() < deadline, "the note waited for the call in flight"
+            time.sleep(0.02)
+        assert analysis.most == 1
+    finally:
+        analysis.go.set()
         app.close()

@@ -26,6 +26,7 @@ from loreweave.app.proxy import ProxyService
 from loreweave.config import Settings
 from loreweave.container import Loreweave, Store
 from loreweave.db.engine import Database
+from loreweave.llm.ratelimit import InFlight
 from loreweave.llm.registry import Providers, build_embedder, build_providers
 from loreweave.llm.types import Embedder
 from loreweave.memory.ports import ANALYSIS_QUEUE
@@ -161,7 +162,16 @@ def build(
         cache=cache,
         retriever=retriever,
         chat=chat,
-        pipeline=Pipeline(kinds, Parts(database.uow, chat_model, vectors, settings), notifier),
+        pipeline=Pipeline(
+            kinds,
+            Parts(
+                database.uow,
+                InFlight(chat_model, settings.provider_config.calls_in_flight),
+                vectors,
+                settings,
+            ),
+            notifier,
+        ),
         metrics=Metrics(database, kinds, providers.stats),
         alerts=build_alerts(settings, database, kinds, providers, vectors),
         proxy=ProxyService(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -27,9 +28,20 @@ def safe_url(url: str | URL) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+# How long a writer waits for this process's other writers before it queues on SQLite's own
+# lock (whose busy handler then waits as before: a writer stuck elsewhere delays, never hangs).
+WRITER_PATIENCE = 30.0
+_HOLDS_WRITER = "loreweave_holds_writer"
+
+
 def _configure_sqlite(engine: Engine) -> None:
     """Foreign keys on, WAL, and BEGIN IMMEDIATE: writers queue on the lock instead of failing
-    with 'database is locked' when a read transaction tries to become a write one."""
+    with 'database is locked' when a read transaction tries to become a write one.  The
+    process's write transactions take a lock of its own first, from BEGIN to COMMIT or
+    ROLLBACK: SQLite has one writer at a time anyway, and a writer queued there gets the
+    database the moment it is free, where SQLite's busy handler sleeps in growing steps (with
+    many worker threads the lock then sat free while they slept)."""
+    writers = threading.RLock()
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -43,8 +55,21 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        read_only = connection.get_execution_options().get(READ_ONLY, False)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(READ_ONLY, False):
+            connection.exec_driver_sql("BEGIN")
+            return
+        connection.info[_HOLDS_WRITER] = writers.acquire(timeout=WRITER_PATIENCE)
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _end(connection)
+            raise
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _end(connection: Any) -> None:
+        if connection.info.pop(_HOLDS_WRITER, False):
+            writers.release()
 
 
 def create_db_engine(url: str | URL, **kwargs: Any) -> Engine:

@@ -3,7 +3,8 @@
 Callers reserve capacity up front (the balance may go negative) and then sleep outside the lock
 for as long as their reservation is ahead of the refill, so concurrent callers are served in
 arrival order and never exceed the rate.  A rate of None is no limit.  One limiter is shared by
-every worker of a process.
+every worker of a process.  :class:`InFlight` bounds the calls a process's memory workers make
+at once.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+
+from loreweave.llm.types import ChatModel, ChatRequest, ChatResponse
 
 
 class _Bucket:
@@ -78,3 +81,18 @@ class RateLimiter:
             return
         with self._lock:
             self._tokens.refund(estimated - actual)
+
+
+class InFlight:
+    """A chat model that makes at most ``limit`` calls at once (``calls_in_flight``): the
+    memory's workers may outnumber the calls, so a job's reading, embedding and saving go on
+    while other jobs' calls are in flight, and a job that needs a call waits here for one."""
+
+    def __init__(self, model: ChatModel, limit: int) -> None:
+        self.model = model
+        self.provider = model.provider
+        self._slots = threading.BoundedSemaphore(limit)
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        with self._slots:
+            return self.model.complete(request)

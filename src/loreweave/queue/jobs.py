@@ -380,13 +380,15 @@ def sweep(db: Session, kinds: Kinds, settings: Settings) -> int:
     return count
 
 
-def anything_ready(db: Session, kinds: Iterable[JobKind[Any]]) -> bool:
-    """Whether some job of ``kinds`` is pending and due (a cheap read before a claim)."""
+def ready_kinds(db: Session, kinds: Iterable[JobKind[Any]]) -> list[JobKind[Any]]:
+    """The kinds with some job pending and due, in the order given (a cheap read before a
+    claim: a claim then looks for its job only where one may be)."""
     now = utcnow()
-    return any(
-        db.scalar(select(kind.model.id).where(ready(kind.model, now)).limit(1)) is not None
+    return [
+        kind
         for kind in kinds
-    )
+        if db.scalar(select(kind.model.id).where(ready(kind.model, now)).limit(1)) is not None
+    ]
 
 
 def ready_counts(db: Session, kinds: Kinds) -> dict[QueueName, int]:

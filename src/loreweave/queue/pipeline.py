@@ -21,7 +21,7 @@ from datetime import timedelta
 
 from loreweave.db import lifecycle
 from loreweave.db.models import utcnow
-from loreweave.memory.ports import QueueName
+from loreweave.memory.ports import NOTE_UPDATE_QUEUE, QueueName
 from loreweave.queue import jobs
 from loreweave.queue.executor import ClaimedJob, JobExecutor
 from loreweave.queue.notify import Notifier
@@ -113,11 +113,14 @@ class Pipeline:
         self, worker_id: str, queues: Sequence[QueueName], pool: int | None
     ) -> ClaimedJob | None:
         """The policy's pick, claimed in one transaction (on SQLite one write lock, taken only
-        when something is ready at all); its queue's slot is held."""
+        when something is ready at all, and looking only in the queues where something is);
+        its queue's slot is held."""
         wanted = [queue for queue in self.order if not queues or queue in queues]
         with self.uow(read_only=True) as uow:
-            if not jobs.anything_ready(uow.session, [self.kinds.named(q) for q in wanted]):
-                return None
+            ready = jobs.ready_kinds(uow.session, [self.kinds.named(q) for q in wanted])
+        wanted = [kind.name for kind in ready]
+        if not wanted:
+            return None
         with self.uow() as uow:
             for scope in self.scopes():
                 for queue in wanted:
@@ -125,7 +128,8 @@ class Pipeline:
                         continue
                     executor = self.executors[queue]
                     try:
-                        job = executor.claim(uow, worker_id, scope, wide=self._crowded(pool))
+                        wide = self._crowded(pool) or self._seldom_calls(queue)
+                        job = executor.claim(uow, worker_id, scope, wide=wide)
                         if job is not None:
                             uow.commit()
                             return job  # the slot stays held until the job has run
@@ -134,6 +138,11 @@ class Pipeline:
                         raise
                     self._free_slot(queue)
         return None
+
+    def _seldom_calls(self, queue: QueueName) -> bool:
+        """In the lean mode a note job calls the model only to condense a note: it takes every
+        ready entity of its session at once (one embedding call, one transaction)."""
+        return queue == NOTE_UPDATE_QUEUE and self.settings.pipeline_config.mode == "lean"
 
     def _crowded(self, pool: int | None) -> bool:
         with self._lock:

@@ -213,11 +213,13 @@ class ChatService:
         analyse: bool = True,
         key: str | None = None,
         speaker: str | None = None,
+        matched: bool = False,
     ) -> ChatTurn:
         """Write the turn and its analysis job in one transaction (``used`` and ``lore``: what
         its prompt was given; ``key``: the client's idempotency key — a turn of the session
         already recorded under it is returned instead; ``speaker``: who spoke the reply, a
-        group chat's member).  The session's row is locked
+        group chat's member; ``matched``: a proxied request was a view of the session, the
+        side of a branch the app shows now).  The session's row is locked
         while the next index is taken, so turns posted at once are numbered one after another
         and every one is recorded.  A reply exists by now (it was paid for): if the database
         went away meanwhile, keep trying for ``PERSIST_PATIENCE`` seconds before giving up."""
@@ -230,7 +232,7 @@ class ChatService:
             ):
                 with attempt:
                     return self._insert(
-                        session_id, message, reply, used, lore, analyse, key, speaker
+                        session_id, message, reply, used, lore, analyse, key, speaker, matched
                     )
         except OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
@@ -247,6 +249,7 @@ class ChatService:
         analyse: bool = True,
         key: str | None = None,
         speaker: str | None = None,
+        matched: bool = False,
     ) -> ChatTurn:
         with self.database.uow() as uow:
             session = uow.sessions.lock(session_id)
@@ -254,6 +257,8 @@ class ChatService:
             if recorded is not None:
                 return recorded  # the same request again (a retry after a cut connection)
             session.last_turn_at = utcnow()  # played now: its memory goes first
+            if matched:
+                session.last_matched_at = session.last_turn_at
             turn = ChatTurn(
                 session_id=session_id,
                 turn_index=uow.turns.next_index(session_id),

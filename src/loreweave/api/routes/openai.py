@@ -26,7 +26,8 @@ from loreweave.api.guard import KEY
 from loreweave.api.routes.memory import changes_path
 from loreweave.app.chat import Names
 from loreweave.app.follow import AppMessage, as_shown, group_speaker
-from loreweave.app.proxy import MODEL_PREFIX, Prepared, ProxyService, Stopwatch, caller_of
+from loreweave.app.matching import caller_of
+from loreweave.app.proxy import MODEL_PREFIX, Prepared, ProxyService, Stopwatch
 from loreweave.errors import NotFound
 from loreweave.llm.types import ChatResponse
 
@@ -206,15 +207,12 @@ async def chat_completions(request: Request, lw: LW, access: AccessTo) -> Respon
     if key is not None and len(key) > MAX_KEY_CHARS:
         return openai_error(400, f"the Idempotency-Key header is over {MAX_KEY_CHARS} characters")
     try:
-        target = await run_in_threadpool(lw.proxy.target, body.model)
-        clock.lap("target")
-        if not access.allows(target.world.id):
-            raise NotFound("world", repr(body.model))
         raw = body.raw(lw.proxy.config.group_patterns)
         prepared = await run_in_threadpool(
             lambda: lw.proxy.prepare(
-                target,
+                body.model,
                 raw,
+                allowed=access.allows,
                 temperature=body.temperature,
                 max_tokens=body.max_tokens,
                 passthrough=body.passthrough(),

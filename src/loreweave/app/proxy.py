@@ -20,7 +20,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -408,19 +408,26 @@ class ProxyService:
             self._settle(prepared)
         return response
 
-    def stream(self, prepared: Prepared) -> Iterator[str]:
+    def stream(self, prepared: Prepared) -> Generator[str, None, None]:
         """Forward the request streamed: the pieces as the provider sends them, the reply
-        recorded once it is complete (an error before then records nothing)."""
+        recorded once it is complete, or as far as it was handed on when the client goes away
+        (the generator closed: the app keeps what it showed, as SillyTavern keeps a stopped
+        reply).  An error records nothing."""
+        parts: list[str] = []
         try:
             if prepared.recorded is not None:
                 pieces: Iterator[str] = iter([prepared.recorded])
             else:
                 pieces = stream_text(self.chat.chat_model, prepared.request)
-            parts = []
             for piece in pieces:
-                parts.append(scrub(piece))  # a model's text: storable, encodable
-                yield parts[-1]
+                text = scrub(piece)  # a model's text: storable, encodable
+                yield text
+                parts.append(text)  # the next one asked for: this one was handed on
             self.finish(prepared, "".join(parts))
+        except GeneratorExit:
+            if "".join(parts).strip():
+                self.finish(prepared, "".join(parts))
+            raise
         finally:
             self._settle(prepared)
 

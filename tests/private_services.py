@@ -31,11 +31,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(lw: Loreweave) -> Iterator[str]:
-    """The service with its local workers, on a free port of 127.0.0.1."""
+def serving(lw: Loreweave, *, workers: bool = True) -> Iterator[str]:
+    """The service (with its local workers, unless not ``workers``), on a free port of
+    127.0.0.1."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(lw, start_workers=True), host="127.0.0.1", port=port, log_level="warning"
+        create_app(lw, start_workers=workers), host="127.0.0.1", port=port, log_level="warning"
     )
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)

@@ -140,8 +140,8 @@ def test_a_chat_through_the_openai_sdk(
     assert any("[Base Lore]\nA lighthouse" in m.content for m in upstream.seen[-1].messages)
     # where the time went: a streamed answer's headers leave before the upstream call
     phases = dict(part.split(";dur=") for part in chat.timing.split(", "))
-    before = ["body", "target", "match", "stored", "follow", "retrieve"]
-    assert list(phases) == before + ([] if stream else ["upstream", "record"])
+    before = {"body", "target", "match", "stored", "retrieve"}  # "follow" once the chat changed
+    assert set(phases) - {"follow"} == before | (set() if stream else {"upstream", "record"})
     assert all(float(ms) >= 0 for ms in phases.values())
 
     first, second = chat.messages[-1]["content"], chat.regenerate()

@@ -1,10 +1,12 @@
-"""A proxied turn wakes each queue once, and only the queues it gave work (issue 36)."""
+"""A proxied turn wakes each queue once, and only the queues it gave work, and a plain one is
+one read and one write (issue 36)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
@@ -26,10 +28,12 @@ class CountingNotifier:
         self.sent[queue] += 1
 
 
-def test_a_plain_proxied_turn_wakes_the_analysis_once_and_nothing_else(
-    database: Database, tmp_path: Path
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_a_plain_proxied_turn_wakes_the_analysis_once_in_two_transactions(
+    database: Database, tmp_path: Path, stream: bool
 ) -> None:
-    """It woke the analysis twice and the other queues for nothing (issue 36)."""
+    """It woke the analysis twice and the other queues for nothing, and opened eight
+    transactions, six of them reads (issue 36)."""
     model = ScriptedChatModel()
     model.add("The door creaks open.", prompt="chat", repeat=True)
     notifier = CountingNotifier()
@@ -52,11 +56,11 @@ def test_a_plain_proxied_turn_wakes_the_analysis_once_and_nothing_else(
             begins.clear()
             answer = client.post(
                 "/v1/chat/completions",
-                json={"model": "loreweave/Hollow Hill", "messages": messages},
+                json={"model": "loreweave/Hollow Hill", "messages": messages, "stream": stream},
             )
             assert answer.status_code == 200, answer.text
             assert notifier.sent == Counter({ANALYSIS_QUEUE: 1})
-    # a plain turn writes twice: the chat it was matched to (its side of a branch), and the turn
-    # with its analysis job (one transaction); what it reads is printed for the issue's note
-    assert len(commits) <= 2
-    print(f"a plain proxied turn: {len(commits)} commits, {len(begins)} transactions")
+    # a chat that goes on by one turn: one transaction reads the world, the chats and the lore
+    # before the upstream call, one writes the turn, its analysis job and the chat's match after
+    assert len(begins) <= 2, f"{len(begins)} transactions"
+    assert len(commits) <= 1, f"{len(commits)} commits"

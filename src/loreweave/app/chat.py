@@ -10,7 +10,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -63,6 +63,12 @@ class PreparedTurn:
     used_entries: list[RetrievedEntry]
     retrieval_seconds: float
     lore: str  # the lore block the prompt holds (kept with the turn)
+
+
+def _told(result: TurnResult) -> Generator[StreamEvent, None, None]:
+    """A turn recorded before, as a stream: its reply in one piece, then the turn."""
+    yield StreamEvent("delta", result.reply)
+    yield StreamEvent("done", result=result)
 
 
 def _checked(text: str, what: str, limit: int) -> str:
@@ -213,11 +219,13 @@ class ChatService:
         analyse: bool = True,
         key: str | None = None,
         speaker: str | None = None,
+        matched: bool = False,
     ) -> ChatTurn:
         """Write the turn and its analysis job in one transaction (``used`` and ``lore``: what
         its prompt was given; ``key``: the client's idempotency key — a turn of the session
         already recorded under it is returned instead; ``speaker``: who spoke the reply, a
-        group chat's member).  The session's row is locked
+        group chat's member; ``matched``: a proxied request was a view of the session, the
+        side of a branch the app shows now).  The session's row is locked
         while the next index is taken, so turns posted at once are numbered one after another
         and every one is recorded.  A reply exists by now (it was paid for): if the database
         went away meanwhile, keep trying for ``PERSIST_PATIENCE`` seconds before giving up."""
@@ -230,7 +238,7 @@ class ChatService:
             ):
                 with attempt:
                     return self._insert(
-                        session_id, message, reply, used, lore, analyse, key, speaker
+                        session_id, message, reply, used, lore, analyse, key, speaker, matched
                     )
         except OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
@@ -247,6 +255,7 @@ class ChatService:
         analyse: bool = True,
         key: str | None = None,
         speaker: str | None = None,
+        matched: bool = False,
     ) -> ChatTurn:
         with self.database.uow() as uow:
             session = uow.sessions.lock(session_id)
@@ -254,6 +263,8 @@ class ChatService:
             if recorded is not None:
                 return recorded  # the same request again (a retry after a cut connection)
             session.last_turn_at = utcnow()  # played now: its memory goes first
+            if matched:
+                session.last_matched_at = session.last_turn_at
             turn = ChatTurn(
                 session_id=session_id,
                 turn_index=uow.turns.next_index(session_id),
@@ -347,14 +358,16 @@ class ChatService:
         *,
         key: str | None = None,
         observer: str | None = None,
-    ) -> Iterator[StreamEvent]:
+    ) -> Generator[StreamEvent, None, None]:
         """Like :meth:`turn`, handing out the reply as it is generated.  Bad input and unknown
-        sessions raise here, before the stream starts; the turn is recorded once it is complete.
-        A turn already recorded under ``key`` is one ``delta`` of its reply, then ``done``."""
+        sessions raise here, before the stream starts; the turn is recorded once it is complete,
+        or as far as it was handed on when the stream is closed before (the client went away:
+        it keeps what it showed).  A turn already recorded under ``key`` is one ``delta`` of its
+        reply, then ``done``."""
         message = self.validate(message)
         again = self._hold(session_id, key, message)
         if again is not None:
-            return iter([StreamEvent("delta", again.reply), StreamEvent("done", result=again)])
+            return _told(again)
         started = time.perf_counter()
         try:
             prepared = self.prepare(session_id, message, observer=observer)
@@ -363,17 +376,24 @@ class ChatService:
             raise
         prepared_at = time.perf_counter()
 
-        def events() -> Iterator[StreamEvent]:
+        def record(reply: str) -> ChatTurn:
+            used, lore = prepared.used_entries, prepared.lore
+            return self.persist(session_id, message, reply, used, lore=lore, key=key)
+
+        def events() -> Generator[StreamEvent, None, None]:
+            parts: list[str] = []
             try:
-                parts = []
                 for chunk in stream_text(self.chat_model, prepared.request):
-                    parts.append(scrub(chunk))  # a model's text: storable, encodable
-                    yield StreamEvent("delta", parts[-1])
+                    text = scrub(chunk)  # a model's text: storable, encodable
+                    yield StreamEvent("delta", text)
+                    parts.append(text)  # the next one asked for: this one was handed on
                 answered_at = time.perf_counter()
                 reply = "".join(parts)
-                turn = self.persist(
-                    session_id, message, reply, prepared.used_entries, lore=prepared.lore, key=key
-                )
+                turn = record(reply)
+            except GeneratorExit:
+                if "".join(parts).strip():
+                    record("".join(parts))
+                raise
             finally:
                 self._release(session_id, key)
             yield StreamEvent(

@@ -1,66 +1,51 @@
 """The OpenAI-compatible proxy's work, apart from the wire format (``api/routes/openai.py``).
 
 A request names a world by its model (``loreweave/<world>`` or ``loreweave/<world>/<upstream
-model>``) and carries only messages.  :meth:`ProxyService.prepare` finds the chat they continue
-and makes the stored chat what the app shows (``follow.py`` plans it; the transcript's operations
-carry it out, so the memory follows), then builds the upstream request with the lore block put
-in.  :meth:`ProxyService.answer` (plain) and :meth:`ProxyService.stream` forward it through the
-chat provider and its one resilience layer, and record the complete reply
+model>``) and carries only messages.  :meth:`ProxyService.prepare` makes it ready in three
+steps: *match* finds the chat they continue and what they mean for it (``matching.py``, planned
+by ``follow.py``); *apply* makes the stored chat what the app shows (the transcript's
+operations, so the memory follows); *ground* retrieves the lore block and builds the upstream
+request with it put in.  :meth:`ProxyService.answer` (plain) and :meth:`ProxyService.stream`
+forward it through the chat provider and its one resilience layer, and record the reply
 (:meth:`ProxyService.finish`).
+
+A chat that goes on by one turn, nothing else changed (the common request), is one read before
+the upstream call (the world, the chats, the lore: its query embedded before it opened) and one
+write after it (the turn, its analysis job and the chat's match).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from loreweave.app.chat import ChatService, Names, lore_block
-from loreweave.app.follow import (
-    Match,
-    Plan,
-    match,
-    plan,
-    read_request,
-    to_messages,
-    to_turns,
-    written_for,
-)
-from loreweave.app.injections import Injected, candidate_texts, opening, without_known
+from loreweave.app.chat import ChatService
+from loreweave.app.follow import Plan, Request, Turn, read_request, to_turns
+from loreweave.app.grounding import Asked, Grounding, said
 from loreweave.app.lookup import find_world
-from loreweave.app.shown import AppMessage, as_shown, paragraphs
+from loreweave.app.matching import Matched, StoredChats
+from loreweave.app.shown import AppMessage, as_shown, spoken_by
 from loreweave.config import LLMConfig, ProxyConfig
 from loreweave.db import request_keys
 from loreweave.db.engine import Database
-from loreweave.db.models import ChatSession, ChatTurn, LoreEntry, World, utcnow
+from loreweave.db.models import ChatSession, ChatTurn, World, utcnow
+from loreweave.db.uow import UnitOfWork
 from loreweave.errors import InvalidInput, NotFound
-from loreweave.llm.types import ChatRequest, ChatResponse, Message, stream_text
+from loreweave.llm.types import ChatRequest, ChatResponse, stream_text
 from loreweave.memory.transcript import TranscriptService
 from loreweave.validation import scrub
-from loreweave.vectors.retrieval import RetrievedEntry, Retriever, Trigger
+from loreweave.vectors.retrieval import Embedded, Query, RetrievedEntry, Retriever
 
 log = logging.getLogger("loreweave.app.proxy")
 
 MODEL_PREFIX = "loreweave/"
-MAX_CANDIDATES = 20  # stored chats compared with a request (the latest first)
-ENDS = 4  # the user messages at each end of a request that find its candidate chats
-
-
-def caller_of(key: str = "", user: str = "", chat: str = "") -> str | None:
-    """Who sends a request, as the proxy scopes chats: the API key's fingerprint, the OpenAI
-    ``user`` field, the ``X-Loreweave-Chat`` header; None when none is given (the one shared
-    pool, as a single local app has it)."""
-    if not (key or user or chat):
-        return None
-    named = "\x00".join((key, user, chat)).encode()
-    return hashlib.sha256(named).hexdigest()[:32]
 
 
 class Stopwatch:
@@ -108,28 +93,9 @@ class Prepared:
     # the last turn before the one this request makes or replaces (None: none): its changes
     # are what the app may show now (``X-Loreweave-Changes``)
     previous_turn: int | None = None
-
-
-# what SillyTavern calls each kind of generation (World Info's ``triggers``)
-TRIGGERS: dict[str, Trigger] = {
-    "turn": "normal",
-    "reply": "normal",
-    "regenerate": "regenerate",
-    "continue": "continue",
-    "impersonate": "impersonate",
-}
-_SPOKEN = re.compile(r"^([^:\n]{1,100}): (.*)$", re.S)
-
-
-def spoken_by(content: str, speaker: str | None) -> tuple[str | None, str]:
-    """A reply as a group chat shows it, "Name: text", split into (name, text).  ``speaker``:
-    None — not a group chat, the text as it is; "" — any name; a name — only that one."""
-    if speaker is None or not content:
-        return None, content
-    found = _SPOKEN.match(content)
-    if found is None or (speaker and found.group(1) != speaker):
-        return None, content
-    return found.group(1).strip(), found.group(2).strip()
+    # the chat's match (the side of a branch the app shows, :mod:`loreweave.app.branches`) is
+    # still to write: with the turn, or alone when none is recorded
+    unmarked: bool = False
 
 
 class ProxyService:
@@ -150,7 +116,8 @@ class ProxyService:
         self.llm_config = llm_config
         self.config = config
         self.notify = notify
-        self._injected = Injected()
+        self.chats = StoredChats()
+        self.grounding = Grounding(retriever, llm_config, config, chat.names)
         for pattern in (
             *config.continue_patterns,
             *config.impersonate_patterns,
@@ -163,22 +130,31 @@ class ProxyService:
         with self.database.uow(read_only=True) as uow:
             return list(uow.worlds.list())
 
-    def target(self, model: str) -> Target:
-        """``loreweave/<world name or id>[/<upstream model>]``."""
+    def target(self, model: str, allowed: Callable[[uuid.UUID], bool] | None = None) -> Target:
+        """``loreweave/<world name or id>[/<upstream model>]``; ``allowed``: the worlds the
+        caller may use (another is not found)."""
+        with self.database.uow(read_only=True) as uow:
+            return self._target(uow, model, allowed)
+
+    def _target(
+        self, uow: UnitOfWork, model: str, allowed: Callable[[uuid.UUID], bool] | None
+    ) -> Target:
         if not model.startswith(MODEL_PREFIX) or model == MODEL_PREFIX:
             raise InvalidInput(
                 f"the model must be '{MODEL_PREFIX}<world name or id>', optionally followed by "
                 "'/<upstream model>'; GET /v1/models lists them"
             )
         rest = model[len(MODEL_PREFIX) :]
-        with self.database.uow(read_only=True) as uow:
-            try:
-                return Target(find_world(uow, rest), self._upstream(None))
-            except NotFound:
-                if "/" not in rest:
-                    raise
+        try:
+            target = Target(find_world(uow, rest), self._upstream(None))
+        except NotFound:
+            if "/" not in rest:
+                raise
             world, upstream = rest.split("/", 1)
-            return Target(find_world(uow, world), self._upstream(upstream or None))
+            target = Target(find_world(uow, world), self._upstream(upstream or None))
+        if allowed is not None and not allowed(target.world.id):
+            raise NotFound("world", repr(model))
+        return target
 
     def _upstream(self, name: str | None) -> str:
         return name or self.config.upstream_model or self.llm_config.chat_model
@@ -186,22 +162,33 @@ class ProxyService:
     # -- a request -----------------------------------------------------------------------------
     def prepare(
         self,
-        target: Target,
+        model: str,
         raw: Sequence[tuple[str, str]],
         *,
+        allowed: Callable[[uuid.UUID], bool] | None = None,
         caller: str | None = None,
+        clock: Stopwatch | None = None,
         key: str | None = None,
         **options: Any,
     ) -> Prepared:
-        """A request made ready (:meth:`_prepare`).  With a ``key``, one request at a time per
-        key and caller: the same request sent twice at once waits for the first to be recorded,
-        then reads as that request again (its recorded reply; no second chat or session)."""
+        """A request made ready (:meth:`_prepare`).  ``model``: the world, and the upstream
+        model (:meth:`target`); ``allowed``: the worlds the caller may use; ``caller``
+        (:func:`~loreweave.app.matching.caller_of`): the request is matched only against its
+        chats; ``clock`` times the phases (``match``: reading the request, finding the chat and
+        planning; ``retrieve``: the lore block; ``target``; ``stored``: reading the caller's
+        chats; ``follow``: changing the chat); ``options``: :class:`Asked`'s.  With a ``key``
+        (the request's ``Idempotency-Key``), one request at a time per key and caller: the
+        same request sent twice at once waits for the first to be recorded, then reads as that
+        request again (its recorded reply; no second chat or session)."""
+        clock = clock or Stopwatch()
+        asked = Asked(raw, key=key, **options)
         if key is None:
-            return self._prepare(target, raw, caller=caller, **options)
+            return self._prepare(model, asked, allowed, caller, clock)
+        target = self.target(model, allowed)
         scope = f"proxy:{target.world.id}:{caller or ''}"
         request_keys.hold(self.database, scope, key, lambda: None)
         try:
-            prepared = self._prepare(target, raw, caller=caller, key=key, **options)
+            prepared = self._prepare(target, asked, allowed, caller, clock)
         except BaseException:
             request_keys.release(self.database, scope, key)
             raise
@@ -210,134 +197,201 @@ class ProxyService:
             return prepared
         return replace(prepared, held=scope)
 
-    def _release(self, prepared: Prepared) -> None:
-        if prepared.held is not None and prepared.key is not None:
-            request_keys.release(self.database, prepared.held, prepared.key)
-
     def _prepare(
         self,
-        target: Target,
-        raw: Sequence[tuple[str, str]],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        passthrough: dict[str, Any] | None = None,
-        caller: str | None = None,
-        clock: Stopwatch | None = None,
-        names: Names | None = None,
-        key: str | None = None,
+        model: str | Target,
+        asked: Asked,
+        allowed: Callable[[uuid.UUID], bool] | None,
+        caller: str | None,
+        clock: Stopwatch,
     ) -> Prepared:
-        """``caller`` (:func:`caller_of`): the request is matched only against its chats;
-        ``clock`` times the phases (``stored``: reading the caller's chats; ``match``: finding
-        and planning; ``follow``: changing the chat; ``retrieve``: the lore block); ``names``:
-        who ``{{user}}`` and ``{{char}}`` are (default: the settings'); ``key``: the request's
-        ``Idempotency-Key`` — sent again for the turn recorded under it (a client retrying after
-        a cut connection), the recorded reply is the answer (a regenerate without it)."""
-        clock = clock or Stopwatch()
+        """Match, apply, ground.  A request that changes nothing but the turn to generate
+        applies nothing, and is matched and grounded in one read, its query embedded before
+        (a provider call holds no transaction open; the query read from the request alone is
+        the one the chat as matched asks for, unless the app injected text into its end)."""
+        request = self._read(asked.raw)
+        clock.lap("match")
+        guess = self.grounding.embed(self.grounding.query(request.messages))
+        clock.lap("retrieve")
+        with self.database.uow(read_only=True) as uow:
+            target = model if isinstance(model, Target) else self._target(uow, model, allowed)
+            clock.lap("target")
+            matched = self._match(uow, target, caller, request, clock)
+            again = self._again(uow, target, matched, asked.key, clock)
+            if again is not None:
+                return again
+            query = self.grounding.query(matched.shown)
+            if matched.plain and guess.fits(query):  # nothing to apply: grounded in this read
+                return self._ground(uow, target, matched, (query, guess), asked, clock)
+        session_id = self._apply(matched)
+        clock.lap("follow")
+        embedded = guess if guess.fits(query) else self.grounding.embed(query)
+        with self.database.uow(read_only=True) as uow:
+            matched = replace(matched, session=session_id)
+            return self._ground(uow, target, matched, (query, embedded), asked, clock)
+
+    def _read(self, raw: Sequence[tuple[str, str]]) -> Request:
+        config = self.config
         request = read_request(
             raw,
-            self.config.continue_patterns,
-            self.config.impersonate_patterns,
-            self.config.group_patterns,
-            self.config.placeholder,
-            self.config.members_patterns,
-            self.config.start_patterns,
+            config.continue_patterns,
+            config.impersonate_patterns,
+            config.group_patterns,
+            config.placeholder,
+            config.members_patterns,
+            config.start_patterns,
         )
-        speaker = request.speaker  # a group chat's member who speaks next
         if not request.messages:
             raise InvalidInput("the request has no user or assistant message")
-        clock.lap("match")
-        candidates = self._candidates(target.world.id, caller, request.messages)
+        return request
+
+    def _match(
+        self,
+        uow: UnitOfWork,
+        target: Target,
+        caller: str | None,
+        request: Request,
+        clock: Stopwatch,
+    ) -> Matched:
+        """Step one: the stored chat the request continues and what it means for it."""
+        candidates = self.chats.candidates(uow, target.world.id, caller, request.messages)
         clock.lap("stored")
-        found = match({s: to_messages(t) for s, t in candidates.items()}, request.messages)
-        stored, view = self._view(target.world.id, candidates, found, request.messages)
-        if found is None:
-            session_id = self._new_session(target.world.id, caller, view)
-        else:
-            session_id = found.session_id
-        shown = stored[: found.head if found else 0] + view
-        step = plan(stored, shown, request.nudge)
+        matched = self.chats.match(uow, target.world.id, caller, request, candidates)
         clock.lap("match")
-        if (
-            key is not None
-            and found is not None
-            and step.generate == "regenerate"
-            and self._last_key(session_id) == key
-        ):
-            recorded = spoken_by(stored[-1].content, speaker)[1]
-            upstream = ChatRequest((), target.upstream_model, self.llm_config.temperature_chat)
-            previous = self._previous_turn(session_id, "regenerate")
-            return Prepared(
-                session_id,
-                step,
-                upstream,
-                [],
-                "",
-                recorded,
-                clock,
-                key,
-                recorded,
-                previous_turn=previous,
-            )
-        analyse = found is not None or self.config.analyse_unmatched_history
-        session_id = self._apply(session_id, stored, step, analyse=analyse, group=bool(speaker))
-        self._matched(session_id)
-        clock.lap("follow")
-        message, history = self._query(shown, step)
-        # whose view the lore is: the member who speaks next, or whom the prompt is written for
-        observer = speaker or written_for(raw, self.config.observer_patterns)
-        used = self.retriever.retrieve(
+        return matched
+
+    def _again(
+        self,
+        uow: UnitOfWork,
+        target: Target,
+        matched: Matched,
+        key: str | None,
+        clock: Stopwatch,
+    ) -> Prepared | None:
+        """The same request again (``key`` is the last turn's; a client retrying after a cut
+        connection): its recorded reply is the answer (a regenerate without it)."""
+        session_id = matched.session
+        if key is None or session_id is None or matched.step.generate != "regenerate":
+            return None
+        last = uow.turns.recent(session_id, 1)
+        if not last or last[0].idempotency_key != key:
+            return None
+        recorded = spoken_by(matched.stored[-1].content, matched.request.speaker)[1]
+        upstream = ChatRequest((), target.upstream_model, self.llm_config.temperature_chat)
+        return Prepared(
             session_id,
-            message,
-            token_budget=self.config.token_budget,
-            history=history,
-            trigger=TRIGGERS.get(step.generate or "", "normal"),
-            observer=observer,
-            inferred=True,
-        ).entries
-        lore = lore_block(used, names or self.chat.names)
-        upstream = ChatRequest(
-            tuple(self._with_lore(raw, lore)),
-            target.upstream_model,
-            self.llm_config.temperature_chat if temperature is None else temperature,
-            prompt="chat",
-            max_tokens=max_tokens,
-            passthrough=passthrough,
+            matched.step,
+            upstream,
+            [],
+            "",
+            recorded,
+            clock,
+            key,
+            recorded,
+            previous_turn=self._previous_turn(uow, session_id, "regenerate"),
         )
-        last_reply = shown[-1].content if shown and shown[-1].role == "assistant" else ""
-        if step.generate == "regenerate":
-            last_reply = stored[-1].content
-        if speaker is not None:  # as stored: without the "Name: " the app shows before it
-            last_reply = spoken_by(last_reply, speaker)[1]
+
+    def _apply(self, matched: Matched) -> uuid.UUID:
+        """Step two: make the stored chat what the app shows (before what is generated) — a
+        new chat, or the stored one forked, edited or cut — then record the turns it lacks,
+        and mark it as the chat the app shows now."""
+        if matched.plain:  # nothing to apply; its match is written with its turn
+            assert matched.session is not None
+            return matched.session
+        step, group = matched.step, matched.request.speaker is not None
+        turns = to_turns(matched.stored)
+        if matched.session is None:
+            session_id = self._new_session(matched.world_id, matched.caller, matched.shown)
+        else:
+            session_id = self._change(matched, turns)
+        analyse = matched.session is not None or self.config.analyse_unmatched_history
+        for user, reply in step.record:
+            speaker, text = spoken_by(reply, "" if group else None)
+            self.chat.persist(session_id, user, text, [], analyse=analyse, speaker=speaker)
+        if step.changes or step.keep < len(turns):
+            self.notify()
+        self._matched(session_id)
+        return session_id
+
+    def _change(self, matched: Matched, turns: list[Turn]) -> uuid.UUID:
+        """The stored chat forked (the chat it continues now), edited or cut."""
+        step, session_id = matched.step, matched.session
+        assert session_id is not None
+        if step.fork and step.keep:
+            return self.transcript.fork(session_id, step.keep - 1).id
+        if step.fork:  # nothing in common: a new chat of the same caller
+            return self._new_session(matched.world_id, matched.caller, [])
+        if step.edit is not None:
+            group = matched.request.speaker is not None
+            self._edit(session_id, step.keep, turns[step.keep], step.edit, group=group)
+        elif step.keep < len(turns):
+            self.transcript.delete_turns(session_id, step.keep)
+        return session_id
+
+    def _edit(
+        self, session_id: uuid.UUID, index: int, old: Turn, new: Turn, *, group: bool
+    ) -> None:
+        """Turn ``index`` made ``new``: a reply the turn had before is chosen again (an
+        alternative); otherwise its message or reply edited.  ``group``: a group chat's
+        request, whose replies the app shows as "Name: text"."""
+        (old_user, old_reply), (user, reply) = old, new
+        with self.database.uow(read_only=True) as uow:
+            alternatives = list(
+                uow.session.scalars(
+                    select(ChatTurn.alternatives).where(
+                        ChatTurn.session_id == session_id, ChatTurn.turn_index == index
+                    )
+                ).one()
+            )
+        text = spoken_by(reply, "" if group else None)[1]
+        if reply != old_reply and text in alternatives and user == old_user:
+            self.transcript.edit_turn(session_id, index, alternative=alternatives.index(text))
+            return
+        self.transcript.edit_turn(
+            session_id,
+            index,
+            user_message=user if user != old_user else None,
+            assistant_message=text if reply != old_reply else None,
+        )
+
+    def _ground(
+        self,
+        uow: UnitOfWork,
+        target: Target,
+        matched: Matched,
+        query: tuple[Query, Embedded],
+        asked: Asked,
+        clock: Stopwatch,
+    ) -> Prepared:
+        """Step three: the lore block for the chat as the app shows it, put into the upstream
+        request (:mod:`loreweave.app.grounding`)."""
+        step, speaker, session_id = matched.step, matched.request.speaker, matched.session
+        assert session_id is not None
+        grounded = self.grounding.ground(
+            uow, session_id, query, step, speaker, target.upstream_model, asked
+        )
         clock.lap("retrieve")
-        said = message if step.generate == "turn" else ""
         return Prepared(
             session_id,
             step,
-            upstream,
-            used,
-            lore,
-            last_reply,
+            grounded.request,
+            grounded.used,
+            grounded.lore,
+            matched.last_reply,
             clock,
-            key,
+            asked.key,
             speaker=speaker,
-            message=said,
-            previous_turn=self._previous_turn(session_id, step.generate),
+            message=said(matched.shown)[0] if step.generate == "turn" else "",
+            previous_turn=self._previous_turn(uow, session_id, step.generate),
+            unmarked=matched.plain,
         )
 
     def follows(
         self, messages: Sequence[AppMessage], caller: str | None, worlds: Sequence[uuid.UUID]
     ) -> tuple[uuid.UUID, uuid.UUID] | None:
-        """(world, session) of the chat an app shows (its messages as shown, a group chat's
-        replies "Name: text"): the stored chat of ``caller`` that a request with these
-        messages would go on in (none: a new chat), the one sharing most among ``worlds``."""
-        best: tuple[int, uuid.UUID, uuid.UUID] | None = None
-        for world_id in worlds:
-            candidates = self._candidates(world_id, caller, messages)
-            found = match({s: to_messages(t) for s, t in candidates.items()}, messages)
-            if found is not None and (best is None or found.shared > best[0]):
-                best = (found.shared, world_id, found.session_id)
-        return None if best is None else (best[1], best[2])
+        """(world, session) of the chat an app shows (:meth:`StoredChats.follows`)."""
+        with self.database.uow(read_only=True) as uow:
+            return self.chats.follows(uow, messages, caller, worlds)
 
     # -- forwarding ----------------------------------------------------------------------------
     def answer(self, prepared: Prepared) -> ChatResponse:
@@ -351,27 +405,34 @@ class ProxyService:
                 response = replace(response, text=scrub(response.text))
             self.finish(prepared, response.text)
         finally:
-            self._release(prepared)
+            self._settle(prepared)
         return response
 
-    def stream(self, prepared: Prepared) -> Iterator[str]:
+    def stream(self, prepared: Prepared) -> Generator[str, None, None]:
         """Forward the request streamed: the pieces as the provider sends them, the reply
-        recorded once it is complete (an error before then records nothing)."""
+        recorded once it is complete, or as far as it was handed on when the client goes away
+        (the generator closed: the app keeps what it showed, as SillyTavern keeps a stopped
+        reply).  An error records nothing."""
+        parts: list[str] = []
         try:
             if prepared.recorded is not None:
                 pieces: Iterator[str] = iter([prepared.recorded])
             else:
                 pieces = stream_text(self.chat.chat_model, prepared.request)
-            parts = []
             for piece in pieces:
-                parts.append(scrub(piece))  # a model's text: storable, encodable
-                yield parts[-1]
+                text = scrub(piece)  # a model's text: storable, encodable
+                yield text
+                parts.append(text)  # the next one asked for: this one was handed on
             self.finish(prepared, "".join(parts))
+        except GeneratorExit:
+            if "".join(parts).strip():
+                self.finish(prepared, "".join(parts))
+            raise
         finally:
-            self._release(prepared)
+            self._settle(prepared)
 
     def finish(self, prepared: Prepared, reply: str) -> None:
-        """Record the complete reply as the plan says (timed as ``record``)."""
+        """Record the reply as the plan says (timed as ``record``)."""
         prepared.clock.lap("upstream")
         session_id, step = prepared.session_id, prepared.plan
         if prepared.recorded is not None:
@@ -390,7 +451,9 @@ class ProxyService:
                 lore=prepared.lore,
                 key=prepared.key,
                 speaker=speaker,
+                matched=prepared.unmarked,
             )
+            prepared.unmarked = False
         elif step.generate == "regenerate":
             index = self._last_index(session_id)
             self.transcript.replace_reply(session_id, index, prepared.last_reply, reply, used)
@@ -403,84 +466,15 @@ class ProxyService:
             self.notify()
         prepared.clock.lap("record")
 
-    # -- finding and changing the chat ---------------------------------------------------------
-    def _candidates(
-        self, world_id: uuid.UUID, caller: str | None, messages: Sequence[AppMessage]
-    ) -> dict[uuid.UUID, list[tuple[str, str]]]:
-        """The caller's chats in the world holding one of the request's first or last user
-        messages (a chat it goes on, branches from or is a window of holds one), latest first."""
-        users = [m.content for m in messages if m.role == "user" and m.content]
-        ends = {*users[:ENDS], *users[-ENDS:]}
-        # a paragraph may be the stored message, the rest text the app merged into it
-        said = sorted(ends | {part for text in ends for part in paragraphs(text)})
-        if not said:
-            return {}
-        with self.database.uow(read_only=True) as uow:
-            sessions = list(
-                uow.session.scalars(
-                    select(ChatTurn.session_id)
-                    .join(ChatSession, ChatSession.id == ChatTurn.session_id)
-                    .where(
-                        ChatSession.world_id == world_id,
-                        ChatSession.caller.is_(None)
-                        if caller is None
-                        else ChatSession.caller == caller,
-                        ChatTurn.user_message.in_(said),
-                        ChatSession.archived_at.is_(None),  # set aside by a person
-                    )
-                    .group_by(ChatTurn.session_id)
-                    .order_by(func.max(ChatTurn.created_at).desc())
-                    .limit(MAX_CANDIDATES)
-                )
-            )
-            turns = uow.session.execute(
-                select(
-                    ChatTurn.session_id,
-                    ChatTurn.user_message,
-                    ChatTurn.assistant_message,
-                    ChatTurn.speaker,
-                )
-                .where(ChatTurn.session_id.in_(sessions))
-                .order_by(ChatTurn.session_id, ChatTurn.turn_index)
-            ).all()
-        chats: dict[uuid.UUID, list[tuple[str, str]]] = {s: [] for s in sessions}
-        for session_id, user, reply, speaker in turns:
-            shown = as_shown(reply)
-            chats[session_id].append((as_shown(user), f"{speaker}: {shown}" if speaker else shown))
-        return chats
+    def _settle(self, prepared: Prepared) -> None:
+        """After the upstream call, whatever came of it: the request's key released, and the
+        chat's match written if no turn carried it."""
+        if prepared.held is not None and prepared.key is not None:
+            request_keys.release(self.database, prepared.held, prepared.key)
+        if prepared.unmarked:
+            self._matched(prepared.session_id)
 
-    def _view(
-        self,
-        world_id: uuid.UUID,
-        candidates: dict[uuid.UUID, list[tuple[str, str]]],
-        found: Match | None,
-        request: list[AppMessage],
-    ) -> tuple[list[AppMessage], list[AppMessage]]:
-        """The stored chat the request is a view of (none: a new chat), and the request's
-        messages without the text the app injected into them (:func:`follow.unmerged`); among
-        the messages the chat does not have, injected text is text the world's lore holds (a
-        World Info entry placed at a depth, its lorebook imported into loreweave) or text found
-        injected into the world's chats before (an entry fires again and again)."""
-        if found is None:
-            view, injected = opening(request)
-            self._injected.learn(world_id, injected)
-            stored, new = [], tuple(range(len(view)))
-        else:
-            stored, view, new = to_messages(candidates[found.session_id]), found.view, found.new
-            self._injected.learn(world_id, found.injected)
-        texts = candidate_texts(view, new)
-        if not texts:
-            return stored, view
-        with self.database.uow(read_only=True) as uow:
-            lore = set(
-                uow.session.scalars(
-                    select(LoreEntry.content).where(
-                        LoreEntry.world_id == world_id, LoreEntry.content.in_(texts)
-                    )
-                )
-            )
-        return stored, without_known(view, new, lore | self._injected.known(world_id))
-
+    # -- the chat ------------------------------------------------------------------------------
     def _new_session(
         self, world_id: uuid.UUID, caller: str | None, messages: Sequence[AppMessage]
     ) -> uuid.UUID:
@@ -491,59 +485,6 @@ class ProxyService:
             uow.commit()
             return session.id
 
-    def _apply(
-        self,
-        session_id: uuid.UUID,
-        stored: list[AppMessage],
-        step: Plan,
-        *,
-        analyse: bool,
-        group: bool = False,
-    ) -> uuid.UUID:
-        """Make the stored chat what the app shows (before what is generated).  ``group``: a
-        group chat's request, whose replies the app shows as "Name: text"."""
-        turns = to_turns(stored)
-        if step.fork:
-            if step.keep:
-                session_id = self.transcript.fork(session_id, step.keep - 1).id
-            else:
-                with self.database.uow(read_only=True) as uow:
-                    session = uow.sessions.require(session_id)
-                    world_id, caller = session.world_id, session.caller
-                session_id = self._new_session(world_id, caller, [])
-        elif step.edit is not None:
-            user, reply = step.edit
-            old_user, old_reply = turns[step.keep]
-            with self.database.uow(read_only=True) as uow:
-                alternatives = list(
-                    uow.session.scalars(
-                        select(ChatTurn.alternatives).where(
-                            ChatTurn.session_id == session_id,
-                            ChatTurn.turn_index == step.keep,
-                        )
-                    ).one()
-                )
-            text = spoken_by(reply, "" if group else None)[1]
-            if reply != old_reply and text in alternatives and user == old_user:
-                self.transcript.edit_turn(
-                    session_id, step.keep, alternative=alternatives.index(text)
-                )
-            else:
-                self.transcript.edit_turn(
-                    session_id,
-                    step.keep,
-                    user_message=user if user != old_user else None,
-                    assistant_message=text if reply != old_reply else None,
-                )
-        elif step.keep < len(turns):
-            self.transcript.delete_turns(session_id, step.keep)
-        for user, reply in step.record:
-            speaker, text = spoken_by(reply, "" if group else None)
-            self.chat.persist(session_id, user, text, [], analyse=analyse, speaker=speaker)
-        if step.changes or step.keep < len(turns):
-            self.notify()
-        return session_id
-
     def _matched(self, session_id: uuid.UUID) -> None:
         """The chat a request was a view of (after any fork): the side of a branch the app
         shows now (see :mod:`loreweave.app.branches`)."""
@@ -551,35 +492,14 @@ class ProxyService:
             uow.sessions.require(session_id).last_matched_at = utcnow()
             uow.commit()
 
-    def _last_key(self, session_id: uuid.UUID) -> str | None:
-        with self.database.uow(read_only=True) as uow:
-            last = uow.turns.recent(session_id, 1)
-            return last[0].idempotency_key if last else None
-
-    def _previous_turn(self, session_id: uuid.UUID, generate: str | None) -> int | None:
+    @staticmethod
+    def _previous_turn(uow: UnitOfWork, session_id: uuid.UUID, generate: str | None) -> int | None:
         """The last turn this request leaves as it is (a regenerate or a continue replaces the
         last one's reply); None when there is none."""
-        last = self._last_index(session_id)
+        last = uow.turns.next_index(session_id) - 1
         previous = last - 1 if generate in ("regenerate", "continue") else last
         return previous if previous >= 0 else None
 
     def _last_index(self, session_id: uuid.UUID) -> int:
         with self.database.uow(read_only=True) as uow:
             return uow.turns.next_index(session_id) - 1
-
-    @staticmethod
-    def _query(shown: Sequence[AppMessage], step: Plan) -> tuple[str, list[tuple[str, str]]]:
-        """The message to retrieve for and the turns before it."""
-        users = [i for i, m in enumerate(shown) if m.role == "user" and m.content]
-        if not users:
-            return shown[-1].content, []
-        last = users[-1]
-        return shown[last].content, to_turns(shown[:last])
-
-    def _with_lore(self, raw: Sequence[tuple[str, str]], lore: str) -> list[Message]:
-        messages = [Message(role, content) for role, content in raw]  # type: ignore[arg-type]
-        if self.config.lore_position == "depth":
-            at = max(0, len(messages) - self.config.lore_depth)
-        else:  # after the leading system messages
-            at = next((i for i, m in enumerate(messages) if m.role != "system"), len(messages))
-        return [*messages[:at], Message("system", lore), *messages[at:]]

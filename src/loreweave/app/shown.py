@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,3 +28,17 @@ def as_shown(content: str) -> str:
 def paragraphs(content: str) -> list[str]:
     """A message's paragraphs (what post-processing joins merged messages with), stripped."""
     return [part.strip() for part in content.split("\n\n") if part.strip()]
+
+
+_SPOKEN = re.compile(r"^([^:\n]{1,100}): (.*)$", re.S)
+
+
+def spoken_by(content: str, speaker: str | None) -> tuple[str | None, str]:
+    """A reply as a group chat shows it, "Name: text", split into (name, text).  ``speaker``:
+    None — not a group chat, the text as it is; "" — any name; a name — only that one."""
+    if speaker is None or not content:
+        return None, content
+    found = _SPOKEN.match(content)
+    if found is None or (speaker and found.group(1) != speaker):
+        return None, content
+    return found.group(1).strip(), found.group(2).strip()

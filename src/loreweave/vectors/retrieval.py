@@ -79,6 +79,19 @@ class Query:
     scan: list[str]  # the texts keyword activation scans
 
 
+@dataclass(frozen=True)
+class Embedded:
+    """A query's vector, with the messages and weights it was made of."""
+
+    messages: list[str]
+    weights: list[float]
+    vector: Matrix
+
+    def fits(self, query: Query) -> bool:
+        """Whether this is ``query``'s vector (its messages, equally weighted)."""
+        return (query.messages, query.weights) == (self.messages, self.weights)
+
+
 def turn_text(user_message: str, assistant_message: str) -> str:
     """An earlier turn as BM25 and keyword activation read it."""
     return f"{user_message}\n{assistant_message}"
@@ -128,13 +141,19 @@ class Retriever:
         history: Sequence[tuple[str, str]] | None = None,
     ) -> Query:
         """The query for ``message``; the earlier turns are the session's (before turn
-        ``before``), or ``history`` -- (user message, reply) pairs, oldest first -- when an app
-        that keeps its own transcript gives them."""
-        config = self.config
+        ``before``), or ``history`` (:meth:`query_of`) when an app that keeps its own
+        transcript gives them."""
         depth = self.depth
         if history is None:
             stored = uow.turns.recent(session_id, depth, before=before) if depth else []
             history = [(t.user_message, t.assistant_message) for t in stored]
+        return self.query_of(message, history)
+
+    def query_of(self, message: str, history: Sequence[tuple[str, str]]) -> Query:
+        """The query for ``message`` after ``history``: (user message, reply) pairs, oldest
+        first (no database read)."""
+        config = self.config
+        depth = self.depth
         turns = list(reversed(history[-depth:])) if depth else []  # latest first
         recent = turns[: config.history_turns]
         weights = [1.0] + [config.history_decay ** (i + 1) for i in range(len(recent))]
@@ -148,9 +167,13 @@ class Retriever:
             [message] + [turn_text(user, reply) for user, reply in turns[: config.scan_depth]],
         )
 
+    def embed(self, query: Query) -> Embedded:
+        """The query's vector: the weighted sum of the messages' vectors, normalised; earlier
+        messages' vectors are kept from their own turn (another process embeds them again, in
+        the same call).  A provider call: made outside any transaction."""
+        return Embedded(query.messages, query.weights, self._vector(query))
+
     def _vector(self, query: Query) -> Matrix:
-        """The weighted sum of the messages' vectors, normalised; earlier messages' vectors are
-        kept from their own turn (another process embeds them again, in the same call)."""
         with self._embedded_lock:
             known = {t: self._embedded[t] for t in query.messages if t in self._embedded}
         missing = list(dict.fromkeys(t for t in query.messages if t not in known))
@@ -188,38 +211,70 @@ class Retriever:
         entities as that character knows them (DESIGN §1.6; a note only where it knows every
         event of its entity); a name that is no such character is an error, unless it was
         ``inferred`` from a prompt (then the narrator's view)."""
+        if history is None:
+            with self.database.uow(read_only=True) as uow:
+                query = self.query(uow, uow.sessions.require(session_id).id, message, before)
+        else:
+            query = self.query_of(message, history)
+        # outside any transaction: a provider's embedding call holds no database connection
+        embedded = self.embed(query)
+        with self.database.uow(read_only=True) as uow:
+            return self.retrieve_in(
+                uow,
+                session_id,
+                query,
+                embedded,
+                k=k,
+                token_budget=token_budget,
+                trigger=trigger,
+                observer=observer,
+                inferred=inferred,
+            )
+
+    def retrieve_in(
+        self,
+        uow: UnitOfWork,
+        session_id: uuid.UUID,
+        query: Query,
+        embedded: Embedded,
+        *,
+        k: int | None = None,
+        token_budget: int | None = None,
+        trigger: Trigger | None = None,
+        observer: str | None = None,
+        inferred: bool = False,
+    ) -> Retrieval:
+        """:meth:`retrieve` in the caller's unit of work, for a query embedded before it was
+        opened (:meth:`embed`; ``embedded`` must fit ``query``)."""
+        if not embedded.fits(query):
+            raise ValueError("the vector was embedded for another query")
         config = self.config
         k = config.k if k is None else k
         budget = config.token_budget if token_budget is None else token_budget
         pool = max(CANDIDATES_PER_SLOT * k, 20)
-        with self.database.uow(read_only=True) as uow:
-            session = uow.sessions.require(session_id)
-            viewer = observers.resolve(uow, session, observer, strict=not inferred)
-            query = self.query(uow, session.id, message, before, history)
-        # outside any transaction: a provider's embedding call holds no database connection
-        vector = self._vector(query)
-        with self.database.uow(read_only=True) as uow:
-            db = uow.session
-            hits = self.cache.search(db, session.world_id, session.id, vector, pool)
-            lexical = (
-                self.lexical.search(
-                    db,
-                    session.world_id,
-                    session.id,
-                    list(zip(query.texts, query.weights, strict=True)),
-                    pool,
-                )
-                if self.lexical
-                else []
+        session = uow.sessions.require(session_id)
+        viewer = observers.resolve(uow, session, observer, strict=not inferred)
+        db = uow.session
+        hits = self.cache.search(db, session.world_id, session.id, embedded.vector, pool)
+        lexical = (
+            self.lexical.search(
+                db,
+                session.world_id,
+                session.id,
+                list(zip(query.texts, query.weights, strict=True)),
+                pool,
             )
-            fused = self._fuse([h.key.lore_entry_id for h in hits], [e for e, _ in lexical])
-            activation = self.keywords.activate(db, session, query.scan) if self.keywords else None
-            constant = activation.constant if activation else []
-            named = activation.keyword if activation else []
-            order: list[tuple[uuid.UUID, Why]] = [(e, "constant") for e in constant]
-            order += [(e, "keyword") for e in named]
-            order += [(e, why) for e, (_, why) in fused.items()]
-            return self._select(uow, session, order, fused, k, budget, trigger, viewer)
+            if self.lexical
+            else []
+        )
+        fused = self._fuse([h.key.lore_entry_id for h in hits], [e for e, _ in lexical])
+        activation = self.keywords.activate(db, session, query.scan) if self.keywords else None
+        constant = activation.constant if activation else []
+        named = activation.keyword if activation else []
+        order: list[tuple[uuid.UUID, Why]] = [(e, "constant") for e in constant]
+        order += [(e, "keyword") for e in named]
+        order += [(e, why) for e, (_, why) in fused.items()]
+        return self._select(uow, session, order, fused, k, budget, trigger, viewer)
 
     @property
     def depth(self) -> int:

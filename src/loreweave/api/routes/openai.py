@@ -3,7 +3,8 @@ client (SillyTavern, Open WebUI, Agnai, the ``openai`` SDK) gets loreweave's mem
 its base URL here.  The world is the model: ``loreweave/<world name or id>`` (the upstream model
 from settings) or ``loreweave/<world>/<upstream model>``.  The work is ``proxy.py``'s; this file
 speaks the format, plain and streamed (chunks passed on as the provider sends them; the turn
-recorded when the reply is complete), with errors as OpenAI error bodies."""
+recorded when the reply is complete, or as far as it went when the client goes away), with
+errors as OpenAI error bodies."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
+from contextlib import closing
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
@@ -24,9 +26,11 @@ from loreweave.api.deps import LW
 from loreweave.api.errors import error_status
 from loreweave.api.guard import KEY
 from loreweave.api.routes.memory import changes_path
+from loreweave.api.streaming import in_threads
 from loreweave.app.chat import Names
 from loreweave.app.follow import AppMessage, as_shown, group_speaker
-from loreweave.app.proxy import MODEL_PREFIX, Prepared, ProxyService, Stopwatch, caller_of
+from loreweave.app.matching import caller_of
+from loreweave.app.proxy import MODEL_PREFIX, Prepared, ProxyService, Stopwatch
 from loreweave.errors import NotFound
 from loreweave.llm.types import ChatResponse
 
@@ -206,15 +210,12 @@ async def chat_completions(request: Request, lw: LW, access: AccessTo) -> Respon
     if key is not None and len(key) > MAX_KEY_CHARS:
         return openai_error(400, f"the Idempotency-Key header is over {MAX_KEY_CHARS} characters")
     try:
-        target = await run_in_threadpool(lw.proxy.target, body.model)
-        clock.lap("target")
-        if not access.allows(target.world.id):
-            raise NotFound("world", repr(body.model))
         raw = body.raw(lw.proxy.config.group_patterns)
         prepared = await run_in_threadpool(
             lambda: lw.proxy.prepare(
-                target,
+                body.model,
                 raw,
+                allowed=access.allows,
                 temperature=body.temperature,
                 max_tokens=body.max_tokens,
                 passthrough=body.passthrough(),
@@ -230,7 +231,9 @@ async def chat_completions(request: Request, lw: LW, access: AccessTo) -> Respon
     if body.stream:
         reply.headers["Server-Timing"] = clock.header()
         return StreamingResponse(
-            reply.stream(lw.proxy, prepared), media_type="text/event-stream", headers=reply.headers
+            in_threads(reply.stream(lw.proxy, prepared)),
+            media_type="text/event-stream",
+            headers=reply.headers,
         )
     try:
         response = await run_in_threadpool(lw.proxy.answer, prepared)
@@ -285,17 +288,19 @@ class Reply:
         }
         return f"data: {json.dumps(payload)}\n\n"
 
-    def stream(self, proxy: ProxyService, prepared: Prepared) -> Iterator[str]:
-        """The proxy's pieces as chunks; the turn is recorded once the reply is complete."""
-        try:
-            yield self.chunk({"role": "assistant", "content": ""})
-            for piece in proxy.stream(prepared):
-                yield self.chunk({"content": piece})
-            yield self.chunk({}, "stop")
-        except Exception as exc:  # the headers are sent: the stream itself says it failed
-            status, message = error_status(exc)
-            if status >= 500:
-                log.exception("a streamed /v1 request failed")
-            error = {"error": {"message": message, "type": "api_error", "code": status}}
-            yield f"data: {json.dumps(error)}\n\n"
+    def stream(self, proxy: ProxyService, prepared: Prepared) -> Generator[str, None, None]:
+        """The proxy's pieces as chunks; the turn is recorded once the reply is complete, or
+        as far as it went when this generator is closed (the client went away)."""
+        with closing(proxy.stream(prepared)) as pieces:
+            try:
+                yield self.chunk({"role": "assistant", "content": ""})
+                for piece in pieces:
+                    yield self.chunk({"content": piece})
+                yield self.chunk({}, "stop")
+            except Exception as exc:  # the headers are sent: the stream itself says it failed
+                status, message = error_status(exc)
+                if status >= 500:
+                    log.exception("a streamed /v1 request failed")
+                error = {"error": {"message": message, "type": "api_error", "code": status}}
+                yield f"data: {json.dumps(error)}\n\n"
         yield "data: [DONE]\n\n"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
+from contextlib import closing
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
@@ -41,6 +42,7 @@ from loreweave.api.schemas import (
     UsedEntry,
 )
 from loreweave.api.schemas import Reverted as RevertedOut
+from loreweave.api.streaming import in_threads
 from loreweave.app.chat import StreamEvent, TurnResult, lore_block
 from loreweave.app.follow import AppMessage, to_turns
 from loreweave.db.models import USER, ChatTurn, NoteUpdateTask, SessionNote, TaskStatus, utcnow
@@ -130,23 +132,26 @@ def play_turn(
     # raises 404/422 before streaming
     events = lw.chat.turn_stream(session_id, body.message, key=key, observer=body.observer)
 
-    def sse(events: Iterator[StreamEvent]) -> Iterator[str]:
-        try:
-            for event in events:
-                if event.kind == "delta":
-                    yield f"event: delta\ndata: {json.dumps({'text': event.text})}\n\n"
-                elif event.result is not None:
-                    lw.metrics.observe_turn(event.result.overhead_seconds)
-                    payload = _turn_out(event.result).model_dump_json()
-                    yield f"event: done\ndata: {payload}\n\n"
-        except Exception as exc:  # the headers are sent: the stream itself must say it failed
-            status, message = error_status(exc)
-            if status >= 500:
-                log.exception("streamed turn in session %s failed", session_id)
-            error = {"status": status, "detail": message}
-            yield f"event: error\ndata: {json.dumps(error)}\n\n"
+    def sse(events: Generator[StreamEvent, None, None]) -> Generator[str, None, None]:
+        """The events as server-sent events; closed early (the client went away), the turn is
+        recorded as far as it went."""
+        with closing(events):
+            try:
+                for event in events:
+                    if event.kind == "delta":
+                        yield f"event: delta\ndata: {json.dumps({'text': event.text})}\n\n"
+                    elif event.result is not None:
+                        lw.metrics.observe_turn(event.result.overhead_seconds)
+                        payload = _turn_out(event.result).model_dump_json()
+                        yield f"event: done\ndata: {payload}\n\n"
+            except Exception as exc:  # the headers are sent: the stream itself must say it failed
+                status, message = error_status(exc)
+                if status >= 500:
+                    log.exception("streamed turn in session %s failed", session_id)
+                error = {"status": status, "detail": message}
+                yield f"event: error\ndata: {json.dumps(error)}\n\n"
 
-    return StreamingResponse(sse(events), media_type="text/event-stream")
+    return StreamingResponse(in_threads(sse(events)), media_type="text/event-stream")
 
 
 @router.get("/api/sessions/{session_id}/turns")

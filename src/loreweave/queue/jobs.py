@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
@@ -234,6 +235,17 @@ def earlier(other: Any, model: Any) -> ColumnElement[bool]:
     )
 
 
+@cache  # statements are immutable: built once (an alias costs more to build than to run)
+def _heads_its_session(model: Any, held_by: tuple[str, ...]) -> ColumnElement[bool]:
+    """No job of ``model``'s session before it with a status in ``held_by``."""
+    other = aliased(model)
+    return ~exists().where(
+        other.session_id == model.session_id,
+        other.status.in_(list(held_by)),
+        earlier(other, model),
+    )
+
+
 def session_head(
     model: Any,
     db: Session,
@@ -246,17 +258,12 @@ def session_head(
     before it whose status is in ``held_by`` (by default on its way: pending, processing), and
     every condition of ``also``.  The claim of a kind whose jobs run one at a time per session,
     in turn order (the analyses' and the entity creations' heads; a kind added since)."""
-    other = aliased(model)
     query = (
         select(model)
         .where(
             ready(model, claim.now),
             claim.scope.where(model),
-            ~exists().where(
-                other.session_id == model.session_id,
-                other.status.in_(list(held_by)),
-                earlier(other, model),
-            ),
+            _heads_its_session(model, tuple(held_by)),
             *also,
         )
         .order_by(model.next_attempt_at)

@@ -23,6 +23,7 @@ passed to ``bootstrap.build(kinds=KINDS.plus(...))``), beside its table and its 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, select
@@ -64,6 +65,7 @@ from loreweave.queue.jobs import (
 
 
 # -- analysis -------------------------------------------------------------------------------------
+@cache  # statements are immutable: built once (an alias costs more to build than to run)
 def _earlier_creations_unfinished() -> ColumnElement[bool]:
     """True while a creation of the turn's session and of an earlier turn is on its way (one
     that failed for good is set aside: the analysis goes on as if its entity did not exist)."""
@@ -136,6 +138,7 @@ def _same_key(other: Any) -> ColumnElement[bool]:
     )
 
 
+@cache  # statements are immutable: built once (an alias costs more to build than to run)
 def _note_heads() -> Select[NoteUpdateTask]:
     """Note tasks that head their (session, entry) key, with no rewrite of the key running, no
     change of it waiting for a person's review, and no creation of an earlier turn of the

@@ -50,8 +50,10 @@ def make_app(
     # These tests watch every event go through the rewriter (AppendingRewriter shows which were
     # applied, how often, in which order), so the first note of an entry is rewritten too; the
     # default (a first note is its events, no call) has tests of its own (test_batching.py).
+    # They run the spec's full pipeline (the lean mode, the default, has tests of its own:
+    # test_lean_pipeline.py, and the properties run in both).
     pipeline = overrides.pop("pipeline_config", {})
-    overrides["pipeline_config"] = {"rewrite_first_note": True, **pipeline}  # type: ignore[dict-item]
+    overrides["pipeline_config"] = {"rewrite_first_note": True, "mode": "full", **pipeline}  # type: ignore[dict-item]
     settings = Settings(index_dir=tmp_path / "index", **overrides)  # type: ignore[arg-type]
     providers = Providers(chat=model, embedder=HashingEmbedder(64), stats=stats or CallStats())
     return build(settings, providers=providers, notifier=notifier, database=database)

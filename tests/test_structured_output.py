@@ -133,7 +133,8 @@ def _app(
         llm_provider=provider,
         mistral_api_key="k",
         openai_api_key="k",
-        pipeline_config={
+        pipeline_config={  # the full pipeline: every memory prompt is asked
+            "mode": "full",
             "rewrite_first_note": True,
             "max_updates_per_turn": 6,
             **extra.pop("pipeline_config", {}),

@@ -246,11 +246,12 @@ class PipelineConfig(_Group):
         150, ge=20, le=5000, description="the rewrite prompt asks for notes this long; None: no"
     )
     mode: Literal["full", "lean"] = Field(
-        "full",
-        description="full: the spec's pipeline (a rewrite call folds each entity's events, a "
-        "creation call writes each new entry); lean: the analysis's answer is the memory write "
-        "(an update is appended to its note, a creation's summary is its entry's content) and "
-        "the rewrite model only condenses a note past its bound",
+        "lean",
+        description="lean (the default: the same quality on bench/model_quality.py for about "
+        "half the model time, bench/README.md): the analysis's answer is the memory write (an "
+        "update is appended to its note, a named newcomer's summary is its entry's content) and "
+        "the rewrite model only condenses a note past its bound; full: the spec's pipeline (a "
+        "rewrite call folds each entity's events, a creation call writes each new entry)",
     )
     rewrite_first_note: bool = Field(
         False,

@@ -36,6 +36,8 @@ from loreweave.vectors.store import VectorStore, row_key
 log = logging.getLogger("loreweave.vectors")
 
 SYNC_ATTEMPTS = 3
+# documents embedded ahead of their transaction, by key: the text embedded and its key vectors
+Ahead = dict[DocumentKey, tuple[CompositeDocument, Matrix]]
 
 
 @dataclass
@@ -125,6 +127,49 @@ class CompositeVectorService:
             out.append(matrix[start : start + count])
             start += count
         return out
+
+    def embed_ahead(
+        self,
+        groups: Sequence[Sequence[CompositeDocument]],
+        *,
+        batch: int = 64,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Ahead:
+        """Embed the documents of many entries (a group each) before the transaction that
+        writes them (:meth:`write_ahead`): ``batch`` entries a call, ``progress(done, total)``
+        in entries before the first call and after each."""
+        ahead: Ahead = {}
+        if progress:
+            progress(0, len(groups))
+        for start in range(0, len(groups), batch):
+            documents = [d for group in groups[start : start + batch] for d in group]
+            matrix = self.embed(documents) if documents else None
+            for document, vectors in zip(
+                documents, self.per_document(documents, matrix), strict=True
+            ):
+                ahead[document.key] = (document, vectors)
+            if progress:
+                progress(min(start + batch, len(groups)), len(groups))
+        return ahead
+
+    def write_ahead(
+        self, uow: UnitOfWork, documents: Sequence[CompositeDocument], ahead: Ahead
+    ) -> list[CompositeDocument]:
+        """Inside ``uow``: write each of ``documents`` with the vectors :meth:`embed_ahead`
+        made of that same text.  Returns the documents it could not write (their text is not
+        what was embedded, or they appeared since): sync them after the commit."""
+        store = VectorStore(uow.session)
+        ready: list[tuple[CompositeDocument, Matrix]] = []
+        late = []
+        for document in documents:
+            found = ahead.get(document.key)
+            if found is not None and found[0] == document:
+                ready.append(found)
+            elif not self._current(document, store.for_document(document.key)):
+                late.append(document)
+        if ready:
+            self.write(uow, [d for d, _ in ready], np.concatenate([v for _, v in ready]))
+        return late
 
     def _current(self, document: CompositeDocument, rows: dict[str, EntityVector]) -> bool:
         """Whether ``rows`` (by part) are exactly the live vectors of ``document``'s keys."""

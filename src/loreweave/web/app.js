@@ -473,5 +473,5 @@ refreshWorlds().catch(() => {});
 // say so when the LLM is the offline placeholder: otherwise a turn seems to do nothing
 fetch("/healthz").then((r) => r.json()).then((health) => {
   $("#offline").hidden = !health.placeholder;
-  if (health.placeholder && health.llm_chosen) $("#offline-why").textContent = "the scripted provider is set without a cassette (LOREWEAVE_SCRIPTED_CASSETTE)";
+  if (health.placeholder && health.llm_chosen) $("#offline-why").textContent = "the scripted provider is set, with no LOREWEAVE_SCRIPTED_CASSETTE: it plays the bundled placeholder cassette";
 }).catch(() => {});

@@ -30,16 +30,19 @@ WAIT_SECONDS = 300.0
 
 
 def demo_settings(settings: Settings, console: Console) -> Settings:
-    """The embedded default, with the bundled cassette when no Mistral key is set."""
+    """The embedded default, with the story's recorded cassette when no Mistral key is set or
+    the scripted provider has no cassette of its own."""
     changes: dict[str, Any] = {"queue_backend": "local"}
+    story = {"llm_provider": "scripted", "scripted_cassette": bundled("cassette.json")}
     if settings.llm_provider == "mistral" and settings.mistral_api_key is None:
-        changes.update(llm_provider="scripted", scripted_cassette=bundled("cassette.json"))
+        changes.update(story)
         console.print(
-            "[yellow]No MISTRAL_API_KEY set: the LLM is the bundled scripted cassette "
+            "[yellow]No MISTRAL_API_KEY set: the LLM is the demo's recorded scripted cassette "
             "(offline). Set MISTRAL_API_KEY to play the story with Mistral.[/]"
         )
     elif settings.llm_provider == "scripted" and settings.scripted_cassette is None:
-        console.print("[yellow]LLM: the bundled scripted cassette (offline).[/]")
+        changes.update(story)  # not the placeholder cassette `serve` plays: it changes nothing
+        console.print("[yellow]LLM: the demo's recorded scripted cassette (offline).[/]")
     else:
         console.print(f"LLM: {settings.llm_provider}")
     return settings.model_copy(update=changes)

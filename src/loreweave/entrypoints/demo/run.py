@@ -92,6 +92,23 @@ def summary(lw: Loreweave, world_id: uuid.UUID, session_id: uuid.UUID, console: 
     )
 
 
+def next_steps(name: str, *, offline: bool) -> str:
+    """What to run after the demo, as it pastes: offline, with the scripted provider (its
+    placeholder cassette), as the README's quick start does."""
+    prefix = "LOREWEAVE_LLM_PROVIDER=scripted " if offline else ""
+    steps = (
+        f"\nNext: [bold]{prefix}loreweave serve[/] and open http://127.0.0.1:8000/ to browse "
+        f"this world ({name}) and its notes; [bold]{prefix}loreweave chat --world "
+        f"{json.dumps(name)}[/] to play on in the terminal"
+    )
+    if offline:
+        return steps + (
+            " (offline, the replies are placeholders: set MISTRAL_API_KEY, or see the README's "
+            "local models, and leave out LOREWEAVE_LLM_PROVIDER=scripted for a real narrator)."
+        )
+    return steps + "."
+
+
 def run_demo(settings: Settings, console: Console) -> None:
     settings = demo_settings(settings, console)
     story = json.loads(bundled("story.json").read_text(encoding="utf-8"))
@@ -111,10 +128,6 @@ def run_demo(settings: Settings, console: Console) -> None:
             wait(lw, session_id, watch, console)
         console.rule("the world's memory now")
         summary(lw, world_id, session_id, console)
-        console.print(
-            "\nNext: [bold]loreweave serve[/] and open http://127.0.0.1:8000/ to browse this "
-            f"world ({name}) and its notes; [bold]loreweave chat --world {json.dumps(name)}[/] "
-            "to play on in the terminal (with an LLM: set MISTRAL_API_KEY)."
-        )
+        console.print(next_steps(name, offline=settings.llm_provider == "scripted"))
     finally:
         lw.close()

@@ -62,15 +62,16 @@ def import_entries(
     new_ids = [uuid.uuid4() for _ in entries]
     with database.uow(read_only=True) as uow:
         uow.worlds.require(world_id)
-        groups = [
-            vectors.documents(uow, _as_imported(world_id, new_id if known is None else known.id, e))
+        to_embed = [
+            _as_imported(world_id, new_id if known is None else known.id, e)
             for new_id, (e, known) in zip(new_ids, _decide(uow, world_id, entries), strict=True)
             if known is None or _differs(known, e)
         ]
+        groups = vectors.documents_of(uow, to_embed)
     ahead = vectors.embed_ahead(groups, progress=progress)
     with database.uow() as uow:
         report, written = _apply(uow, world_id, entries, fields, new_ids)
-        documents = [d for entry in written for d in vectors.documents(uow, entry)]
+        documents = [d for group in vectors.documents_of(uow, written) for d in group]
         late = vectors.write_ahead(uow, documents, ahead)
         uow.commit()
     if late:  # the world changed while the import embedded

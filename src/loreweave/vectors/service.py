@@ -31,7 +31,7 @@ from loreweave.memory.composite import (
     search_keys,
     session_view,
 )
-from loreweave.vectors.store import VectorStore, row_key
+from loreweave.vectors.store import CHUNK, VectorStore, next_versions, row_key
 
 log = logging.getLogger("loreweave.vectors")
 
@@ -81,6 +81,20 @@ class CompositeVectorService:
             return documents
         return [d for d in documents if d.key.session_id in (session_id, None)]
 
+    def documents_of(
+        self, uow: UnitOfWork, entries: Sequence[LoreEntry]
+    ) -> list[list[CompositeDocument]]:
+        """:meth:`documents` of many entries, their notes read in one query per ``CHUNK``."""
+        ids = [entry.id for entry in entries]
+        notes: dict[uuid.UUID, list[SessionNote]] = {}
+        for start in range(0, len(ids), CHUNK):
+            query = select(SessionNote).where(
+                SessionNote.lore_entry_id.in_(ids[start : start + CHUNK])
+            )
+            for note in uow.session.scalars(query):
+                notes.setdefault(note.lore_entry_id, []).append(note)
+        return [documents_for(entry, notes.get(entry.id, []), self.config) for entry in entries]
+
     def document(
         self, uow: UnitOfWork, entry: LoreEntry, session_id: uuid.UUID
     ) -> CompositeDocument:
@@ -101,20 +115,29 @@ class CompositeVectorService:
         self, uow: UnitOfWork, documents: Sequence[CompositeDocument], matrix: Matrix
     ) -> None:
         """Write the key vectors :meth:`embed` returned; keys a document no longer has become
-        tombstones."""
+        tombstones.  The rows are read in one query, the versions handed out in one
+        statement and written in one flush, however many documents."""
         store = VectorStore(uow.session)
-        vectors = iter(matrix)
-        for document in documents:
-            rows = store.for_document(document.key)
-            keys = self.keys(document)
-            for key in keys:
-                store.write(
-                    document, key, next(vectors), self.embedder.model_name, rows.get(key.part)
-                )
-            for part in rows.keys() - {key.part for key in keys}:
-                store.tombstone(rows[part])
-        if next(vectors, None) is not None:
-            raise ValueError("more vectors than search keys")
+        rows = store.for_documents([d.key for d in documents])
+        keys = [(d, key) for d in documents for key in self.keys(d)]
+        if len(keys) != len(matrix):
+            raise ValueError(f"{len(matrix)} vectors for {len(keys)} search keys")
+        stale = [
+            row
+            for d in documents
+            for part, row in rows.get(d.key, {}).items()
+            if not row.is_deleted and part not in {key.part for key in self.keys(d)}
+        ]
+        if not keys and not stale:
+            return
+        versions = iter(next_versions(uow.session, len(keys) + len(stale)))
+        model = self.embedder.model_name
+        for (document, key), vector in zip(keys, matrix, strict=True):
+            row = rows.get(document.key, {}).get(key.part)
+            store.write(document, key, vector, model, row, version=next(versions))
+        for row in stale:
+            store.tombstone(row, version=next(versions))
+        uow.session.flush()
 
     def per_document(
         self, documents: Sequence[CompositeDocument], matrix: Matrix | None

@@ -185,7 +185,13 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> 
             for key in list(os.environ):
                 if key.startswith("LOREWEAVE_") or key in ("MISTRAL_API_KEY", "OPENAI_API_KEY"):
                     patch.delenv(key)
-            for key, value in {"COLUMNS": "250", **(env or {})}.items():
+            # main() sets OPENBLAS_NUM_THREADS unless set: set here, it is undone after
+            blas = os.environ.get("OPENBLAS_NUM_THREADS", "1")
+            for key, value in {
+                "COLUMNS": "250",
+                "OPENBLAS_NUM_THREADS": blas,
+                **(env or {}),
+            }.items():
                 patch.setenv(key, value)
             patch.chdir(cwd)
             patch.setattr(sys, "argv", ["loreweave", *args])

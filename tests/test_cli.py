@@ -306,7 +306,7 @@ def test_demo_plays_offline_and_shows_the_memory(cli: Cli, tmp_path: Path) -> No
         assert jargon not in out, jargon
     assert "Momo Ayase        │ 3" in out
     assert "5 turns, 1 entity created" in out
-    assert "Next: loreweave serve" in out
+    assert "Next: LOREWEAVE_LLM_PROVIDER=scripted loreweave serve" in out  # as it pastes
     assert (tmp_path / "loreweave.db").exists()
     assert "Traceback" not in result.stderr
     seen_as_kenta(tmp_path / "loreweave.db")

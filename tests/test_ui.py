@@ -329,8 +329,12 @@ def test_the_offline_placeholder_says_so(tmp_path: Path) -> None:
         page = browser.new_page()
         page.goto(url)
         expect(page.get_by_test_id("offline")).to_contain_text("the memory does not change")
-        # set on purpose: the banner names the setting, not "no LLM is set"
-        expect(page.get_by_test_id("offline")).to_contain_text("the scripted provider is set")
+        # set on purpose: the banner names the setting, and the cassette it plays (issue 40:
+        # it said "without a cassette" while the README named the demo's)
+        expect(page.get_by_test_id("offline")).to_contain_text(
+            "the scripted provider is set, with no LOREWEAVE_SCRIPTED_CASSETTE: it plays the "
+            "bundled placeholder cassette"
+        )
         browser.close()
     online = make_app(database, tmp_path, RoutedModel(), llm_provider="openai")
     with serving(online) as url, sync_playwright() as playwright:

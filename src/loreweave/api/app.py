@@ -20,6 +20,7 @@ from loreweave import __version__
 from loreweave.api.access import Scoped
 from loreweave.api.errors import error_status
 from loreweave.api.guard import EdgeGuard
+from loreweave.api.progress import Imports
 from loreweave.api.routes import lore, memory, openai, queue, sessions, system, worlds
 from loreweave.container import Loreweave
 from loreweave.errors import LoreweaveError
@@ -57,6 +58,7 @@ def create_app(
         static_url="/docs-assets",
     )
     app.state.loreweave = lw
+    app.state.imports = Imports()
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

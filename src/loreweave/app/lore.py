@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, or_, select
 
+from loreweave.app.importing import Imported, Progress, import_entries
 from loreweave.db.engine import Database
 from loreweave.db.models import LoreEntry, LoreEntryRevision, SessionNote, World
 from loreweave.db.repositories import visible_in
@@ -30,63 +31,6 @@ EDITABLE = (
     "enabled",
     "placement",
 )
-ACTIVATION = ("secondary_keys", "key_logic", "constant", "enabled", "placement")
-
-
-@dataclass
-class Imported:
-    """What an import did: entries created, entries it updated (the same entry of the same
-    file, edited since), and entries the world already had (merged, nothing doubled)."""
-
-    created: list[uuid.UUID] = field(default_factory=list)
-    updated: list[uuid.UUID] = field(default_factory=list)
-    merged: list[uuid.UUID] = field(default_factory=list)
-
-    def summary(self) -> str:
-        said = [f"{len(self.created)} new"]
-        if self.updated:
-            said.append(f"{len(self.updated)} updated")
-        if self.merged:
-            said.append(f"{len(self.merged)} already in the world (merged, not doubled)")
-        return ", ".join(said)
-
-
-def _content_key(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _keys(title: str, aliases: Sequence[str]) -> frozenset[str]:
-    return frozenset(" ".join(k.split()).casefold() for k in [title, *aliases] if k and k.strip())
-
-
-def _uid(extra: dict[str, Any]) -> set[tuple[str, object]]:
-    """The entry's id in each format it came from (World Info's uid, a character book's id)."""
-    found = set()
-    for source, original in (extra or {}).items():
-        if isinstance(original, dict):
-            for name in ("uid", "id"):
-                if isinstance(original.get(name), int):
-                    found.add((source, original[name]))
-    return found
-
-
-def _by_keys(entries: Sequence[LoreEntry]) -> dict[frozenset[str], list[LoreEntry]]:
-    """The world's entries by their keys (title and aliases), read once per import."""
-    found: dict[frozenset[str], list[LoreEntry]] = {}
-    for entry in entries:
-        found.setdefault(_keys(entry.title, entry.aliases or []), []).append(entry)
-    return found
-
-
-def _already(existing: dict[frozenset[str], list[LoreEntry]], incoming: Any) -> LoreEntry | None:
-    """The world's entry ``incoming`` is, if any: the same keys and content, or the same keys
-    under the same id of the same format."""
-    content = _content_key(incoming.content)
-    ids = _uid(incoming.extra)
-    for entry in existing.get(_keys(incoming.title, incoming.aliases), []):
-        if _content_key(entry.content) == content or ids & _uid(entry.extra or {}):
-            return entry
-    return None
 
 
 @dataclass(frozen=True)
@@ -130,50 +74,13 @@ class LoreService:
         world_id: uuid.UUID,
         entries: Sequence[Any],
         fields: dict[str, Any] | None = None,
+        *,
+        progress: Progress | None = None,
     ) -> Imported:
-        """Import many entries in one transaction (all or nothing), then embed them; the file's
-        own ``fields`` (by format) are kept on the world for its export.  An entry the world
-        already has is not doubled: the same keys and content (a card's embedded book and the
-        World Info file it came from, or a file imported again) is merged into it, keeping
-        both formats' fields; the same keys under the same uid of the same format (a file
-        edited since) updates it."""
-        with self.database.uow() as uow:
-            world = uow.worlds.require(world_id)
-            if fields:
-                world.extra = {**(world.extra or {}), **fields}
-            existing = _by_keys(
-                [e for e in uow.entries.in_world(world_id) if e.origin_session_id is None]
-            )
-            report = Imported()
-            for e in entries:
-                known = _already(existing, e)
-                if known is None:
-                    entry = uow.entries.add(
-                        LoreEntry(
-                            world_id=world_id,
-                            title=e.title,
-                            entity_type=e.entity_type,
-                            content=e.content,
-                            tags=e.tags,
-                            aliases=e.aliases,
-                            extra=e.extra,
-                            **{name: getattr(e, name) for name in ACTIVATION},
-                        )
-                    )
-                    report.created.append(entry.id)
-                    continue
-                changed = _content_key(known.content) != _content_key(e.content)
-                known.extra = {**(known.extra or {}), **e.extra}
-                if changed:
-                    known.content, known.title, known.tags = e.content, e.title, e.tags
-                    for name in ACTIVATION:
-                        setattr(known, name, getattr(e, name))
-                    report.updated.append(known.id)
-                else:
-                    report.merged.append(known.id)
-            uow.commit()
-        self.vectors.sync_entries([*report.created, *report.updated])
-        return report
+        """Import many entries, all or nothing, with their vectors (``app.importing``)."""
+        return import_entries(
+            self.database, self.vectors, world_id, entries, fields, progress=progress
+        )
 
     def list(self, world_id: uuid.UUID, where: EntryFilter) -> Sequence[LoreEntry]:
         with self.database.uow(read_only=True) as uow:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -344,9 +345,17 @@ def import_(
     strict: Annotated[
         bool, typer.Option(help="Refuse the whole file if one entry cannot be read.")
     ] = False,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="A progress bar on stderr while entries are embedded (default: on a terminal).",
+        ),
+    ] = None,
 ) -> None:
     """Import a lorebook; an entry that cannot be read is skipped and reported (--strict:
     nothing is imported); a bad file imports nothing."""
+    from loreweave.entrypoints.progress import progress_bar
     from loreweave.interop.files import read_lorebook
 
     if (world is None) == (new_world is None):
@@ -368,7 +377,8 @@ def import_(
                 ) from None
         else:
             world_id, _ = _find(database, world or "", None)
-        report = store.lore.import_entries(world_id, entries, book.fields)
+        with progress_bar("Embedding entries", show=progress) as moved:
+            report = store.lore.import_entries(world_id, entries, book.fields, progress=moved)
         with database.uow(read_only=True) as uow:
             name = uow.worlds.require(world_id).name
     console.print(
@@ -570,15 +580,11 @@ def index_verify(
 @index_app.command("rebuild")
 def index_rebuild(ctx: typer.Context) -> None:
     """Re-embed every document with the configured embedder and drop the FAISS caches."""
-    from rich.progress import Progress
-
+    from loreweave.entrypoints.progress import progress_bar
     from loreweave.vectors.cache import drop_persisted
 
-    with _store(ctx) as store, Progress(console=console) as progress:
-        task = progress.add_task("embedding", total=None)
-        done = store.vectors.rebuild(
-            progress=lambda current, total: progress.update(task, completed=current, total=total)
-        )
+    with _store(ctx) as store, progress_bar("Embedding entries") as moved:
+        done = store.vectors.rebuild(progress=moved)
         drop_persisted(store.settings.index_dir)
     console.print(
         f"re-embedded {counted(done, 'entry')}; FAISS caches will be rebuilt on first search"
@@ -595,6 +601,11 @@ def _uuid(value: str) -> uuid.UUID:
 def main() -> None:
     """Entry point: run the app, turning loreweave's errors into one line and exit code 1
     (2 for configuration errors)."""
+    # numpy's BLAS on one thread, unless the environment says otherwise (read when numpy is
+    # imported, which no command has done yet): the workers already embed in parallel threads,
+    # and OpenBLAS's own threads spin between the embedder's many small products -- on a small
+    # or loaded machine 2-5x the CPU of an import, and slower too (bench/import_speed.py)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         app()

@@ -31,11 +31,13 @@ from loreweave.memory.composite import (
     search_keys,
     session_view,
 )
-from loreweave.vectors.store import VectorStore, row_key
+from loreweave.vectors.store import CHUNK, VectorStore, next_versions, row_key
 
 log = logging.getLogger("loreweave.vectors")
 
 SYNC_ATTEMPTS = 3
+# documents embedded ahead of their transaction, by key: the text embedded and its key vectors
+Ahead = dict[DocumentKey, tuple[CompositeDocument, Matrix]]
 
 
 @dataclass
@@ -79,6 +81,20 @@ class CompositeVectorService:
             return documents
         return [d for d in documents if d.key.session_id in (session_id, None)]
 
+    def documents_of(
+        self, uow: UnitOfWork, entries: Sequence[LoreEntry]
+    ) -> list[list[CompositeDocument]]:
+        """:meth:`documents` of many entries, their notes read in one query per ``CHUNK``."""
+        ids = [entry.id for entry in entries]
+        notes: dict[uuid.UUID, list[SessionNote]] = {}
+        for start in range(0, len(ids), CHUNK):
+            query = select(SessionNote).where(
+                SessionNote.lore_entry_id.in_(ids[start : start + CHUNK])
+            )
+            for note in uow.session.scalars(query):
+                notes.setdefault(note.lore_entry_id, []).append(note)
+        return [documents_for(entry, notes.get(entry.id, []), self.config) for entry in entries]
+
     def document(
         self, uow: UnitOfWork, entry: LoreEntry, session_id: uuid.UUID
     ) -> CompositeDocument:
@@ -99,20 +115,29 @@ class CompositeVectorService:
         self, uow: UnitOfWork, documents: Sequence[CompositeDocument], matrix: Matrix
     ) -> None:
         """Write the key vectors :meth:`embed` returned; keys a document no longer has become
-        tombstones."""
+        tombstones.  The rows are read in one query, the versions handed out in one
+        statement and written in one flush, however many documents."""
         store = VectorStore(uow.session)
-        vectors = iter(matrix)
-        for document in documents:
-            rows = store.for_document(document.key)
-            keys = self.keys(document)
-            for key in keys:
-                store.write(
-                    document, key, next(vectors), self.embedder.model_name, rows.get(key.part)
-                )
-            for part in rows.keys() - {key.part for key in keys}:
-                store.tombstone(rows[part])
-        if next(vectors, None) is not None:
-            raise ValueError("more vectors than search keys")
+        rows = store.for_documents([d.key for d in documents])
+        keys = [(d, key) for d in documents for key in self.keys(d)]
+        if len(keys) != len(matrix):
+            raise ValueError(f"{len(matrix)} vectors for {len(keys)} search keys")
+        stale = [
+            row
+            for d in documents
+            for part, row in rows.get(d.key, {}).items()
+            if not row.is_deleted and part not in {key.part for key in self.keys(d)}
+        ]
+        if not keys and not stale:
+            return
+        versions = iter(next_versions(uow.session, len(keys) + len(stale)))
+        model = self.embedder.model_name
+        for (document, key), vector in zip(keys, matrix, strict=True):
+            row = rows.get(document.key, {}).get(key.part)
+            store.write(document, key, vector, model, row, version=next(versions))
+        for row in stale:
+            store.tombstone(row, version=next(versions))
+        uow.session.flush()
 
     def per_document(
         self, documents: Sequence[CompositeDocument], matrix: Matrix | None
@@ -125,6 +150,49 @@ class CompositeVectorService:
             out.append(matrix[start : start + count])
             start += count
         return out
+
+    def embed_ahead(
+        self,
+        groups: Sequence[Sequence[CompositeDocument]],
+        *,
+        batch: int = 64,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Ahead:
+        """Embed the documents of many entries (a group each) before the transaction that
+        writes them (:meth:`write_ahead`): ``batch`` entries a call, ``progress(done, total)``
+        in entries before the first call and after each."""
+        ahead: Ahead = {}
+        if progress:
+            progress(0, len(groups))
+        for start in range(0, len(groups), batch):
+            documents = [d for group in groups[start : start + batch] for d in group]
+            matrix = self.embed(documents) if documents else None
+            for document, vectors in zip(
+                documents, self.per_document(documents, matrix), strict=True
+            ):
+                ahead[document.key] = (document, vectors)
+            if progress:
+                progress(min(start + batch, len(groups)), len(groups))
+        return ahead
+
+    def write_ahead(
+        self, uow: UnitOfWork, documents: Sequence[CompositeDocument], ahead: Ahead
+    ) -> list[CompositeDocument]:
+        """Inside ``uow``: write each of ``documents`` with the vectors :meth:`embed_ahead`
+        made of that same text.  Returns the documents it could not write (their text is not
+        what was embedded, or they appeared since): sync them after the commit."""
+        store = VectorStore(uow.session)
+        ready: list[tuple[CompositeDocument, Matrix]] = []
+        late = []
+        for document in documents:
+            found = ahead.get(document.key)
+            if found is not None and found[0] == document:
+                ready.append(found)
+            elif not self._current(document, store.for_document(document.key)):
+                late.append(document)
+        if ready:
+            self.write(uow, [d for d, _ in ready], np.concatenate([v for _, v in ready]))
+        return late
 
     def _current(self, document: CompositeDocument, rows: dict[str, EntityVector]) -> bool:
         """Whether ``rows`` (by part) are exactly the live vectors of ``document``'s keys."""

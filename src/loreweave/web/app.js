@@ -1,4 +1,5 @@
 // loreweave's browser UI: plain ES modules against the HTTP API, no build step.
+import { lorebookFiles } from "./lorebook.js";
 import { memoryViews } from "./memory.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -162,39 +163,7 @@ $("#entry-delete").addEventListener("click", async () => {
   editEntry(null); refreshEntries();
 });
 
-$("#import-file").addEventListener("change", async (event) => {
-  const file = event.target.files[0];
-  if (!file || !state.world) return;
-  const headers = { "Content-Type": file.type || "application/octet-stream" };
-  if (apiKey.value) headers.Authorization = `Bearer ${apiKey.value}`;
-  $("#import-status").textContent = `Importing ${file.name}: reading and embedding its entries…`;
-  $("#import-file").disabled = true;
-  const response = await fetch(`/api/worlds/${state.world}/import`, { method: "POST", headers, body: file }).finally(() => { $("#import-file").disabled = false; });
-  const body = await response.json().catch(() => ({}));
-  event.target.value = "";
-  if (!response.ok) { showError(`${file.name}: ${readable(body.detail) || response.statusText}`); return; }
-  hideError();
-  const skipped = body.skipped.length ? ` Skipped: ${body.skipped.join("; ")}.` : "";
-  const kept = [body.updated ? `${body.updated} updated` : "", body.merged ? `${body.merged} already in the world, merged` : ""].filter(Boolean).join(", ");
-  $("#import-status").textContent = `Imported ${counted(body.imported, "entry", "entries")} from ${file.name} (${body.kind})${kept ? `; ${kept}` : ""}.${skipped}`;
-  await refreshEntries();
-});
-$("#export").addEventListener("click", async () => {
-  if (!state.world) return;
-  const format = $("#export-format").value;
-  const name = $("#world-select").selectedOptions[0]?.textContent || "lorebook";
-  // the file as the server names it (its format in the name); a card PNG: the imported card's
-  // own image, with the world's lore inside
-  const query = format === "card-png" ? "format=card&png=true" : `format=${format}`;
-  const headers = apiKey.value ? { Authorization: `Bearer ${apiKey.value}` } : {};
-  const response = await fetch(`/api/worlds/${state.world}/export?${query}`, { headers });
-  if (!response.ok) { showError(`${response.status}: ${readable((await response.json().catch(() => ({}))).detail) || response.statusText}`); return; }
-  const blob = await response.blob();
-  const file = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "")?.[1] || `${name}.json`;
-  const link = el("a", { href: URL.createObjectURL(blob), download: file, "data-testid": "download" });
-  document.body.append(link); link.click(); link.remove();
-  $("#import-status").textContent = `Exported ${name} as ${$("#export-format").selectedOptions[0].textContent}.`;
-});
+lorebookFiles({ $, el, state, apiKey, counted, readable, showError, hideError, refreshEntries });
 
 // -- sessions ------------------------------------------------------------------------------------
 async function refreshSessions() {
@@ -318,9 +287,10 @@ async function refreshTurns() {
   for (const u of updates) add(u.turn_index, `${title(u.lore_entry_id)} ${u.status === "done" ? "noted" : u.status}`);
   for (const c of creations) add(c.turn_index, c.outcome === "created" ? `created ${title(c.created_lore_entry_id)}` : c.outcome === "merged" ? `merged into ${title(c.created_lore_entry_id)}` : c.outcome === "rejected" ? `not created: ${c.error_message || "not grounded in the story"}` : `creation ${c.status}`);
   const open = new Set([...document.querySelectorAll("details.inspector[open]")].map((d) => d.dataset.testid));
+  if (state.streaming) return;  // its reply is streaming into the list: refreshed after
   if (!turns.length) { $("#turns").replaceChildren(el("li", { class: "empty" }, "No turns yet: write what happens below.")); return; }
   const diffs = await memory.turnChanges(turns);
-  if (state.editing) return;  // a proposed change is being edited
+  if (state.editing || state.streaming) return;  // a change being edited; a reply streaming in
   $("#turns").replaceChildren(...turns.map((t, i) => turnItem(t, i === turns.length - 1, changes.get(t.turn_index) || [], diffs.get(t.turn_index))));
   for (const d of document.querySelectorAll("details.inspector")) if (open.has(d.dataset.testid)) d.open = true;
 }
@@ -332,6 +302,7 @@ $("#turn-form").addEventListener("submit", async (event) => {
   state.streaming = true;
   const reply = el("div", { class: "reply" });
   const sent = el("li", {}, el("div", { class: "user" }, `You: ${message}`), reply);
+  $("#turns").querySelector("li.empty")?.remove();  // "No turns yet" goes with the first turn
   $("#turns").append(sent);
   sent.scrollIntoView({ block: "end" });
   const headers = { "Content-Type": "application/json" };
@@ -502,5 +473,5 @@ refreshWorlds().catch(() => {});
 // say so when the LLM is the offline placeholder: otherwise a turn seems to do nothing
 fetch("/healthz").then((r) => r.json()).then((health) => {
   $("#offline").hidden = !health.placeholder;
-  if (health.placeholder && health.llm_chosen) $("#offline-why").textContent = "the scripted provider is set without a cassette (LOREWEAVE_SCRIPTED_CASSETTE)";
+  if (health.placeholder && health.llm_chosen) $("#offline-why").textContent = "the scripted provider is set, with no LOREWEAVE_SCRIPTED_CASSETTE: it plays the bundled placeholder cassette";
 }).catch(() => {});

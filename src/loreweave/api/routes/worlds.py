@@ -6,21 +6,24 @@ import re
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from loreweave.api.access import AccessTo
 from loreweave.api.deps import LW, Lore
+from loreweave.api.progress import ImportsUnderWay
 from loreweave.api.schemas import Clean, EntryIn, EntryOut, SessionIn, SessionOut, WorldIn, WorldOut
 from loreweave.app import branches
 from loreweave.app.lore import EntryFilter
-from loreweave.errors import InvalidInput
+from loreweave.errors import InvalidInput, NotFound
 from loreweave.interop import charcard
 from loreweave.interop.files import export_document, parse_lorebook, portable_entries
 
 router = APIRouter(prefix="/api/worlds", tags=["worlds"])
 
+# an import's progress is read under a name of the caller's choice
+PROGRESS_NAME = r"^[A-Za-z0-9_-]{1,64}$"
 # an export's file name says its format: two exports of one world never overwrite each other
 SUFFIXES = {"worldinfo": ".world-info", "character-book": ".character-book", "card": ".card"}
 
@@ -70,18 +73,27 @@ def list_entries(
 
 @router.post("/{world_id}/import", status_code=status.HTTP_201_CREATED)
 async def import_lorebook(
-    world_id: uuid.UUID, request: Request, lw: LW, strict: bool = False
+    world_id: uuid.UUID,
+    request: Request,
+    lw: LW,
+    imports: ImportsUnderWay,
+    strict: bool = False,
+    progress: Annotated[str | None, Query(pattern=PROGRESS_NAME)] = None,
 ) -> dict[str, Any]:
     """The request body is a lorebook file as it is (World Info JSON, a character card as JSON or
     PNG, a character book): {imported, updated, merged, kind, skipped} -- an entry the world
     already has is merged or updated, never doubled; an entry that cannot be read is skipped
-    and named (``strict=true``: the file is refused, nothing imported)."""
+    and named (``strict=true``: the file is refused, nothing imported).  With ``progress=TOKEN``
+    (the caller's choice) ``GET …/imports/TOKEN`` says how far the embedding is meanwhile."""
     data = await request.body()
     book = await run_in_threadpool(lambda: parse_lorebook(data, strict=strict))
     if not book.entries:
         raise InvalidInput("no entries to import")
     lore = lw.lore
-    report = await run_in_threadpool(lore.import_entries, world_id, book.entries, book.fields)
+    with imports.tracked(world_id, progress) as moved:
+        report = await run_in_threadpool(
+            lambda: lore.import_entries(world_id, book.entries, book.fields, progress=moved)
+        )
     return {
         "imported": len(report.created),
         "updated": len(report.updated),
@@ -89,6 +101,22 @@ async def import_lorebook(
         "kind": book.kind,
         "skipped": book.skipped,
     }
+
+
+@router.get("/{world_id}/imports/{token}")
+def import_progress(
+    world_id: uuid.UUID,
+    token: Annotated[str, Path(pattern=PROGRESS_NAME)],
+    imports: ImportsUnderWay,
+) -> dict[str, int]:
+    """How far the import under way with ``progress=TOKEN`` is: {done, total} in entries
+    embedded (done = total: their rows are being written); 404 before it starts embedding and
+    after it ends."""
+    found = imports.read(world_id, token)
+    if found is None:
+        raise NotFound("import under way", token)
+    done, total = found
+    return {"done": done, "total": total}
 
 
 @router.get("/{world_id}/export")

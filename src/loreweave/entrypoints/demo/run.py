@@ -30,16 +30,19 @@ WAIT_SECONDS = 300.0
 
 
 def demo_settings(settings: Settings, console: Console) -> Settings:
-    """The embedded default, with the bundled cassette when no Mistral key is set."""
+    """The embedded default, with the story's recorded cassette when no Mistral key is set or
+    the scripted provider has no cassette of its own."""
     changes: dict[str, Any] = {"queue_backend": "local"}
+    story = {"llm_provider": "scripted", "scripted_cassette": bundled("cassette.json")}
     if settings.llm_provider == "mistral" and settings.mistral_api_key is None:
-        changes.update(llm_provider="scripted", scripted_cassette=bundled("cassette.json"))
+        changes.update(story)
         console.print(
-            "[yellow]No MISTRAL_API_KEY set: the LLM is the bundled scripted cassette "
+            "[yellow]No MISTRAL_API_KEY set: the LLM is the demo's recorded scripted cassette "
             "(offline). Set MISTRAL_API_KEY to play the story with Mistral.[/]"
         )
     elif settings.llm_provider == "scripted" and settings.scripted_cassette is None:
-        console.print("[yellow]LLM: the bundled scripted cassette (offline).[/]")
+        changes.update(story)  # not the placeholder cassette `serve` plays: it changes nothing
+        console.print("[yellow]LLM: the demo's recorded scripted cassette (offline).[/]")
     else:
         console.print(f"LLM: {settings.llm_provider}")
     return settings.model_copy(update=changes)
@@ -89,6 +92,23 @@ def summary(lw: Loreweave, world_id: uuid.UUID, session_id: uuid.UUID, console: 
     )
 
 
+def next_steps(name: str, *, offline: bool) -> str:
+    """What to run after the demo, as it pastes: offline, with the scripted provider (its
+    placeholder cassette), as the README's quick start does."""
+    prefix = "LOREWEAVE_LLM_PROVIDER=scripted " if offline else ""
+    steps = (
+        f"\nNext: [bold]{prefix}loreweave serve[/] and open http://127.0.0.1:8000/ to browse "
+        f"this world ({name}) and its notes; [bold]{prefix}loreweave chat --world "
+        f"{json.dumps(name)}[/] to play on in the terminal"
+    )
+    if offline:
+        return steps + (
+            " (offline, the replies are placeholders: set MISTRAL_API_KEY, or see the README's "
+            "local models, and leave out LOREWEAVE_LLM_PROVIDER=scripted for a real narrator)."
+        )
+    return steps + "."
+
+
 def run_demo(settings: Settings, console: Console) -> None:
     settings = demo_settings(settings, console)
     story = json.loads(bundled("story.json").read_text(encoding="utf-8"))
@@ -108,10 +128,6 @@ def run_demo(settings: Settings, console: Console) -> None:
             wait(lw, session_id, watch, console)
         console.rule("the world's memory now")
         summary(lw, world_id, session_id, console)
-        console.print(
-            "\nNext: [bold]loreweave serve[/] and open http://127.0.0.1:8000/ to browse this "
-            f"world ({name}) and its notes; [bold]loreweave chat --world {json.dumps(name)}[/] "
-            "to play on in the terminal (with an LLM: set MISTRAL_API_KEY)."
-        )
+        console.print(next_steps(name, offline=settings.llm_provider == "scripted"))
     finally:
         lw.close()

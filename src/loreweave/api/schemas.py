@@ -434,7 +434,7 @@ class SessionReviewIn(_In):
 
 
 class ApproveIn(_In):
-    after: Content | None = None  # a person's edit: this becomes the note instead
+    after: Content | None = None  # a person's edit: the note (the new entry's text) instead
 
 
 class DecidedOut(BaseModel):

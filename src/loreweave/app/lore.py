@@ -117,7 +117,7 @@ class LoreService:
         if unknown:
             raise InvalidInput(f"cannot change {', '.join(sorted(unknown))}")
         with self.database.uow() as uow:
-            entry = uow.entries.require(entry_id)
+            entry = _changeable(uow, entry_id)
             if "content" in changes and changes["content"] != entry.content:
                 keep_revision(uow, entry, "edit")
             for key, value in changes.items():
@@ -138,7 +138,7 @@ class LoreService:
     def promote(self, entry_id: uuid.UUID) -> LoreEntry:
         """A session-created entry becomes lore of the whole world."""
         with self.database.uow() as uow:
-            entry = uow.entries.require(entry_id)
+            entry = _changeable(uow, entry_id)
             if entry.origin_session_id is None:
                 raise Conflict(f"lore entry {entry_id} is already world lore")
             entry.origin_session_id = None
@@ -261,3 +261,12 @@ def _literal(text: str) -> str:
     """``text`` for a LIKE pattern that matches it literally: ``%``, ``_`` and the escape
     character itself escaped."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _changeable(uow: UnitOfWork, entry_id: uuid.UUID) -> LoreEntry:
+    """An entry a person may edit or promote: not one waiting for review (DESIGN §1.7), which
+    is approved (optionally with an edit) or rejected first."""
+    entry = uow.entries.require(entry_id)
+    if entry.proposed:
+        raise Conflict(f"lore entry {entry_id} waits for review: approve or reject it first")
+    return entry

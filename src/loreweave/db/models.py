@@ -183,6 +183,9 @@ class LoreEntry(Timestamped, Base):
     )
     # provenance: the turn whose analysis created it (kept when promoted)
     origin_turn_index: Mapped[int | None] = mapped_column(Integer, default=None)
+    # made by a creation in a session under manual review (DESIGN §1.7): seen by no one, no
+    # vector, until a person approves it (its change waits as a NoteProposal of the entry)
+    proposed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # a person changed it: undoing its turn keeps it
     edited_by_person: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Fields of imported formats, by format (WORLD_INFO…), kept for a faithful export; the few
@@ -340,10 +343,11 @@ class SessionNoteRevision(Base):
 
 
 class NoteProposal(Base):
-    """A note change waiting for a person (manual review, DESIGN §1.7): the rewrite of some
-    events of one (session, entry) key, done but not applied.  Its events are finished
-    (``done``, no ``applied_version``); the key's later events wait behind it.  Approved, it
-    becomes the note; rejected, its events are skipped."""
+    """A change waiting for a person (manual review, DESIGN §1.7) of one (session, entry) key:
+    the rewrite of some events, done but not applied — its events are finished (``done``, no
+    ``applied_version``) — or, when its entry is ``proposed``, the entry's creation (its one
+    task id that of the creation).  The key's later events wait behind it.  Approved, it becomes
+    the note (the entry); rejected, its events (the creation) are skipped."""
 
     __tablename__ = "note_proposals"
     __table_args__ = (UniqueConstraint("session_id", "lore_entry_id"),)

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Generic, TypeVar
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from loreweave.db.dialect import is_postgresql
@@ -74,22 +74,29 @@ class WorldRepository(Repository[World]):
 # the entries other sessions created (until they are promoted to the world).
 
 
-def visible_in(session: ChatSession) -> ColumnElement[bool]:
-    """The filter for entries ``session`` may see."""
+def visible_in(session: ChatSession, *, proposed: bool = False) -> ColumnElement[bool]:
+    """The filter for entries ``session`` may see: its world's lore and what it created, but no
+    entry that waits for a person's review (``proposed``: those of the session too)."""
     return and_(
         LoreEntry.world_id == session.world_id,
         or_(LoreEntry.origin_session_id.is_(None), LoreEntry.origin_session_id == session.id),
+        true() if proposed else LoreEntry.proposed.is_(False),
     )
 
 
-def can_see(session: ChatSession, world_id: uuid.UUID, origin_session_id: uuid.UUID | None) -> bool:
-    """:func:`visible_in` for an entry's world and origin session."""
-    return world_id == session.world_id and origin_session_id in (None, session.id)
+def can_see(
+    session: ChatSession,
+    world_id: uuid.UUID,
+    origin_session_id: uuid.UUID | None,
+    proposed: bool,
+) -> bool:
+    """:func:`visible_in` for an entry's world, origin session and review state."""
+    return world_id == session.world_id and origin_session_id in (None, session.id) and not proposed
 
 
 def is_visible(entry: LoreEntry, session: ChatSession) -> bool:
     """:func:`visible_in` for one loaded entry."""
-    return can_see(session, entry.world_id, entry.origin_session_id)
+    return can_see(session, entry.world_id, entry.origin_session_id, entry.proposed)
 
 
 class LoreEntryRepository(Repository[LoreEntry]):

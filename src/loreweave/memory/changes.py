@@ -157,22 +157,28 @@ def _note_changes(uow: UnitOfWork, names: Names, events: Sequence[NoteUpdateTask
 
 
 def _proposed(uow: UnitOfWork, names: Names, session_id: uuid.UUID, turn: int) -> list[Change]:
-    """The note changes holding an event of this turn that wait for a person's review."""
+    """The note changes holding an event of this turn, and the entries it created, that wait
+    for a person's review."""
     changes = []
     for proposal in review.proposals(uow, session_id):
         if turn not in proposal.turns:
             continue
-        events = [uow.session.get(NoteUpdateTask, uuid.UUID(t)) for t in proposal.task_ids]
-        known = [e.known_by or [] for e in events if e is not None]
+        entry = review.proposed_entry(uow, proposal)
+        if entry is not None:
+            creation = review.creation_of(uow, proposal)
+            known = [creation.known_by or []] if creation is not None else []
+        else:
+            events = [uow.session.get(NoteUpdateTask, uuid.UUID(t)) for t in proposal.task_ids]
+            known = [e.known_by or [] for e in events if e is not None]
         witnesses = [] if any(not k for k in known) else [w for k in known for w in k]
         changes.append(
             Change(
                 id=str(proposal.id),
-                kind="note",
+                kind="note" if entry is None else "entry",
                 entry_id=proposal.lore_entry_id,
                 title=names.title(proposal.lore_entry_id),
                 before=proposal.before or None,
-                after=proposal.after,
+                after=proposal.after if entry is None else entry.content,
                 status=PROPOSED,
                 known_by=names.witnesses(witnesses),
             )
@@ -237,8 +243,8 @@ def _creation_changes(names: Names, creations: Sequence[EntityCreationTask]) -> 
     for task in creations:
         if task.outcome == "created" and task.created_lore_entry_id is not None:
             entry = names.uow.session.get(LoreEntry, task.created_lore_entry_id)
-            if entry is None:
-                continue  # removed since (by a person)
+            if entry is None or entry.proposed:
+                continue  # removed since (by a person), or waiting for review (``_proposed``)
             changes.append(
                 Change(
                     id=str(task.id),

@@ -4,7 +4,8 @@ that committed while this one was in flight, since the check runs inside the wri
 serialised per session, and a session's creations run one at a time in turn order.  A duplicate
 becomes a note update of the existing entry at its turn's place, never a second entity; a new
 entry is ``is_dynamically_generated`` with ``origin_session_id``, and its first vector is
-written in the same transaction.
+written in the same transaction — or, in a session under manual review, it is stored proposed
+(``review.hold_entry``): out of the session's view, its vector written once a person approves.
 
 When several creations of a session wait together, one call writes them (``creation.batch``);
 each entry is checked on its own, one whose part is missing or unusable is written alone with
@@ -30,7 +31,7 @@ from loreweave.llm.prompts.creation import (
     creation_max_tokens,
 )
 from loreweave.llm.types import ChatRequest, Matrix
-from loreweave.memory import answers
+from loreweave.memory import answers, review
 from loreweave.memory.batch import each_or_alone
 from loreweave.memory.composite import CompositeDocument, DocumentKey, compose
 from loreweave.memory.grounding import named_in
@@ -47,9 +48,10 @@ PROMPT_LABELS = frozenset(
 
 
 def find_duplicate(uow: UnitOfWork, session: ChatSession, title: str) -> LoreEntry | None:
-    """An entry visible to the session whose normalised title or alias equals ``title``'s."""
+    """An entry visible to the session, or one it created that waits for review, whose
+    normalised title or alias equals ``title``'s."""
     wanted = normalise_name(title)
-    for entry in uow.session.scalars(select(LoreEntry).where(visible_in(session))):
+    for entry in uow.session.scalars(select(LoreEntry).where(visible_in(session, proposed=True))):
         names = [entry.title, *(entry.aliases or [])]
         if any(normalise_name(name) == wanted for name in names):
             return entry
@@ -190,6 +192,21 @@ class EntityCreationWorker(MemoryWorker):
             f"(summary: {task.creation_summary[:120]})"
         )
 
+    def _add(
+        self,
+        uow: UnitOfWork,
+        task: EntityCreationTask,
+        entry: LoreEntry,
+        document: CompositeDocument,
+        matrix: Matrix,
+    ) -> None:
+        """A new entry, live with its first vector; under manual review, proposed instead
+        (DESIGN §1.7): its vector is written once a person approves it."""
+        uow.entries.add(entry)
+        if not review.hold_entry(uow, entry, task):
+            self.vectors.write(uow, [document], matrix)
+        uow.session.flush()  # the next task of the batch sees it
+
     def _save(
         self,
         job: Job[EntityCreationTask],
@@ -231,7 +248,9 @@ class EntityCreationWorker(MemoryWorker):
                     outcomes.append(f"duplicate of {duplicate.title!r}: merged as a note update")
                 else:
                     events = []
-                    uow.entries.add(
+                    self._add(
+                        uow,
+                        task,
                         LoreEntry(
                             id=entry_id,
                             world_id=session.world_id,
@@ -243,10 +262,10 @@ class EntityCreationWorker(MemoryWorker):
                             is_dynamically_generated=True,
                             origin_session_id=task.session_id,
                             origin_turn_index=task.turn_index,
-                        )
+                        ),
+                        documents[row],
+                        matrices[row],
                     )
-                    self.vectors.write(uow, [documents[row]], matrices[row])
-                    uow.session.flush()  # the next task of the batch sees it
                     task.outcome, task.created_lore_entry_id = "created", entry_id
                     target = entry_id
                     outcomes.append(f"created {made.title!r}")

@@ -1,15 +1,21 @@
 """Review before it counts (DESIGN §1.7): in a world or session set to ``review: "manual"``, the
 rewrite of a note is done but not applied — it waits as a :class:`NoteProposal` (not in the
 notes, the vectors or the chat's context) until a person approves it (optionally with an edit,
-which becomes the note) or rejects it.
+which becomes the note) or rejects it.  So does an entry a creation made: it is stored
+``proposed`` (seen by no one, no vector) with a proposal of its key; approved (or an edit of
+it), it is live; rejected, its creation is skipped and it goes, with its events.
 
 A proposal's events are finished (``done``, no ``applied_version``); the key's later events
 wait behind it (the note-update claim passes over a key with a proposal).  Approved, the note is
 written over the version the rewrite read (a proposal whose note changed meanwhile is done
 again); rejected, its events are *skipped*, exactly as a person's skip of a failed event: later
 events fold without them, so a session's memory equals a replay with those events skipped.
-Switching back to auto approves what waits, in order.  A transcript cut drops a session's
-proposals and gives their kept events back to the queue.
+A proposed entry's events wait behind its proposal as a note's do, and the session's later
+analyses wait for it (they must see the entity, or not); rejected, the creations merged into it
+as duplicates are made again, as if it had never been: a replay that skips its creation.
+Switching back to auto approves what waits, in order.  A transcript cut drops a session's note
+proposals and gives their kept events back to the queue (a proposed entry stays, unless the cut
+undoes its turn and so deletes it).
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from loreweave.db import lifecycle
 from loreweave.db.models import (
     AUTO,
     MANUAL,
+    EntityCreationTask,
+    LoreEntry,
     NoteProposal,
     NoteUpdateTask,
     TaskStatus,
@@ -72,6 +80,38 @@ def hold(
     return True
 
 
+def hold_entry(uow: UnitOfWork, entry: LoreEntry, creation: EntityCreationTask) -> bool:
+    """In a session under manual review, keep a new entry (just added, in the caller's
+    transaction) proposed — seen by no one, no vector — and say so; False: it is live."""
+    if mode_of(uow, creation.session_id) != MANUAL:
+        return False
+    entry.proposed = True
+    uow.session.flush()  # the proposal names it
+    uow.session.add(
+        NoteProposal(
+            session_id=creation.session_id,
+            lore_entry_id=entry.id,
+            base_version=0,
+            before="",
+            after=entry.content,
+            task_ids=[str(creation.id)],
+            turns=[creation.turn_index],
+        )
+    )
+    return True
+
+
+def proposed_entry(uow: UnitOfWork, proposal: NoteProposal) -> LoreEntry | None:
+    """The entry whose creation ``proposal`` is (None: the proposal is a note change)."""
+    entry = uow.session.get(LoreEntry, proposal.lore_entry_id)
+    return entry if entry is not None and entry.proposed else None
+
+
+def creation_of(uow: UnitOfWork, proposal: NoteProposal) -> EntityCreationTask | None:
+    """The creation task of an entry's proposal (None: gone)."""
+    return uow.session.get(EntityCreationTask, uuid.UUID(proposal.task_ids[0]))
+
+
 def proposals(uow: UnitOfWork, session_id: uuid.UUID) -> Sequence[NoteProposal]:
     """The session's proposals, oldest first."""
     query = select(NoteProposal).where(NoteProposal.session_id == session_id)
@@ -90,10 +130,12 @@ def _events(uow: UnitOfWork, proposal: NoteProposal) -> list[NoteUpdateTask]:
 
 def drop(uow: UnitOfWork, session_id: uuid.UUID, entry_id: uuid.UUID | None = None) -> None:
     """A transcript cut (or, with ``entry_id``, a set-aside event of that entity retried in its
-    place): the proposals go, their events are to do again (those of the turns a cut undoes are
-    cancelled by the cut itself)."""
+    place): the note proposals go, their events are to do again (those of the turns a cut undoes
+    are cancelled by the cut itself).  A proposed entry stays: a cut of its turn deletes it."""
     for proposal in proposals(uow, session_id):
         if entry_id is not None and proposal.lore_entry_id != entry_id:
+            continue
+        if proposed_entry(uow, proposal) is not None:
             continue
         for task in _events(uow, proposal):
             lifecycle.repend(task)
@@ -131,15 +173,20 @@ class ReviewService:
         return decided
 
     def reject(self, session_id: uuid.UUID, proposal_id: uuid.UUID, by: str) -> Decided:
-        """The proposal's events are skipped: the note stays, later events fold without them."""
+        """The proposal's events are skipped: the note stays, later events fold without them;
+        a proposed entry's creation is skipped and the entry goes (:func:`_discard`)."""
         with self.uow() as uow:
             uow.sessions.lock(session_id)
             proposal = _require(uow, session_id, proposal_id)
-            for task in _events(uow, proposal):
-                task.status = TaskStatus.SKIPPED.value
-                task.error_message = REJECTED.format(by=by)
-                task.processed_at = utcnow()
+            entry = proposed_entry(uow, proposal)
             uow.session.delete(proposal)
+            if entry is None:
+                for task in _events(uow, proposal):
+                    _skip(task, by)
+            else:
+                if (creation := creation_of(uow, proposal)) is not None:
+                    _skip(creation, by)
+                _discard(uow, entry)
             uow.commit()
         return Decided(rejected=1)
 
@@ -206,9 +253,44 @@ def _approve_all(uow: UnitOfWork, session_id: uuid.UUID, turn: int | None = None
     return Decided(approved=approved, redone=redone, entries=frozenset(entries))
 
 
+def _skip(task: lifecycle.JobRow, by: str) -> None:
+    task.status = TaskStatus.SKIPPED.value
+    task.error_message = REJECTED.format(by=by)
+    task.processed_at = utcnow()
+
+
+def _discard(uow: UnitOfWork, entry: LoreEntry) -> None:
+    """A rejected entry goes with its events (its creation's follow-ups, the duplicates merged
+    into it); the creations merged into it are made again, as if it had never been."""
+    made = select(EntityCreationTask).where(EntityCreationTask.created_lore_entry_id == entry.id)
+    for creation in uow.session.scalars(made):
+        if creation.outcome == "merged":
+            lifecycle.repend(creation)
+        creation.outcome, creation.created_lore_entry_id = None, None
+    uow.session.flush()
+    uow.entries.delete(entry)
+    uow.session.flush()
+
+
+def _approve_entry(
+    uow: UnitOfWork, proposal: NoteProposal, entry: LoreEntry, edited: str | None
+) -> Decided:
+    """The proposed entry is live (``edited``: with a person's text, as a person's edit)."""
+    uow.session.delete(proposal)
+    entry.proposed = False
+    if edited is not None:
+        entry.content, entry.edited_by_person = edited.strip(), True
+    uow.session.flush()
+    return Decided(approved=1, entries=frozenset({entry.id}))
+
+
 def _apply(uow: UnitOfWork, proposal: NoteProposal, edited: str | None) -> Decided:
     """Write the proposal over the note version it was made from; when the note changed since
-    (a person's edit or rollback), its events are given back to the queue instead."""
+    (a person's edit or rollback), its events are given back to the queue instead.  A proposed
+    entry becomes live."""
+    entry = proposed_entry(uow, proposal)
+    if entry is not None:
+        return _approve_entry(uow, proposal, entry, edited)
     session_id, entry_id = proposal.session_id, proposal.lore_entry_id
     note = uow.notes.for_entry(session_id, entry_id, lock=True)
     events = _events(uow, proposal)

@@ -32,6 +32,7 @@ from loreweave.db.models import (
     ChatTurn,
     EntityCreationTask,
     LoreEntry,
+    NoteProposal,
     NoteUpdateTask,
     SessionNote,
     SessionNoteRevision,
@@ -415,6 +416,7 @@ class _Copy:
             ChatSession(
                 world_id=original.world_id,
                 caller=original.caller,  # the proxy's fork stays its caller's chat
+                review=original.review,  # what waits for review in it waits in the fork too
                 title=title or f"{original.title or 'session'} (fork at turn {cut - 1})",
                 last_turn_at=utcnow(),  # a fork is played now
                 forked_from_id=original.id,
@@ -422,6 +424,7 @@ class _Copy:
             )
         )
         self.entry_map: dict[uuid.UUID, uuid.UUID] = {}
+        self.creation_map: dict[uuid.UUID, uuid.UUID] = {}
         self.applied: dict[uuid.UUID, int | None] = {}  # a task's version in the fork's note
         self.synced: list[uuid.UUID] = []
 
@@ -429,6 +432,7 @@ class _Copy:
         self._turns()
         self._entries()
         self._creations()
+        self._proposed_entries()
         self._notes()
 
     def _rows(self, model: Any) -> Sequence[Any]:
@@ -479,6 +483,7 @@ class _Copy:
                     is_dynamically_generated=True,
                     origin_session_id=self.fork.id,
                     origin_turn_index=entry.origin_turn_index,
+                    proposed=entry.proposed,
                     edited_by_person=entry.edited_by_person,
                     extra=dict(entry.extra),
                 )
@@ -495,8 +500,10 @@ class _Copy:
 
     def _creations(self) -> None:
         for task in self._rows(EntityCreationTask):
+            self.creation_map[task.id] = uuid.uuid4()
             self.uow.session.add(
                 EntityCreationTask(
+                    id=self.creation_map[task.id],
                     session_id=self.fork.id,
                     turn_index=task.turn_index,
                     entity_type=task.entity_type,
@@ -511,6 +518,28 @@ class _Copy:
                     ],
                     known_by=self._witnesses(task.known_by),
                     **lifecycle.carried(task),
+                )
+            )
+
+    def _proposed_entries(self) -> None:
+        """The copies of entries waiting for review wait in the fork too (a note change that
+        waits is made again there: its events are to do)."""
+        self.uow.session.flush()
+        for proposal in review.proposals(self.uow, self.original.id):
+            if proposal.lore_entry_id not in self.entry_map:
+                continue  # a note's, or an entry a later turn created
+            tasks = [self.creation_map.get(uuid.UUID(t)) for t in proposal.task_ids]
+            if review.proposed_entry(self.uow, proposal) is None or None in tasks:
+                continue
+            self.uow.session.add(
+                NoteProposal(
+                    session_id=self.fork.id,
+                    lore_entry_id=self.entry_map[proposal.lore_entry_id],
+                    base_version=0,
+                    before=proposal.before,
+                    after=proposal.after,
+                    task_ids=[str(t) for t in tasks],
+                    turns=list(proposal.turns),
                 )
             )
 

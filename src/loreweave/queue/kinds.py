@@ -4,9 +4,9 @@ handler in the memory core, its settings, how its jobs read to a person.
 Order is kept per key; a job that failed for good is set aside (a failure never stops the
 story's memory) except a failed analysis, which holds its session's later turns:
 - analysis: turns of a session in turn order, and after the creations of its earlier turns on
-  their way (the analysis must see the entities they created, and a creation merged as a
-  duplicate becomes a note update that must come before the next turn's updates); a failed
-  creation holds only its own follow-ups (they ride on it);
+  their way or whose entry waits for review (the analysis must see the entities they created,
+  and a creation merged as a duplicate becomes a note update that must come before the next
+  turn's updates); a failed creation holds only its own follow-ups (they ride on it);
 - note updates: per (session, entry) in (turn, creation) order, and after the session's
   creations of earlier turns on their way (one merged as a duplicate becomes an earlier event);
   a failed event is passed over, and its retry folds it in its place again (``refold``);
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from loreweave.config import (
@@ -40,6 +40,7 @@ from loreweave.db.models import (
     UNFINISHED,
     ChatTurn,
     EntityCreationTask,
+    LoreEntry,
     NoteProposal,
     NoteUpdateTask,
     TaskStatus,
@@ -68,12 +69,23 @@ from loreweave.queue.jobs import (
 @cache  # statements are immutable: built once (an alias costs more to build than to run)
 def _earlier_creations_unfinished() -> ColumnElement[bool]:
     """True while a creation of the turn's session and of an earlier turn is on its way (one
-    that failed for good is set aside: the analysis goes on as if its entity did not exist)."""
+    that failed for good is set aside: the analysis goes on as if its entity did not exist), or
+    its entry waits for a person's review (approved, the analysis must see it; rejected, not)."""
     creation = aliased(EntityCreationTask)
-    return exists().where(
-        creation.session_id == ChatTurn.session_id,
-        creation.status.in_(ON_ITS_WAY),
-        creation.turn_index < ChatTurn.turn_index,
+    proposal = aliased(NoteProposal)
+    entry = aliased(LoreEntry)
+    return or_(
+        exists().where(
+            creation.session_id == ChatTurn.session_id,
+            creation.status.in_(ON_ITS_WAY),
+            creation.turn_index < ChatTurn.turn_index,
+        ),
+        exists().where(
+            proposal.session_id == ChatTurn.session_id,
+            entry.id == proposal.lore_entry_id,
+            entry.proposed.is_(True),
+            entry.origin_turn_index < ChatTurn.turn_index,
+        ),
     )
 
 

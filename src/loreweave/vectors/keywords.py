@@ -54,6 +54,7 @@ def secondary_agree(logic: str, present: Sequence[bool]) -> bool:
 @dataclass(frozen=True)
 class _Rule:
     origin: uuid.UUID | None
+    proposed: bool
     secondary: tuple[str, ...]
     logic: str
     constant: bool
@@ -107,15 +108,17 @@ class KeywordIndex:
                 LoreEntry.title,
                 LoreEntry.aliases,
                 LoreEntry.origin_session_id,
+                LoreEntry.proposed,
                 LoreEntry.secondary_keys,
                 LoreEntry.key_logic,
                 LoreEntry.constant,
                 LoreEntry.enabled,
             ).where(LoreEntry.world_id == world_id)
         )
-        for entry_id, title, aliases, origin, secondary, logic, constant, enabled in rows:
+        for entry_id, title, aliases, origin, proposed, secondary, logic, constant, enabled in rows:
             rule = _Rule(
                 origin,
+                bool(proposed),
                 tuple(n for n in (normalise_name(s) for s in secondary or []) if n),
                 logic,
                 bool(constant),
@@ -145,11 +148,13 @@ class KeywordIndex:
                 rule = table.rules[entry_id]
                 if entry_id in found or not rule.enabled:
                     continue
-                if not can_see(session, session.world_id, rule.origin):
+                if not can_see(session, session.world_id, rule.origin, rule.proposed):
                     continue
                 if secondary_agree(rule.logic, [key in grams for key in rule.secondary]):
                     found.append(entry_id)
         constant = [
-            e for e in table.constants if can_see(session, session.world_id, table.rules[e].origin)
+            e
+            for e in table.constants
+            if can_see(session, session.world_id, table.rules[e].origin, table.rules[e].proposed)
         ]
         return Activation(constant, [e for e in found if e not in constant])

@@ -72,7 +72,10 @@ class CompositeVectorService:
     def documents(
         self, uow: UnitOfWork, entry: LoreEntry, session_id: uuid.UUID | None = None
     ) -> list[CompositeDocument]:
-        """The documents ``entry`` should have (only the ``session_id`` view, when given)."""
+        """The documents ``entry`` should have (only the ``session_id`` view, when given); an
+        entry waiting for a person's review has none yet."""
+        if entry.proposed:
+            return []
         query = select(SessionNote).where(SessionNote.lore_entry_id == entry.id)
         if session_id is not None:
             query = query.where(SessionNote.session_id == session_id)

@@ -280,17 +280,20 @@ async function refreshTurns() {
     api(`/api/dual-queue/note-updates/${state.session}`),
     api(`/api/dual-queue/entity-creations/${state.session}`),
   ]);
-  const ids = [...updates.map((u) => u.lore_entry_id), ...creations.map((c) => c.created_lore_entry_id)];
-  if (ids.some((id) => id && !state.entries.some((e) => e.id === id))) await refreshEntries();  // entities the session just created
-  const changes = new Map();
-  const add = (turn, text) => changes.set(turn, [...(changes.get(turn) || []), text]);
-  for (const u of updates) add(u.turn_index, `${title(u.lore_entry_id)} ${u.status === "done" ? "noted" : u.status}`);
-  for (const c of creations) add(c.turn_index, c.outcome === "created" ? `created ${title(c.created_lore_entry_id)}` : c.outcome === "merged" ? `merged into ${title(c.created_lore_entry_id)}` : c.outcome === "rejected" ? `not created: ${c.error_message || "not grounded in the story"}` : `creation ${c.status}`);
-  const open = new Set([...document.querySelectorAll("details.inspector[open]")].map((d) => d.dataset.testid));
   if (state.streaming) return;  // its reply is streaming into the list: refreshed after
-  if (!turns.length) { $("#turns").replaceChildren(el("li", { class: "empty" }, "No turns yet: write what happens below.")); return; }
   const diffs = await memory.turnChanges(turns);
   if (state.editing || state.streaming) return;  // a change being edited; a reply streaming in
+  // an entry waiting for review is in no list: its proposed change names it
+  const waiting = new Map([...diffs.values()].flatMap((d) => d.changes).filter((c) => c.kind === "entry" && c.status === "proposed").map((c) => [c.entry_id, c.title]));
+  const name = (id) => waiting.get(id) || title(id);
+  const ids = [...updates.map((u) => u.lore_entry_id), ...creations.map((c) => c.created_lore_entry_id)];
+  if (ids.some((id) => id && !waiting.has(id) && !state.entries.some((e) => e.id === id))) await refreshEntries();  // entities the session just created
+  const changes = new Map();
+  const add = (turn, text) => changes.set(turn, [...(changes.get(turn) || []), text]);
+  for (const u of updates) add(u.turn_index, `${name(u.lore_entry_id)} ${u.status === "done" ? "noted" : u.status}`);
+  for (const c of creations) add(c.turn_index, c.outcome === "created" ? `created ${name(c.created_lore_entry_id)}` : c.outcome === "merged" ? `merged into ${name(c.created_lore_entry_id)}` : c.outcome === "rejected" ? `not created: ${c.error_message || "not grounded in the story"}` : `creation ${c.status}`);
+  const open = new Set([...document.querySelectorAll("details.inspector[open]")].map((d) => d.dataset.testid));
+  if (!turns.length) { $("#turns").replaceChildren(el("li", { class: "empty" }, "No turns yet: write what happens below.")); return; }
   $("#turns").replaceChildren(...turns.map((t, i) => turnItem(t, i === turns.length - 1, changes.get(t.turn_index) || [], diffs.get(t.turn_index))));
   for (const d of document.querySelectorAll("details.inspector")) if (open.has(d.dataset.testid)) d.open = true;
 }

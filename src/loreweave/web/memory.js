@@ -10,9 +10,10 @@ export function memoryViews({ $, api, el, state, diff, refreshNotes }) {
 
   function changeRow(change, after) {
     const cls = `change ${change.status}`;
-    const what = change.kind === "entry" ? el("span", {}, "new: ", el("strong", {}, change.title), ` — ${change.after}`)
-      : change.kind === "rejected" ? el("span", {}, `ignored: ${change.reason || ""}`)
-      : change.status === "failed" || change.status === "rejected" ? el("span", {}, el("strong", {}, change.title), ` ${change.status}: ${change.after || ""}${change.reason ? ` (${change.reason})` : ""}`)
+    const name = change.title || (change.kind === "entry" ? "a new entity" : "");
+    const what = change.kind === "rejected" ? el("span", {}, `ignored: ${change.reason || ""}`)
+      : change.status === "failed" || change.status === "rejected" ? el("span", {}, el("strong", {}, name), ` ${change.status}: ${change.after || ""}${change.reason ? ` (${change.reason})` : ""}`)
+      : change.kind === "entry" ? el("span", {}, "new: ", el("strong", {}, name), ` — ${change.after}`)
       : el("span", {}, el("strong", {}, `${change.title}: `), ...diff(change.before || "", change.after || ""));
     const row = el("div", { class: cls, "data-testid": "change", "data-status": change.status }, what);
     if (change.status === "proposed") row.append(el("span", { class: "buttons" }, ...reviewButtons(change, row, after)));
@@ -59,12 +60,15 @@ export function memoryViews({ $, api, el, state, diff, refreshNotes }) {
   }
 
   // -- review mode -------------------------------------------------------------------------------
+  let toggled = 0;  // a person's clicks: an answer read before the last one is stale
   async function refreshReview() {
     if (!state.session) return;
+    const asked = toggled;
     const session = await api(base());
-    $("#review-manual").checked = session.review === "manual";
+    if (asked === toggled) $("#review-manual").checked = session.review === "manual";
   }
   $("#review-manual").addEventListener("change", async (event) => {
+    toggled += 1;
     await api(base(), { method: "PATCH", body: JSON.stringify({ review: event.target.checked ? "manual" : "auto" }) });
     refreshNotes();
   });

@@ -62,8 +62,9 @@ def _decided(lw: LW, decided: Decided) -> DecidedOut:
 def set_session_review(
     session_id: uuid.UUID, body: SessionReviewIn, lw: LW, review: Review
 ) -> SessionOut:
-    """``{"review": "manual"}``: this session's note changes wait for a person (``"auto"``:
-    they count at once, and what waits is approved, in order; ``null``: as its world says)."""
+    """``{"review": "manual"}``: this session's note changes and created entries wait for a
+    person (``"auto"``: they count at once, and what waits is approved, in order; ``null``: as
+    its world says)."""
     _decided(lw, review.set_session(session_id, body.review))
     with lw.database.uow(read_only=True) as uow:
         return SessionOut.model_validate(uow.sessions.require(session_id))
@@ -86,8 +87,9 @@ def approve_change(
     review: Review,
     body: ApproveIn | None = None,
 ) -> DecidedOut:
-    """A proposed change becomes the note (``{"after": …}``: a person's edit of it instead).
-    409 when the note changed since it was proposed: its events are rewritten again."""
+    """A proposed change becomes the note, or a proposed entry is live (``{"after": …}``: a
+    person's edit of it instead).  409 when the note changed since it was proposed: its events
+    are rewritten again."""
     decided = _decided(lw, review.approve(session_id, change_id, body.after if body else None))
     if decided.redone:
         raise Conflict("the note changed since this change was proposed: it is made again")
@@ -98,7 +100,8 @@ def approve_change(
 def reject_change(
     session_id: uuid.UUID, change_id: uuid.UUID, lw: LW, review: Review
 ) -> DecidedOut:
-    """A proposed change is dropped: its events are skipped (the note goes on without them)."""
+    """A proposed change is dropped: its events are skipped (the note goes on without them);
+    a proposed entry's creation is skipped and the entry goes."""
     return _decided(lw, review.reject(session_id, change_id, by="the HTTP API"))
 
 

@@ -37,6 +37,7 @@ def clean_env(**values: str) -> dict[str, str]:
         if not k.startswith("LOREWEAVE_") and k not in ("MISTRAL_API_KEY", "OPENAI_API_KEY")
     }
     # every event goes through the rewrite call these tests watch (see pipeline_support)
+    env["LOREWEAVE_PIPELINE_CONFIG__MODE"] = "full"  # the spec's pipeline, its rewrite calls
     env["LOREWEAVE_PIPELINE_CONFIG__REWRITE_FIRST_NOTE"] = "true"
     env.update(values)
     return env

@@ -79,7 +79,8 @@ def test_fifty_turns_under_provider_faults(database: Database, tmp_path: Path) -
             pipeline_config={
                 "analysis_max_retries": 6,
                 "analysis_retry_delay": 0.01,
-                "rewrite_first_note": True,  # every event goes through the rewrite call
+                "mode": "full",  # the spec's pipeline: every event goes through the rewrite call
+                "rewrite_first_note": True,
             },
         )
         server.faults = FAULTS  # from here on
@@ -168,7 +169,7 @@ def test_fifty_turns_with_permanent_refusals(database: Database, tmp_path: Path)
                 "note_update_queue": {"retry_delay": 0.01, "batch_size": 1},
                 "entity_creation_queue": {"retry_delay": 0.01},
             },
-            pipeline_config={"rewrite_first_note": True},
+            pipeline_config={"mode": "full", "rewrite_first_note": True},
         )
         for turn in range(TURNS):
             lw.chat.turn(session_id, f"Turn {turn}: the story moves on.")

@@ -64,7 +64,8 @@ def test_postgres_restart_mid_run(private_postgres: PrivatePostgres, tmp_path: P
             pipeline_config={
                 "poll_interval": 0.05,
                 "sweep_interval": 0.5,
-                "rewrite_first_note": True,  # every event goes through the rewrite call
+                "mode": "full",  # the spec's pipeline: every event goes through the rewrite call
+                "rewrite_first_note": True,
             },
         )
         app.start_local_workers()

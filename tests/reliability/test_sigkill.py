@@ -50,6 +50,7 @@ def test_random_sigkills_lose_and_repeat_nothing(database: Database, tmp_path: P
             "LOREWEAVE_DUAL_QUEUE_CONFIG__NOTE_UPDATE_QUEUE__MAX_RETRIES": str(TRIALS + 5),
             "LOREWEAVE_PIPELINE_CONFIG__POLL_INTERVAL": "0.05",
             # every event goes through the rewrite call (see pipeline_support)
+            "LOREWEAVE_PIPELINE_CONFIG__MODE": "full",  # every event through the rewrite call
             "LOREWEAVE_PIPELINE_CONFIG__REWRITE_FIRST_NOTE": "true",
             "LOREWEAVE_PIPELINE_CONFIG__SWEEP_INTERVAL": "0.5",
         }

@@ -126,7 +126,9 @@ def _env(url: str, tmp_path: Path, port: int) -> dict[str, str]:
             "LOREWEAVE_PROVIDER_CONFIG": json.dumps(
                 {"calls_in_flight": 1, "timeout": 180, "max_attempts": 2}
             ),
-            "LOREWEAVE_PIPELINE_CONFIG": json.dumps(SMALL_MODEL),
+            # the spec's full pipeline: its rewrite and creation prompts meet a real model
+            # here (the lean default's are the other two tests')
+            "LOREWEAVE_PIPELINE_CONFIG": json.dumps({**SMALL_MODEL, "mode": "full"}),
             "LOREWEAVE_PROXY_CONFIG": json.dumps({"upstream_model": "smollm2"}),
             "LOREWEAVE_DUAL_QUEUE_CONFIG": json.dumps(SMALL_MODEL_QUEUES),
         }
@@ -333,11 +335,9 @@ def _play(lw: Loreweave, session_id: uuid.UUID, turns: list[tuple[str, str]]) ->
 def test_delete_and_edit_on_a_real_model_equal_a_replay(smollm2: str, tmp_path: Path) -> None:
     """Temperature 0: after editing turn 3 and deleting turn 4, the memory equals a fresh
     session fed the final transcript in the same steps (the same events folded together).
-    In the lean mode (issue 39: a real model's analysis is the memory write; the full mode's
-    rewrites and creations on this model are the other two tests'), which also keeps this
-    test's model calls, and CI's time, to the analyses."""
-    limits = {**SMALL_MODEL, "mode": "lean"}
-    settings = _settings(smollm2, tmp_path, limits, dual_queue_config=SMALL_MODEL_QUEUES)
+    In the lean mode, the default (issue 39: a real model's analysis is the memory write; the
+    full mode's rewrites and creations meet this model through serve, above)."""
+    settings = _settings(smollm2, tmp_path, dual_queue_config=SMALL_MODEL_QUEUES)
     providers = build_providers(settings)
     providers.embedder = HashingEmbedder(64)
     lw = build(settings, providers=providers)

@@ -126,9 +126,7 @@ def _env(url: str, tmp_path: Path, port: int) -> dict[str, str]:
             "LOREWEAVE_PROVIDER_CONFIG": json.dumps(
                 {"calls_in_flight": 1, "timeout": 180, "max_attempts": 2}
             ),
-            # the spec's full pipeline: its rewrite and creation prompts meet a real model
-            # here (the lean default's are the other two tests')
-            "LOREWEAVE_PIPELINE_CONFIG": json.dumps({**SMALL_MODEL, "mode": "full"}),
+            "LOREWEAVE_PIPELINE_CONFIG": json.dumps(SMALL_MODEL),
             "LOREWEAVE_PROXY_CONFIG": json.dumps({"upstream_model": "smollm2"}),
             "LOREWEAVE_DUAL_QUEUE_CONFIG": json.dumps(SMALL_MODEL_QUEUES),
         }
@@ -336,7 +334,7 @@ def test_delete_and_edit_on_a_real_model_equal_a_replay(smollm2: str, tmp_path: 
     """Temperature 0: after editing turn 3 and deleting turn 4, the memory equals a fresh
     session fed the final transcript in the same steps (the same events folded together).
     In the lean mode, the default (issue 39: a real model's analysis is the memory write; the
-    full mode's rewrites and creations meet this model through serve, above)."""
+    full mode's rewrites and creations meet this model in the harbour story, below)."""
     settings = _settings(smollm2, tmp_path, dual_queue_config=SMALL_MODEL_QUEUES)
     providers = build_providers(settings)
     providers.embedder = HashingEmbedder(64)
@@ -376,10 +374,13 @@ def test_a_story_with_named_newcomers_keeps_to_the_story(smollm2: str, tmp_path:
     default settings (issue 42: their creation schema's maxLength 2000 killed the server, and
     the queues never drained; now the small-model profile, chosen by the model's name, takes
     the caps left unset): no entity the story never names, nothing of the prompts' old example
-    in any note or entry, no prompt label in a note, and the newcomer created."""
+    in any note or entry, no prompt label in a note, and the newcomer created.  In the spec's
+    full pipeline, so its rewrite and creation prompts meet a real model (the lean default is
+    the other two tests')."""
     story = json.loads(HARBOUR.read_text())
-    settings = _settings(smollm2, tmp_path, limits={}, dual_queue_config=SMALL_MODEL_QUEUES)
-    assert settings.pipeline_config == PipelineConfig(**SMALL_MODEL_CAPS)
+    full = {"mode": "full"}
+    settings = _settings(smollm2, tmp_path, limits=full, dual_queue_config=SMALL_MODEL_QUEUES)
+    assert settings.pipeline_config == PipelineConfig(**SMALL_MODEL_CAPS, **full)
     providers = build_providers(settings)
     providers.embedder = HashingEmbedder(64)
     lw = build(settings, providers=providers)

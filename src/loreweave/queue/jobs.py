@@ -105,6 +105,10 @@ def _nothing_to_take_back(_uow: UnitOfWork, _row: Any, _tables: JobTables) -> Re
     return None
 
 
+def _never(_settings: Settings) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class JobKind(Generic[C]):
     """One kind of job, whole: its table, its claim, its handler, its settings."""
@@ -129,6 +133,9 @@ class JobKind(Generic[C]):
     # what a person's retry does first, in its transaction (given the job tables, to lock in
     # the workers' order): the notes it took back, whose vectors to sync, or None
     on_retry: Callable[[UnitOfWork, Any, JobTables], Reverted | None] = _nothing_to_take_back
+    # whether a claim always takes what may share its call (a wide claim), not only while
+    # every worker of the pool is busy: for jobs that seldom make a call at all
+    always_wide: Callable[[Settings], bool] = _never
 
 
 def configured(name: str, model: type[C]) -> Callable[[Settings], C]:

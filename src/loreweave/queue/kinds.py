@@ -329,6 +329,9 @@ NOTE_UPDATE_KIND: JobKind[NoteUpdateQueueConfig] = JobKind(
     on_retry=_refold_before_retry,
     when_failed="set aside: the memory goes on without them until they are retried (folded in "
     "their place) or skipped",
+    # in the lean mode a note job calls the model only to condense a note: it takes every ready
+    # entity of its session at once (one embedding call, one transaction)
+    always_wide=lambda settings: settings.pipeline_config.mode == "lean",
 )
 ENTITY_CREATION_KIND: JobKind[EntityCreationQueueConfig] = JobKind(
     ENTITY_CREATION_QUEUE,

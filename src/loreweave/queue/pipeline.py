@@ -21,7 +21,7 @@ from datetime import timedelta
 
 from loreweave.db import lifecycle
 from loreweave.db.models import utcnow
-from loreweave.memory.ports import NOTE_UPDATE_QUEUE, QueueName
+from loreweave.memory.ports import QueueName
 from loreweave.queue import jobs
 from loreweave.queue.executor import ClaimedJob, JobExecutor
 from loreweave.queue.notify import Notifier
@@ -44,6 +44,7 @@ class Pipeline:
             )
             for kind in kinds
         }
+        self._always_wide = {kind.name for kind in kinds if kind.always_wide(settings)}
         self._running: Counter[QueueName] = Counter()
         self._lock = threading.Lock()
 
@@ -128,7 +129,7 @@ class Pipeline:
                         continue
                     executor = self.executors[queue]
                     try:
-                        wide = self._crowded(pool) or self._seldom_calls(queue)
+                        wide = self._crowded(pool) or queue in self._always_wide
                         job = executor.claim(uow, worker_id, scope, wide=wide)
                         if job is not None:
                             uow.commit()
@@ -138,11 +139,6 @@ class Pipeline:
                         raise
                     self._free_slot(queue)
         return None
-
-    def _seldom_calls(self, queue: QueueName) -> bool:
-        """In the lean mode a note job calls the model only to condense a note: it takes every
-        ready entity of its session at once (one embedding call, one transaction)."""
-        return queue == NOTE_UPDATE_QUEUE and self.settings.pipeline_config.mode == "lean"
 
     def _crowded(self, pool: int | None) -> bool:
         with self._lock:

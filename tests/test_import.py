@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from loreweave.alerts.conditions import Condition, IndexVerification
 from loreweave.app.lore import LoreService
 from loreweave.config import CompositeDocumentConfig
 from loreweave.db import Database
-from loreweave.db.models import ChatSession, World
+from loreweave.db.models import ChatSession, LoreEntry, World
 from loreweave.interop.files import read_lorebook
 from loreweave.llm.types import Matrix
 from loreweave.testing import HashingEmbedder
@@ -133,6 +134,22 @@ def test_an_import_writes_its_entries_and_their_vectors_in_one_transaction(
     # the write lock is held briefly: the 150 rows' versions are handed out in one statement
     assert seen.written.count("sync_counters") == 1
     assert lore.vectors.verify().ok
+
+
+def test_an_imported_world_keeps_the_files_order(
+    database: Database, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The world lists (and exports) its entries in the order of the file they came from, though
+    they are written in one flush: were their timestamps the clock's at the flush, two could
+    fall in the same microsecond (here: every one) and list in their random ids' order (a card
+    exported again once lost its book's order so in CI)."""
+    entries = read_lorebook(generated(tmp_path, 50)).entries
+    clock = LoreEntry.__table__.c.created_at.default
+    monkeypatch.setattr(clock, "arg", lambda _context: datetime(2026, 1, 1, tzinfo=UTC))
+    service(database, WatchedEmbedder()).import_entries(world.id, entries)
+    with database.uow(read_only=True) as uow:
+        listed = [e.title for e in uow.entries.in_world(world.id)]
+    assert listed == [e.title for e in entries]
 
 
 def test_an_alert_check_during_an_import_finds_the_index_consistent(

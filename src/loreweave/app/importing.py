@@ -13,10 +13,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from loreweave.db.engine import Database
-from loreweave.db.models import LoreEntry
+from loreweave.db.models import LoreEntry, utcnow
 from loreweave.db.uow import UnitOfWork
 from loreweave.vectors.service import CompositeVectorService
 
@@ -92,9 +93,15 @@ def _apply(
     if fields:
         world.extra = {**(world.extra or {}), **fields}
     report, written = Imported(), []
-    for new_id, (e, known) in zip(new_ids, _decide(uow, world_id, entries), strict=True):
+    # the file's order is the world's (entries list by creation time): stamped here, a
+    # microsecond apart, as one flush could give several the same clock reading
+    stamp = utcnow()
+    for i, (new_id, (e, known)) in enumerate(
+        zip(new_ids, _decide(uow, world_id, entries), strict=True)
+    ):
         if known is None:
             entry = _as_imported(world_id, new_id, e)
+            entry.created_at = stamp + timedelta(microseconds=i)
             uow.session.add(entry)
             report.created.append(new_id)
             written.append(entry)

@@ -61,15 +61,22 @@ export function memoryViews({ $, api, el, state, diff, refreshNotes }) {
 
   // -- review mode -------------------------------------------------------------------------------
   let toggled = 0;  // a person's clicks: an answer read before the last one is stale
+  let saving = 0;  // clicks not saved yet: an answer read meanwhile may predate them too
   async function refreshReview() {
     if (!state.session) return;
     const asked = toggled;
     const session = await api(base());
-    if (asked === toggled) $("#review-manual").checked = session.review === "manual";
+    if (asked === toggled && !saving) $("#review-manual").checked = session.review === "manual";
   }
   $("#review-manual").addEventListener("change", async (event) => {
     toggled += 1;
-    await api(base(), { method: "PATCH", body: JSON.stringify({ review: event.target.checked ? "manual" : "auto" }) });
+    saving += 1;
+    try {
+      await api(base(), { method: "PATCH", body: JSON.stringify({ review: event.target.checked ? "manual" : "auto" }) });
+    } finally {
+      saving -= 1;
+      toggled += 1;
+    }
     refreshNotes();
   });
 
